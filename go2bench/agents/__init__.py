@@ -1,0 +1,1 @@
+"""Agents that act in go2bench envs (random, PPO teachers, Vintix); filled by later stages."""

@@ -1,0 +1,59 @@
+"""Spaces, input checks and construction shared by the single and the vector Walk env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from go2bench.envs.robots import RobotDescription, get_robot
+from go2bench.envs.walk_config import WalkConfig, make_walk_config
+
+ACTION_DIM = 12
+RENDER_MODES = ("rgb_array",)
+
+
+def observation_space(obs_dim: int) -> spaces.Box:
+    return spaces.Box(low=-np.inf, high=np.inf, shape=(obs_dim,), dtype=np.float32)
+
+
+def action_space() -> spaces.Box:
+    return spaces.Box(low=-1.0, high=1.0, shape=(ACTION_DIM,), dtype=np.float32)
+
+
+def resolve(
+    robot: str | RobotDescription, config: WalkConfig | dict | str | Path | None, overrides: dict[str, Any]
+) -> tuple[RobotDescription, WalkConfig]:
+    """The robot description and the task config from env keyword arguments."""
+    rd = robot if isinstance(robot, RobotDescription) else get_robot(robot)
+    return rd, make_walk_config(config, **overrides)
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {render_mode!r}")
+
+
+def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Validate actions and return them as a float32 tensor on ``device``, clipped to [-1, 1].
+
+    Wrong shapes and non-finite values are errors (they would silently corrupt the simulation);
+    finite values outside the action space are clipped, as Gymnasium's ClipAction would do.
+    """
+    if isinstance(actions, torch.Tensor):
+        t = actions.detach().to(device=device, dtype=torch.float32)
+    else:
+        try:
+            arr = np.asarray(actions, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"actions must be numeric with shape {shape}: {e}") from None
+        t = torch.from_numpy(arr).to(device)
+    if tuple(t.shape) != shape:
+        raise ValueError(f"actions have shape {tuple(t.shape)}; expected {shape} (num_envs x 12 joint actions)")
+    if not bool(torch.isfinite(t).all()):
+        bad = (~torch.isfinite(t)).nonzero()[0].tolist()
+        raise ValueError(f"actions contain NaN or inf (first at index {bad}); actions must be finite")
+    return t.clamp(-1.0, 1.0)

@@ -1,0 +1,83 @@
+"""``gymnasium.make("Go2Walk-v0")``: the Walk task as a normal single ``gymnasium.Env``.
+
+A batched simulation of one env underneath, so the single and vector forms share every line of
+physics, reward and observation code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from go2bench.envs import spaces as S
+from go2bench.envs.robots import RobotDescription
+from go2bench.envs.walk_config import WalkConfig
+from go2bench.envs.walk_sim import WalkSimulation
+
+
+class WalkEnv(gym.Env):
+    """A quadruped tracking a velocity command on flat ground (Genesis).
+
+    Args:
+        robot: "go2", "mini_cheetah" or a :class:`RobotDescription`.
+        backend: "cpu" (default) or "gpu"; one backend per process.
+        render_mode: None or "rgb_array" (headless EGL camera).
+        config: a :class:`WalkConfig`, a mapping or a YAML path; defaults to the original workflow's.
+        **overrides: top-level WalkConfig fields, e.g. ``obs_mode="full"``, ``action_latency=False``.
+    """
+
+    metadata = {"render_modes": list(S.RENDER_MODES), "render_fps": 50}
+
+    def __init__(
+        self,
+        robot: str | RobotDescription = "go2",
+        backend: str = "cpu",
+        render_mode: str | None = None,
+        config: WalkConfig | dict | str | Path | None = None,
+        **overrides: Any,
+    ) -> None:
+        S.check_render_mode(render_mode)
+        self.robot_description, self.config = S.resolve(robot, config, overrides)
+        self.render_mode = render_mode
+        self.sim = WalkSimulation(
+            self.robot_description, self.config, num_envs=1, backend=backend, render=render_mode is not None
+        )
+        self.observation_space = S.observation_space(self.config.obs_dim)
+        self.action_space = S.action_space()
+        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.config.dt))}
+        self._seeded = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or not self._seeded:
+            self.sim.seed(int(self.np_random.integers(2**62)) if seed is None else seed)
+            self._seeded = True
+        obs = self.sim.reset()
+        return self._to_numpy(obs), {}
+
+    def step(self, action):
+        actions = S.to_action_tensor(action, (S.ACTION_DIM,), self.sim.device)
+        r = self.sim.step(actions[None])
+        info: dict[str, Any] = {}
+        if bool(r.diverged[0]):
+            info["diverged"] = True
+        return (
+            self._to_numpy(r.obs),
+            float(r.reward[0]),
+            bool(r.terminated[0]),
+            bool(r.truncated[0]),
+            info,
+        )
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        return self.sim.render()
+
+    @staticmethod
+    def _to_numpy(obs) -> np.ndarray:
+        return obs[0].detach().cpu().numpy().astype(np.float32, copy=False)

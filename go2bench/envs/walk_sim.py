@@ -1,0 +1,314 @@
+"""The batched Walk simulation: one Genesis scene holding N robots, torch tensors in and out.
+
+This is the only place that talks to Genesis. Both Gymnasium forms (the single env and the vector
+env) and every later stage (PPO adapter, collector, evaluator) sit on top of it. Everything is
+batched over environments: no Python loop over envs, and subsets are reset with one masked call.
+
+Observation layout ("noleak", 33 dims; "full" appends the last action, 45 dims)::
+
+    0:3    base angular velocity, body frame, * obs_scales.ang_vel (0.25)
+    3:6    projected gravity (gravity direction in the body frame, (0, 0, -1) when level)
+    6:9    command (vx, vy, yaw rate) * (lin_vel, lin_vel, ang_vel) scales (2, 2, 0.25)
+    9:21   joint positions minus the default pose * obs_scales.dof_pos (1), robots.JOINT_NAMES order
+    21:33  joint velocities * obs_scales.dof_vel (0.05)
+    33:45  last action (only in "full" mode)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from go2bench.envs import genesis_runtime
+from go2bench.envs.robots import RobotDescription
+from go2bench.envs.walk_config import WalkConfig
+
+# A state beyond these is treated as a diverged simulation.
+_MAX_ABS_DOF_VEL = 1.0e3  # rad/s
+_MAX_ABS_BASE_VEL = 1.0e2  # m/s
+REWARD_TERMS = ("tracking_lin_vel", "tracking_ang_vel", "lin_vel_z", "base_height", "action_rate", "similar_to_default")
+
+
+def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rotate world-frame vectors ``v`` (N, 3) into the frame of unit quaternions ``q`` (N, 4, wxyz)."""
+    w, u = q[:, :1], q[:, 1:]
+    return v * (2.0 * w * w - 1.0) - 2.0 * w * torch.cross(u, v, dim=1) + 2.0 * u * (u * v).sum(1, keepdim=True)
+
+
+def roll_pitch(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Roll and pitch (radians) of unit quaternions ``q`` (N, 4, wxyz)."""
+    w, x, y, z = q.unbind(1)
+    roll = torch.atan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
+    pitch = torch.asin(torch.clamp(2.0 * (w * y - z * x), -1.0, 1.0))
+    return roll, pitch
+
+
+@dataclass
+class StepResult:
+    """What one batched step returns; all tensors have N rows."""
+
+    obs: torch.Tensor  # (N, obs_dim) float32
+    reward: torch.Tensor  # (N,) float32
+    terminated: torch.Tensor  # (N,) bool: fell (roll or pitch beyond the threshold)
+    truncated: torch.Tensor  # (N,) bool: time limit, or a diverged simulation
+    diverged: torch.Tensor  # (N,) bool: the simulation produced NaN or exploded and must be reset
+
+
+class WalkSimulation:
+    """N copies of one robot on flat ground, tracking a velocity command, in one Genesis scene."""
+
+    def __init__(
+        self,
+        robot: RobotDescription,
+        config: WalkConfig,
+        num_envs: int,
+        backend: str = "cpu",
+        render: bool = False,
+        max_episode_steps: int | None = None,
+    ) -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.robot_description = robot
+        self.config = config
+        self.num_envs = num_envs
+        self.backend = backend
+        self.max_episode_steps = config.max_episode_steps if max_episode_steps is None else int(max_episode_steps)
+        if self.max_episode_steps < 1:
+            raise ValueError("max_episode_steps must be at least 1")
+        gs = genesis_runtime.init(backend)
+        self.device = gs.device
+        self._build_scene(gs, render)
+        self._init_buffers()
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(0)
+
+    # ------------------------------------------------------------------ construction
+    def _build_scene(self, gs, render: bool) -> None:
+        cfg, rd = self.config, self.robot_description
+        rand = cfg.randomization
+        self.scene = gs.Scene(
+            sim_options=gs.options.SimOptions(dt=cfg.dt, substeps=cfg.substeps),
+            rigid_options=gs.options.RigidOptions(
+                enable_self_collision=False,
+                batch_dofs_info=rand.motor_strength_range is not None,
+                batch_links_info=rand.added_mass_range is not None,
+            ),
+            vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
+            show_viewer=False,
+        )
+        self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
+        self.robot = self.scene.add_entity(
+            gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0))
+        )
+        self.camera = None
+        if render:
+            self.camera = self.scene.add_camera(
+                res=(320, 240), pos=(1.5, -1.5, 0.8), lookat=(0.0, 0.0, 0.3), fov=40, GUI=False
+            )
+        self.scene.build(n_envs=self.num_envs)
+
+        joints = [self.robot.get_joint(name) for name in rd.joint_names]  # by name, never URDF order
+        self.dofs_idx = [j.dofs_idx_local[0] for j in joints]
+        qs_idx = [j.qs_idx_local[0] for j in joints]
+        self.robot.set_dofs_kp([rd.kp] * len(self.dofs_idx), self.dofs_idx)
+        self.robot.set_dofs_kv([rd.kd] * len(self.dofs_idx), self.dofs_idx)
+        self.robot.set_dofs_force_range(
+            [-t for t in rd.torque_limits], list(rd.torque_limits), self.dofs_idx
+        )
+        self.default_dof_pos = torch.tensor(rd.default_pose, device=self.device, dtype=torch.float32)
+        init_qpos = self.robot.get_qpos()[0].clone()
+        init_qpos[:3] = torch.tensor((0.0, 0.0, rd.base_init_height), device=self.device)
+        init_qpos[3:7] = torch.tensor((1.0, 0.0, 0.0, 0.0), device=self.device)
+        init_qpos[qs_idx] = self.default_dof_pos
+        self.init_qpos = init_qpos[None]  # (1, n_qs), broadcast over the reset envs
+        self.base_link_idx_local = 0
+        self.n_robot_links = self.robot.n_links
+        self.base_mass = float(self.robot.get_links_mass([0])[0]) if hasattr(self.robot, "get_links_mass") else None
+
+    def _init_buffers(self) -> None:
+        n, d, cfg = self.num_envs, self.device, self.config
+        f32 = dict(device=d, dtype=torch.float32)
+        self.actions = torch.zeros((n, 12), **f32)
+        self.last_actions = torch.zeros((n, 12), **f32)
+        self.commands = torch.zeros((n, 3), **f32)
+        self.episode_step = torch.zeros(n, device=d, dtype=torch.int64)
+        self.base_pos = torch.zeros((n, 3), **f32)
+        self.base_quat = torch.zeros((n, 4), **f32)
+        self.base_lin_vel = torch.zeros((n, 3), **f32)
+        self.base_ang_vel = torch.zeros((n, 3), **f32)
+        self.projected_gravity = torch.zeros((n, 3), **f32)
+        self.dof_pos = torch.zeros((n, 12), **f32)
+        self.dof_vel = torch.zeros((n, 12), **f32)
+        self.gravity_world = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(n, 3)
+        s = cfg.obs_scales
+        self.commands_scale = torch.tensor([s.lin_vel, s.lin_vel, s.ang_vel], **f32)
+        self.reward_weights = {k: getattr(cfg.rewards, k) * cfg.dt for k in REWARD_TERMS}
+        self.height_target = (
+            cfg.base_height_target if cfg.base_height_target is not None else self.robot_description.base_height_target
+        )
+        self.roll_limit = math.radians(self.robot_description.termination_roll_deg)
+        self.pitch_limit = math.radians(self.robot_description.termination_pitch_deg)
+        self.resample_every = max(1, int(round(cfg.commands.resample_time_s / cfg.dt)))
+        push = cfg.randomization.push_interval_s
+        self.push_every = None if push is None else max(1, int(round(push / cfg.dt)))
+        cmd = cfg.commands
+        self._cmd_low = torch.tensor([cmd.lin_vel_x[0], cmd.lin_vel_y[0], cmd.ang_vel_yaw[0]], **f32)
+        self._cmd_high = torch.tensor([cmd.lin_vel_x[1], cmd.lin_vel_y[1], cmd.ang_vel_yaw[1]], **f32)
+        self.all_envs = torch.ones(n, device=d, dtype=torch.bool)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def obs_dim(self) -> int:
+        return self.config.obs_dim
+
+    def seed(self, seed: int) -> None:
+        """Reseed the generator behind commands, randomisation and pushes."""
+        self.generator.manual_seed(int(seed))
+
+    def reset(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Reset the envs in boolean ``mask`` (all if None) with one batched call; return all observations."""
+        mask = self.all_envs if mask is None else mask.to(device=self.device, dtype=torch.bool)
+        if not bool(mask.any()):
+            return self.observe()
+        self.robot.set_qpos(self.init_qpos, envs_idx=mask, zero_velocity=True)
+        self.episode_step = self.episode_step.masked_fill(mask, 0)
+        self.actions = self.actions.masked_fill(mask[:, None], 0.0)
+        self.last_actions = self.last_actions.masked_fill(mask[:, None], 0.0)
+        self._resample_commands(mask)
+        self._randomize_dynamics(mask)
+        self._read_state()
+        return self.observe()
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Advance every env by one control step with ``actions`` (N, 12), already validated, in [-1, 1]."""
+        self.actions = actions
+        executed = self.last_actions if self.config.action_latency else actions
+        targets = self.default_dof_pos + self.robot_description.action_scale * executed
+        self.robot.control_dofs_position(targets, self.dofs_idx)
+        self.scene.step()
+        self.episode_step = self.episode_step + 1
+        self._read_state()
+
+        if self.push_every is not None:
+            self._push((self.episode_step % self.push_every) == 0)
+        if not self.config.commands.is_fixed:
+            self._resample_commands((self.episode_step % self.resample_every) == 0)
+
+        reward = self._reward()
+        roll, pitch = roll_pitch(self.base_quat)
+        terminated = (roll.abs() > self.roll_limit) | (pitch.abs() > self.pitch_limit)
+        truncated = self.episode_step >= self.max_episode_steps
+        obs = self.observe()
+        diverged = self._diverged(obs)
+        if bool(diverged.any()):
+            obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
+            reward = torch.where(diverged, torch.zeros_like(reward), reward)
+            terminated = terminated & ~diverged
+            truncated = truncated | diverged
+        self.last_actions = actions
+        return StepResult(obs, reward, terminated, truncated, diverged)
+
+    def observe(self) -> torch.Tensor:
+        """The current observation of every env, (N, obs_dim) float32."""
+        s = self.config.obs_scales
+        parts = [
+            self.base_ang_vel * s.ang_vel,
+            self.projected_gravity,
+            self.commands * self.commands_scale,
+            (self.dof_pos - self.default_dof_pos) * s.dof_pos,
+            self.dof_vel * s.dof_vel,
+        ]
+        if self.config.obs_mode == "full":
+            parts.append(self.actions)
+        return torch.cat(parts, dim=1)
+
+    def push(self, velocity_xy: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Add a horizontal velocity (N, 2), world frame, m/s, to the base of the envs in ``mask``."""
+        mask = self.all_envs if mask is None else mask
+        vel = self.robot.get_dofs_velocity([0, 1])
+        self.robot.set_dofs_velocity(vel + velocity_xy * mask[:, None], [0, 1])
+
+    def render(self) -> np.ndarray:
+        """An RGB frame (H, W, 3) uint8 of env 0, the camera following its base."""
+        if self.camera is None:
+            raise RuntimeError("this simulation was built without a camera; create the env with render_mode='rgb_array'")
+        base = self.base_pos[0].detach().cpu().numpy().astype(float)
+        self.camera.set_pose(pos=tuple(base + np.array([1.2, -1.2, 0.5])), lookat=tuple(base))
+        rgb = self.camera.render(rgb=True)[0]
+        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+    # ------------------------------------------------------------------ internals
+    def _read_state(self) -> None:
+        r = self.robot
+        self.base_pos = r.get_pos()
+        self.base_quat = r.get_quat()
+        self.base_lin_vel = quat_rotate_inverse(self.base_quat, r.get_vel())
+        self.base_ang_vel = quat_rotate_inverse(self.base_quat, r.get_ang())
+        self.projected_gravity = quat_rotate_inverse(self.base_quat, self.gravity_world)
+        self.dof_pos = r.get_dofs_position(self.dofs_idx)
+        self.dof_vel = r.get_dofs_velocity(self.dofs_idx)
+
+    def reward_terms(self) -> dict[str, torch.Tensor]:
+        """Unweighted reward terms of the current state, (N,) each."""
+        sigma = self.config.tracking_sigma
+        lin_err = ((self.commands[:, :2] - self.base_lin_vel[:, :2]) ** 2).sum(1)
+        yaw_err = (self.commands[:, 2] - self.base_ang_vel[:, 2]) ** 2
+        return {
+            "tracking_lin_vel": torch.exp(-lin_err / sigma),
+            "tracking_ang_vel": torch.exp(-yaw_err / sigma),
+            "lin_vel_z": self.base_lin_vel[:, 2] ** 2,
+            "base_height": (self.base_pos[:, 2] - self.height_target) ** 2,
+            "action_rate": ((self.last_actions - self.actions) ** 2).sum(1),
+            "similar_to_default": (self.dof_pos - self.default_dof_pos).abs().sum(1),
+        }
+
+    def _reward(self) -> torch.Tensor:
+        terms = self.reward_terms()
+        total = torch.zeros(self.num_envs, device=self.device)
+        for name, weight in self.reward_weights.items():
+            if weight != 0.0:
+                total += weight * terms[name]
+        return total
+
+    def _diverged(self, obs: torch.Tensor) -> torch.Tensor:
+        bad = ~torch.isfinite(obs).all(1) | ~torch.isfinite(self.base_pos).all(1)
+        bad |= self.dof_vel.abs().amax(1) > _MAX_ABS_DOF_VEL
+        bad |= self.base_lin_vel.abs().amax(1) > _MAX_ABS_BASE_VEL
+        return bad | self.scene.rigid_solver.get_error_envs_mask()
+
+    def _uniform(self, low, high, shape) -> torch.Tensor:
+        u = torch.rand(shape, generator=self.generator, device=self.device)
+        return low + (high - low) * u
+
+    def _resample_commands(self, mask: torch.Tensor) -> None:
+        # Draw for all envs (a fixed number of draws keeps the stream independent of which envs reset).
+        new = self._uniform(self._cmd_low, self._cmd_high, (self.num_envs, 3))
+        self.commands = torch.where(mask[:, None], new, self.commands)
+
+    def _push(self, mask: torch.Tensor) -> None:
+        v = self.config.randomization.push_max_velocity
+        velocity = self._uniform(-v, v, (self.num_envs, 2))
+        if bool(mask.any()):
+            self.push(velocity, mask)
+
+    def _randomize_dynamics(self, mask: torch.Tensor) -> None:
+        rand = self.config.randomization
+        if not rand.any_enabled:
+            return
+        envs_idx = mask.nonzero().flatten()
+        n = len(envs_idx)
+        if rand.friction_range is not None:
+            ratio = self._uniform(*rand.friction_range, (n, 1)).expand(n, self.n_robot_links)
+            self.robot.set_friction_ratio(ratio, list(range(self.n_robot_links)), envs_idx)
+        if rand.added_mass_range is not None and self.base_mass is not None:
+            mass = self.base_mass + self._uniform(*rand.added_mass_range, (n, 1))
+            self.robot.set_links_mass(mass, [self.base_link_idx_local], envs_idx)
+        if rand.motor_strength_range is not None:
+            k = self._uniform(*rand.motor_strength_range, (n, 1))
+            rd = self.robot_description
+            ones = torch.ones((n, len(self.dofs_idx)), device=self.device)
+            self.robot.set_dofs_kp(ones * k * rd.kp, self.dofs_idx, envs_idx)
+            self.robot.set_dofs_kv(ones * k * rd.kd, self.dofs_idx, envs_idx)
