@@ -72,6 +72,10 @@ class WalkEnv(gym.Env):
             info,
         )
 
+    def close(self) -> None:
+        self.sim.close()
+        super().close()
+
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")

@@ -240,6 +240,13 @@ class WalkSimulation:
         rgb = self.camera.render(rgb=True)[0]
         return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
+    def close(self) -> None:
+        """Release the scene (GPU memory, renderer) now rather than at interpreter exit."""
+        if self.scene is not None:
+            self.scene.destroy()
+            self.scene = None
+            self.camera = None
+
     # ------------------------------------------------------------------ internals
     def _read_state(self) -> None:
         r = self.robot

@@ -138,6 +138,9 @@ class WalkVectorEnv(VectorEnv):
         d = self._numpy(r.diverged)
         return {"diverged": d, "_diverged": d.copy()}
 
+    def close_extras(self, **kwargs: Any) -> None:
+        self.sim.close()
+
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
