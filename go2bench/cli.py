@@ -65,5 +65,94 @@ def rollout_command(env_ids, agent, num_envs, steps, backend, seed, out) -> None
         click.echo(f"wrote {out}")
 
 
+@main.command("teach")
+@click.option("--env", "env_id", type=click.Choice(list(ENV_ROBOTS)), default="Go2Walk-v0", show_default=True)
+@click.option("--num-envs", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--total-steps", type=click.IntRange(min=1), default=50_000_000, show_default=True,
+              help="Env steps in all, over all envs (a resumed run counts its earlier steps).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="auto", show_default=True,
+              help="Torch device of the policy.")
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="Genesis backend of the simulation.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default="noleak", show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=5_000_000, show_default=True,
+              help="Env steps between checkpoints.")
+@click.option("--target-kl", type=float, default=None, help="SB3 early stop of an update (default: off).")
+@click.option("--no-adaptive-lr", is_flag=True, help="Keep the learning rate fixed.")
+@click.option("--eval-episodes", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Episodes evaluated after training for the model card's scores (0: skip).")
+@click.option("--no-progress-bar", is_flag=True)
+def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, resume, obs_mode, checkpoint_every,
+                  target_kl, no_adaptive_lr, eval_episodes, no_progress_bar) -> None:
+    """Train a PPO teacher (stable-baselines3) on the batched env; writes OUT/final.zip and a model card."""
+    from go2bench.agents.ppo import PPOConfig, train_teacher
+
+    cfg = PPOConfig(target_kl=target_kl, adaptive_lr=not no_adaptive_lr)
+    _, card = train_teacher(
+        env_id, num_envs=num_envs, total_steps=total_steps, device=device, backend=backend, out=out, seed=seed,
+        resume=resume, ppo=cfg, obs_mode=obs_mode, checkpoint_every=checkpoint_every,
+        eval_episodes=eval_episodes, progress_bar=not no_progress_bar,
+    )
+    line = f"{env_id}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s"
+    if "expert_score" in card:
+        line += (f"; teacher mean return {card['expert_score']:.2f} (random {card['random_score']:.2f}), "
+                 f"falls {card['fall_rate']:.1%}, tracking error {card['mean_tracking_error']:.3f} m/s")
+    click.echo(line)
+    click.echo(f"wrote {out}/final.zip and {out}/model_card.json")
+
+
+@main.command("eval")
+@click.option("--agent", "agent_spec", default="teacher", show_default=True,
+              help="'random', 'teacher' (the shipped teacher of --env) or a checkpoint path.")
+@click.option("--env", "env_id", type=click.Choice(list(ENV_ROBOTS)), default="Go2Walk-v0", show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=64, show_default=True, help="Episodes in all.")
+@click.option("--num-envs", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Torch device of a teacher's policy.")
+@click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default=None,
+              help="Default: the teacher's model card's, else noleak.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
+def eval_command(agent_spec, env_id, episodes, num_envs, seed, backend, device, obs_mode, out) -> None:
+    """Evaluate a random agent or a PPO teacher: returns, falls, tracking error, normalised score."""
+    from go2bench.agents.evaluate import evaluate
+    from go2bench.agents.ppo import versions
+    from go2bench.agents.teacher import RandomAgent, load_teacher
+
+    if agent_spec == "random":
+        agent = RandomAgent(seed=seed)
+    else:
+        try:
+            agent = load_teacher(env_id if agent_spec == "teacher" else agent_spec, device=device)
+        except FileNotFoundError as e:
+            raise click.ClickException(str(e)) from None
+        card_env = (agent.model_card or {}).get("env_id")
+        if card_env and card_env != env_id:
+            raise click.ClickException(f"the teacher was trained on {card_env}, not {env_id}")
+    t0 = time.perf_counter()
+    res = evaluate(agent, env_id, episodes=episodes, num_envs=num_envs, seed=seed, backend=backend,
+                   obs_mode=obs_mode)
+    res["agent"] = agent_spec if agent_spec in ("random", "teacher") else "checkpoint"
+    res["agent_source"] = getattr(agent, "source", None)
+    res["config"] = {"episodes": episodes, "num_envs": num_envs, "seed": seed, "backend": backend,
+                     "device": device, "obs_mode": res["obs_mode"], "max_episode_steps": res["max_episode_steps"]}
+    res["versions"] = versions()
+    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
+    ns = res["normalized_score"]
+    click.echo(
+        f"{env_id} agent={res['agent']} episodes={res['episodes']}  mean return {res['mean_return']:.3f} "
+        f"(std {res['std_return']:.3f})  mean length {res['mean_length']:.0f}  falls {res['fall_rate']:.1%}  "
+        f"tracking error {res['mean_tracking_error']:.3f} m/s  normalized score "
+        + ("n/a" if ns is None else f"{ns:.3f}")
+    )
+    if out:
+        with open(out, "w") as f:
+            json.dump(res, f, indent=2)
+        click.echo(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,1 +1,34 @@
-"""Agents that act in go2bench envs (random, PPO teachers, Vintix); filled by later stages."""
+"""Agents that act in go2bench envs (random, PPO teachers, Vintix); filled by later stages.
+
+Exports (imported lazily, so ``import go2bench.agents`` stays cheap):
+
+* :class:`WalkSB3VecEnv` (alias ``Go2SB3VecEnv``): a stable-baselines3 VecEnv over the batched simulation;
+* :func:`train_teacher`, :class:`PPOConfig`: the PPO teacher recipe;
+* :func:`load_teacher`, :class:`TeacherAgent`, :class:`RandomAgent`: batched agents with ``act(obs)``;
+* :func:`evaluate`, :func:`normalized_score`: minimal evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "WalkSB3VecEnv": "go2bench.agents.sb3_vec_env",
+    "Go2SB3VecEnv": "go2bench.agents.sb3_vec_env",
+    "make_walk_sim": "go2bench.agents.sb3_vec_env",
+    "train_teacher": "go2bench.agents.ppo",
+    "PPOConfig": "go2bench.agents.ppo",
+    "load_teacher": "go2bench.agents.teacher",
+    "TeacherAgent": "go2bench.agents.teacher",
+    "RandomAgent": "go2bench.agents.teacher",
+    "evaluate": "go2bench.agents.evaluate",
+    "normalized_score": "go2bench.agents.evaluate",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'go2bench.agents' has no attribute {name!r}")

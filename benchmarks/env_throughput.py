@@ -1,0 +1,384 @@
+"""Env-steps per second of go2bench's vector env against a raw Genesis loop doing the same work.
+
+Why: go2bench wraps one batched Genesis scene in a Gymnasium ``VectorEnv``. The wrapper must not
+cost much: the target is a go2bench vector env at >= 95% of the throughput of a hand-written Genesis
+loop for N >= 64 parallel envs (below that, per-step Python overhead dominates for any loop).
+
+For each N, in one process, this script builds two scenes once and times three paths on the same
+pre-generated random actions (uniform in [-A, A], A = ``--action-amplitude``, action units):
+
+(a) ``raw``:   a loop written directly against Genesis, using only the robot data
+               (:class:`RobotDescription`), the default ``WalkConfig`` numbers and
+               ``genesis_runtime.init`` (for ``gs.init``). Same scene options as ``WalkSimulation``
+               (plane + URDF at ``base_init_height``, dt, substeps, no self-collision, PD gains,
+               force range, joints looked up by name). Each step: ``control_dofs_position``,
+               ``scene.step()``, the state readout (pos, quat, lin/ang vel, dof pos/vel, body-frame
+               rotations), the 33-dim observation, the six reward terms, the roll/pitch termination
+               test, and a masked ``set_qpos`` reset of the envs that fell (so that all paths
+               simulate a similar mix of standing and falling robots).
+(b) ``vec``:   ``gymnasium.make_vec(env_id, num_envs=N, backend=...)`` stepped with numpy actions;
+               includes the numpy <-> torch conversion at the Gymnasium boundary, action
+               validation, the info dict and same-step autoresets (random actions make robots
+               fall, so autoresets do happen: that is realistic, and the count is reported).
+(c) ``torch``: ``WalkSimulation.step`` of the same env (``env.unwrapped.sim``) with torch actions,
+               plus ``sim.reset(done)`` of finished envs: the torch path with no numpy.
+
+Repetitions alternate between the paths (raw, vec, torch, then rotated), after a warmup of every
+path; the table shows the best repetition of each path, the JSON keeps every one.
+
+Usage::
+
+    python benchmarks/env_throughput.py                       # CPU, Go2, N = 1,16,64,256,1024
+    python benchmarks/env_throughput.py --env MiniCheetahWalk-v0
+    python benchmarks/env_throughput.py --backend gpu --num-envs 1024,4096,16384
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+DEFAULT_NUM_ENVS = {"cpu": (1, 16, 64, 256, 1024), "gpu": (1, 64, 1024, 4096, 16384)}
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PATHS = ("raw", "vec", "torch")
+
+
+# ---------------------------------------------------------------------------------------------- raw
+def _quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    w, u = q[:, :1], q[:, 1:]
+    return v * (2.0 * w * w - 1.0) - 2.0 * w * torch.cross(u, v, dim=1) + 2.0 * u * (u * v).sum(1, keepdim=True)
+
+
+class RawGenesisLoop:
+    """The Walk task written straight against Genesis: no go2bench env classes."""
+
+    def __init__(self, gs, rd, cfg, num_envs: int) -> None:
+        self.n = num_envs
+        self.rd = rd
+        self.scene = gs.Scene(
+            sim_options=gs.options.SimOptions(dt=cfg.dt, substeps=cfg.substeps),
+            rigid_options=gs.options.RigidOptions(
+                enable_self_collision=False, batch_dofs_info=False, batch_links_info=False
+            ),
+            vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
+            show_viewer=False,
+        )
+        self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
+        self.robot = self.scene.add_entity(
+            gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0))
+        )
+        self.scene.build(n_envs=num_envs)
+
+        d = gs.device
+        joints = [self.robot.get_joint(name) for name in rd.joint_names]
+        self.dofs_idx = [j.dofs_idx_local[0] for j in joints]
+        qs_idx = [j.qs_idx_local[0] for j in joints]
+        self.robot.set_dofs_kp([rd.kp] * 12, self.dofs_idx)
+        self.robot.set_dofs_kv([rd.kd] * 12, self.dofs_idx)
+        self.robot.set_dofs_force_range([-t for t in rd.torque_limits], list(rd.torque_limits), self.dofs_idx)
+
+        f32 = dict(device=d, dtype=torch.float32)
+        self.default = torch.tensor(rd.default_pose, **f32)
+        qpos = self.robot.get_qpos()[0].clone()
+        qpos[:3] = torch.tensor((0.0, 0.0, rd.base_init_height), **f32)
+        qpos[3:7] = torch.tensor((1.0, 0.0, 0.0, 0.0), **f32)
+        qpos[qs_idx] = self.default
+        self.init_qpos = qpos[None]
+        self.gravity = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(num_envs, 3)
+        c = cfg.commands
+        self.commands = torch.tensor([[c.lin_vel_x[0], c.lin_vel_y[0], c.ang_vel_yaw[0]]], **f32).expand(num_envs, 3)
+        s = cfg.obs_scales
+        self.scaled_commands = self.commands * torch.tensor([s.lin_vel, s.lin_vel, s.ang_vel], **f32)
+        self.s = s
+        self.w = {k: getattr(cfg.rewards, k) * cfg.dt for k in vars(cfg.rewards)}
+        self.sigma = cfg.tracking_sigma
+        self.height_target = rd.base_height_target if cfg.base_height_target is None else cfg.base_height_target
+        self.roll_limit = math.radians(rd.termination_roll_deg)
+        self.pitch_limit = math.radians(rd.termination_pitch_deg)
+        self.max_steps = cfg.max_episode_steps
+        self.episode_step = torch.zeros(num_envs, device=d, dtype=torch.int64)
+        self.last_actions = torch.zeros((num_envs, 12), **f32)
+        self.resets = torch.zeros((), device=d, dtype=torch.int64)
+        self.reset(torch.ones(num_envs, device=d, dtype=torch.bool))
+
+    def reset(self, mask: torch.Tensor) -> None:
+        self.robot.set_qpos(self.init_qpos, envs_idx=mask, zero_velocity=True)
+        self.episode_step.masked_fill_(mask, 0)
+        self.last_actions.masked_fill_(mask[:, None], 0.0)
+
+    def _observe(self):
+        r = self.robot
+        pos, quat = r.get_pos(), r.get_quat()
+        lin = _quat_rotate_inverse(quat, r.get_vel())
+        ang = _quat_rotate_inverse(quat, r.get_ang())
+        grav = _quat_rotate_inverse(quat, self.gravity)
+        dof_pos = r.get_dofs_position(self.dofs_idx)
+        dof_vel = r.get_dofs_velocity(self.dofs_idx)
+        s = self.s
+        obs = torch.cat(
+            [ang * s.ang_vel, grav, self.scaled_commands, (dof_pos - self.default) * s.dof_pos, dof_vel * s.dof_vel], 1
+        )
+        return obs, pos, quat, lin, ang, dof_pos
+
+    def step(self, actions: torch.Tensor):
+        self.robot.control_dofs_position(self.default + self.rd.action_scale * actions, self.dofs_idx)
+        self.scene.step()
+        self.episode_step += 1
+        obs, pos, quat, lin, ang, dof_pos = self._observe()
+        w, sigma = self.w, self.sigma
+        reward = (
+            w["tracking_lin_vel"] * torch.exp(-((self.commands[:, :2] - lin[:, :2]) ** 2).sum(1) / sigma)
+            + w["tracking_ang_vel"] * torch.exp(-((self.commands[:, 2] - ang[:, 2]) ** 2) / sigma)
+            + w["lin_vel_z"] * lin[:, 2] ** 2
+            + w["base_height"] * (pos[:, 2] - self.height_target) ** 2
+            + w["action_rate"] * ((self.last_actions - actions) ** 2).sum(1)
+            + w["similar_to_default"] * (dof_pos - self.default).abs().sum(1)
+        )
+        qw, qx, qy, qz = quat.unbind(1)
+        roll = torch.atan2(2.0 * (qw * qx + qy * qz), 1.0 - 2.0 * (qx * qx + qy * qy))
+        pitch = torch.asin(torch.clamp(2.0 * (qw * qy - qz * qx), -1.0, 1.0))
+        terminated = (roll.abs() > self.roll_limit) | (pitch.abs() > self.pitch_limit)
+        truncated = self.episode_step >= self.max_steps
+        done = terminated | truncated
+        self.last_actions = actions
+        self.resets += done.sum()
+        if bool(done.any()):
+            self.reset(done)
+            obs = self._observe()[0]
+        return obs, reward, terminated, truncated
+
+    def close(self) -> None:
+        self.scene.destroy()
+
+
+# ---------------------------------------------------------------------------------------------- timing
+def _sync(backend: str) -> None:
+    if backend == "gpu":
+        torch.cuda.synchronize()
+
+
+def _time_steps(step: Callable[[int], None], first: int, count: int, backend: str) -> tuple[float, float]:
+    """Wall and process-CPU seconds of ``count`` steps."""
+    _sync(backend)
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(first, first + count):
+        step(i)
+    _sync(backend)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_one_n(gs, gym, args, rd, cfg, n: int, steps: int) -> dict[str, Any]:
+    backend = args.backend
+    gen = torch.Generator().manual_seed(args.seed)
+    total = args.warmup + steps
+    a_cpu = (torch.rand((total, n, 12), generator=gen) * 2.0 - 1.0) * args.action_amplitude
+    a_dev = a_cpu.to(gs.device)
+    a_np = a_cpu.numpy()  # what a numpy user hands to the Gymnasium env (made outside the timing)
+
+    t0 = time.perf_counter()
+    raw = RawGenesisLoop(gs, rd, cfg, n)
+    build_raw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    env = gym.make_vec(args.env, num_envs=n, backend=backend)
+    build_vec = time.perf_counter() - t0
+    env.reset(seed=args.seed)
+    sim = env.unwrapped.sim
+
+    counts = {"vec": 0, "torch": torch.zeros((), device=sim.device, dtype=torch.int64)}
+
+    def step_raw(i: int) -> None:
+        raw.step(a_dev[i])
+
+    def step_vec(i: int) -> None:
+        _, _, _, _, info = env.step(a_np[i])
+        if "_final_obs" in info:
+            counts["vec"] += int(info["_final_obs"].sum())
+
+    def step_torch(i: int) -> None:
+        r = sim.step(a_dev[i])
+        done = r.terminated | r.truncated
+        counts["torch"] += done.sum()
+        if bool(done.any()):
+            sim.reset(done)
+
+    fns = {"raw": step_raw, "vec": step_vec, "torch": step_torch}
+    warm = {}
+    for p in PATHS:
+        warm[p] = _time_steps(fns[p], 0, args.warmup, backend)[0]
+    resets0 = {"raw": int(raw.resets), "vec": counts["vec"], "torch": int(counts["torch"])}
+    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    cpu_times: dict[str, list[float]] = {p: [] for p in PATHS}
+    for rep in range(args.reps):
+        order = PATHS[rep % len(PATHS):] + PATHS[: rep % len(PATHS)]
+        for p in order:
+            wall, cpu = _time_steps(fns[p], args.warmup, steps, backend)
+            times[p].append(wall)
+            cpu_times[p].append(cpu)
+    resets = {
+        "raw": int(raw.resets) - resets0["raw"],
+        "vec": counts["vec"] - resets0["vec"],
+        "torch": int(counts["torch"]) - resets0["torch"],
+    }
+
+    env.close()  # releases the go2bench scene (WalkSimulation.close) in current go2bench
+    if getattr(sim, "scene", None) is not None:  # older go2bench: close() did not release it
+        sim.scene.destroy()
+    raw.close()
+    del env, sim, raw, a_dev
+    gc.collect()
+
+    row: dict[str, Any] = {"num_envs": n, "steps": steps, "build_s": {"raw": build_raw, "vec": build_vec}}
+    for p in PATHS:
+        best = min(times[p])
+        row[f"{p}_sps"] = n * steps / best
+        row[f"{p}_sps_median"] = n * steps / statistics.median(times[p])
+        row[f"{p}_times_s"] = times[p]
+        row[f"{p}_cpu_times_s"] = cpu_times[p]  # process CPU time (all threads) of each rep
+        row[f"{p}_warmup_s"] = warm[p]
+        # fraction of env-steps that ended an episode (and were reset) during the timed reps
+        row[f"{p}_reset_fraction"] = resets[p] / (n * steps * args.reps)
+    row["vec_over_raw"] = row["vec_sps"] / row["raw_sps"]
+    row["torch_over_raw"] = row["torch_sps"] / row["raw_sps"]
+    row["vec_over_raw_median"] = row["vec_sps_median"] / row["raw_sps_median"]
+    row["torch_over_raw_median"] = row["torch_sps_median"] / row["raw_sps_median"]
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- main
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _default_steps(backend: str, n: int) -> int:
+    if backend == "cpu":
+        return 100 if n < 256 else (50 if n < 1024 else 20)
+    return 200
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--env", default="Go2Walk-v0", help="Go2Walk-v0 or MiniCheetahWalk-v0")
+    p.add_argument("--num-envs", default=None, help="comma-separated N list (default CPU 1,16,64,256,1024; GPU 1,64,1024,4096,16384)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per repetition (default: GPU 200; CPU 100 for N<256, 50 for N<1024, 20 above)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed steps per path before the repetitions")
+    p.add_argument("--reps", type=int, default=5,
+                   help="alternating repetitions per path; the best is reported (short, many reps resist a noisy machine)")
+    p.add_argument("--action-amplitude", type=float, default=0.3, help="actions uniform in [-A, A] (action units)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/env_throughput_<backend>_<env>.json)")
+    args = p.parse_args(argv)
+    if args.num_envs is None:
+        args.num_envs_list = list(DEFAULT_NUM_ENVS[args.backend])
+    else:
+        args.num_envs_list = [int(x) for x in args.num_envs.split(",") if x.strip()]
+    if any(n < 1 for n in args.num_envs_list) or args.reps < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
+        p.error("num-envs, steps and reps must be positive, warmup non-negative")
+    # vec and torch share one scene, so its episodes see 2 * (warmup + reps * steps) steps
+    max_steps = 2 * (args.warmup + args.reps * (args.steps or 200))
+    if max_steps >= 1000:
+        print(f"note: the shared go2bench scene runs {max_steps} steps, past the 1000-step time limit: "
+              "expect one truncation (reset of every env) in the vec or torch path")
+    return args
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = f"{'N':>6} {'steps':>5} {'raw sps':>11} {'vec sps':>11} {'vec/raw':>7} {'torch sps':>11} {'torch/raw':>9} {'resets/step raw,vec,torch':>27}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        rf = ",".join(f"{r[f'{p}_reset_fraction']:.3f}" for p in PATHS)
+        print(
+            f"{r['num_envs']:>6} {r['steps']:>5} {_fmt(r['raw_sps']):>11} {_fmt(r['vec_sps']):>11} "
+            f"{r['vec_over_raw']:>7.3f} {_fmt(r['torch_sps']):>11} {r['torch_over_raw']:>9.3f} {rf:>27}"
+        )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import gymnasium as gym
+
+    import go2bench  # registers the envs
+    from go2bench.envs import genesis_runtime, robot_for_env
+    from go2bench.envs.robots import get_robot
+    from go2bench.envs.walk_config import WalkConfig
+
+    rd = get_robot(robot_for_env(args.env))
+    cfg = WalkConfig()  # the defaults the env uses; read as data by the raw loop
+    gs = genesis_runtime.init(args.backend)  # once per process; the env's own init call reuses it
+
+    out = Path(args.out) if args.out else RESULTS_DIR / f"env_throughput_{args.backend}_{args.env.split(':')[-1]}.json"
+    meta = {
+        "config": {k: v for k, v in vars(args).items()},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "loadavg_at_start": os.getloadavg(),
+        "torch_num_threads": torch.get_num_threads(),
+        "QD_NUM_THREADS": os.environ.get("QD_NUM_THREADS"),
+        "versions": {
+            "torch": torch.__version__,
+            "genesis": getattr(gs, "__version__", None) or _version("genesis-world"),
+            "gymnasium": gym.__version__,
+            "go2bench": go2bench.__version__,
+            "numpy": np.__version__,
+        },
+        "device": torch.cuda.get_device_name() if args.backend == "gpu" else platform.processor() or platform.machine(),
+        "robot": rd.name,
+        "raw_loop_includes": "control_dofs_position, scene.step, state readout, 33-dim obs, 6 reward terms, "
+        "roll/pitch termination, masked set_qpos reset of fallen envs",
+        "note": "random actions make robots fall: every path resets fallen envs (vec: same-step autoreset); "
+        "*_reset_fraction is the fraction of env-steps that ended an episode",
+    }
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for n in args.num_envs_list:
+        steps = args.steps or _default_steps(args.backend, n)
+        t0 = time.perf_counter()
+        row = bench_one_n(gs, gym, args, rd, cfg, n, steps)
+        row["wall_s"] = time.perf_counter() - t0
+        rows.append(row)
+        print(
+            f"[N={n}] raw {_fmt(row['raw_sps'])}  vec {_fmt(row['vec_sps'])} ({row['vec_over_raw']:.3f})  "
+            f"torch {_fmt(row['torch_sps'])} ({row['torch_over_raw']:.3f})  "
+            f"build raw {row['build_s']['raw']:.1f}s vec {row['build_s']['vec']:.1f}s  wall {row['wall_s']:.0f}s",
+            flush=True,
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)  # written after every N, so a long run keeps partial results
+        meta["loadavg_at_end"] = os.getloadavg()  # other processes on the machine skew CPU timings
+        out.write_text(json.dumps({**meta, "total_wall_s": time.perf_counter() - t_start, "rows": rows}, indent=2))
+    print()
+    print(f"{args.env}, backend={args.backend}, env-steps/s (best of {args.reps} alternating reps)")
+    print_table(rows)
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Batched agents with one interface: ``act(obs (N, obs_dim)) -> actions (N, 12)`` as numpy float32.
+
+* :class:`TeacherAgent`: a trained SB3 PPO policy, deterministic (the mean action).
+* :class:`RandomAgent`: uniform actions in [-1, 1], seeded.
+* :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip`` with
+  ``model_card.json``) or a checkpoint given by path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from go2bench.envs import ENV_ROBOTS
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+POLICY_FILE = "policy.zip"
+CARD_FILE = "model_card.json"
+ACTION_DIM = 12
+
+
+class RandomAgent:
+    """Uniform random actions in [-1, 1]; the same seed gives the same action sequence."""
+
+    name = "random"
+    model_card: dict[str, Any] | None = None
+    obs_dim: int | None = None  # acts on any observation layout
+
+    def __init__(self, seed: int | None = 0, action_dim: int = ACTION_DIM) -> None:
+        self.seed = seed
+        self.action_dim = action_dim
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        n = int(obs.shape[0])
+        return self.rng.uniform(-1.0, 1.0, size=(n, self.action_dim)).astype(np.float32)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the action stream (from ``seed``, or from the constructor's seed)."""
+        self.rng = np.random.default_rng(self.seed if seed is None else seed)
+
+
+class TeacherAgent:
+    """A trained SB3 actor-critic policy acting deterministically on batches of observations."""
+
+    name = "teacher"
+
+    def __init__(
+        self, policy, device: str | torch.device = "cpu", model_card: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.policy = policy.to(self.device)
+        self.policy.set_training_mode(False)
+        self.model_card = model_card
+        self.source = source
+        self.obs_dim = int(policy.observation_space.shape[0])
+        low, high = policy.action_space.low, policy.action_space.high
+        self._low = torch.as_tensor(low, device=self.device)
+        self._high = torch.as_tensor(high, device=self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if x.dim() != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(f"obs must have shape (N, {self.obs_dim}); got {tuple(x.shape)}")
+        actions = self.policy._predict(x, deterministic=True)  # the Gaussian's mean
+        return torch.clamp(actions, self._low, self._high).cpu().numpy().astype(np.float32, copy=False)
+
+
+def zoo_path(env_id: str) -> Path:
+    """Where the shipped teacher of ``env_id`` lives."""
+    return ZOO_DIR / env_id.split(":", 1)[-1]
+
+
+def read_model_card(path: str | Path) -> dict[str, Any] | None:
+    """The model card next to a checkpoint (or in a directory), None if there is none."""
+    p = Path(path)
+    card = p / CARD_FILE if p.is_dir() else p.with_name(CARD_FILE)
+    return json.loads(card.read_text()) if card.exists() else None
+
+
+def reference_scores(env_id: str) -> tuple[float | None, float | None]:
+    """(random_score, expert_score) from the shipped teacher's model card of ``env_id``."""
+    card = read_model_card(zoo_path(env_id))
+    if not card:
+        return None, None
+    return card.get("random_score"), card.get("expert_score")
+
+
+def _checkpoint_in(directory: Path) -> Path | None:
+    for name in (POLICY_FILE, "final.zip"):
+        if (directory / name).exists():
+            return directory / name
+    return None
+
+
+def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgent:
+    """A ready, deterministic teacher agent.
+
+    ``env_id_or_path``: an env id ("Go2Walk-v0") for the shipped teacher in ``go2bench/zoo``, or a
+    path to an SB3 model zip (``final.zip``, a checkpoint) or to a directory holding ``policy.zip``
+    or ``final.zip``; a ``model_card.json`` beside it is loaded when present.
+    """
+    from stable_baselines3 import PPO
+
+    key = str(env_id_or_path).split(":", 1)[-1]
+    if key in ENV_ROBOTS:
+        directory = zoo_path(key)
+        path = directory / POLICY_FILE
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no shipped teacher for {key}: {path} does not exist. Train one with "
+                f"`go2bench teach --env {key} --out runs/{key}` and copy runs/{key}/final.zip to {path} "
+                f"(with runs/{key}/model_card.json beside it as {CARD_FILE}), or pass a checkpoint path."
+            )
+    else:
+        path = Path(env_id_or_path)
+        if path.is_dir():
+            found = _checkpoint_in(path)
+            if found is None:
+                raise FileNotFoundError(f"no {POLICY_FILE} or final.zip in {path}")
+            path = found
+        elif not path.exists():
+            raise FileNotFoundError(
+                f"{env_id_or_path!r} is neither a go2bench env id ({sorted(ENV_ROBOTS)}) nor an existing checkpoint"
+            )
+    # Inference only: don't unpickle the training schedules.
+    custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+    model = PPO.load(path, device=device, custom_objects=custom)
+    return TeacherAgent(model.policy, device=device, model_card=read_model_card(path), source=str(path))

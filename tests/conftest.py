@@ -1,0 +1,30 @@
+"""Shared fixtures: Genesis scenes are expensive to build, so each is built once per test session."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import go2bench  # noqa: F401  (registers the envs)
+
+
+@pytest.fixture(scope="session")
+def go2_env():
+    env = gym.make("Go2Walk-v0")
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="session")
+def cheetah_env():
+    env = gym.make("MiniCheetahWalk-v0")
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="session")
+def go2_vec4():
+    """Four Go2s with short episodes (20 steps) so that time limits are reached quickly."""
+    env = gym.make_vec("Go2Walk-v0", num_envs=4, max_episode_steps=20)
+    yield env
+    env.close()

@@ -1,0 +1,284 @@
+"""Issue 4: the SB3 VecEnv adapter, PPO teacher training, teacher loading, random agent, evaluation.
+
+One small Go2 scene (8 envs, 20-step episodes) is built per module and shared; tests reset it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from gymnasium import spaces
+
+from go2bench.agents.evaluate import evaluate, normalized_score
+from go2bench.agents.ppo import PPOConfig, latest_checkpoint, train_teacher
+from go2bench.agents.sb3_vec_env import WalkSB3VecEnv, make_walk_sim
+from go2bench.agents.teacher import RandomAgent, TeacherAgent, load_teacher, zoo_path
+
+N, T = 8, 20  # envs, steps per episode
+
+
+@pytest.fixture(scope="module")
+def venv():
+    env = WalkSB3VecEnv("Go2Walk-v0", num_envs=N, backend="cpu", seed=0, max_episode_steps=T)
+    yield env
+    env.close()
+
+
+def zeros():
+    return np.zeros((N, 12), dtype=np.float32)
+
+
+def tilt(venv, envs: list[int], angle: float = 0.5) -> None:
+    """Roll the bases of ``envs`` by ``angle`` rad (beyond the 10 degree termination limit)."""
+    q = torch.tensor([[math.cos(angle / 2), math.sin(angle / 2), 0.0, 0.0]]).repeat(len(envs), 1)
+    venv.sim.robot.set_quat(q, envs_idx=torch.tensor(envs))
+
+
+# ---------------------------------------------------------------------------------- adapter
+def test_reset_step_shapes_and_dtypes(venv):
+    obs = venv.reset()
+    assert obs.shape == (N, 33) and obs.dtype == np.float32
+    obs, rew, done, infos = venv.step(zeros())
+    assert obs.shape == (N, 33) and obs.dtype == np.float32 and obs.flags.c_contiguous
+    assert rew.shape == (N,) and rew.dtype == np.float32
+    assert done.shape == (N,) and done.dtype == np.bool_
+    assert isinstance(infos, list) and len(infos) == N and all(isinstance(i, dict) for i in infos)
+    assert len({id(i) for i in infos}) == N  # distinct dicts, safe to mutate
+    assert not done.any()
+
+
+def test_env_checker_style_checks(venv):
+    from stable_baselines3.common.env_checker import _check_obs, _check_spaces, _check_unsupported_spaces
+    from stable_baselines3.common.vec_env import VecCheckNan
+
+    _check_spaces(venv)
+    assert venv.observation_space == spaces.Box(-np.inf, np.inf, (33,), np.float32)
+    assert venv.action_space == spaces.Box(-1.0, 1.0, (12,), np.float32)  # symmetric, normalised, float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not _check_unsupported_spaces(venv, venv.observation_space, venv.action_space)
+    checked = VecCheckNan(venv, raise_exception=True)
+    obs = checked.reset()
+    for row in obs:
+        _check_obs(row, venv.observation_space, "reset")
+        assert venv.observation_space.contains(row)
+    rng = np.random.default_rng(0)
+    for _ in range(2 * T):  # crosses resets
+        obs, rew, done, infos = checked.step(rng.uniform(-1, 1, (N, 12)).astype(np.float32))
+        for row in obs:
+            _check_obs(row, venv.observation_space, "step")
+        for i in np.flatnonzero(done):
+            assert venv.observation_space.contains(infos[i]["terminal_observation"])
+
+
+def test_truncation_reports_timelimit_and_terminal_observation(venv):
+    venv.reset()
+    rewards = np.zeros(N)
+    for t in range(T):
+        obs, rew, done, infos = venv.step(zeros())
+        rewards += rew
+        if t < T - 1:
+            assert not done.any()
+    assert done.all()  # zero actions stand: every env hits the time limit
+    for i in range(N):
+        info = infos[i]
+        assert info["TimeLimit.truncated"] is True
+        term = info["terminal_observation"]
+        assert term.shape == (33,) and term.dtype == np.float32
+        assert not np.allclose(term, obs[i])  # the returned obs is the new episode's first
+        assert info["episode"]["l"] == T
+        assert info["episode"]["r"] == pytest.approx(rewards[i], abs=1e-4)
+    assert (venv.sim.episode_step == 0).all()
+    np.testing.assert_allclose(obs, venv.sim.observe().numpy(), atol=1e-6)
+
+
+def test_terminated_envs_are_not_truncated(venv):
+    venv.reset()
+    venv.step(zeros())
+    tilt(venv, [0])
+    _, _, done, infos = venv.step(zeros())
+    assert done[0] and not done[1:].any()
+    assert infos[0]["TimeLimit.truncated"] is False and "terminal_observation" in infos[0]
+    assert infos[0]["episode"]["l"] == 2
+    # Falling on the time-limit step is a termination, not a truncation.
+    for _ in range(T - 3):
+        assert not venv.step(zeros())[2][1:].any()
+    tilt(venv, [3])
+    _, _, done, infos = venv.step(zeros())
+    assert done[1:].all()
+    assert infos[3]["TimeLimit.truncated"] is False
+    assert all(infos[i]["TimeLimit.truncated"] for i in range(1, N) if i != 3)
+
+
+def test_attributes_methods_and_seeding(venv):
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    assert venv.get_attr("render_mode") == [None] * N
+    assert venv.get_attr("max_episode_steps", [0, 1]) == [T, T]
+    rows = venv.get_attr("commands", [2, 5])
+    assert len(rows) == 2 and rows[0].shape == (3,)
+    with pytest.raises(ValueError, match="shared"):
+        venv.set_attr("max_episode_steps", 5, indices=[0])
+    assert len(venv.env_method("observe", indices=[1, 2])) == 2
+    assert venv.env_is_wrapped(Monitor) == [True] * N  # episode stats are Monitor's
+    assert venv.env_is_wrapped(VecNormalize) == [False] * N
+    assert venv.has_attr("sim")
+
+    def run(seed):
+        venv.seed(seed)
+        venv.reset()
+        rng = np.random.default_rng(1)
+        return np.stack([venv.step(rng.uniform(-1, 1, (N, 12)).astype(np.float32))[0] for _ in range(5)])
+
+    np.testing.assert_array_equal(run(3), run(3))
+    with pytest.raises(ValueError, match="shape"):
+        venv.step(np.zeros((N, 11), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        venv.step(np.full((N, 12), np.nan, np.float32))
+
+
+def test_other_robot_and_obs_mode():
+    sim = make_walk_sim("MiniCheetahWalk-v0", num_envs=2, obs_mode="full", max_episode_steps=5)
+    env = WalkSB3VecEnv("MiniCheetahWalk-v0", sim=sim, seed=1)
+    assert env.observation_space.shape == (45,) and env.reset().shape == (2, 45)
+    assert env.robot_description.name == "mini_cheetah"
+
+
+# ---------------------------------------------------------------------------------- PPO
+@pytest.fixture(scope="module")
+def trained(venv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    steps = 2 * N * 24  # two PPO iterations
+    model, card = train_teacher(
+        "Go2Walk-v0", total_steps=steps, device="cpu", out=out, seed=0, venv=venv,
+        checkpoint_every=N * 24, eval_episodes=N, progress_bar=False, verbose=0,
+    )
+    return out, model, card
+
+
+def test_ppo_trains_saves_and_reloads_identically(venv, trained):
+    out, model, card = trained
+    assert (out / "final.zip").exists() and (out / "model_card.json").exists()
+    assert list((out / "tb").iterdir())  # TensorBoard events
+    assert json.loads((out / "model_card.json").read_text()) == card
+    for key in ("env_id", "obs_mode", "training_steps", "wall_time_s", "hardware", "versions", "seed", "ppo"):
+        assert key in card
+    assert card["env_id"] == "Go2Walk-v0" and card["obs_mode"] == "noleak" and card["training_steps"] == 2 * N * 24
+    assert card["ppo"]["batch_size"] == N * 24 // 4 and card["ppo"]["net_arch"] == [512, 256, 128]
+    assert card["evaluated_episodes"] == N and card["random_score"] is not None and card["expert_score"] is not None
+    assert 1e-5 <= card["final_learning_rate"] <= 1e-2
+    for versions in ("torch", "stable_baselines3", "genesis-world"):
+        assert card["versions"][versions] != "missing"
+
+    obs = np.random.default_rng(0).normal(size=(N, 33)).astype(np.float32)
+    expected, _ = model.predict(obs, deterministic=True)
+    agent = load_teacher(out, device="cpu")
+    assert agent.model_card["env_id"] == "Go2Walk-v0"
+    actions = agent.act(obs)
+    assert actions.shape == (N, 12) and actions.dtype == np.float32
+    np.testing.assert_array_equal(actions, expected)
+    np.testing.assert_array_equal(agent.act(torch.from_numpy(obs)), expected)
+    np.testing.assert_array_equal(load_teacher(out / "final.zip").act(obs), expected)
+
+
+def test_ppo_resume_continues_from_latest_checkpoint(venv, trained):
+    out, _, _ = trained
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and ckpt.name == f"ppo_{2 * N * 24}_steps.zip"
+    _, card = train_teacher(
+        "Go2Walk-v0", total_steps=3 * N * 24, device="cpu", out=out, venv=venv, resume=True,
+        checkpoint_every=N * 24, eval_episodes=0, progress_bar=False, verbose=0,
+    )
+    assert card["resumed_from"] == str(ckpt) and card["training_steps"] == 3 * N * 24
+    assert latest_checkpoint(out).name == f"ppo_{3 * N * 24}_steps.zip"
+
+
+def test_adapter_works_with_another_sb3_algorithm(venv):
+    from stable_baselines3 import A2C
+
+    model = A2C("MlpPolicy", venv, n_steps=5, device="cpu", seed=0, policy_kwargs=dict(net_arch=[16]))
+    model.learn(total_timesteps=4 * 5 * N)
+    assert model.num_timesteps == 4 * 5 * N
+
+
+def test_ppo_config_defaults_match_the_recipe():
+    cfg = PPOConfig()
+    assert (cfg.n_steps, cfg.n_epochs, cfg.learning_rate, cfg.clip_range, cfg.ent_coef) == (24, 5, 1e-3, 0.2, 0.01)
+    assert (cfg.gamma, cfg.gae_lambda, cfg.log_std_init, cfg.activation) == (0.99, 0.95, 0.0, "elu")
+    assert cfg.resolved_batch_size(4096) == 24576
+
+
+# ---------------------------------------------------------------------------------- agents and evaluation
+def test_random_agent_is_seeded():
+    obs = np.zeros((5, 33), np.float32)
+    a, b, c = RandomAgent(seed=7), RandomAgent(seed=7), RandomAgent(seed=8)
+    x = a.act(obs)
+    assert x.shape == (5, 12) and x.dtype == np.float32 and np.abs(x).max() <= 1.0
+    np.testing.assert_array_equal(x, b.act(torch.from_numpy(obs)))
+    assert not np.array_equal(x, c.act(obs))
+    a.reset()
+    np.testing.assert_array_equal(a.act(obs), x)
+
+
+def test_missing_zoo_teacher_is_a_clear_error():
+    if (zoo_path("Go2Walk-v0") / "policy.zip").exists():
+        pytest.skip("a Go2 teacher is shipped")
+    with pytest.raises(FileNotFoundError, match="go2bench teach") as e:
+        load_teacher("Go2Walk-v0")
+    assert str(zoo_path("Go2Walk-v0") / "policy.zip") in str(e.value)
+    with pytest.raises(FileNotFoundError):
+        load_teacher("/nonexistent/checkpoint.zip")
+
+
+def test_normalized_score_arithmetic():
+    assert normalized_score(10.0, 2.0, 22.0) == pytest.approx(0.4)
+    assert normalized_score(-1.0, 1.0, 21.0) == pytest.approx(-0.1)
+    assert normalized_score(5.0, None, 21.0) is None
+    with pytest.raises(ValueError):
+        normalized_score(5.0, 1.0, 1.0)
+
+
+def test_evaluate_random_agent(venv):
+    res = evaluate(RandomAgent(0), "Go2Walk-v0", episodes=12, seed=4, sim=venv.sim, random_score=0.5, expert_score=2.5)
+    assert res["episodes"] == 12 and len(res["returns"]) == len(res["lengths"]) == len(res["falls"]) == 12
+    # fixed quotas: 12 episodes over 8 envs -> envs 0-3 count two, envs 4-7 one
+    assert [res["env_index"].count(i) for i in range(N)] == [2, 2, 2, 2, 1, 1, 1, 1]
+    assert all(1 <= length <= T for length in res["lengths"])
+    assert res["mean_return"] == pytest.approx(np.mean(res["returns"]))
+    assert res["normalized_score"] == pytest.approx((res["mean_return"] - 0.5) / 2.0)
+    assert res["fall_rate"] == pytest.approx(np.mean(res["falls"]))
+    assert 0.0 <= res["mean_tracking_error"] < 5.0
+    again = evaluate(RandomAgent(0), "Go2Walk-v0", episodes=12, seed=4, sim=venv.sim)
+    assert again["returns"] == res["returns"]
+    venv.reset()
+
+
+def test_teacher_agent_obs_dim_mismatch_is_an_error(venv, trained):
+    _, model, _ = trained
+    agent = TeacherAgent(model.policy)
+    with pytest.raises(ValueError, match="obs"):
+        agent.act(np.zeros((2, 45), np.float32))
+
+
+def test_cli_eval_writes_json(trained, tmp_path):
+    from go2bench.cli import main
+
+    out, _, _ = trained
+    path = tmp_path / "results.json"
+    r = CliRunner().invoke(main, ["eval", "--agent", str(out), "--env", "Go2Walk-v0", "--episodes", "2",
+                                  "--num-envs", "2", "--seed", "1", "--out", str(path)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(path.read_text())
+    for key in ("agent", "env", "returns", "lengths", "mean_return", "normalized_score", "config", "versions"):
+        assert key in res
+    assert res["env"] == "Go2Walk-v0" and len(res["returns"]) == 2 and res["config"]["num_envs"] == 2
+    r = CliRunner().invoke(main, ["eval", "--agent", "teacher", "--env", "MiniCheetahWalk-v0"])
+    if not (zoo_path("MiniCheetahWalk-v0") / "policy.zip").exists():
+        assert r.exit_code != 0 and "go2bench teach" in r.output
