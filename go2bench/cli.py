@@ -84,9 +84,11 @@ def rollout_command(env_ids, agent, num_envs, steps, backend, seed, out) -> None
 @click.option("--no-adaptive-lr", is_flag=True, help="Keep the learning rate fixed.")
 @click.option("--eval-episodes", type=click.IntRange(min=0), default=64, show_default=True,
               help="Episodes evaluated after training for the model card's scores (0: skip).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop learning after this much wall time, then save and evaluate.")
 @click.option("--no-progress-bar", is_flag=True)
 def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, resume, obs_mode, checkpoint_every,
-                  target_kl, no_adaptive_lr, eval_episodes, no_progress_bar) -> None:
+                  target_kl, no_adaptive_lr, eval_episodes, max_minutes, no_progress_bar) -> None:
     """Train a PPO teacher (stable-baselines3) on the batched env; writes OUT/final.zip and a model card."""
     from go2bench.agents.ppo import PPOConfig, train_teacher
 
@@ -94,7 +96,7 @@ def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, res
     _, card = train_teacher(
         env_id, num_envs=num_envs, total_steps=total_steps, device=device, backend=backend, out=out, seed=seed,
         resume=resume, ppo=cfg, obs_mode=obs_mode, checkpoint_every=checkpoint_every,
-        eval_episodes=eval_episodes, progress_bar=not no_progress_bar,
+        eval_episodes=eval_episodes, progress_bar=not no_progress_bar, max_minutes=max_minutes,
     )
     line = f"{env_id}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s"
     if "expert_score" in card:
@@ -115,8 +117,11 @@ def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, res
 @click.option("--device", default="cpu", show_default=True, help="Torch device of a teacher's policy.")
 @click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default=None,
               help="Default: the teacher's model card's, else noleak.")
+@click.option("--max-episode-steps", type=click.IntRange(min=1), default=None,
+              help="Time limit per episode in steps (default: the task's, 1000).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-def eval_command(agent_spec, env_id, episodes, num_envs, seed, backend, device, obs_mode, out) -> None:
+def eval_command(agent_spec, env_id, episodes, num_envs, seed, backend, device, obs_mode, max_episode_steps,
+                 out) -> None:
     """Evaluate a random agent or a PPO teacher: returns, falls, tracking error, normalised score."""
     from go2bench.agents.evaluate import evaluate
     from go2bench.agents.ppo import versions
@@ -134,7 +139,7 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seed, backend, device, 
             raise click.ClickException(f"the teacher was trained on {card_env}, not {env_id}")
     t0 = time.perf_counter()
     res = evaluate(agent, env_id, episodes=episodes, num_envs=num_envs, seed=seed, backend=backend,
-                   obs_mode=obs_mode)
+                   obs_mode=obs_mode, max_episode_steps=max_episode_steps)
     res["agent"] = agent_spec if agent_spec in ("random", "teacher") else "checkpoint"
     res["agent_source"] = getattr(agent, "source", None)
     res["config"] = {"episodes": episodes, "num_envs": num_envs, "seed": seed, "backend": backend,

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from go2bench.agents.evaluate import evaluate, normalized_score
 from go2bench.agents.ppo import PPOConfig, latest_checkpoint, train_teacher
 from go2bench.agents.sb3_vec_env import WalkSB3VecEnv, make_walk_sim
-from go2bench.agents.teacher import RandomAgent, TeacherAgent, load_teacher, zoo_path
+from go2bench.agents.teacher import RandomAgent, TeacherAgent, export_teacher, load_teacher, zoo_path
 
 N, T = 8, 20  # envs, steps per episode
 
@@ -149,6 +149,8 @@ def test_other_robot_and_obs_mode():
     env = WalkSB3VecEnv("MiniCheetahWalk-v0", sim=sim, seed=1)
     assert env.observation_space.shape == (45,) and env.reset().shape == (2, 45)
     assert env.robot_description.name == "mini_cheetah"
+    env.close()
+    sim.close()
 
 
 # ---------------------------------------------------------------------------------- PPO
@@ -186,6 +188,12 @@ def test_ppo_trains_saves_and_reloads_identically(venv, trained):
     np.testing.assert_array_equal(actions, expected)
     np.testing.assert_array_equal(agent.act(torch.from_numpy(obs)), expected)
     np.testing.assert_array_equal(load_teacher(out / "final.zip").act(obs), expected)
+
+    shipped = export_teacher(out, out / "zoo" / "Go2Walk-v0")
+    assert shipped.name == "policy.zip" and shipped.stat().st_size < (out / "final.zip").stat().st_size / 2
+    exported = load_teacher(shipped.parent)
+    np.testing.assert_array_equal(exported.act(obs), expected)
+    assert exported.model_card["expert_score"] == card["expert_score"]
 
 
 def test_ppo_resume_continues_from_latest_checkpoint(venv, trained):
@@ -273,12 +281,14 @@ def test_cli_eval_writes_json(trained, tmp_path):
     out, _, _ = trained
     path = tmp_path / "results.json"
     r = CliRunner().invoke(main, ["eval", "--agent", str(out), "--env", "Go2Walk-v0", "--episodes", "2",
-                                  "--num-envs", "2", "--seed", "1", "--out", str(path)])
+                                  "--num-envs", "2", "--seed", "1", "--max-episode-steps", "30",
+                                  "--out", str(path)])
     assert r.exit_code == 0, r.output
     res = json.loads(path.read_text())
     for key in ("agent", "env", "returns", "lengths", "mean_return", "normalized_score", "config", "versions"):
         assert key in res
     assert res["env"] == "Go2Walk-v0" and len(res["returns"]) == 2 and res["config"]["num_envs"] == 2
+    assert res["max_episode_steps"] == 30 and max(res["lengths"]) <= 30
     r = CliRunner().invoke(main, ["eval", "--agent", "teacher", "--env", "MiniCheetahWalk-v0"])
     if not (zoo_path("MiniCheetahWalk-v0") / "policy.zip").exists():
         assert r.exit_code != 0 and "go2bench teach" in r.output

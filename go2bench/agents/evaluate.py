@@ -67,13 +67,20 @@ def evaluate(
     if episodes < 1:
         raise ValueError("episodes must be at least 1")
     card = getattr(agent, "model_card", None) or {}
-    if sim is None:
-        from go2bench.agents.sb3_vec_env import make_walk_sim
+    if sim is not None:
+        if sim.robot_description.name != robot_for_env(env_id):
+            raise ValueError(f"sim holds robot {sim.robot_description.name!r}, not the robot of {env_id}")
+        return _evaluate(agent, env_id, episodes, seed, sim, random_score, expert_score)
+    from go2bench.agents.sb3_vec_env import make_walk_sim
 
-        obs_mode = obs_mode or card.get("obs_mode")
-        sim = make_walk_sim(env_id, num_envs, backend, config, obs_mode, max_episode_steps)
-    elif sim.robot_description.name != robot_for_env(env_id):
-        raise ValueError(f"sim holds robot {sim.robot_description.name!r}, not the robot of {env_id}")
+    sim = make_walk_sim(env_id, num_envs, backend, config, obs_mode or card.get("obs_mode"), max_episode_steps)
+    try:
+        return _evaluate(agent, env_id, episodes, seed, sim, random_score, expert_score)
+    finally:
+        sim.close()
+
+
+def _evaluate(agent, env_id, episodes, seed, sim, random_score, expert_score) -> dict[str, Any]:
     n, dev = sim.num_envs, sim.device
     agent_dim = getattr(agent, "obs_dim", None)
     if agent_dim is not None and agent_dim != sim.obs_dim:

@@ -137,6 +137,21 @@ class TimedCheckpointCallback(CheckpointCallback):
         return round(self.wall_time_before + time.perf_counter() - self.t0, 2)
 
 
+class WallTimeLimitCallback(BaseCallback):
+    """Stops learning once ``max_seconds`` of wall time have passed (for fixed-length GPU sessions)."""
+
+    def __init__(self, max_seconds: float) -> None:
+        super().__init__(0)
+        self.max_seconds = max_seconds
+        self.t0 = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return time.perf_counter() - self.t0 < self.max_seconds
+
+
 def latest_checkpoint(out: str | Path) -> Path | None:
     """The checkpoint with the most steps in ``out/checkpoints``, or None."""
     found = []
@@ -220,6 +235,7 @@ def train_teacher(
     progress_bar: bool = True,
     verbose: int = 1,
     venv: WalkSB3VecEnv | None = None,
+    max_minutes: float | None = None,
 ) -> tuple[PPO, dict[str, Any]]:
     """Train a PPO teacher on ``env_id``; return the model and its model card (both also saved in ``out``).
 
@@ -227,12 +243,14 @@ def train_teacher(
         total_steps: env steps in all (over all envs), including those of a resumed run.
         device: torch device of the policy ("cpu", "cuda", "auto").
         backend: Genesis backend of the simulation ("cpu" or "gpu").
-        resume: continue from the newest checkpoint in ``out/checkpoints`` (fresh start if none).
+        resume: continue from the newest checkpoint in ``out/checkpoints`` (fresh start if none);
+            the checkpoint keeps its own PPO hyperparameters (``ppo`` is then only recorded).
         checkpoint_every: env steps between checkpoints.
         eval_episodes: after training, evaluate the deterministic policy and a random agent on
             the training simulation for at least this many episodes each; their mean returns go
             into the card as ``expert_score`` and ``random_score`` (0 skips).
         venv: an existing adapter to train on (its env_id/num_envs/backend win).
+        max_minutes: stop learning after this much wall time (then save, evaluate and write the card).
     """
     cfg = ppo or PPOConfig()
     out = Path(out)
@@ -269,6 +287,8 @@ def train_teacher(
     callbacks: list[BaseCallback] = [checkpoints]
     if cfg.adaptive_lr:
         callbacks.append(KLAdaptiveLRCallback(cfg.desired_kl, cfg.lr_min, cfg.lr_max))
+    if max_minutes is not None:
+        callbacks.append(WallTimeLimitCallback(60.0 * max_minutes))
     remaining = max(0, total_steps - model.num_timesteps)
     if remaining > 0:
         model.learn(

@@ -62,6 +62,9 @@ def make_walk_sim(
     )
 
 
+_EMPTY: dict[str, Any] = {}
+
+
 class WalkSB3VecEnv(VecEnv):
     """``num_envs`` quadrupeds of one Walk env as an SB3 VecEnv (works with any SB3 algorithm).
 
@@ -75,7 +78,8 @@ class WalkSB3VecEnv(VecEnv):
         config: a WalkConfig, mapping or YAML path; None: the task defaults.
         max_episode_steps: time limit in steps; None: the config's (1000 = 20 s).
         render_mode: None or "rgb_array" (env 0 through a headless camera).
-        sim: an already built :class:`WalkSimulation` to use instead of building one.
+        sim: an already built :class:`WalkSimulation` to use instead of building one (``close()``
+            then leaves it open).
         **overrides: other WalkConfig fields.
     """
 
@@ -93,6 +97,7 @@ class WalkSB3VecEnv(VecEnv):
         **overrides: Any,
     ) -> None:
         S.check_render_mode(render_mode)
+        self._owns_sim = sim is None
         if sim is None:
             sim = make_walk_sim(
                 env_id, num_envs, backend, config, obs_mode, max_episode_steps, render_mode is not None, **overrides
@@ -159,7 +164,7 @@ class WalkSB3VecEnv(VecEnv):
         dones = terminated | truncated
         self._ep_return += rewards
         self._ep_length += 1
-        infos: list[dict[str, Any]] = list(map(dict, repeat((), n)))  # n fresh dicts, no Python loop
+        infos: list[dict[str, Any]] = list(map(dict.copy, repeat(_EMPTY, n)))  # n fresh dicts, made in C
         if any_done:
             diverged = host[:, d + 3] > 0.5
             now = round(time.time() - self._t_start, 6)
@@ -175,8 +180,11 @@ class WalkSB3VecEnv(VecEnv):
         return obs_np, rewards, dones, infos
 
     def close(self) -> None:
+        """Release the Genesis scene if this adapter built it (a ``sim`` passed in stays open)."""
         self._actions = None
         self._needs_reset = True
+        if self._owns_sim and hasattr(self.sim, "close"):
+            self.sim.close()
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """Seeds take effect at the next ``reset()``; the shared simulation is seeded with the first."""

@@ -2,8 +2,9 @@
 
 * :class:`TeacherAgent`: a trained SB3 PPO policy, deterministic (the mean action).
 * :class:`RandomAgent`: uniform actions in [-1, 1], seeded.
-* :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip`` with
-  ``model_card.json``) or a checkpoint given by path.
+* :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip``, an SB3
+  PPO model zip, with ``model_card.json``) or a checkpoint given by path;
+* :func:`export_teacher`: a trained run -> a slim ``policy.zip`` + model card in the zoo.
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgen
         if not path.exists():
             raise FileNotFoundError(
                 f"no shipped teacher for {key}: {path} does not exist. Train one with "
-                f"`go2bench teach --env {key} --out runs/{key}` and copy runs/{key}/final.zip to {path} "
-                f"(with runs/{key}/model_card.json beside it as {CARD_FILE}), or pass a checkpoint path."
+                f"`go2bench teach --env {key} --out runs/{key}`, then ship it with "
+                f"`go2bench.agents.teacher.export_teacher('runs/{key}')` (writes {path} and {CARD_FILE}), "
+                f"or pass the checkpoint path (e.g. runs/{key}) instead of the env id."
             )
     else:
         path = Path(env_id_or_path)
@@ -129,7 +131,38 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgen
             raise FileNotFoundError(
                 f"{env_id_or_path!r} is neither a go2bench env id ({sorted(ENV_ROBOTS)}) nor an existing checkpoint"
             )
-    # Inference only: don't unpickle the training schedules.
-    custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
-    model = PPO.load(path, device=device, custom_objects=custom)
+    model = PPO.load(path, device=device, custom_objects=_INFERENCE_ONLY)
     return TeacherAgent(model.policy, device=device, model_card=read_model_card(path), source=str(path))
+
+
+# Loading for inference: don't unpickle the training schedules (they may be classes of another version).
+_INFERENCE_ONLY = {"learning_rate": 0.0, "lr_schedule": 0.0, "clip_range": 0.2}
+
+
+def export_teacher(run: str | Path, dest: str | Path | None = None) -> Path:
+    """Write a trained run as a shippable teacher: ``dest/policy.zip`` + ``dest/model_card.json``.
+
+    ``run``: a run directory of ``go2bench teach`` (its ``final.zip`` and ``model_card.json``) or a
+    checkpoint zip. ``dest`` defaults to ``go2bench/zoo/<env_id>`` (env id from the model card).
+    The exported zip is an ordinary SB3 PPO model without the optimizer's moments (about a third
+    of the size); it loads with ``PPO.load`` and :func:`load_teacher`.
+    """
+    from stable_baselines3 import PPO
+
+    src = Path(run)
+    if src.is_dir():
+        src = _checkpoint_in(src) or src / "final.zip"
+    card = read_model_card(src) or {}
+    if dest is None:
+        if "env_id" not in card:
+            raise ValueError(f"no model card with env_id beside {src}; pass dest explicitly")
+        dest = zoo_path(card["env_id"])
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    model = PPO.load(src, device="cpu", custom_objects=_INFERENCE_ONLY)
+    policy = model.policy
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=0.0, **policy.optimizer_kwargs)
+    model.save(dest / POLICY_FILE)
+    card = {**card, "checkpoint": POLICY_FILE, "exported_from": str(src)}
+    (dest / CARD_FILE).write_text(json.dumps(card, indent=2))
+    return dest / POLICY_FILE
