@@ -31,7 +31,7 @@ def envs_command(obs_mode: str) -> None:
         click.echo(f"{env_id}")
         click.echo(f"  robot:             {rd.name} ({rd.urdf})")
         click.echo(f"  observation_space: {S.observation_space(cfg.obs_dim)}  [obs_mode={obs_mode}]")
-        click.echo(f"  action_space:      {S.action_space()}")
+        click.echo(f"  action_space:      {S.action_space(rd)}")
         click.echo(f"  max_episode_steps: {cfg.max_episode_steps} (dt {cfg.dt} s)")
 
 

@@ -10,6 +10,8 @@ import math
 import warnings
 
 import numpy as np
+
+from go2bench.envs.robots import GO2
 import pytest
 import torch
 from click.testing import CliRunner
@@ -59,7 +61,8 @@ def test_env_checker_style_checks(venv):
 
     _check_spaces(venv)
     assert venv.observation_space == spaces.Box(-np.inf, np.inf, (33,), np.float32)
-    assert venv.action_space == spaces.Box(-1.0, 1.0, (12,), np.float32)  # symmetric, normalised, float32
+    low, high = GO2.action_bounds()  # the joint limits in action units, float32
+    assert venv.action_space == spaces.Box(np.array(low, np.float32), np.array(high, np.float32), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not _check_unsupported_spaces(venv, venv.observation_space, venv.action_space)

@@ -58,12 +58,15 @@ def test_robot_descriptions_are_complete_and_named():
 
 def test_action_bounds_come_from_each_robots_joint_limits():
     lo, hi = GO2.action_bounds()
-    # Go2 calf: limits [-2.7227, -0.83776], default -1.5, scale 0.25 -> upper (−0.83776 + 1.5) / 0.25 = 2.649 -> 1.
-    assert hi[2] == 1.0 and lo[2] == -1.0
-    # Go2 hip: limits +-1.0472 around 0 -> 4.19 -> clipped to 1.
-    assert (lo[0], hi[0]) == (-1.0, 1.0)
+    # Go2 calf: limits [-2.7227, -0.83776], default -1.5, scale 0.25.
+    assert lo[2] == pytest.approx((-2.7227 + 1.5) / 0.25) and hi[2] == pytest.approx((-0.83776 + 1.5) / 0.25)
+    # Go2 hip: limits +-1.0472 around 0; rear thigh default 1.0 with limits [-1.5708, 3.4907].
+    assert (lo[0], hi[0]) == (pytest.approx(-4.1888), pytest.approx(4.1888))
+    assert (lo[7], hi[7]) == (pytest.approx(-10.2832), pytest.approx(9.9628))
+    # Mini Cheetah knee: limits +-2.6, default 1.5 -> [-16.4, 4.4].
     lo_mc, hi_mc = MINI_CHEETAH.action_bounds()
-    assert all(-1.0 <= a < 0 < b <= 1.0 for a, b in zip(lo_mc, hi_mc))
+    assert (lo_mc[2], hi_mc[2]) == (pytest.approx(-16.4), pytest.approx(4.4))
+    assert all(a < -1.0 and b > 1.0 for a, b in zip(lo + lo_mc, hi + hi_mc))
 
 
 def test_quat_rotate_inverse_hand_computed():

@@ -117,9 +117,13 @@ def test_full_obs_mode_appends_the_clipped_last_action():
         assert env.observation_space.shape == (45,)
         obs, _ = env.reset(seed=0)
         assert obs.shape == (45,) and not obs[33:].any()
-        action = np.linspace(-1.5, 1.5, 12).astype(np.float32)
+        action = np.linspace(-20.0, 20.0, 12).astype(np.float32)  # partly beyond the joint limits
         obs, *_ = env.step(action)
-        np.testing.assert_allclose(obs[33:], np.clip(action, -1, 1), atol=1e-6)
+        space = env.action_space
+        np.testing.assert_allclose(obs[33:], np.clip(action, space.low, space.high), atol=1e-6)
+        # Clipped targets stay within the joint limits: default + 0.25 * bound == limit.
+        go2 = env.unwrapped.robot_description
+        np.testing.assert_allclose(np.array(go2.default_pose) + 0.25 * space.high, go2.joint_upper, atol=1e-5)
     finally:
         env.close()
 

@@ -110,7 +110,7 @@ class WalkSB3VecEnv(VecEnv):
         self.obs_dim = sim.obs_dim
         self.max_episode_steps = sim.max_episode_steps
         self.device = sim.device
-        super().__init__(sim.num_envs, S.observation_space(sim.obs_dim), S.action_space())
+        super().__init__(sim.num_envs, S.observation_space(sim.obs_dim), S.action_space(sim.robot_description))
         self.metadata["render_fps"] = int(round(1.0 / self.config.dt))
         if seed is not None:
             sim.seed(int(seed))

@@ -65,16 +65,19 @@ class RobotDescription:
         return tuple(self.default_joint_angles[n] for n in self.joint_names)
 
     def action_bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-joint action bounds: the joint limits mapped into action space, clipped to [-1, 1].
+        """Per-joint action bounds: this robot's joint limits mapped into action space.
 
-        Used by the noise schedule of the data collector, so that uniform noise never asks a joint
-        to leave its own range (the original reused Go2's limits for every robot).
+        An action a asks for the joint target default + action_scale * a, so these bounds are
+        exactly the actions whose targets stay within the joint limits. They are the env's action
+        space, and the range of the data collector's uniform noise (the original reused Go2's
+        limits for every robot). They are much wider than [-1, 1]: a heavy robot needs targets
+        beyond +-0.25 rad from the default pose to carry itself on two legs with kp = 20.
         """
         lows, highs = [], []
         for name, lo, hi in zip(self.joint_names, self.joint_lower, self.joint_upper):
             d = self.default_joint_angles[name]
-            lows.append(max(-1.0, (lo - d) / self.action_scale))
-            highs.append(min(1.0, (hi - d) / self.action_scale))
+            lows.append((lo - d) / self.action_scale)
+            highs.append((hi - d) / self.action_scale)
         return tuple(lows), tuple(highs)
 
 

@@ -20,8 +20,10 @@ def observation_space(obs_dim: int) -> spaces.Box:
     return spaces.Box(low=-np.inf, high=np.inf, shape=(obs_dim,), dtype=np.float32)
 
 
-def action_space() -> spaces.Box:
-    return spaces.Box(low=-1.0, high=1.0, shape=(ACTION_DIM,), dtype=np.float32)
+def action_space(robot: RobotDescription) -> spaces.Box:
+    """Joint-position offsets in units of the action scale, bounded by the robot's joint limits."""
+    low, high = robot.action_bounds()
+    return spaces.Box(low=np.array(low, np.float32), high=np.array(high, np.float32), dtype=np.float32)
 
 
 def resolve(
@@ -38,10 +40,11 @@ def check_render_mode(render_mode: str | None) -> None:
 
 
 def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Validate actions and return them as a float32 tensor on ``device``, clipped to [-1, 1].
+    """Validate actions and return them as a float32 tensor on ``device``.
 
     Wrong shapes and non-finite values are errors (they would silently corrupt the simulation);
-    finite values outside the action space are clipped, as Gymnasium's ClipAction would do.
+    finite values outside the action space are clipped by the simulation, as Gymnasium's
+    ClipAction would do.
     """
     if isinstance(actions, torch.Tensor):
         t = actions.detach().to(device=device, dtype=torch.float32)
@@ -56,4 +59,4 @@ def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device)
     if not bool(torch.isfinite(t).all()):
         bad = (~torch.isfinite(t)).nonzero()[0].tolist()
         raise ValueError(f"actions contain NaN or inf (first at index {bad}); actions must be finite")
-    return t.clamp(-1.0, 1.0)
+    return t

@@ -46,7 +46,7 @@ class WalkEnv(gym.Env):
             self.robot_description, self.config, num_envs=1, backend=backend, render=render_mode is not None
         )
         self.observation_space = S.observation_space(self.config.obs_dim)
-        self.action_space = S.action_space()
+        self.action_space = S.action_space(self.robot_description)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.config.dt))}
         self._seeded = False
 

@@ -119,6 +119,9 @@ class WalkSimulation:
             [-t for t in rd.torque_limits], list(rd.torque_limits), self.dofs_idx
         )
         self.default_dof_pos = torch.tensor(rd.default_pose, device=self.device, dtype=torch.float32)
+        low, high = rd.action_bounds()
+        self.action_low = torch.tensor(low, device=self.device, dtype=torch.float32)
+        self.action_high = torch.tensor(high, device=self.device, dtype=torch.float32)
         init_qpos = self.robot.get_qpos()[0].clone()
         init_qpos[:3] = torch.tensor((0.0, 0.0, rd.base_init_height), device=self.device)
         init_qpos[3:7] = torch.tensor((1.0, 0.0, 0.0, 0.0), device=self.device)
@@ -183,9 +186,9 @@ class WalkSimulation:
         return self.observe()
 
     def step(self, actions: torch.Tensor) -> StepResult:
-        """Advance every env by one control step with ``actions`` (N, 12), already validated, in [-1, 1]."""
-        self.actions = actions.clone()  # the caller may refill its buffer in place
-        executed = self.last_actions if self.config.action_latency else actions
+        """Advance every env by one control step with finite ``actions`` (N, 12); clipped to the action bounds."""
+        self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
+        executed = self.last_actions if self.config.action_latency else self.actions
         targets = self.default_dof_pos + self.robot_description.action_scale * executed
         self.robot.control_dofs_position(targets, self.dofs_idx)
         self.scene.step()

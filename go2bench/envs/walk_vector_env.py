@@ -72,7 +72,7 @@ class WalkVectorEnv(VectorEnv):
             "autoreset_mode": self.autoreset_mode,
         }
         self.single_observation_space = S.observation_space(self.config.obs_dim)
-        self.single_action_space = S.action_space()
+        self.single_action_space = S.action_space(self.robot_description)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.sim.device)
