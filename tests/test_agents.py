@@ -10,8 +10,6 @@ import math
 import warnings
 
 import numpy as np
-
-from go2bench.envs.robots import GO2
 import pytest
 import torch
 from click.testing import CliRunner
@@ -21,6 +19,7 @@ from go2bench.agents.evaluate import evaluate, normalized_score
 from go2bench.agents.ppo import PPOConfig, latest_checkpoint, train_teacher
 from go2bench.agents.sb3_vec_env import WalkSB3VecEnv, make_walk_sim
 from go2bench.agents.teacher import RandomAgent, TeacherAgent, export_teacher, load_teacher, zoo_path
+from go2bench.envs.robots import GO2
 
 N, T = 8, 20  # envs, steps per episode
 
@@ -238,9 +237,10 @@ def test_random_agent_is_seeded():
     np.testing.assert_array_equal(a.act(obs), x)
 
 
-def test_missing_zoo_teacher_is_a_clear_error():
-    if (zoo_path("Go2Walk-v0") / "policy.zip").exists():
-        pytest.skip("a Go2 teacher is shipped")
+def test_missing_zoo_teacher_is_a_clear_error(tmp_path, monkeypatch):
+    import go2bench.agents.teacher as teacher_module
+
+    monkeypatch.setattr(teacher_module, "ZOO_DIR", tmp_path / "zoo")
     with pytest.raises(FileNotFoundError, match="go2bench teach") as e:
         load_teacher("Go2Walk-v0")
     assert str(zoo_path("Go2Walk-v0") / "policy.zip") in str(e.value)

@@ -1,0 +1,53 @@
+"""The shipped PPO teachers: they load on CPU and walk at the commanded speed; a random agent does not."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from go2bench.agents.sb3_vec_env import make_walk_sim
+from go2bench.agents.teacher import RandomAgent, load_teacher, zoo_path
+from go2bench.envs.spaces import to_action_tensor
+
+ENV_IDS = ["Go2Walk-v0", "MiniCheetahWalk-v0"]
+N, STEPS = 8, 150  # 3 s of walking
+
+
+def run(agent, env_id: str):
+    """Roll ``agent`` for STEPS steps; return (falls, mean forward velocity over the last second)."""
+    sim = make_walk_sim(env_id, N, backend="cpu")
+    try:
+        sim.seed(0)
+        obs = sim.reset()
+        falls = torch.zeros(N, dtype=torch.bool)
+        vx = []
+        for t in range(STEPS):
+            actions = to_action_tensor(agent.act(obs.numpy()), (N, 12), sim.device)
+            r = sim.step(actions)
+            falls |= r.terminated
+            obs = r.obs
+            if t >= STEPS - 50:
+                vx.append(sim.base_lin_vel[:, 0].clone())
+        return falls, torch.stack(vx).mean(0)
+    finally:
+        sim.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_shipped_teacher_walks_at_the_command(env_id):
+    card = json.loads((zoo_path(env_id) / "model_card.json").read_text())
+    assert card["env_id"] == env_id and card["obs_mode"] == "noleak"
+    assert card["expert_score"] >= 21.0 and card["fall_rate"] <= 0.05 and card["mean_tracking_error"] <= 0.1
+    falls, vx = run(load_teacher(env_id), env_id)
+    assert not falls.any()
+    np.testing.assert_allclose(vx.numpy(), 0.5, atol=0.1)  # tracks the 0.5 m/s forward command
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_random_agent_does_not_walk(env_id):
+    falls, vx = run(RandomAgent(seed=0), env_id)
+    walking = (~falls) & ((vx - 0.5).abs() < 0.1)
+    assert falls.any() and not walking.any()
