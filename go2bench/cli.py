@@ -38,27 +38,29 @@ def envs_command(obs_mode: str) -> None:
 @main.command("rollout")
 @click.option("--env", "env_ids", multiple=True, default=tuple(ENV_ROBOTS), show_default=True,
               help="Env id(s) to roll out; repeat the option for several.")
-@click.option("--agent", type=click.Choice(["random", "zero"]), default="random", show_default=True)
+@click.option("--agent", "agents", type=click.Choice(["random", "zero", "teacher"]), multiple=True,
+              default=("random", "teacher"), show_default=True, help="Agent(s); repeat the option for several.")
 @click.option("--num-envs", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON here.")
-def rollout_command(env_ids, agent, num_envs, steps, backend, seed, out) -> None:
-    """Build each env and run a short batched rollout, printing a summary."""
+def rollout_command(env_ids, agents, num_envs, steps, backend, seed, out) -> None:
+    """Build each env and run short batched rollouts of each agent, printing a summary."""
     from go2bench.envs.rollout import rollout_summary
 
     summaries = []
     for env_id in env_ids:
-        t0 = time.perf_counter()
-        s = rollout_summary(env_id, agent=agent, num_envs=num_envs, steps=steps, backend=backend, seed=seed)
-        s["wall_s"] = round(time.perf_counter() - t0, 2)
-        summaries.append(s)
-        click.echo(
-            f"{env_id:22s} agent={agent:6s} envs={num_envs} steps={steps}  build {s['build_s']:.1f}s  "
-            f"{s['env_steps_per_s']:,.0f} env-steps/s  mean reward/step {s['mean_reward_per_step']:+.4f}  "
-            f"episodes ended {s['episodes_ended']} (fell {s['falls']})  base height {s['mean_base_height']:.3f} m"
-        )
+        for agent in agents:
+            t0 = time.perf_counter()
+            s = rollout_summary(env_id, agent=agent, num_envs=num_envs, steps=steps, backend=backend, seed=seed)
+            s["wall_s"] = round(time.perf_counter() - t0, 2)
+            summaries.append(s)
+            click.echo(
+                f"{env_id:20s} {agent:8s} envs={num_envs} steps={steps}  {s['env_steps_per_s']:>7,.0f} env-steps/s  "
+                f"reward/step {s['mean_reward_per_step']:+.4f}  falls {s['falls']:3d}  "
+                f"height {s['mean_base_height']:.3f} m  forward {s['mean_forward_velocity']:+.2f} m/s"
+            )
     if out:
         with open(out, "w") as f:
             json.dump({"go2bench_version": go2bench.__version__, "rollouts": summaries}, f, indent=2)

@@ -14,26 +14,29 @@ import go2bench  # noqa: F401  (registers the envs)
 def rollout_summary(
     env_id: str, agent: str = "random", num_envs: int = 16, steps: int = 200, backend: str = "cpu", seed: int = 0
 ) -> dict[str, Any]:
-    """Roll out ``agent`` ("random" or "zero") in ``num_envs`` batched envs for ``steps`` steps."""
+    """Roll out ``agent`` ("random", "zero" or "teacher") in ``num_envs`` batched envs for ``steps`` steps."""
+    from go2bench.agents.teacher import RandomAgent, load_teacher
+
+    policy = {"random": lambda: RandomAgent(seed), "teacher": lambda: load_teacher(env_id), "zero": lambda: None}
+    if agent not in policy:
+        raise ValueError(f"agent must be one of {sorted(policy)}, got {agent!r}")
+    actor = policy[agent]()
     t0 = time.perf_counter()
     env = gym.make_vec(env_id, num_envs=num_envs, backend=backend)
     build_s = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
     rewards = np.zeros(num_envs)
     ended = falls = 0
-    heights = []
+    heights, speeds = [], []
     t1 = time.perf_counter()
     for _ in range(steps):
-        if agent == "random":
-            actions = rng.uniform(-1.0, 1.0, size=(num_envs, 12)).astype(np.float32)
-        else:
-            actions = np.zeros((num_envs, 12), dtype=np.float32)
-        _, reward, terminated, truncated, _ = env.step(actions)
+        actions = np.zeros((num_envs, 12), dtype=np.float32) if actor is None else actor.act(obs)
+        obs, reward, terminated, truncated, _ = env.step(actions)
         rewards += reward
         ended += int((terminated | truncated).sum())
         falls += int(terminated.sum())
         heights.append(float(env.unwrapped.sim.base_pos[:, 2].mean()))
+        speeds.append(float(env.unwrapped.sim.base_lin_vel[:, 0].mean()))
     step_s = time.perf_counter() - t1
     env.close()
     return {
@@ -49,4 +52,5 @@ def rollout_summary(
         "episodes_ended": ended,
         "falls": falls,
         "mean_base_height": float(np.mean(heights)),
+        "mean_forward_velocity": float(np.mean(speeds[len(speeds) // 2 :])),  # second half: after start-up
     }
