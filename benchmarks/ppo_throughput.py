@@ -15,7 +15,8 @@ For each N (``--num-envs``), in one process on CPU:
     boundary, same-step autoresets and their info dicts.
 (b) ``ppo``: on the *same* adapter, ``make_ppo(venv, PPOConfig(), device="cpu", seed=0,
     tensorboard_log=None, verbose=0)`` and ``model.learn`` with the teacher recipe's KL-adaptive
-    learning rate callback (as ``go2bench teach`` does) and a wall-time stop. Once ``--seconds``
+    learning rate callback (as ``go2bench teach`` does) and a wall-time stop, after
+    ``--ppo-warmup-iterations`` untimed iterations (whose steps are not counted). Once ``--seconds``
     have passed, learning stops at the first env step of the next rollout, i.e. right after a
     completed update, so the measurement covers whole PPO iterations (rollout + update) and not a
     trailing rollout without its update. Throughput = ``model.num_timesteps`` / time since the
@@ -95,7 +96,7 @@ def bench_raw(venv, seconds: float, warmup: int, seed: int) -> dict[str, Any]:
     }
 
 
-def bench_ppo(venv, seconds: float, seed: int) -> dict[str, Any]:
+def bench_ppo(venv, seconds: float, seed: int, warmup_iterations: int) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import CallbackList
 
     from go2bench.agents.ppo import KLAdaptiveLRCallback, PPOConfig, WallTimeLimitCallback, make_ppo
@@ -124,12 +125,14 @@ def bench_ppo(venv, seconds: float, seed: int) -> dict[str, Any]:
 
     cfg = PPOConfig()
     model = make_ppo(venv, cfg, device="cpu", seed=seed, tensorboard_log=None, verbose=0)
+    if warmup_iterations > 0:  # untimed: first-call costs of torch (allocations, kernels) out of the timing
+        model.learn(total_timesteps=warmup_iterations * cfg.n_steps * venv.num_envs)
     stop = StopAfterUpdate(seconds)
     callbacks = [stop] + ([KLAdaptiveLRCallback(cfg.desired_kl, cfg.lr_min, cfg.lr_max)] if cfg.adaptive_lr else [])
     other = OtherCPU()
     other.start()
     t_learn = time.perf_counter()
-    model.learn(total_timesteps=10**12, callback=CallbackList(callbacks))
+    model.learn(total_timesteps=10**12, callback=CallbackList(callbacks), reset_num_timesteps=True)
     t_end = getattr(stop, "t_end", time.perf_counter())
     wall = t_end - stop.t0
     return {
@@ -150,11 +153,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-envs", default="64,256", help="comma-separated N list")
     p.add_argument("--seconds", type=float, default=30.0, help="wall time of each measurement (raw, and PPO)")
     p.add_argument("--warmup", type=int, default=20, help="untimed raw adapter steps before the raw measurement")
+    p.add_argument("--ppo-warmup-iterations", type=int, default=2,
+                   help="untimed PPO iterations (rollout + update) before the PPO measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/ppo_throughput_cpu_<env>.json)")
     args = p.parse_args(argv)
     args.num_envs_list = [int(x) for x in args.num_envs.split(",") if x.strip()]
-    if not args.num_envs_list or any(n < 1 for n in args.num_envs_list) or args.seconds <= 0 or args.warmup < 0:
+    if not args.num_envs_list or any(n < 1 for n in args.num_envs_list) or args.seconds <= 0 or args.warmup < 0 \
+            or args.ppo_warmup_iterations < 0:
         p.error("num-envs and seconds must be positive, warmup non-negative")
     return args
 
@@ -174,7 +180,6 @@ def print_table(env: str, rows: list[dict[str, Any]]) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import go2bench  # noqa: F401  (registers the envs)
     from go2bench.agents.ppo import PPOConfig, hardware, versions
     from go2bench.agents.sb3_vec_env import WalkSB3VecEnv
 
@@ -206,7 +211,7 @@ def main(argv=None) -> int:
         row: dict[str, Any] = {"num_envs": n, "build_s": time.perf_counter() - t0}
         row |= bench_raw(venv, args.seconds, args.warmup, args.seed)
         print(f"[N={n}] raw {row['raw_steps_per_s']:,.0f} env-steps/s (other CPU {row['raw_other_cpu']})", flush=True)
-        row |= bench_ppo(venv, args.seconds, args.seed)
+        row |= bench_ppo(venv, args.seconds, args.seed, args.ppo_warmup_iterations)
         row["ppo_over_raw"] = row["ppo_steps_per_s"] / row["raw_steps_per_s"]
         print(
             f"[N={n}] PPO {row['ppo_steps_per_s']:,.0f} env-steps/s, {row['ppo_iterations']} iterations, "

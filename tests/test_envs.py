@@ -249,7 +249,7 @@ def test_dynamics_randomization_is_seeded():
                 obs, *_ = env.step(np.zeros((3, 12), dtype=np.float32))
             return obs, sim.robot.get_links_mass([0]).clone()
 
-        (a, ma), (b, mb), (c, mc) = run(5), run(5), run(6)
+        (a, ma), (b, mb), (_, mc) = run(5), run(5), run(6)
         np.testing.assert_array_equal(a, b)
         assert torch.equal(ma, mb) and not torch.equal(ma, mc)
         assert not np.allclose(a[0], a[1])  # envs got different pushes and dynamics

@@ -1,10 +1,11 @@
-"""Agents that act in go2bench envs (random, PPO teachers, Vintix); filled by later stages.
+"""Agents that act in go2bench envs: random and PPO teachers now, Vintix in a later stage.
 
 Exports (imported lazily, so ``import go2bench.agents`` stays cheap):
 
 * :class:`WalkSB3VecEnv` (alias ``Go2SB3VecEnv``): a stable-baselines3 VecEnv over the batched simulation;
 * :func:`train_teacher`, :class:`PPOConfig`: the PPO teacher recipe;
 * :func:`load_teacher`, :class:`TeacherAgent`, :class:`RandomAgent`: batched agents with ``act(obs)``;
+* :func:`export_teacher`: a ``go2bench teach`` run as a shippable zoo entry;
 * :func:`evaluate`, :func:`normalized_score`: minimal evaluation.
 """
 
@@ -22,6 +23,7 @@ _EXPORTS = {
     "load_teacher": "go2bench.agents.teacher",
     "TeacherAgent": "go2bench.agents.teacher",
     "RandomAgent": "go2bench.agents.teacher",
+    "export_teacher": "go2bench.agents.teacher",
     "evaluate": "go2bench.agents.evaluate",
     "normalized_score": "go2bench.agents.evaluate",
 }

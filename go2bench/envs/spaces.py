@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import gymnasium as gym
 from gymnasium import spaces
 
 from go2bench.envs.robots import RobotDescription, get_robot
@@ -37,6 +38,14 @@ def resolve(
 def check_render_mode(render_mode: str | None) -> None:
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {render_mode!r}")
+
+
+def render(sim, render_mode: str | None) -> np.ndarray | None:
+    """A frame of env 0 in ``render_mode``; a warning and None when the env has no render mode."""
+    if render_mode is None:
+        gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+        return None
+    return sim.render()
 
 
 def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:

@@ -77,10 +77,7 @@ class WalkEnv(gym.Env):
         super().close()
 
     def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
-            return None
-        return self.sim.render()
+        return S.render(self.sim, self.render_mode)
 
     @staticmethod
     def _to_numpy(obs) -> np.ndarray:

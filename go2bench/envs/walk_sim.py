@@ -206,11 +206,12 @@ class WalkSimulation:
         truncated = self.episode_step >= self.max_episode_steps
         obs = self.observe()
         diverged = self._diverged(obs)
-        if bool(diverged.any()):
-            obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
-            reward = torch.where(diverged, torch.zeros_like(reward), reward)
-            terminated = terminated & ~diverged
-            truncated = truncated | diverged
+        # Applied unconditionally: branching on diverged.any() would cost a host sync on the GPU.
+        clean = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
+        obs = torch.where(diverged[:, None], clean, obs)
+        reward = torch.where(diverged, torch.zeros_like(reward), reward)
+        terminated = terminated & ~diverged
+        truncated = truncated | diverged
         self.last_actions = self.actions
         return StepResult(obs, reward, terminated, truncated, diverged)
 

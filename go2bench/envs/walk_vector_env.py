@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -75,7 +74,7 @@ class WalkVectorEnv(VectorEnv):
         self.single_action_space = S.action_space(self.robot_description)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.sim.device)
+        self._needs_reset = np.zeros(num_envs, dtype=bool)  # next-step mode: envs to reset on the next step
         self._seeded = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -96,56 +95,50 @@ class WalkVectorEnv(VectorEnv):
             mask = torch.from_numpy(m).to(self.sim.device)
         obs = self.sim.reset(mask)
         if mask is None:
-            self._needs_reset.zero_()
+            self._needs_reset[:] = False
         else:
-            self._needs_reset &= ~mask
+            self._needs_reset &= ~m
         return self._numpy(obs), {}
 
     def step(self, actions):
         a = S.to_action_tensor(actions, (self.num_envs, S.ACTION_DIM), self.sim.device)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP and bool(self._needs_reset.any()):
-            return self._step_next_step(a)
-        r = self.sim.step(a)
-        done = r.terminated | r.truncated
-        info = self._info(r)
-        obs = r.obs
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and bool(done.any()):
-            done_np = self._numpy(done)
-            final_obs = np.zeros((self.num_envs, self.sim.obs_dim), dtype=np.float32)
-            final_obs[done_np] = self._numpy(r.obs[done])
-            info["final_obs"], info["_final_obs"] = final_obs, done_np
-            obs = self.sim.reset(done)
+        resetting = self._needs_reset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        obs, reward, terminated, truncated, diverged = self._to_host(self.sim.step(a))
+        done = terminated | truncated
+        info: dict[str, Any] = {}
+        if resetting is not None and resetting.any():  # Gymnasium's next-step autoreset
+            obs[resetting] = self._reset_rows(resetting)
+            reward[resetting] = 0.0
+            for flags in (terminated, truncated, diverged, done):
+                flags[resetting] = False
+        if diverged.any():
+            info["diverged"], info["_diverged"] = diverged, diverged.copy()
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            final_obs = np.zeros_like(obs)
+            final_obs[done] = obs[done]
+            info["final_obs"], info["_final_obs"] = final_obs, done
+            obs[done] = self._reset_rows(done)
         elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._needs_reset = done
-        return self._numpy(obs), self._numpy(r.reward), self._numpy(r.terminated), self._numpy(r.truncated), info
+        return obs, reward, terminated, truncated, info
 
-    def _step_next_step(self, a: torch.Tensor):
-        resetting = self._needs_reset.clone()
-        r = self.sim.step(a)
-        obs = self.sim.reset(resetting)
-        zero = torch.zeros_like(r.terminated)
-        reward = torch.where(resetting, torch.zeros_like(r.reward), r.reward)
-        terminated = torch.where(resetting, zero, r.terminated)
-        truncated = torch.where(resetting, zero, r.truncated)
-        diverged = torch.where(resetting, zero, r.diverged)
-        self._needs_reset = terminated | truncated
-        info = self._info(StepResult(obs, reward, terminated, truncated, diverged))
-        return self._numpy(obs), self._numpy(reward), self._numpy(terminated), self._numpy(truncated), info
+    def _to_host(self, r: StepResult) -> tuple[np.ndarray, ...]:
+        """One device-to-host copy per step: observation, reward and the three flags packed together."""
+        flags = torch.stack([r.terminated, r.truncated, r.diverged], 1).to(r.obs.dtype)
+        packed = torch.cat([r.obs, r.reward[:, None], flags], 1).cpu().numpy()
+        d = self.sim.obs_dim
+        return packed[:, :d].copy(), packed[:, d].copy(), packed[:, d + 1] > 0.5, packed[:, d + 2] > 0.5, packed[:, d + 3] > 0.5
 
-    def _info(self, r: StepResult) -> dict[str, Any]:
-        if not bool(r.diverged.any()):
-            return {}
-        d = self._numpy(r.diverged)
-        return {"diverged": d, "_diverged": d.copy()}
+    def _reset_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Reset the envs in host-side ``mask`` with one batched call; their new observations."""
+        mask_t = torch.from_numpy(mask).to(self.sim.device)
+        return self._numpy(self.sim.reset(mask_t)[mask_t])
 
     def close_extras(self, **kwargs: Any) -> None:
         self.sim.close()
 
     def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
-            return None
-        return self.sim.render()
+        return S.render(self.sim, self.render_mode)
 
     @staticmethod
     def _numpy(t: torch.Tensor) -> np.ndarray:
