@@ -123,7 +123,9 @@ class WalkVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, info
 
     def _to_host(self, r: StepResult) -> tuple[np.ndarray, ...]:
-        """One device-to-host copy per step: observation, reward and the three flags packed together."""
+        """Observation, reward and the three flags as numpy, with one device-to-host copy per step."""
+        if r.obs.device.type == "cpu":  # zero-copy views of tensors made fresh by this step
+            return r.obs.numpy(), r.reward.numpy(), r.terminated.numpy(), r.truncated.numpy(), r.diverged.numpy()
         flags = torch.stack([r.terminated, r.truncated, r.diverged], 1).to(r.obs.dtype)
         packed = torch.cat([r.obs, r.reward[:, None], flags], 1).cpu().numpy()
         d = self.sim.obs_dim
