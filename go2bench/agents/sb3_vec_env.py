@@ -134,7 +134,7 @@ class WalkSB3VecEnv(VecEnv):
         return obs.detach().cpu().numpy().astype(np.float32, copy=False)
 
     def step_async(self, actions: np.ndarray) -> None:
-        # Validate and clip on the host (cheap), then one host->device copy.
+        # Validate on the host (cheap), then one host->device copy; the simulation clips to the bounds.
         a = S.to_action_tensor(actions, (self.num_envs, S.ACTION_DIM), torch.device("cpu"))
         self._actions = a.to(self.device, non_blocking=True)
 
