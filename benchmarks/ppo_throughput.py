@@ -200,7 +200,8 @@ def main(argv=None) -> int:
             "one process, Genesis CPU backend, policy on CPU; raw and PPO use the same adapter, one after the "
             "other. The machine has 2 cores shared with other work: compare raw and PPO of one row (same run), "
             "not absolute numbers across runs; *_other_cpu is the CPU time other processes used per wall second "
-            "during that measurement (0 idle .. 2 both cores busy elsewhere). PPO: the teacher recipe "
+            "during that measurement (0 idle .. 2 both cores busy elsewhere); the load averages include this "
+            "benchmark's own busy threads. PPO: the teacher recipe "
             "(PPOConfig defaults, KL-adaptive learning rate), whole iterations (rollout + update) only."
         ),
     }
