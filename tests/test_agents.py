@@ -17,7 +17,8 @@ from gymnasium import spaces
 
 from go2bench.agents.evaluate import evaluate, normalized_score
 from go2bench.agents.ppo import PPOConfig, latest_checkpoint, train_teacher
-from go2bench.agents.sb3_vec_env import WalkSB3VecEnv, make_walk_sim
+from go2bench.agents.sb3_vec_env import WalkSB3VecEnv
+from go2bench.envs.walk_sim import make_walk_sim
 from go2bench.agents.teacher import RandomAgent, TeacherAgent, export_teacher, load_teacher, zoo_path
 from go2bench.envs.robots import GO2
 

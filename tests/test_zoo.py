@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.agents.sb3_vec_env import make_walk_sim
 from go2bench.agents.teacher import RandomAgent, load_teacher, zoo_path
 from go2bench.envs.spaces import to_action_tensor
+from go2bench.envs.walk_sim import make_walk_sim
 
 ENV_IDS = ["Go2Walk-v0", "MiniCheetahWalk-v0"]
 N, STEPS = 8, 150  # 3 s of walking

@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS = {
     "WalkSB3VecEnv": "go2bench.agents.sb3_vec_env",
     "Go2SB3VecEnv": "go2bench.agents.sb3_vec_env",
-    "make_walk_sim": "go2bench.agents.sb3_vec_env",
+    "make_walk_sim": "go2bench.envs.walk_sim",
     "train_teacher": "go2bench.agents.ppo",
     "PPOConfig": "go2bench.agents.ppo",
     "load_teacher": "go2bench.agents.teacher",

@@ -17,7 +17,7 @@ import torch
 
 from go2bench.envs import robot_for_env
 from go2bench.envs import spaces as S
-from go2bench.envs.walk_sim import WalkSimulation
+from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
 
 
 def normalized_score(mean_return: float, random_score: float | None, expert_score: float | None) -> float | None:
@@ -71,8 +71,6 @@ def evaluate(
         if sim.robot_description.name != robot_for_env(env_id):
             raise ValueError(f"sim holds robot {sim.robot_description.name!r}, not the robot of {env_id}")
         return _evaluate(agent, env_id, episodes, seed, sim, random_score, expert_score)
-    from go2bench.agents.sb3_vec_env import make_walk_sim
-
     sim = make_walk_sim(env_id, num_envs, backend, config, obs_mode or card.get("obs_mode"), max_episode_steps)
     try:
         return _evaluate(agent, env_id, episodes, seed, sim, random_score, expert_score)

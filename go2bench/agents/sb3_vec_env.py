@@ -34,32 +34,9 @@ import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from go2bench.envs import robot_for_env
 from go2bench.envs import spaces as S
 from go2bench.envs.walk_config import WalkConfig
-from go2bench.envs.walk_sim import WalkSimulation
-
-
-def make_walk_sim(
-    env_id: str = "Go2Walk-v0",
-    num_envs: int = 1,
-    backend: str = "cpu",
-    config: WalkConfig | dict | str | Path | None = None,
-    obs_mode: str | None = None,
-    max_episode_steps: int | None = None,
-    render: bool = False,
-    **overrides: Any,
-) -> WalkSimulation:
-    """Build the batched simulation behind ``env_id`` exactly as the Gymnasium envs do.
-
-    ``obs_mode`` (None: the config's, "noleak" by default) and ``overrides`` are WalkConfig fields.
-    """
-    if obs_mode is not None:
-        overrides = {**overrides, "obs_mode": obs_mode}
-    robot, cfg = S.resolve(robot_for_env(env_id), config, overrides)
-    return WalkSimulation(
-        robot, cfg, num_envs=num_envs, backend=backend, render=render, max_episode_steps=max_episode_steps
-    )
+from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
 
 
 _EMPTY: dict[str, Any] = {}

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from go2bench.envs import genesis_runtime
+from go2bench.envs import genesis_runtime, robot_for_env
+from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.walk_config import WalkConfig
 
@@ -324,3 +327,25 @@ class WalkSimulation:
             ones = torch.ones((n, len(self.dofs_idx)), device=self.device)
             self.robot.set_dofs_kp(ones * k * rd.kp, self.dofs_idx, envs_idx)
             self.robot.set_dofs_kv(ones * k * rd.kd, self.dofs_idx, envs_idx)
+
+
+def make_walk_sim(
+    env_id: str = "Go2Walk-v0",
+    num_envs: int = 1,
+    backend: str = "cpu",
+    config: WalkConfig | dict | str | Path | None = None,
+    obs_mode: str | None = None,
+    max_episode_steps: int | None = None,
+    render: bool = False,
+    **overrides: Any,
+) -> WalkSimulation:
+    """Build the batched simulation behind ``env_id`` exactly as the Gymnasium envs do.
+
+    ``obs_mode`` (None: the config's, "noleak" by default) and ``overrides`` are WalkConfig fields.
+    """
+    if obs_mode is not None:
+        overrides = {**overrides, "obs_mode": obs_mode}
+    robot, cfg = S.resolve(robot_for_env(env_id), config, overrides)
+    return WalkSimulation(
+        robot, cfg, num_envs=num_envs, backend=backend, render=render, max_episode_steps=max_episode_steps
+    )
