@@ -108,57 +108,109 @@ def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, res
     click.echo(f"wrote {out}/final.zip and {out}/model_card.json")
 
 
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s != ""]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 0,1,2; got {text!r}") from None
+    if not seeds:
+        raise click.BadParameter("at least one seed is needed")
+    return seeds
+
+
 @main.command("eval")
 @click.option("--agent", "agent_spec", default="teacher", show_default=True,
-              help="'random', 'teacher' (the shipped teacher of --env) or a checkpoint path.")
+              help="NAME[:checkpoint]: random, teacher[:PATH], vintix[:PATH], vintix-nocontext[:PATH], or a "
+                   "third-party agent of the 'go2bench.agents' entry-point group (a bare path means teacher:PATH).")
 @click.option("--env", "env_id", type=click.Choice(list(ENV_ROBOTS)), default="Go2Walk-v0", show_default=True)
-@click.option("--episodes", type=click.IntRange(min=1), default=64, show_default=True, help="Episodes in all.")
-@click.option("--num-envs", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Consecutive episodes per env (an in-context agent keeps its context across them).")
+@click.option("--num-envs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seeds", "seeds_text", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default 0).")
+@click.option("--seed", type=int, default=None, hidden=True, help="One seed (older spelling of --seeds).")
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="Torch device of a teacher's policy.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device of the agent.")
 @click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default=None,
-              help="Default: the teacher's model card's, else noleak.")
+              help="Default: the agent's model card's, else noleak.")
 @click.option("--max-episode-steps", type=click.IntRange(min=1), default=None,
-              help="Time limit per episode in steps (default: the task's, 1000).")
+              help="Time limit per episode in steps (default: the task's, 1000). Reference scores are for 1000.")
+@click.option("--video", type=click.Path(dir_okay=False), default=None,
+              help="Record env 0 of the first seed to this mp4 (at most --video-frames frames).")
+@click.option("--video-frames", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-def eval_command(agent_spec, env_id, episodes, num_envs, seed, backend, device, obs_mode, max_episode_steps,
-                 out) -> None:
-    """Evaluate a random agent or a PPO teacher: returns, falls, tracking error, normalised score."""
-    from go2bench.agents.evaluate import evaluate
-    from go2bench.agents.ppo import versions
-    from go2bench.agents.teacher import RandomAgent, load_teacher
+def eval_command(agent_spec, env_id, episodes, num_envs, seeds_text, seed, backend, device, obs_mode,
+                 max_episode_steps, video, video_frames, no_progress, out) -> None:
+    """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI."""
+    from go2bench.agents.evaluate import evaluate_in_context, save_results
+    from go2bench.agents.registry import UnknownAgentError, make_agent
 
-    if agent_spec == "random":
-        agent = RandomAgent(seed=seed)
-    else:
-        try:
-            agent = load_teacher(env_id if agent_spec == "teacher" else agent_spec, device=device)
-        except FileNotFoundError as e:
-            raise click.ClickException(str(e)) from None
-        card_env = (agent.model_card or {}).get("env_id")
-        if card_env and card_env != env_id:
-            raise click.ClickException(f"the teacher was trained on {card_env}, not {env_id}")
+    if seeds_text is not None and seed is not None:
+        raise click.UsageError("give --seeds or --seed, not both")
+    seeds = _parse_seeds(seeds_text) if seeds_text is not None else [0 if seed is None else seed]
+    try:
+        agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0])
+    except (FileNotFoundError, UnknownAgentError, ValueError, ImportError) as e:
+        raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
-    res = evaluate(agent, env_id, episodes=episodes, num_envs=num_envs, seed=seed, backend=backend,
-                   obs_mode=obs_mode, max_episode_steps=max_episode_steps)
-    res["agent"] = agent_spec if agent_spec in ("random", "teacher") else "checkpoint"
-    res["agent_source"] = getattr(agent, "source", None)
-    res["config"] = {"episodes": episodes, "num_envs": num_envs, "seed": seed, "backend": backend,
-                     "device": device, "obs_mode": res["obs_mode"], "max_episode_steps": res["max_episode_steps"]}
-    res["versions"] = versions()
+    try:
+        res = evaluate_in_context(
+            agent, env_id, episodes=episodes, num_envs=num_envs, seeds=seeds, backend=backend, obs_mode=obs_mode,
+            max_episode_steps=max_episode_steps, agent_spec=agent_spec, device=device, progress=not no_progress,
+            video=video, video_max_frames=video_frames,
+        )
+    except RuntimeError as e:
+        if video and ("video" in str(e) or "camera" in str(e) or "imageio" in str(e)):
+            raise click.ClickException(str(e)) from None
+        raise
     res["total_wall_s"] = round(time.perf_counter() - t0, 2)
-    ns = res["normalized_score"]
+
+    def fmt(x, spec=".3f"):
+        return "n/a" if x is None else format(x, spec)
+
+    lo, hi = res["normalized_score_ci95"]
     click.echo(
-        f"{env_id} agent={res['agent']} episodes={res['episodes']}  mean return {res['mean_return']:.3f} "
-        f"(std {res['std_return']:.3f})  mean length {res['mean_length']:.0f}  falls {res['fall_rate']:.1%}  "
-        f"tracking error {res['mean_tracking_error']:.3f} m/s  normalized score "
-        + ("n/a" if ns is None else f"{ns:.3f}")
+        f"{env_id} agent={agent_spec} {res['num_envs']} envs x {episodes} episodes x {len(seeds)} seed(s)  "
+        f"mean return {res['mean_return']:.3f} (95% CI {fmt(res['ci95'][0])}..{fmt(res['ci95'][1])})  "
+        f"falls {res['fall_rate']:.1%}  tracking error {res['mean_tracking_error']:.3f} m/s  "
+        f"normalized score {fmt(res['normalized_score'])} (95% CI {fmt(lo)}..{fmt(hi)})"
     )
+    per = res["per_episode"]["normalized_score"]
+    if len(per) > 1 and per[0] is not None:
+        click.echo("normalized score by episode index: " + " ".join(f"{x:.2f}" for x in per))
     if out:
-        with open(out, "w") as f:
-            json.dump(res, f, indent=2)
+        save_results(res, out)
         click.echo(f"wrote {out}")
+    if video:
+        click.echo(f"wrote {video}")
+
+
+@main.command("leaderboard")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="benchmarks/leaderboard", show_default=True,
+              help="Folder for leaderboard.md, leaderboard.csv and the PNG plots.")
+@click.option("--datasets", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Collected dataset folder(s) whose learning curves to plot; repeat for several.")
+def leaderboard_command(results, out, datasets) -> None:
+    """Tables (Markdown, CSV) and plots from `go2bench eval` result files."""
+    from go2bench.leaderboard import LeaderboardError, make_leaderboard
+
+    try:
+        made = make_leaderboard(results, out, datasets=datasets)
+    except LeaderboardError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(made["markdown"])
+    for path in made["files"]:
+        click.echo(f"wrote {path}")
+
+
+from go2bench.collect.cli import collect_command, data_group  # noqa: E402
+
+main.add_command(collect_command, "collect")
+main.add_command(data_group, "data")
+
+from go2bench.vintix.cli import train_command  # noqa: E402
+main.add_command(train_command, "train")
 
 
 if __name__ == "__main__":

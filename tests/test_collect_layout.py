@@ -19,6 +19,7 @@ from go2bench.collect.layout import (
     HistoryWriter,
     TMP_PREFIX,
     check_dataset,
+    dataset_report,
     read_history,
     write_json_atomic,
 )
@@ -378,9 +379,12 @@ def test_check_unequal_lengths(good_dataset):
     _one_problem(good_dataset, "trajectories_env_0000.h5", "0-9/reward", "9 rows")
 
 
-def test_check_original_t_plus_1_is_reported(good_dataset):
+def test_check_original_t_plus_1_is_a_warning(good_dataset):
+    """Readers accept the original layout, so check passes it, with one warning per group."""
     _write_groups(good_dataset / "trajectories_env_0000.h5", [(0, 9), (10, 19)], obs_extra=1)
-    _one_problem(good_dataset, "0-9/proprio_observation", "T+1")
+    problems, warnings = dataset_report(good_dataset)
+    assert problems == []
+    assert len(warnings) == 2 and all("T+1" in w and "trajectories_env_0000.h5" in w for w in warnings)
 
 
 def test_check_obs_dim_disagrees_with_metadata(good_dataset):

@@ -32,6 +32,7 @@ __all__ = [
     "read_history",
     "write_json_atomic",
     "check_dataset",
+    "dataset_report",
 ]
 
 DATASET_KEYS = ("proprio_observation", "action", "reward", "step_num")
@@ -369,16 +370,26 @@ def _meta_dims(path, meta, problems):
 def check_dataset(dataset_dir) -> list[str]:
     """Validate one dataset folder; returns one line per problem (empty list = valid).
 
+    See :func:`dataset_report`, which also returns the warnings.
+    """
+    return dataset_report(dataset_dir)[0]
+
+
+def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
+    """Validate one dataset folder: (problems, warnings), one line each naming file and field.
+
     Checks: ``<name>/<name>.json`` present and readable with observation_shape/action_dim;
     at least one ``trajectories_env_XXXX.h5``, each with its per-env JSON; group names of the
     form start-end; no overlapping or missing step ranges; equal dataset lengths; obs/action
     widths matching the metadata; no NaN/inf; readable, untruncated .h5 files.  The original
-    collector's T+1 observation rows are reported as a problem too (misaligned samples).
+    collector's T+1 observation rows are a warning: readers accept them (dropping the extra
+    row of each group), but samples crossing its group boundaries were misaligned at collection.
     """
     d = Path(dataset_dir)
     if not d.is_dir():
-        return [f"{d}: not a directory"]
+        return [f"{d}: not a directory"], []
     problems: list[str] = []
+    all_warnings: list[str] = []
     meta_path = d / f"{d.name}.json"
     meta = _load_json(meta_path, problems)
     obs_dim = act_dim = None
@@ -402,5 +413,6 @@ def check_dataset(dataset_dir) -> list[str]:
                     problems.append(f"{env_json}: field {field} = {mine} disagrees with {meta_path.name} ({theirs})")
             dims = tuple(t if t is not None else m for m, t in zip(env_dims, dims))
         file_problems, warnings, _ = _scan_h5(h5, load=False, obs_dim=dims[0], act_dim=dims[1])
-        problems += file_problems + warnings
-    return problems
+        problems += file_problems
+        all_warnings += warnings
+    return problems, all_warnings

@@ -1,0 +1,315 @@
+"""The collector end to end: real histories from the shipped teachers, read back with plain h5py.
+
+One small collection (3 Go2 histories, 2,000 steps each, 100-step episodes) is made once per
+module and checked against independent expectations: the noise hash against a pure-Python
+implementation, the first action against the pure noise, the noise-free tail against the
+teacher, every row against a replay in a fresh simulation, rising returns, resume after kill -9,
+subsets of histories, and `go2bench data check|fix` on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from go2bench.cli import main
+from go2bench.collect.collector import CollectConfig, collect, parse_env_ids
+from go2bench.collect.noise import hash32, history_seed, uniform_noise
+from go2bench.collect.schedule import NoiseSchedule, blend_actions
+from go2bench.envs.robots import GO2
+
+CFG = CollectConfig(env="Go2Walk-v0", num_histories=3, steps_per_history=2000, max_episode_steps=100,
+                    group_size=256, chunk_steps=64, seed=7)
+CLI_ARGS = ["--env", "Go2Walk-v0", "--num-histories", "3", "--steps-per-history", "2000", "--max-episode-steps",
+            "100", "--group-size", "256", "--seed", "7"]
+
+
+def _read(path):
+    """Independent reader: every group's datasets concatenated in step order."""
+    with h5py.File(path, "r") as f:
+        names = sorted(f.keys(), key=lambda k: int(k.split("-")[0]))
+        out = {k: np.concatenate([f[n][k][()] for n in names]) for k in
+               ("proprio_observation", "action", "reward", "step_num")}
+        out["groups"] = names
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("collect") / "data_go2"
+    summary = collect(out, CFG, progress=False)
+    return out, summary
+
+
+# ------------------------------------------------------------------------------- noise and schedule
+
+
+def _lowbias32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_hash_matches_pure_python_reference():
+    xs = [0, 1, 2, 12345, 0x7FFFFFFF, 0xFFFFFFFF, 987654321]
+    got = hash32(torch.tensor(xs, dtype=torch.int64)).tolist()
+    assert got == [_lowbias32(x) for x in xs]
+    assert _lowbias32(0) == 0 and _lowbias32(1) != 1
+
+
+def test_noise_is_uniform_deterministic_and_independent_of_batching():
+    keys = history_seed(7, torch.arange(4))
+    steps = torch.arange(5000, dtype=torch.int64)[:, None].expand(5000, 4)
+    u = uniform_noise(keys[None, :], steps, 12)
+    assert u.shape == (5000, 4, 12) and u.dtype == torch.float32
+    assert 0.0 <= float(u.min()) and float(u.max()) < 1.0
+    assert abs(float(u.mean()) - 0.5) < 0.005 and abs(float(u.var()) - 1 / 12) < 0.002
+    # one history alone gives the same numbers as inside a batch
+    alone = uniform_noise(history_seed(7, torch.tensor([2])), torch.arange(5000)[:, None], 12)
+    assert torch.equal(alone[:, 0], u[:, 2])
+    assert not torch.equal(u[:, 0], u[:, 1])  # histories differ
+    assert not torch.equal(uniform_noise(history_seed(8, torch.arange(4))[None], steps, 12), u)  # seeds differ
+    c = np.corrcoef(u[:-1, 0, 0].numpy(), u[1:, 0, 0].numpy())[0, 1]
+    assert abs(c) < 0.05  # consecutive steps uncorrelated
+
+
+def test_parse_env_ids():
+    assert parse_env_ids("0-2,5", 10) == [0, 1, 2, 5]
+    assert parse_env_ids(None, 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match="outside 0-9"):
+        parse_env_ids("8-12", 10)
+    with pytest.raises(ValueError, match="cannot parse"):
+        parse_env_ids("a-b", 10)
+
+
+def test_collect_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="num_histories"):
+        CollectConfig(num_histories=0)
+    with pytest.raises(ValueError, match="max_perf"):
+        CollectConfig(max_perf=1.5)
+    with pytest.raises(ValueError, match="unknown env"):
+        CollectConfig(env="Cartpole-v1")
+
+
+# ------------------------------------------------------------------------------- the dataset
+
+
+def test_layout_and_metadata(dataset):
+    out, summary = dataset
+    assert summary["status"] == "complete" and summary["complete_histories"] == 3
+    meta = json.loads((out / "data_go2.json").read_text())
+    assert meta["task_name"] == "go2_walking_ad" and meta["env_id"] == "Go2Walk-v0" and meta["robot"] == "go2"
+    assert meta["observation_shape"] == {"proprio": [33]} and meta["action_dim"] == 12
+    assert meta["noise"] == {"p": 0.6, "f": 0.05, "max_perf": 1.0, "steps_per_history": 2000}
+    assert meta["teacher"]["expert_score"] and len(meta["teacher"]["sha256"]) == 64
+    assert meta["status"] == "complete" and (out / "learning_curves.png").stat().st_size > 5000
+    total = 0
+    for i in range(3):
+        d = _read(out / f"trajectories_env_{i:04d}.h5")
+        rec = json.loads((out / f"trajectories_env_{i:04d}.json").read_text())
+        t = len(d["reward"])
+        assert 2000 <= t < 2000 + 100  # finishes the episode that crosses N
+        assert d["groups"][0] == "0-255" and d["groups"][-1].endswith(f"-{t - 1}")
+        assert d["proprio_observation"].shape == (t, 33) and d["action"].shape == (t, 12)
+        assert d["proprio_observation"].dtype == np.float32 and d["step_num"].dtype == np.int32
+        s = d["step_num"]
+        starts = np.flatnonzero(s == 0)
+        assert starts[0] == 0 and np.all(s[1:][s[1:] != 0] == s[:-1][s[1:] != 0] + 1)  # counts up within episodes
+        assert s.max() == 99
+        lengths = np.diff(np.append(starts, t))
+        assert rec["episode_lengths"] == lengths.tolist() and rec["total_transitions"] == t
+        np.testing.assert_allclose(rec["episode_returns"], np.add.reduceat(d["reward"].astype(np.float64), starts),
+                                   atol=1e-5)
+        np.testing.assert_allclose(rec["obs_mean"], d["proprio_observation"].mean(0), atol=1e-5)
+        np.testing.assert_allclose(rec["acs_std"], d["action"].std(0), rtol=1e-4, atol=1e-6)
+        assert rec["task_name"] == "go2_walking_ad" and rec["history_index"] == i
+        total += t
+    assert meta["total_transitions"] == total
+
+
+def test_first_action_is_pure_noise_and_tail_is_the_teacher(dataset):
+    from go2bench.agents.teacher import load_teacher
+
+    out, _ = dataset
+    low, high = (torch.tensor(b) for b in GO2.action_bounds())
+    teacher = load_teacher("Go2Walk-v0")
+    sched = NoiseSchedule(0.6, 0.05, 1.0, 2000)
+    for i in range(3):
+        d = _read(out / f"trajectories_env_{i:04d}.h5")
+        u0 = low + (high - low) * uniform_noise(history_seed(7, torch.tensor(i)), torch.tensor(0), 12)
+        np.testing.assert_allclose(d["action"][0], u0.numpy(), atol=1e-6)  # eps(0) = 1
+        tail = np.arange(1900, len(d["reward"]))  # n >= (1 - f) N: eps = 0
+        assert float(sched.eps(1900)) == 0.0
+        np.testing.assert_allclose(d["action"][tail], teacher.act(d["proprio_observation"][tail]), atol=1e-5)
+        # in between: a convex blend, inside the joint-limit bounds
+        assert np.all(d["action"] >= low.numpy() - 1e-6) and np.all(d["action"] <= high.numpy() + 1e-6)
+    a = torch.tensor([[0.1] * 12]), torch.full((1, 12), 0.3)
+    ref = blend_actions(torch.tensor([0.25]), a[0], a[1], low, high)
+    u = low + (high - low) * a[1]
+    assert torch.allclose(ref, torch.clamp(torch.lerp(a[0], u, 0.25), low, high))  # the collector's fused form
+
+
+def test_rows_replay_in_a_fresh_simulation(dataset):
+    """Row i = obs at step i, the action taken there, its reward: replaying the actions reproduces the rows."""
+    from go2bench.envs.walk_sim import make_walk_sim
+
+    out, _ = dataset
+    d = _read(out / "trajectories_env_0001.h5")
+    starts = np.flatnonzero(d["step_num"] == 0)
+    a, b = starts[5], starts[6]  # a whole episode, which may cross a group boundary
+    # Same batch size as the collection: Genesis' batched solver is exact per env only at equal batch
+    # sizes (a 1-env scene drifts by ~1e-4 within 15 steps), so 3 envs replay the same actions.
+    sim = make_walk_sim("Go2Walk-v0", 3, "cpu", max_episode_steps=100)
+    try:
+        obs = sim.reset()
+        for t in range(a, b):
+            np.testing.assert_allclose(obs[0].numpy(), d["proprio_observation"][t], atol=1e-6)
+            np.testing.assert_array_equal(obs[2].numpy(), obs[0].numpy())
+            r = sim.step(torch.from_numpy(d["action"][t : t + 1]).repeat(3, 1))
+            assert abs(float(r.reward[0]) - float(d["reward"][t])) < 1e-5
+            obs = r.obs
+        assert bool(r.terminated[0] | r.truncated[0])  # the episode ends where the next one starts
+    finally:
+        sim.close()
+
+
+def test_returns_rise_over_the_history(dataset):
+    out, _ = dataset
+    for i in range(3):
+        rets = json.loads((out / f"trajectories_env_{i:04d}.json").read_text())["episode_returns"]
+        first, last = np.mean(rets[:3]), np.mean(rets[-3:])
+        assert first < 0.5 and last > 1.5, (first, last)  # noise: falls; teacher: ~2.1 per 100 steps
+        assert last > first + 1.0
+
+
+def test_subset_of_histories(dataset, tmp_path):
+    """--env-ids: the same noise stream as in the full run (the physics of a smaller batch may differ
+    in the last float digits, so later rows are not bitwise equal), a valid history, an incomplete dataset."""
+    out, _ = dataset
+    sub = tmp_path / "data_go2"
+    collect(sub, CFG, env_ids="2", progress=False)
+    assert not (sub / "trajectories_env_0000.h5").exists()
+    a, b = _read(out / "trajectories_env_0002.h5"), _read(sub / "trajectories_env_0002.h5")
+    np.testing.assert_array_equal(a["action"][0], b["action"][0])
+    np.testing.assert_array_equal(a["proprio_observation"][0], b["proprio_observation"][0])
+    assert len(b["reward"]) >= 2000 and b["step_num"][0] == 0
+    assert json.loads((sub / "data_go2.json").read_text())["status"] == "incomplete"  # 1 of 3 histories
+
+
+def test_existing_output_needs_resume_and_same_settings(dataset, tmp_path):
+    out, _ = dataset
+    with pytest.raises(FileExistsError, match="--resume"):
+        collect(out, CFG, progress=False)
+    with pytest.raises(ValueError, match="collection.p"):
+        collect(out, CollectConfig(**{**CFG.__dict__, "p": 0.5}), resume=True, progress=False)
+    r = CliRunner().invoke(main, ["collect", "--env", "Go2Walk-v0"])
+    assert r.exit_code != 0 and "--out" in r.output
+
+
+def test_resume_after_kill_9_equals_uninterrupted_run(dataset, tmp_path):
+    out, _ = dataset
+    killed = tmp_path / "data_go2"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "go2bench.cli", "collect", *CLI_ARGS, "--out", str(killed), "--no-progress-bar"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    h5 = killed / "trajectories_env_0000.h5"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    if sum(not k.startswith("_") for k in f.keys()) >= 3:
+                        break
+            except (OSError, FileNotFoundError):
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, "the collection finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (killed / "trajectories_env_0000.json").exists()  # interrupted
+    summary = collect(killed, CFG, resume=True, progress=False)
+    assert summary["resumed_histories"] >= 1 and summary["status"] == "complete"
+    for i in range(3):
+        a, b = _read(out / f"trajectories_env_{i:04d}.h5"), _read(killed / f"trajectories_env_{i:04d}.h5")
+        assert a["groups"] == b["groups"]
+        for k in ("proprio_observation", "action", "reward", "step_num"):
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+# ------------------------------------------------------------------------------- data check / fix
+
+
+def test_data_check_passes_then_fix_repairs_broken_metadata(dataset, tmp_path):
+    out, _ = dataset
+    runner = CliRunner()
+    r = runner.invoke(main, ["data", "check", str(out)])
+    assert r.exit_code == 0, r.output
+    broken = tmp_path / "minicheetah_ad"
+    shutil.copytree(out, broken)
+    (broken / "data_go2.json").unlink()  # wrong name for this folder: its <name>.json is missing
+    r = runner.invoke(main, ["data", "check", str(broken)])
+    assert r.exit_code == 1 and "minicheetah_ad.json: dataset metadata missing" in r.output
+    r = runner.invoke(main, ["data", "fix", str(broken), "--task-name", "mini_cheetah"])
+    assert r.exit_code == 0, r.output
+    assert "wrote missing dataset metadata" in r.output and "'go2_walking_ad' -> 'minicheetah_walking_ad'" in r.output
+    assert json.loads((broken / "minicheetah_ad.json").read_text())["task_name"] == "minicheetah_walking_ad"
+    assert runner.invoke(main, ["data", "check", str(broken)]).exit_code == 0
+    # data untouched
+    np.testing.assert_array_equal(_read(out / "trajectories_env_0000.h5")["action"],
+                                  _read(broken / "trajectories_env_0000.h5")["action"])
+
+
+def test_data_check_config_finds_task_name_collision(dataset, tmp_path):
+    out, _ = dataset
+    root = tmp_path / "data"
+    shutil.copytree(out, root / "go2_trajectories" / "data_go2")
+    shutil.copytree(out, root / "mc" / "mc_ad")
+    (root / "mc" / "mc_ad" / "data_go2.json").rename(root / "mc" / "mc_ad" / "mc_ad.json")
+    cfg = tmp_path / "multi.yaml"
+    cfg.write_text("a:\n  path: go2_trajectories/data_go2\n  group: go2\n"
+                   "b:\n  path: mc/mc_ad\n  group: mc\n")
+    runner = CliRunner()
+    r = runner.invoke(main, ["data", "check", "--config", str(cfg), "--data-dir", str(root)])
+    assert r.exit_code == 1 and "task_name 'go2_walking_ad' is also the task_name of dataset 'a'" in r.output
+    r = runner.invoke(main, ["data", "fix", str(root / "mc" / "mc_ad"), "--task-name", "MiniCheetahWalk-v0"])
+    assert r.exit_code == 0
+    r = runner.invoke(main, ["data", "check", "--config", str(cfg), "--data-dir", str(root)])
+    assert r.exit_code == 0, r.output
+    cfg.write_text("a:\n  path: go2_trajectories/data_go2\n  group: go2\n  reward_scle: 2\n")
+    r = runner.invoke(main, ["data", "check", "--config", str(cfg), "--data-dir", str(root)])
+    assert r.exit_code == 1 and "reward_scle" in r.output and "multi.yaml" in r.output
+    cfg.write_text("a:\n  path: go2_trajectories/data_go2\n  group: go2\n"
+                   "b:\n  path: mc/mc_ad\n  group: go2\n")
+    r = runner.invoke(main, ["data", "check", "--config", str(cfg), "--data-dir", str(root)])
+    assert r.exit_code == 1 and "group names must differ" in r.output
+
+
+def test_shipped_dataset_configs_load():
+    from go2bench.collect.dataset_config import load_dataset_config
+
+    multi = load_dataset_config("multitask_go2_minicheetah_config")
+    assert [e.group for e in multi.values()] == ["go2_walking", "minicheetah_walking"]
+    assert multi["minicheetah_ad"].collect.env == "MiniCheetahWalk-v0"
+    go2 = load_dataset_config("go2_dataset_config.yaml")["data_1M"]
+    assert go2.path == "go2_trajectories/data_1M" and go2.collect.steps_per_history == 1_000_000
+    assert go2.collect.p == 0.6 and go2.collect.f == 0.05 and go2.collect.max_perf == 1.0
