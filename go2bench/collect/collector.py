@@ -239,12 +239,15 @@ def collect(
     group_name: str | None = None,
     reward_scale: float = 1.0,
     plot: bool = True,
+    sim=None,
 ) -> dict[str, Any]:
     """Collect ``cfg.num_histories`` learning histories (or the subset ``env_ids``) into ``out_dir``.
 
     Writes ``<out>/<name>.json`` first (the dataset metadata; ``status`` becomes "complete" once
     every history is), then per history ``trajectories_env_XXXX.h5`` group by group and, when it
     is complete, ``trajectories_env_XXXX.json``; finally ``learning_curves.png``.  Returns a summary.
+    ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
+    per collected history (it is reset, not closed); default: a new one on ``backend``.
     """
     from go2bench.agents.teacher import load_teacher, zoo_path
     from go2bench.envs.walk_sim import make_walk_sim
@@ -265,8 +268,7 @@ def collect(
         )
     out.mkdir(parents=True, exist_ok=True)
 
-    teacher_path = Path(cfg.teacher) if cfg.teacher else zoo_path(env_id)
-    teacher = load_teacher(str(teacher_path) if cfg.teacher else env_id, device="cpu")
+    teacher = load_teacher(cfg.teacher or env_id, device="cpu" if sim is None else str(sim.device))
     teacher_file = Path(teacher.source)
     card = teacher.model_card or {}
     if card.get("env_id") not in (None, env_id):
@@ -281,23 +283,35 @@ def collect(
     if teacher.obs_dim != (33 if cfg.obs_mode == "noleak" else 45):
         raise ValueError(f"the teacher expects {teacher.obs_dim}-dim observations; collect.obs_mode is {cfg.obs_mode!r}")
 
-    sim = make_walk_sim(env_id, len(ids), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps)
+    own_sim = sim is None
+    if own_sim:
+        sim = make_walk_sim(env_id, len(ids), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps)
+    elif (sim.num_envs != len(ids) or sim.robot_description.name != robot.name
+          or sim.max_episode_steps != cfg.max_episode_steps or sim.config.obs_mode != cfg.obs_mode):
+        raise ValueError(f"the given sim does not match: need {len(ids)} envs of {robot.name}, max_episode_steps "
+                         f"{cfg.max_episode_steps}, obs_mode {cfg.obs_mode!r}")
     try:
         c = sim.config
         if not c.commands.is_fixed or c.randomization.any_enabled:
             raise ValueError("collection needs the task's deterministic default config (fixed command, no "
                              "randomisation) so that histories are reproducible and resumable")
         dev = sim.device
-        teacher = load_teacher(str(teacher_file), device=str(dev))
+        if teacher.device != torch.device(dev):
+            teacher.policy.to(dev)
+            teacher.device, teacher._low, teacher._high = torch.device(dev), teacher._low.to(dev), teacher._high.to(dev)
         bounds = (sim.action_low.cpu().tolist(), sim.action_high.cpu().tolist())
         meta = _dataset_meta(cfg, teacher_info, task_name, group_name, reward_scale, sim.obs_dim, bounds)
         if meta_path.exists():
             old = json.loads(meta_path.read_text())
             _check_same_dataset(meta_path, old, meta)
         write_json_atomic(meta_path, meta)
-        return _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot)
+        from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
+
+        with torch_threads_beside_simulation(dev):
+            return _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot)
     finally:
-        sim.close()
+        if own_sim:
+            sim.close()
 
 
 def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot) -> dict[str, Any]:
@@ -339,7 +353,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max(total_target, 0), unit="step", desc=f"collect {name}", dynamic_ncols=True)
-    written = 0
+    written = simulated = 0
     t0 = time.perf_counter()
     obs = sim.reset()
     finished_ids: list[int] = []
@@ -362,6 +376,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
                     active = active & ~(done & (grid[t] + 1 >= N))
                     obs = sim.reset(done) if bool(done.any()) else r.obs
             row = row + C
+            simulated += C * H
             written += _write_chunk(ids, writers, buf_obs, buf_act, buf_rew, buf_step, buf_rec)
             still = active.cpu().numpy()
             finished = [i for j, i in enumerate(ids) if i in writers and not still[j]]
@@ -391,7 +406,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         from go2bench.collect.plot import plot_learning_curves
 
         plot_learning_curves(out, out / "learning_curves.png")
-    summary.update({"rows_written": written, "wall_s": round(wall, 2),
+    summary.update({"rows_written": written, "env_steps_simulated": simulated, "wall_s": round(wall, 2),
                     "steps_per_s": round(written / wall, 1) if wall > 0 else None,
                     "histories_this_run": ids, "resumed_histories": resumed})
     return summary

@@ -65,8 +65,9 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 def load_dataset_config(*names_or_paths: str | Path) -> dict[str, DatasetEntry]:
     """Entries of one or more dataset configs, keyed by dataset name.
 
-    Errors name the file and key: unknown keys, bad values, a dataset name defined twice, or
-    one group name used for two different datasets (tasks are keyed by group).
+    Errors name the file and key: unknown keys, bad values, a dataset name defined differently
+    twice (an identical repeat is kept once), or one group name used for two different dataset
+    folders (tasks are keyed by group, never by the task_name stored in files).
     """
     entries: dict[str, DatasetEntry] = {}
     where: dict[str, str] = {}
@@ -81,7 +82,9 @@ def load_dataset_config(*names_or_paths: str | Path) -> dict[str, DatasetEntry]:
         for name, value in data.items():
             entry = from_dict(DatasetEntry, value, f"{path}: {name}")
             if name in entries:
-                raise ConfigError(f"{path}: dataset {name!r} is already defined in {where[name]}")
+                if entries[name] == entry:
+                    continue
+                raise ConfigError(f"{path}: dataset {name!r} is already defined differently in {where[name]}")
             entries[name], where[name] = entry, str(path)
     groups: dict[str, str] = {}
     for name, e in entries.items():

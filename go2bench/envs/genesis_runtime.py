@@ -7,8 +7,9 @@ a clear message, a later request for a different backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 BACKENDS = ("cpu", "gpu")
 _backend_in_use: str | None = None
@@ -68,3 +69,25 @@ def init(backend: str = "cpu") -> Any:
 def backend_in_use() -> str | None:
     """The backend Genesis was initialised with by go2bench, or None before the first env."""
     return _backend_in_use
+
+
+@contextlib.contextmanager
+def torch_threads_beside_simulation(device) -> Iterator[None]:
+    """One torch thread inside a loop that interleaves CPU Genesis steps with torch compute.
+
+    Genesis' CPU backend keeps its worker threads (one per core) busy; torch's intra-op threads
+    then fight them, and a 16-row MLP forward took 8 ms instead of tens of microseconds (the
+    collector ran at a tenth of the simulation's speed). Torch gets one thread for the block and
+    its previous setting back afterwards. No effect when the simulation is on the GPU.
+    """
+    import torch
+
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

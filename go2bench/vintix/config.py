@@ -1,0 +1,226 @@
+"""Typed configs of the Vintix stage: model presets, training settings, dataset config entries.
+
+Everything here is a dataclass built with :func:`go2bench.config.from_dict`, so unknown keys in
+a YAML file are errors that name the file and the key.  Dataset config entries are parsed by :mod:`go2bench.collect.dataset_config` (one parser for
+collection and training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from go2bench.collect.dataset_config import CONFIG_DIR as CONFIGS_DIR
+from go2bench.collect.dataset_config import DatasetEntry, load_dataset_config, resolve_config_path
+from go2bench.config import ConfigError, from_dict, to_dict
+
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "DatasetEntry",
+    "DatasetSpec",
+    "MODEL_PRESETS",
+    "CONFIGS_DIR",
+    "make_model_config",
+    "parse_overrides",
+    "resolve_config_path",
+    "load_dataset_configs",
+]
+
+
+
+@dataclass
+class ModelConfig:
+    """Decoder-only transformer over per-timestep tokens.
+
+    Token width ``d_model = obs_emb_dim + act_emb_dim + rew_emb_dim`` (the three per-group
+    encoders' outputs are concatenated).  ``mlp`` "swiglu" uses three matrices of
+    ``d_model x mlp_hidden``; "gelu" two.
+    """
+
+    n_layers: int = 3
+    n_heads: int = 4
+    obs_emb_dim: int = 127
+    act_emb_dim: int = 127
+    rew_emb_dim: int = 2
+    mlp_hidden: int = 128
+    mlp: Literal["swiglu", "gelu"] = "swiglu"
+    dropout: float = 0.1
+    qk_norm: bool = False
+    pos_encoding: Literal["rope", "alibi", "none"] = "rope"
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    bias: bool = False
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} (= obs_emb_dim + act_emb_dim + rew_emb_dim) "
+                             f"is not divisible by n_heads {self.n_heads}")
+        if self.pos_encoding == "rope" and self.head_dim % 2:
+            raise ValueError(f"RoPE needs an even head dim, got {self.head_dim}")
+        for name in ("n_layers", "n_heads", "obs_emb_dim", "act_emb_dim", "rew_emb_dim", "mlp_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def d_model(self) -> int:
+        return self.obs_emb_dim + self.act_emb_dim + self.rew_emb_dim
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on a CPU: for tests and smoke runs
+    "tiny": dict(n_layers=2, n_heads=2, obs_emb_dim=31, act_emb_dim=31, rew_emb_dim=2, mlp_hidden=128, dropout=0.0),
+    # the seed's model: 3 layers, 4 heads, width 256 = 127 + 127 + 2, MLP hidden 128, dropout 0.1
+    "seed": dict(n_layers=3, n_heads=4, obs_emb_dim=127, act_emb_dim=127, rew_emb_dim=2, mlp_hidden=128,
+                 dropout=0.1),
+    # a few M parameters
+    "small": dict(n_layers=6, n_heads=6, obs_emb_dim=191, act_emb_dim=191, rew_emb_dim=2, mlp_hidden=768,
+                  dropout=0.1),
+    # the Vintix paper's: 20 layers, 16 heads, width 1024 = 511 + 511 + 2, MLP 4096 (SwiGLU)
+    "paper": dict(n_layers=20, n_heads=16, obs_emb_dim=511, act_emb_dim=511, rew_emb_dim=2, mlp_hidden=4096,
+                  dropout=0.0, qk_norm=True),
+}
+
+
+def parse_overrides(items) -> dict[str, Any]:
+    """``["n_layers=4", "qk_norm=true"]`` -> ``{"n_layers": 4, "qk_norm": True}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def make_model_config(model: str = "seed", overrides: dict[str, Any] | None = None) -> ModelConfig:
+    """A preset name (tiny, seed, small, paper) or a YAML file path, plus field overrides."""
+    where = f"model {model!r}"
+    if model in MODEL_PRESETS:
+        base = dict(MODEL_PRESETS[model])
+    else:
+        p = resolve_config_path(model)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of ModelConfig fields")
+        preset = data.pop("preset", None)
+        base = dict(MODEL_PRESETS[preset]) if preset else {}
+        if preset and preset not in MODEL_PRESETS:
+            raise ConfigError(f"{p}: unknown preset {preset!r}; known: {sorted(MODEL_PRESETS)}")
+        base.update(data)
+        where = str(p)
+    base.update(overrides or {})
+    return from_dict(ModelConfig, base, where)
+
+
+@dataclass
+class DatasetSpec:
+    """A resolved dataset: its name, entry, absolute folder and the config file it came from."""
+
+    name: str
+    entry: DatasetEntry
+    dir: Path
+    source: Path
+
+
+def load_dataset_configs(paths, data_dir: str | Path = ".") -> list[DatasetSpec]:
+    """Load one or several dataset config YAMLs (names shipped in ``go2bench/configs`` or paths)
+    into resolved :class:`DatasetSpec` entries; entry paths are relative to ``data_dir``.
+
+    Parsing and validation (unknown keys, ``type``, a group used for two dataset folders) are
+    :func:`go2bench.collect.dataset_config.load_dataset_config`'s: one parser for collection and
+    training.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    data_dir = Path(data_dir)
+    specs = []
+    for raw in paths:
+        path = resolve_config_path(raw)
+        for name, entry in load_dataset_config(path).items():
+            specs.append(DatasetSpec(str(name), entry, (data_dir / entry.path).resolve(), path))
+    # across files: the same name twice is kept once if identical, else an error; groups unique
+    merged: dict[str, DatasetSpec] = {}
+    by_group: dict[str, DatasetSpec] = {}
+    for spec in specs:
+        old = merged.get(spec.name)
+        if old is not None:
+            if old.entry != spec.entry or old.dir != spec.dir:
+                raise ConfigError(f"{spec.source}: dataset {spec.name!r} also defined differently in {old.source}")
+            continue
+        other = by_group.get(spec.entry.group)
+        if other is not None and other.dir != spec.dir:
+            raise ConfigError(
+                f"{spec.source}: dataset {spec.name!r}: group {spec.entry.group!r} is already used by dataset "
+                f"{other.name!r} ({other.dir}, from {other.source}); each group must name one dataset"
+            )
+        merged[spec.name] = spec
+        by_group[spec.entry.group] = spec
+    return list(merged.values())
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``go2bench train``.
+
+    Global batch (sequences per optimizer step) = ``batch_size x world_size x grad_accum``;
+    ``batch_size`` is per process (per GPU).
+    """
+
+    data_dir: str = "data"
+    dataset_config_paths: list[str] = field(default_factory=lambda: ["multitask_go2_minicheetah_config.yaml"])
+    name: str = "vintix"
+    out_dir: str = "runs"
+    model: str = "seed"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    context_len: int = 2048
+    batch_size: int = 8
+    trajectory_sparsity: int = 128
+    epochs: int = 100
+    save_every: int = 5
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup_steps: int | None = None  # default: 5% of the planned steps, at least 1, at most 1000
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    num_workers: int = 2
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    resume: bool = False
+    log_every: int = 10
+    progress_bar: bool = True
+
+    def __post_init__(self):
+        for name in ("context_len", "batch_size", "trajectory_sparsity", "epochs", "save_every", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+
+
+def model_config_dict(cfg: ModelConfig) -> dict[str, Any]:
+    return to_dict(cfg)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    return from_dict(ModelConfig, {k: v for k, v in d.items() if k in names}, "checkpoint model_config")

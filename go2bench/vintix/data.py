@@ -1,0 +1,488 @@
+"""Multitask window dataset over learning histories (lazy HDF5), and normalisation statistics.
+
+A *sample* is a window of ``context_len`` consecutive steps of one history's *stream*: the
+history's episodes with every ``episode_sparsity``-th episode kept (episodes 0, k, 2k, ...),
+concatenated back together with their ``step_num``.  Window starts are ``trajectory_sparsity``
+apart (0, s, 2s, ... while the window fits).
+
+Token inputs at step t: normalised obs_t, normalised a_{t-1} and r_{t-1} * reward_scale, where
+a_{t-1} and r_{t-1} are zeros when ``step_num_t == 0`` (episode start) or t is the first row of
+the stream; the target is normalised a_t.  Samples are padded with zeros to the largest obs and
+action widths among the groups, so that the default collate function batches mixed groups.
+
+Memory: building the index reads only the ``step_num`` arrays (4 bytes a step, one history at
+a time); what stays resident is one (history, start) pair per sample (12 bytes) and one
+(start, length) pair per kept episode.  HDF5 files are opened lazily, per process (DataLoader
+workers re-open them after the fork), and only the slices of a window are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from go2bench.collect.layout import write_json_atomic
+from go2bench.vintix.config import DatasetSpec
+
+__all__ = [
+    "STATS_FILE",
+    "STD_FLOOR",
+    "HistoryStream",
+    "MultiTaskWindows",
+    "dataset_fingerprint",
+    "compute_stats",
+    "load_or_compute_stats",
+    "episode_segments",
+    "window_starts",
+    "write_synthetic_dataset",
+]
+
+STATS_FILE = "vintix_stats.json"
+STATS_VERSION = 1
+STD_FLOOR = 1e-2
+_GROUP_RE = re.compile(r"^(\d+)-(\d+)$")
+_H5_RE = re.compile(r"^trajectories_env_(\d+)\.h5$")
+
+
+# --------------------------------------------------------------------------------------- files
+
+
+def history_files(dataset_dir: Path) -> list[Path]:
+    d = Path(dataset_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: dataset folder not found")
+    files = sorted(p for p in d.iterdir() if _H5_RE.match(p.name))
+    if not files:
+        raise FileNotFoundError(f"{d}: no trajectories_env_XXXX.h5 files")
+    return files
+
+
+def read_metadata(dataset_dir: Path) -> dict[str, Any]:
+    d = Path(dataset_dir)
+    p = d / f"{d.name}.json"
+    if not p.exists():
+        return {}
+    with open(p) as fh:
+        meta = json.load(fh)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _group_table(f: h5py.File, path) -> list[tuple[str, int]]:
+    """Sorted (group name, steps) of one history file; the T+1 obs layout is accounted for when reading."""
+    rows = []
+    for name in f.keys():
+        m = _GROUP_RE.match(name)
+        if m is None:
+            continue  # leftover temporary groups etc.
+        start, end = int(m.group(1)), int(m.group(2))
+        rows.append((start, end, name))
+    if not rows:
+        raise ValueError(f"{path}: no 'start-end' groups")
+    rows.sort()
+    out = []
+    for start, end, name in rows:
+        n = end - start + 1
+        t = f[name]["step_num"].shape[0]
+        if t != n:
+            raise ValueError(f"{path}: group {name}: step_num has {t} rows, the name says {n}")
+        out.append((name, n))
+    return out
+
+
+def dataset_fingerprint(dataset_dir: Path) -> str:
+    """Hash of the history files' names, sizes and mtimes (and of the metadata file's)."""
+    d = Path(dataset_dir)
+    h = hashlib.sha256()
+    files = history_files(d) + [p for p in [d / f"{d.name}.json"] if p.exists()]
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- stats
+
+
+class _Moments:
+    """Streaming mean/variance (Chan et al. merge) in float64."""
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.mean = np.zeros(dim, np.float64)
+        self.m2 = np.zeros(dim, np.float64)
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64)
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        mb = x.mean(0)
+        m2b = ((x - mb) ** 2).sum(0)
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2b + delta**2 * (self.n * nb / n)
+        self.n = n
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.n, 1))
+
+
+def compute_stats(dataset_dir: Path, chunk: int = 65536) -> dict[str, Any]:
+    """Mean/std of observations and actions (and rewards) over every step of every history."""
+    obs_m = act_m = None
+    rew_m = _Moments(1)
+    for path in history_files(dataset_dir):
+        with h5py.File(path, "r") as f:
+            for name, n in _group_table(f, path):
+                g = f[name]
+                if obs_m is None:
+                    obs_m, act_m = _Moments(g["proprio_observation"].shape[1]), _Moments(g["action"].shape[1])
+                for a in range(0, n, chunk):
+                    b = min(n, a + chunk)
+                    obs_m.update(g["proprio_observation"][a:b])
+                    act_m.update(g["action"][a:b])
+                    rew_m.update(g["reward"][a:b][:, None])
+    return {
+        "steps": int(obs_m.n),
+        "obs_mean": obs_m.mean.tolist(),
+        "obs_std": obs_m.std.tolist(),
+        "act_mean": act_m.mean.tolist(),
+        "act_std": act_m.std.tolist(),
+        "reward_mean": float(rew_m.mean[0]),
+        "reward_std": float(rew_m.std[0]),
+    }
+
+
+def load_or_compute_stats(dataset_dir: Path, use_cache: bool = True) -> tuple[dict[str, Any], bool]:
+    """Stats of one dataset from ``<dataset_dir>/vintix_stats.json`` if its hash still matches.
+
+    Returns ``(stats, cache_hit)``.  The cache is (re)written after computing; a read-only
+    dataset folder only costs a warning.
+    """
+    d = Path(dataset_dir)
+    fp = dataset_fingerprint(d)
+    cache = d / STATS_FILE
+    if use_cache and cache.exists():
+        try:
+            with open(cache) as fh:
+                obj = json.load(fh)
+            if obj.get("fingerprint") == fp and obj.get("version") == STATS_VERSION:
+                return obj["stats"], True
+        except (OSError, ValueError, KeyError):
+            pass
+    stats = compute_stats(d)
+    if use_cache:
+        try:
+            write_json_atomic(cache, {"version": STATS_VERSION, "fingerprint": fp, "stats": stats})
+        except OSError as e:
+            warnings.warn(f"{cache}: cannot cache normalisation stats ({e})", stacklevel=2)
+    return stats, False
+
+
+# --------------------------------------------------------------------------------------- index
+
+
+def episode_segments(step_num: np.ndarray, episode_sparsity: int = 1) -> np.ndarray:
+    """(K, 2) int64 array of kept episodes as (row_start, length), rows of the history.
+
+    Episodes start at rows where ``step_num == 0`` (and at row 0 in any case); episodes
+    0, k, 2k, ... are kept for ``k = episode_sparsity``.
+    """
+    step_num = np.asarray(step_num)
+    n = step_num.shape[0]
+    if n == 0:
+        return np.zeros((0, 2), np.int64)
+    starts = np.flatnonzero(step_num == 0)
+    if starts.size == 0 or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    ends = np.concatenate([starts[1:], [n]])
+    seg = np.stack([starts, ends - starts], 1).astype(np.int64)
+    return seg[:: int(episode_sparsity)]
+
+
+def window_starts(stream_len: int, context_len: int, trajectory_sparsity: int) -> np.ndarray:
+    """Stream positions 0, s, 2s, ... of every window of ``context_len`` steps that fits."""
+    if stream_len < context_len:
+        return np.zeros(0, np.int64)
+    return np.arange(0, stream_len - context_len + 1, trajectory_sparsity, dtype=np.int64)
+
+
+@dataclass
+class HistoryStream:
+    """One history file's kept stream: where its rows are in the file."""
+
+    path: str
+    group_idx: int
+    group_names: list[str]
+    group_row_start: np.ndarray  # (G,) first file row of each HDF5 group
+    group_rows: np.ndarray  # (G,) rows (steps) of each group
+    seg_file_start: np.ndarray  # (K,) first file row of each kept episode
+    seg_stream_start: np.ndarray  # (K+1,) first stream position of each kept episode, then the length
+
+    @property
+    def stream_len(self) -> int:
+        return int(self.seg_stream_start[-1])
+
+    @classmethod
+    def build(cls, path: Path, group_idx: int, episode_sparsity: int) -> "HistoryStream":
+        with h5py.File(path, "r") as f:
+            table = _group_table(f, path)
+            step_num = np.concatenate([f[name]["step_num"][()] for name, _ in table])
+        rows = np.array([n for _, n in table], np.int64)
+        seg = episode_segments(step_num, episode_sparsity)
+        return cls(
+            path=str(path),
+            group_idx=group_idx,
+            group_names=[name for name, _ in table],
+            group_row_start=np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64),
+            group_rows=rows,
+            seg_file_start=seg[:, 0].copy(),
+            seg_stream_start=np.concatenate([[0], np.cumsum(seg[:, 1])]).astype(np.int64),
+        )
+
+    def file_ranges(self, a: int, b: int) -> list[tuple[int, int]]:
+        """Stream positions [a, b) as contiguous file row ranges [(r0, r1), ...]."""
+        out = []
+        k = int(np.searchsorted(self.seg_stream_start, a, side="right")) - 1
+        pos = a
+        while pos < b:
+            seg_a, seg_b = self.seg_stream_start[k], self.seg_stream_start[k + 1]
+            take = min(b, seg_b) - pos
+            r0 = int(self.seg_file_start[k] + (pos - seg_a))
+            if out and out[-1][1] == r0:
+                out[-1] = (out[-1][0], r0 + take)
+            else:
+                out.append((r0, r0 + int(take)))
+            pos += take
+            k += 1
+        return out
+
+    def read(self, f: h5py.File, key: str, ranges: list[tuple[int, int]]) -> np.ndarray:
+        """Rows of dataset ``key`` for the file row ranges, across HDF5 group boundaries."""
+        parts = []
+        for r0, r1 in ranges:
+            g = int(np.searchsorted(self.group_row_start, r0, side="right")) - 1
+            while r0 < r1:
+                g_end = self.group_row_start[g] + self.group_rows[g]
+                take_end = min(r1, g_end)
+                lo = r0 - self.group_row_start[g]
+                hi = take_end - self.group_row_start[g]
+                parts.append(f[self.group_names[g]][key][lo:hi])  # T+1 obs rows: the last is never read
+                r0 = take_end
+                g += 1
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+# --------------------------------------------------------------------------------------- dataset
+
+
+class MultiTaskWindows(torch.utils.data.Dataset):
+    """Windows of ``context_len`` steps over the histories of several datasets (one per group).
+
+    ``groups`` is an ordered dict group name -> info (obs/act dims, env_id, task_name,
+    reward_scale, normalisation stats); ``group_names[i]`` is the group of index ``i``.
+    """
+
+    def __init__(self, specs: list[DatasetSpec], context_len: int, trajectory_sparsity: int,
+                 stats: dict[str, dict] | None = None, use_stats_cache: bool = True):
+        self.context_len = int(context_len)
+        self.trajectory_sparsity = int(trajectory_sparsity)
+        self.group_names: list[str] = []
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.stats_cache_hits: dict[str, bool] = {}
+        self.histories: list[HistoryStream] = []
+        hist_ids, starts = [], []
+        for spec in specs:
+            gi = len(self.group_names)
+            group = spec.entry.group
+            meta = read_metadata(spec.dir)
+            files = history_files(spec.dir)
+            if stats is not None and group in stats:
+                st = stats[group]
+            else:
+                st, hit = load_or_compute_stats(spec.dir, use_cache=use_stats_cache)
+                self.stats_cache_hits[group] = hit
+            obs_dim, act_dim = len(st["obs_mean"]), len(st["act_mean"])
+            meta_obs = (meta.get("observation_shape") or {}).get("proprio", [obs_dim])[0]
+            if meta_obs != obs_dim or meta.get("action_dim", act_dim) != act_dim:
+                raise ValueError(f"{spec.dir}: metadata dims ({meta_obs}, {meta.get('action_dim')}) disagree "
+                                 f"with the data ({obs_dim}, {act_dim})")
+            self.group_names.append(group)
+            self.groups[group] = {
+                "obs_dim": obs_dim,
+                "act_dim": act_dim,
+                "env_id": meta.get("env_id"),
+                "task_name": meta.get("task_name"),
+                "robot": meta.get("robot"),
+                "dataset": spec.name,
+                "reward_scale": float(spec.entry.reward_scale),
+                "episode_sparsity": int(spec.entry.episode_sparsity),
+                "obs_mean": list(st["obs_mean"]),
+                "obs_std": [max(float(s), STD_FLOOR) for s in st["obs_std"]],
+                "act_mean": list(st["act_mean"]),
+                "act_std": [max(float(s), STD_FLOOR) for s in st["act_std"]],
+                "num_histories": len(files),
+            }
+            for path in files:
+                h = HistoryStream.build(path, gi, spec.entry.episode_sparsity)
+                s = window_starts(h.stream_len, self.context_len, self.trajectory_sparsity)
+                hist_ids.append(np.full(s.shape, len(self.histories), np.int32))
+                starts.append(s)
+                self.histories.append(h)
+        self.sample_history = np.concatenate(hist_ids) if hist_ids else np.zeros(0, np.int32)
+        self.sample_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self.max_obs_dim = max(g["obs_dim"] for g in self.groups.values())
+        self.max_act_dim = max(g["act_dim"] for g in self.groups.values())
+        self._norm = {
+            gi: tuple(np.asarray(self.groups[g][k], np.float32) for k in ("obs_mean", "obs_std", "act_mean", "act_std"))
+            for gi, g in enumerate(self.group_names)
+        }
+        self._files: dict[str, h5py.File] = {}
+        self._pid = None
+
+    def __len__(self) -> int:
+        return int(self.sample_start.shape[0])
+
+    def samples_per_group(self) -> dict[str, int]:
+        gidx = np.array([h.group_idx for h in self.histories], np.int64)[self.sample_history]
+        return {g: int((gidx == i).sum()) for i, g in enumerate(self.group_names)}
+
+    # ------------------------------------------------------------------ lazy file handles
+    def _file(self, path: str) -> h5py.File:
+        if self._pid != os.getpid():  # fresh process (DataLoader worker): never reuse inherited handles
+            self._files = {}
+            self._pid = os.getpid()
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = h5py.File(path, "r")
+        return f
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for f in self._files.values():
+                try:
+                    f.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        self._files = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        state["_pid"] = None
+        return state
+
+    # ------------------------------------------------------------------ reading
+    def raw_window(self, i: int, pad_prev: bool = True) -> dict[str, np.ndarray]:
+        """Raw rows of sample ``i`` (and the row before it, for the previous action/reward)."""
+        h = self.histories[int(self.sample_history[i])]
+        s = int(self.sample_start[i])
+        L = self.context_len
+        f = self._file(h.path)
+        lo = s - 1 if s > 0 else s
+        ranges = h.file_ranges(lo, s + L)
+        act = h.read(f, "action", ranges)
+        rew = h.read(f, "reward", ranges)
+        out_ranges = h.file_ranges(s, s + L)
+        out = {
+            "proprio_observation": h.read(f, "proprio_observation", out_ranges),
+            "step_num": h.read(f, "step_num", out_ranges),
+            "action": act[s - lo:],
+            "reward": rew[s - lo:],
+        }
+        prev_act = np.zeros_like(out["action"])
+        prev_rew = np.zeros_like(out["reward"])
+        if s > 0:
+            prev_act[:] = act[:-1]
+            prev_rew[:] = rew[:-1]
+        else:
+            prev_act[1:] = act[:-1]
+            prev_rew[1:] = rew[:-1]
+        out["prev_action"], out["prev_reward"] = prev_act, prev_rew
+        out["first_row_of_stream"] = np.array(s == 0)
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        raw = self.raw_window(i)
+        h = self.histories[int(self.sample_history[i])]
+        gi = h.group_idx
+        info = self.groups[self.group_names[gi]]
+        om, osd, am, asd = self._norm[gi]
+        L = self.context_len
+        start = raw["step_num"] == 0
+        if raw["first_row_of_stream"]:
+            start = start.copy()
+            start[0] = True
+        obs = np.zeros((L, self.max_obs_dim), np.float32)
+        obs[:, : info["obs_dim"]] = (raw["proprio_observation"] - om) / osd
+        tgt = np.zeros((L, self.max_act_dim), np.float32)
+        tgt[:, : info["act_dim"]] = (raw["action"] - am) / asd
+        prev = np.zeros((L, self.max_act_dim), np.float32)
+        prev[:, : info["act_dim"]] = (raw["prev_action"] - am) / asd
+        prev[start] = 0.0
+        prew = (raw["prev_reward"] * info["reward_scale"]).astype(np.float32)
+        prew[start] = 0.0
+        return {
+            "obs": torch.from_numpy(obs),
+            "prev_action": torch.from_numpy(prev),
+            "prev_reward": torch.from_numpy(prew),
+            "target": torch.from_numpy(tgt),
+            "group": torch.tensor(gi, dtype=torch.long),
+        }
+
+
+# --------------------------------------------------------------------------------------- synthetic
+
+
+def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int = 1000, obs_dim: int = 33,
+                            act_dim: int = 12, episode_len=100, group_size: int = 10_000, env_id: str | None = None,
+                            task_name: str | None = None, seed: int = 0, weight: np.ndarray | None = None,
+                            obs_scale: float = 1.0) -> Path:
+    """Write a dataset folder in the collector's layout; actions = ``obs @ weight`` (+ small noise).
+
+    ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
+    ``-|a|^2 / act_dim``.  Returns the dataset folder.
+    """
+    from go2bench.collect.layout import HistoryWriter
+
+    d = Path(root) / name
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if weight is None:
+        weight = np.random.default_rng(1234 + obs_dim * 100 + act_dim).normal(size=(obs_dim, act_dim)) / np.sqrt(obs_dim)
+    lens = [int(episode_len)] if np.isscalar(episode_len) else [int(x) for x in episode_len]
+    meta = {"task_name": task_name or name, "robot": name, "observation_shape": {"proprio": [obs_dim]},
+            "action_dim": act_dim, "steps_per_history": steps, "num_histories": n_histories}
+    if env_id is not None:
+        meta["env_id"] = env_id
+    for h in range(n_histories):
+        step_num = np.empty(steps, np.int32)
+        pos, k = 0, 0
+        while pos < steps:
+            n = min(lens[k % len(lens)], steps - pos)
+            step_num[pos:pos + n] = np.arange(n)
+            pos += n
+            k += 1
+        obs = (rng.normal(size=(steps, obs_dim)) * obs_scale).astype(np.float32)
+        act = (obs @ weight + 0.01 * rng.normal(size=(steps, act_dim))).astype(np.float32)
+        rew = (-(act**2).mean(1)).astype(np.float32)
+        path = d / f"trajectories_env_{h:04d}.h5"
+        with HistoryWriter(path, obs_dim, act_dim, group_size=group_size) as w:
+            for a in range(0, steps, 100_000):
+                b = min(steps, a + 100_000)
+                w.append(obs[a:b], act[a:b], rew[a:b], step_num[a:b])
+        write_json_atomic(path.with_suffix(".json"), {k: meta[k] for k in ("observation_shape", "action_dim")})
+    write_json_atomic(d / f"{name}.json", meta)
+    return d

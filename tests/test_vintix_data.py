@@ -1,0 +1,195 @@
+"""Vintix data pipeline: episode/window index, lazy reads across HDF5 groups, padding, stats, configs."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from go2bench.collect.layout import HistoryWriter, read_history, write_json_atomic
+from go2bench.config import ConfigError
+from go2bench.vintix import config as vcfg
+from go2bench.vintix.config import load_dataset_configs
+from go2bench.vintix.data import (
+    STD_FLOOR,
+    MultiTaskWindows,
+    episode_segments,
+    load_or_compute_stats,
+    window_starts,
+    write_synthetic_dataset,
+)
+
+LENS = [5, 7, 4, 6, 3]  # episodes of 40 steps: 5 7 4 6 3 5 7 3(cut) -> rows 0,5,12,16,22,25,30,37
+
+
+def _write_known(root, name="known", obs_dim=3, act_dim=2, steps=40, group_size=8, n_hist=1):
+    d = root / name
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for h in range(n_hist):
+        step_num, k = [], 0
+        while len(step_num) < steps:
+            step_num += list(range(LENS[k % len(LENS)]))
+            k += 1
+        step_num = np.array(step_num[:steps])
+        obs = rng.normal(size=(steps, obs_dim)).astype(np.float32) * 3 + 1
+        act = rng.normal(size=(steps, act_dim)).astype(np.float32)
+        rew = np.arange(steps, dtype=np.float32) / 10
+        with HistoryWriter(d / f"trajectories_env_{h:04d}.h5", obs_dim, act_dim, group_size=group_size) as w:
+            w.append(obs, act, rew, step_num)
+    write_json_atomic(d / f"{name}.json", {"task_name": "t", "observation_shape": {"proprio": [obs_dim]},
+                                           "action_dim": act_dim})
+    return d
+
+
+def _cfg(tmp_path, entries: dict, fname="cfg.yaml"):
+    import yaml
+
+    p = tmp_path / fname
+    p.write_text(yaml.safe_dump(entries))
+    return p
+
+
+def test_episode_segments_and_window_starts():
+    step_num = np.concatenate([np.arange(n) for n in [5, 7, 4, 6, 3, 5, 7, 3]])
+    seg = episode_segments(step_num, 1)
+    assert seg[:, 0].tolist() == [0, 5, 12, 16, 22, 25, 30, 37]
+    seg2 = episode_segments(step_num, 2)
+    assert seg2.tolist() == [[0, 5], [12, 4], [22, 3], [30, 7]]  # episodes 0, 2, 4, 6
+    assert episode_segments(np.array([3, 4, 0, 1]), 1).tolist() == [[0, 2], [2, 2]]  # starts mid-episode
+    assert window_starts(19, 6, 4).tolist() == [0, 4, 8, 12]
+    assert window_starts(5, 6, 1).tolist() == []
+
+
+def test_windows_with_episode_sparsity_cross_group_boundaries(tmp_path):
+    d = _write_known(tmp_path)
+    cfg = _cfg(tmp_path, {"k": {"type": "default", "path": "known", "group": "g", "reward_scale": 2.0,
+                                "episode_sparsity": 2}})
+    ds = MultiTaskWindows(load_dataset_configs([cfg], tmp_path), context_len=6, trajectory_sparsity=4)
+    # kept stream: rows 0-4, 12-15, 22-24, 30-36 -> 19 steps -> windows at 0, 4, 8, 12
+    assert ds.sample_start.tolist() == [0, 4, 8, 12] and len(ds) == 4
+    full = read_history(d / "trajectories_env_0000.h5")
+    rows = [4, 12, 13, 14, 15, 22]  # window 1 (stream 4..9): crosses HDF5 groups 0-7, 8-15, 16-23
+    raw = ds.raw_window(1)
+    with h5py.File(d / "trajectories_env_0000.h5", "r") as f:
+        direct = np.concatenate([f["0-7"]["proprio_observation"][4:5], f["8-15"]["proprio_observation"][4:8],
+                                 f["16-23"]["proprio_observation"][6:7]])
+    np.testing.assert_array_equal(raw["proprio_observation"], direct)
+    np.testing.assert_array_equal(raw["proprio_observation"], full["proprio_observation"][rows])
+    np.testing.assert_array_equal(raw["action"], full["action"][rows])
+    np.testing.assert_array_equal(raw["step_num"], [4, 0, 1, 2, 3, 0])
+    # normalised sample: prev action/reward are the previous stream row's, zero at step_num 0
+    s = ds[1]
+    g = ds.groups["g"]
+    om, osd = np.array(g["obs_mean"]), np.array(g["obs_std"])
+    am, asd = np.array(g["act_mean"]), np.array(g["act_std"])
+    np.testing.assert_allclose(s["obs"].numpy(), (full["proprio_observation"][rows] - om) / osd, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s["target"].numpy(), (full["action"][rows] - am) / asd, rtol=1e-5, atol=1e-6)
+    prev_rows = [3, None, 12, 13, 14, None]
+    for i, r in enumerate(prev_rows):
+        if r is None:
+            assert torch.all(s["prev_action"][i] == 0) and s["prev_reward"][i] == 0
+        else:
+            np.testing.assert_allclose(s["prev_action"][i].numpy(), (full["action"][r] - am) / asd, rtol=1e-5, atol=1e-6)
+            assert s["prev_reward"][i].item() == pytest.approx(full["reward"][r] * 2.0)
+    # window 0 starts the stream (row 0, step 0): padded
+    s0 = ds[0]
+    assert torch.all(s0["prev_action"][0] == 0) and s0["prev_reward"][0] == 0
+    # DataLoader worker processes open their own files and give the same samples
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+    batches = list(loader)
+    torch.testing.assert_close(batches[0]["obs"][1], s["obs"])
+    assert batches[1]["group"].tolist() == [0, 0]
+
+
+def test_original_t_plus_one_layout(tmp_path):
+    d = tmp_path / "orig"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(20, 4)).astype(np.float32)
+    act = rng.normal(size=(20, 2)).astype(np.float32)
+    step_num = np.array(list(range(12)) + list(range(8)), np.int32)
+    with h5py.File(d / "trajectories_env_0000.h5", "w") as f:
+        for a, b in [(0, 10), (10, 20)]:
+            g = f.create_group(f"{a}-{b - 1}")
+            extra = rng.normal(size=(1, 4)).astype(np.float32) * 1000  # T+1-th observation row
+            g["proprio_observation"] = np.concatenate([obs[a:b], extra])
+            g["action"], g["reward"], g["step_num"] = act[a:b], np.ones(b - a, np.float32), step_num[a:b]
+    cfg = _cfg(tmp_path, {"o": {"path": "orig", "group": "orig"}})  # no metadata JSON, no env_id
+    ds = MultiTaskWindows(load_dataset_configs([cfg], tmp_path), context_len=15, trajectory_sparsity=5)
+    assert ds.sample_start.tolist() == [0, 5]
+    np.testing.assert_array_equal(ds.raw_window(1)["proprio_observation"], obs[5:20])
+    np.testing.assert_allclose(ds.groups["orig"]["obs_mean"], obs.astype(np.float64).mean(0), atol=1e-6)
+    assert ds.groups["orig"]["env_id"] is None
+
+
+def test_stats_match_numpy_and_cache(tmp_path):
+    d = write_synthetic_dataset(tmp_path, "syn", n_histories=3, steps=700, obs_dim=7, act_dim=3,
+                                episode_len=[50, 70], group_size=128, obs_scale=4.0)
+    # a constant dim (like a fixed command) gets the std floor
+    stats, hit = load_or_compute_stats(d)
+    assert not hit
+    allobs = np.concatenate([read_history(p)["proprio_observation"] for p in sorted(d.glob("*.h5"))]).astype(np.float64)
+    allact = np.concatenate([read_history(p)["action"] for p in sorted(d.glob("*.h5"))]).astype(np.float64)
+    np.testing.assert_allclose(stats["obs_mean"], allobs.mean(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats["obs_std"], allobs.std(0), rtol=1e-9)
+    np.testing.assert_allclose(stats["act_std"], allact.std(0), rtol=1e-9)
+    assert stats["steps"] == 2100
+    stats2, hit2 = load_or_compute_stats(d)
+    assert hit2 and stats2 == stats
+    # a new history changes the content hash: recomputed
+    write_synthetic_dataset(tmp_path / "more", "syn", n_histories=1, steps=300, obs_dim=7, act_dim=3, seed=5)
+    (tmp_path / "more" / "syn" / "trajectories_env_0000.h5").rename(d / "trajectories_env_0003.h5")
+    stats3, hit3 = load_or_compute_stats(d)
+    assert not hit3 and stats3["steps"] == 2400
+    assert load_or_compute_stats(d)[1]
+
+
+def test_std_floor_and_two_widths(tmp_path):
+    write_synthetic_dataset(tmp_path, "go2", n_histories=1, steps=200, obs_dim=45, act_dim=12, env_id="Go2Walk-v0")
+    write_synthetic_dataset(tmp_path, "mc", n_histories=2, steps=200, obs_dim=33, act_dim=12)
+    with h5py.File(tmp_path / "mc" / "trajectories_env_0000.h5", "r+") as f:
+        f["0-199"]["proprio_observation"][:, 6] = 1.0  # a constant command dim
+    with h5py.File(tmp_path / "mc" / "trajectories_env_0001.h5", "r+") as f:
+        f["0-199"]["proprio_observation"][:, 6] = 1.0
+    cfg = _cfg(tmp_path, {"go2": {"path": "go2", "group": "go2_walking", "reward_scale": 50.0},
+                          "mc": {"path": "mc", "group": "mc_walking"}})
+    ds = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=100, trajectory_sparsity=50)
+    assert ds.group_names == ["go2_walking", "mc_walking"]
+    assert ds.samples_per_group() == {"go2_walking": 3, "mc_walking": 6}
+    assert ds.groups["mc_walking"]["obs_std"][6] == STD_FLOOR
+    assert ds.groups["go2_walking"]["env_id"] == "Go2Walk-v0"
+    batch = torch.utils.data.default_collate([ds[0], ds[5]])
+    assert batch["obs"].shape == (2, 100, 45) and batch["group"].tolist() == [0, 1]
+    assert torch.all(batch["obs"][1, :, 33:] == 0)
+
+
+def test_config_errors(tmp_path, monkeypatch):
+    ok = {"path": "a", "group": "g1"}
+    c1 = _cfg(tmp_path, {"a": ok}, "one.yaml")
+    c2 = _cfg(tmp_path, {"b": {"path": "b", "group": "g1"}}, "two.yaml")
+    with pytest.raises(ConfigError, match="group 'g1' is already used"):
+        load_dataset_configs([c1, c2], tmp_path)
+    assert len(load_dataset_configs([c1, c1], tmp_path)) == 1  # the same entry twice is one dataset
+    bad = _cfg(tmp_path, {"a": {**ok, "episode_sparsty": 2}}, "bad.yaml")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*episode_sparsty"):
+        load_dataset_configs([bad], tmp_path)
+    typ = _cfg(tmp_path, {"a": {**ok, "type": "fancy"}}, "typ.yaml")
+    with pytest.raises(ConfigError, match=r"typ\.yaml.*'fancy'.*only 'default'"):
+        load_dataset_configs([typ], tmp_path)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_dataset_configs(["no_such_config"], tmp_path)
+    # bare names resolve in go2bench/configs
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    _cfg(shipped, {"a": ok}, "mine_config.yaml")
+    import go2bench.collect.dataset_config as dcfg
+
+    monkeypatch.setattr(dcfg, "CONFIG_DIR", shipped)
+    specs = load_dataset_configs(["mine_config"], tmp_path / "data")
+    assert specs[0].dir == (tmp_path / "data" / "a").resolve() and specs[0].entry.group == "g1"
+    assert load_dataset_configs(["mine_config.yaml"], tmp_path)[0].name == "a"
+    json.dumps([s.name for s in specs])
