@@ -134,13 +134,20 @@ def _parse_seeds(text: str) -> list[int]:
               help="Default: the agent's model card's, else noleak.")
 @click.option("--max-episode-steps", type=click.IntRange(min=1), default=None,
               help="Time limit per episode in steps (default: the task's, 1000). Reference scores are for 1000.")
+@click.option("--config", "walk_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A WalkConfig YAML for the evaluation distribution (commands, randomization); default: the "
+                   "task's (fixed 0.5 m/s command, no randomisation).")
 @click.option("--video", type=click.Path(dir_okay=False), default=None,
               help="Record env 0 of the first seed to this mp4 (at most --video-frames frames).")
 @click.option("--video-frames", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--random-score", type=float, default=None,
+              help="Reference return of a random agent for the normalised score (default: the shipped teacher's card).")
+@click.option("--expert-score", type=float, default=None, help="Reference return of the expert (default: as above).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 def eval_command(agent_spec, env_id, episodes, num_envs, seeds_text, seed, backend, device, obs_mode,
-                 max_episode_steps, video, video_frames, no_progress, out) -> None:
+                 max_episode_steps, walk_config, video, video_frames, random_score, expert_score, no_progress,
+                 out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI."""
     from go2bench.agents.evaluate import evaluate_in_context, save_results
     from go2bench.agents.registry import UnknownAgentError, make_agent
@@ -156,7 +163,8 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds_text, seed, backe
     try:
         res = evaluate_in_context(
             agent, env_id, episodes=episodes, num_envs=num_envs, seeds=seeds, backend=backend, obs_mode=obs_mode,
-            max_episode_steps=max_episode_steps, agent_spec=agent_spec, device=device, progress=not no_progress,
+            max_episode_steps=max_episode_steps, config=walk_config, agent_spec=agent_spec, device=device,
+            progress=not no_progress, random_score=random_score, expert_score=expert_score,
             video=video, video_max_frames=video_frames,
         )
     except RuntimeError as e:
@@ -208,6 +216,37 @@ from go2bench.collect.cli import collect_command, data_group  # noqa: E402
 
 main.add_command(collect_command, "collect")
 main.add_command(data_group, "data")
+
+
+@main.command("pipeline")
+@click.option("--preset", type=click.Choice(["cpu", "gpu", "seed"]), default="cpu", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default runs/pipeline_<preset>); an existing one is resumed.")
+@click.option("--stages", default="collect,train,eval,leaderboard", show_default=True,
+              help="Comma-separated subset of the stages, in order.")
+@click.option("--set", "overrides", multiple=True, help="Override a preset field, e.g. --set max_minutes=2.")
+def pipeline_command(preset, out, stages, overrides) -> None:
+    """End to end: collect both robots' histories, train Vintix, evaluate every agent, print the leaderboard."""
+
+    import yaml
+
+    from go2bench.config import ConfigError, from_dict, to_dict
+    from go2bench.pipeline import PRESETS, PipelinePreset, run_pipeline
+
+    data = to_dict(PRESETS[preset])
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--set {item!r}: expected FIELD=VALUE")
+        data[key.strip()] = yaml.safe_load(value)
+    try:
+        cfg = from_dict(PipelinePreset, data, f"preset {preset}")
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        run_pipeline(cfg, out or f"runs/pipeline_{preset}", tuple(s.strip() for s in stages.split(",") if s.strip()))
+    except (ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
 
 from go2bench.vintix.cli import train_command  # noqa: E402
 main.add_command(train_command, "train")

@@ -1,5 +1,9 @@
 """Batched agents with one interface: ``act(obs (N, obs_dim)) -> actions (N, 12)`` as numpy float32.
 
+Both also implement the batched agent protocol of ``go2bench eval``
+(:mod:`go2bench.agents.protocol`): ``reset(num_envs, env_id, seed)`` and
+``act(obs, prev_reward, episode_start)``; the extra arguments are ignored (neither has a context).
+
 * :class:`TeacherAgent`: a trained SB3 PPO policy, deterministic (the mean action).
 * :class:`RandomAgent`: uniform actions in [-1, 1], seeded.
 * :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip``, an SB3
@@ -36,12 +40,15 @@ class RandomAgent:
         self.action_dim = action_dim
         self.rng = np.random.default_rng(seed)
 
-    def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+    def act(self, obs: np.ndarray | torch.Tensor, prev_reward=None, episode_start=None) -> np.ndarray:
         n = int(obs.shape[0])
         return self.rng.uniform(-1.0, 1.0, size=(n, self.action_dim)).astype(np.float32)
 
-    def reset(self, seed: int | None = None) -> None:
-        """Restart the action stream (from ``seed``, or from the constructor's seed)."""
+    def reset(self, num_envs: int | None = None, env_id: str | None = None, seed: int | None = None) -> None:
+        """Restart the action stream (from ``seed``, or from the constructor's seed).
+
+        Protocol signature ``reset(num_envs, env_id, seed)``; ``num_envs`` and ``env_id`` are unused.
+        """
         self.rng = np.random.default_rng(self.seed if seed is None else seed)
 
 
@@ -64,8 +71,16 @@ class TeacherAgent:
         self._low = torch.as_tensor(low, device=self.device)
         self._high = torch.as_tensor(high, device=self.device)
 
+    @property
+    def checkpoint(self) -> str | None:
+        """The checkpoint file this policy was loaded from (None if built in memory)."""
+        return self.source
+
+    def reset(self, num_envs: int | None = None, env_id: str | None = None, seed: int | None = None) -> None:
+        """Protocol cold start: nothing to forget (a memoryless, deterministic policy)."""
+
     @torch.no_grad()
-    def act(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+    def act(self, obs: np.ndarray | torch.Tensor, prev_reward=None, episode_start=None) -> np.ndarray:
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if x.dim() != 2 or x.shape[1] != self.obs_dim:
             raise ValueError(f"obs must have shape (N, {self.obs_dim}); got {tuple(x.shape)}")

@@ -311,7 +311,10 @@ def write_json_atomic(path, obj, indent: int = 2) -> None:
     """Write JSON to ``path`` via a temporary file in the same folder and os.replace."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a dataset is meant to be shared
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=indent, allow_nan=False)
             fh.write("\n")

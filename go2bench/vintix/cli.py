@@ -41,7 +41,7 @@ def _opt(name: str, **kw):
 @_opt("device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (torchrun: LOCAL_RANK's GPU).")
 @_opt("seed", type=int, default=0, show_default=True)
 @_opt("num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers per process.")
-@_opt("max_steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimizer steps (in all).")
+@_opt("max_steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimizer steps (in all); the warmup + cosine schedule is planned for them.")
 @_opt("max_minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this wall time.")
 @_opt("log_every", type=click.IntRange(min=1), default=10, show_default=True)
 @_opt("resume", is_flag=True, help="Continue from the latest checkpoint in OUT_DIR/NAME.")

@@ -191,6 +191,8 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         raise ValueError(f"{len(ds)} windows are too few for one optimizer step of global batch "
                          f"{cfg.batch_size * world * cfg.grad_accum}")
     total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:  # a capped run plans its warmup + cosine for the steps it will take
+        total_steps = min(total_steps, cfg.max_steps)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, min(1000, total_steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, warmup, total_steps, cfg.min_lr_ratio))
 

@@ -1,0 +1,246 @@
+"""Evaluation throughput of the batched KV-cache Vintix agent against the original one-env-at-a-time loop.
+
+Both sides use the same model (same weights, same process, same machine, eval mode):
+
+* ``batched``: :class:`go2bench.vintix.inference.VintixPolicy` over N envs at once (the
+  ``go2bench eval`` path, through :class:`go2bench.agents.vintix_agent.VintixAgent`): one token per
+  env per step appended to a ring-buffer KV cache of ``context_len`` slots;
+* ``naive``: the original workflow's way: for each env in turn, every step runs a full forward
+  pass of the model over that env's last ``context_len`` tokens (batch 1) and takes the last
+  position's action; nothing is cached.
+
+Agent-side inference only, on synthetic observations and rewards (no simulator): the steady state
+of an evaluation, where every env's context is full (10 episodes x 1000 steps >> context_len).
+The batched policy is first run ``context_len`` steps to fill its cache, then timed; the naive
+loop is timed on histories of ``context_len`` tokens. ``--check`` first verifies on a short
+stream that both produce the same actions. ``--with-env S`` additionally times the batched agent
+driving the real simulation (CPU Genesis) for S steps, to show where the time goes in ``go2bench eval``.
+
+Usage::
+
+    python benchmarks/eval_throughput.py --checkpoint runs/vintix/final.pt        # a trained model
+    python benchmarks/eval_throughput.py --model seed --context-len 2048          # random weights
+    python benchmarks/eval_throughput.py --quick                                  # tiny model, seconds
+
+Nothing is trained. Results go to ``benchmarks/results/eval_throughput_<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+OBS_DIM, ACT_DIM = 33, 12
+
+
+def build_policy(args):
+    """A VintixPolicy from ``--checkpoint``, else a randomly initialised model of ``--model``."""
+    from go2bench.vintix.inference import VintixPolicy
+
+    if args.checkpoint:
+        policy = VintixPolicy.load(args.checkpoint, device=args.device)
+        if args.context_len:
+            policy.context_len = int(args.context_len)
+        return policy, f"checkpoint {args.checkpoint}"
+    from go2bench.vintix.config import make_model_config
+    from go2bench.vintix.model import VintixModel
+
+    torch.manual_seed(0)
+    cfg = make_model_config(args.model, {"dropout": 0.0})
+    groups = {
+        "go2_walk": {
+            "obs_dim": OBS_DIM, "act_dim": ACT_DIM, "env_id": "Go2Walk-v0", "task_name": "walk",
+            "reward_scale": 1.0, "obs_mean": [0.0] * OBS_DIM, "obs_std": [1.0] * OBS_DIM,
+            "act_mean": [0.0] * ACT_DIM, "act_std": [1.0] * ACT_DIM,
+        }
+    }
+    model = VintixModel(cfg, groups)
+    return VintixPolicy(model, groups, args.context_len or 2048, device=args.device), f"random init, preset {args.model}"
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+class NaiveAgent:
+    """One env at a time; every step a full forward over the env's last ``context_len`` tokens."""
+
+    def __init__(self, policy):
+        self.p = policy
+        self.m = policy.model
+
+    def reset(self, num_envs: int, group: str, prefill: int = 0) -> None:
+        p, dev = self.p, self.p.device
+        p.reset(num_envs, group)  # for the normalisation statistics and group index only
+        self.gi = p._gi[:1]
+        self.n = num_envs
+        # per env: normalised obs, normalised previous action, scaled previous reward
+        g = torch.Generator().manual_seed(1)
+        self.obs = [torch.randn(prefill, p._obs_dim, generator=g).to(dev) for _ in range(num_envs)]
+        self.pa = [torch.randn(prefill, p._act_dim, generator=g).to(dev) * 0.5 for _ in range(num_envs)]
+        self.pr = [torch.randn(prefill, generator=g).to(dev) * 0.02 for _ in range(num_envs)]
+        self.prev = [torch.zeros(p._act_dim, device=dev) for _ in range(num_envs)]
+
+    @torch.no_grad()
+    def act(self, obs, prev_reward, episode_start) -> torch.Tensor:
+        p, C = self.p, self.p.context_len
+        out = []
+        for i in range(self.n):  # one env at a time, as the original workflow
+            start = bool(episode_start[i])
+            o = p.normalize_obs(obs[i].to(p.device))
+            pa = torch.zeros_like(self.prev[i]) if start else self.prev[i]
+            pr = torch.zeros((), device=p.device) if start else prev_reward[i].to(p.device) * p._rscale
+            self.obs[i] = torch.cat([self.obs[i], o[None]])[-C:]
+            self.pa[i] = torch.cat([self.pa[i], pa[None]])[-C:]
+            self.pr[i] = torch.cat([self.pr[i], pr.reshape(1)])[-C:]
+            pred = self.m(self.obs[i][None], self.pa[i][None], self.pr[i][None], self.gi)  # full recompute
+            a = pred[0, -1, : p._act_dim].float()
+            self.prev[i] = a
+            out.append(a * p._act_std + p._act_mean)
+        return torch.stack(out)
+
+
+def synthetic_stream(steps: int, n: int, device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    for t in range(steps):
+        obs = torch.randn(n, OBS_DIM, generator=g).to(device)
+        rew = (torch.rand(n, generator=g) * 0.03).to(device)
+        start = torch.zeros(n, dtype=torch.bool, device=device)
+        if t == 0:
+            start[:] = True
+        yield obs, rew, start
+
+
+def check_equal(policy, group, n: int = 2, steps: int = 24) -> float:
+    """Max |a_batched - a_naive| over a short stream with an episode boundary (contexts never clear)."""
+    naive = NaiveAgent(policy)
+    naive.reset(n, group, prefill=0)
+    ref = []
+    stream = list(synthetic_stream(steps, n, policy.device, seed=5))
+    stream[steps // 2][2][:] = True  # an episode start in the middle
+    for obs, rew, start in stream:
+        ref.append(naive.act(obs, rew, start))
+    policy.reset(n, group)
+    err = 0.0
+    for (obs, rew, start), r in zip(stream, ref):
+        err = max(err, float((policy.act(obs, rew, start) - r).abs().max()))
+    return err
+
+
+def time_batched(policy, group, n: int, steps: int, fill: int) -> dict:
+    from go2bench.agents.vintix_agent import VintixAgent
+
+    agent = VintixAgent(policy)
+    agent.group = group
+    policy.reset(n, group)
+    agent.num_envs, agent.obs_dim = n, policy.groups[group]["obs_dim"]
+    for obs, rew, start in synthetic_stream(fill, n, policy.device, seed=2):
+        agent.act(obs, rew, start)
+    stream = list(synthetic_stream(steps, n, policy.device, seed=3))
+    for s in stream:
+        s[2][:] = False
+    sync(policy.device)
+    t0 = time.perf_counter()
+    for obs, rew, start in stream:
+        agent.act(obs, rew, start)
+    sync(policy.device)
+    wall = time.perf_counter() - t0
+    return {"num_envs": n, "steps": steps, "filled_tokens": min(fill, policy.context_len), "wall_s": wall,
+            "env_steps_per_s": n * steps / wall, "ms_per_batch_step": 1e3 * wall / steps}
+
+
+def time_naive(policy, group, n: int, steps: int) -> dict:
+    naive = NaiveAgent(policy)
+    naive.reset(n, group, prefill=policy.context_len)
+    stream = list(synthetic_stream(steps, n, policy.device, seed=3))
+    for s in stream:
+        s[2][:] = False
+    naive.act(*stream[0])  # warm-up
+    sync(policy.device)
+    t0 = time.perf_counter()
+    for obs, rew, start in stream[1:]:
+        naive.act(obs, rew, start)
+    sync(policy.device)
+    wall = time.perf_counter() - t0
+    timed = steps - 1
+    return {"num_envs": n, "steps": timed, "context_tokens": policy.context_len, "wall_s": wall,
+            "env_steps_per_s": n * timed / wall, "ms_per_env_step": 1e3 * wall / (n * timed)}
+
+
+def time_with_env(policy, n: int, steps: int, backend: str) -> dict:
+    """The batched agent driving the real simulation (one episode of ``steps`` steps per env)."""
+    from go2bench.agents.evaluate import evaluate_in_context
+    from go2bench.agents.vintix_agent import VintixAgent
+
+    env_id = next((g["env_id"] for g in policy.groups.values() if g.get("env_id")), "Go2Walk-v0")
+    res = evaluate_in_context(VintixAgent(policy), env_id, episodes=1, num_envs=n, seeds=[0], backend=backend,
+                              max_episode_steps=steps, progress=False)
+    wall = res["per_seed"][0]["wall_s"]
+    return {"env_id": env_id, "num_envs": n, "steps": steps, "wall_s": wall, "env_steps_per_s": n * steps / wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default=None, help="A Vintix checkpoint (else a randomly initialised model).")
+    ap.add_argument("--model", default="seed", help="Preset of the random model (tiny, seed, small, paper).")
+    ap.add_argument("--context-len", type=int, default=None, help="Default: the checkpoint's, else 2048.")
+    ap.add_argument("--num-envs", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=50, help="Timed batch steps of the batched agent.")
+    ap.add_argument("--naive-steps", type=int, default=3, help="Timed steps (x num_envs forwards) of the naive loop.")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--check", action="store_true", help="First check that both give the same actions.")
+    ap.add_argument("--with-env", type=int, default=0, metavar="STEPS",
+                    help="Also time the batched agent with the simulation for STEPS steps.")
+    ap.add_argument("--backend", default="cpu", choices=["cpu", "gpu"])
+    ap.add_argument("--quick", action="store_true", help="tiny model, context 256, 16 envs: seconds")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.model, args.context_len, args.num_envs, args.steps = "tiny", args.context_len or 256, 16, 20
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    policy, source = build_policy(args)
+    group = next(iter(policy.groups))
+    out: dict = {
+        "benchmark": "eval_throughput", "model": source, "device": str(policy.device),
+        "context_len": policy.context_len, "num_envs": args.num_envs,
+        "model_params": sum(p.numel() for p in policy.model.parameters()),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        from go2bench.agents.ppo import hardware, versions
+
+        out["versions"], out["hardware"] = versions(), hardware(str(policy.device))
+    except Exception:  # noqa: BLE001
+        pass
+    if args.check:
+        out["max_abs_action_diff"] = check_equal(policy, group)
+        print(f"check: max |batched - naive| = {out['max_abs_action_diff']:.2e}")
+    out["batched"] = time_batched(policy, group, args.num_envs, args.steps, fill=policy.context_len)
+    print(f"batched KV cache: {out['batched']['env_steps_per_s']:,.0f} env-steps/s "
+          f"({out['batched']['ms_per_batch_step']:.2f} ms per step of {args.num_envs} envs)")
+    out["naive"] = time_naive(policy, group, args.num_envs, args.naive_steps + 1)
+    print(f"naive one env at a time, full recompute over {policy.context_len} tokens: "
+          f"{out['naive']['env_steps_per_s']:,.1f} env-steps/s ({out['naive']['ms_per_env_step']:.1f} ms per env-step)")
+    out["speedup"] = out["batched"]["env_steps_per_s"] / out["naive"]["env_steps_per_s"]
+    print(f"speedup: {out['speedup']:,.0f}x")
+    if args.with_env:
+        out["with_env"] = time_with_env(policy, args.num_envs, args.with_env, args.backend)
+        print(f"batched agent + {args.backend} simulation: {out['with_env']['env_steps_per_s']:,.0f} env-steps/s")
+    path = Path(args.out) if args.out else RESULTS_DIR / f"eval_throughput_{policy.device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Agents by name, for ``go2bench eval --agent NAME[:checkpoint]``.
+
+Built-ins:
+
+* ``random``: uniform actions in [-1, 1], seeded (no checkpoint);
+* ``teacher``: the shipped PPO teacher of the env, or ``teacher:PATH`` (an SB3 zip or a run directory);
+* ``vintix``: a Vintix checkpoint (``vintix:PATH``; without one, ``go2bench/zoo/vintix/vintix.pt``);
+* ``vintix-nocontext``: the same model with each env's context cleared at every episode start.
+
+Third-party agents register a factory in the entry-point group ``go2bench.agents``::
+
+    [project.entry-points."go2bench.agents"]
+    my-agent = "my_package.agent:make_agent"
+
+where ``make_agent(env_id: str, checkpoint: str | None, device: str, seed: int)`` returns an object
+implementing :class:`go2bench.agents.protocol.BatchedAgent`. Built-in names take precedence over
+entry points of the same name. For backward compatibility a spec that is no registered name but an
+existing path is read as ``teacher:PATH``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+ENTRY_POINT_GROUP = "go2bench.agents"
+Factory = Callable[[str, "str | None", str, int], Any]
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BUILTIN_AGENTS",
+    "UnknownAgentError",
+    "available_agents",
+    "parse_spec",
+    "make_agent",
+]
+
+
+class UnknownAgentError(ValueError):
+    """No built-in or entry-point agent of that name."""
+
+
+# ------------------------------------------------------------------------------------- built-ins
+def _random(env_id: str, checkpoint: str | None, device: str, seed: int):
+    from go2bench.agents.teacher import RandomAgent
+
+    if checkpoint:
+        raise ValueError("the random agent takes no checkpoint (use --agent random)")
+    return RandomAgent(seed=seed)
+
+
+def _teacher(env_id: str, checkpoint: str | None, device: str, seed: int):
+    from go2bench.agents.teacher import load_teacher
+
+    agent = load_teacher(checkpoint or env_id, device=device)
+    card_env = (agent.model_card or {}).get("env_id")
+    if card_env and card_env != env_id:
+        raise ValueError(f"the teacher {agent.source} was trained on {card_env}, not {env_id}")
+    return agent
+
+
+def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int):
+    from go2bench.agents.vintix_agent import load_vintix_agent
+
+    return load_vintix_agent(checkpoint, device=device, no_context=False)
+
+
+def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: int):
+    from go2bench.agents.vintix_agent import load_vintix_agent
+
+    return load_vintix_agent(checkpoint, device=device, no_context=True)
+
+
+BUILTIN_AGENTS: dict[str, Factory] = {
+    "random": _random,
+    "teacher": _teacher,
+    "vintix": _vintix,
+    "vintix-nocontext": _vintix_nocontext,
+}
+
+
+# ------------------------------------------------------------------------------------- lookup
+def _entry_points() -> dict[str, Any]:
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    out: dict[str, Any] = {}
+    for ep in eps:
+        if ep.name in out and out[ep.name].value != ep.value:
+            warnings.warn(
+                f"two {ENTRY_POINT_GROUP!r} entry points named {ep.name!r} ({out[ep.name].value} and {ep.value}); "
+                f"using the first", stacklevel=3,
+            )
+            continue
+        out.setdefault(ep.name, ep)
+    return out
+
+
+def available_agents() -> dict[str, str]:
+    """Every agent name -> where it comes from ("built-in" or the entry point's ``module:attr``)."""
+    names = {name: "built-in" for name in BUILTIN_AGENTS}
+    for name, ep in _entry_points().items():
+        names.setdefault(name, ep.value)
+    return names
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"NAME[:checkpoint]"`` -> (name, checkpoint or None).
+
+    A spec that is an existing path, or whose part before the first ``:`` is not a known agent name
+    while the whole spec is an existing path, is ``("teacher", path)`` (the old ``--agent PATH``).
+    """
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("empty agent spec; expected NAME[:checkpoint]")
+    name, sep, checkpoint = spec.partition(":")
+    if name in available_agents():
+        return name, (checkpoint or None) if sep else None
+    if Path(spec).exists():
+        return "teacher", spec
+    return name, (checkpoint or None) if sep else None
+
+
+def resolve_factory(name: str) -> Factory:
+    """The factory of agent ``name``; :class:`UnknownAgentError` lists the known names."""
+    if name in BUILTIN_AGENTS:
+        return BUILTIN_AGENTS[name]
+    eps = _entry_points()
+    if name in eps:
+        try:
+            factory = eps[name].load()
+        except Exception as e:  # noqa: BLE001 - report which plug-in failed
+            raise ImportError(f"agent {name!r}: loading entry point {eps[name].value!r} failed: {e}") from e
+        if not callable(factory):
+            raise TypeError(f"agent {name!r}: entry point {eps[name].value!r} is not callable")
+        return factory
+    known = ", ".join(sorted(available_agents()))
+    raise UnknownAgentError(
+        f"unknown agent {name!r}; known agents: {known}. Third-party agents register a factory in the "
+        f"{ENTRY_POINT_GROUP!r} entry-point group, or pass an existing teacher checkpoint path."
+    )
+
+
+def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0):
+    """Build the agent of ``spec`` (``NAME[:checkpoint]``) for ``env_id``, in the batched agent protocol.
+
+    The returned agent has ``name`` (its own, else the spec's name), ``spec`` and ``checkpoint``
+    (its own, else the spec's checkpoint). Results are labelled with the registered name
+    (:func:`parse_spec`), not the agent's own ``name``.
+    """
+    from go2bench.agents.protocol import as_batched_agent
+
+    name, checkpoint = parse_spec(spec)
+    agent = as_batched_agent(resolve_factory(name)(env_id, checkpoint, device, seed))
+    for attr, value in (("name", name), ("spec", spec), ("checkpoint", checkpoint)):
+        if getattr(agent, attr, None) is None:
+            try:
+                setattr(agent, attr, value)
+            except AttributeError:  # read-only attribute (a property): keep the agent's own
+                pass
+    return agent

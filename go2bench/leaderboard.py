@@ -1,0 +1,320 @@
+"""Leaderboard from ``go2bench eval`` result files: Markdown and CSV tables, PNG plots.
+
+``go2bench leaderboard results/*.json --out benchmarks/leaderboard [--datasets DIR ...]`` writes
+
+* ``leaderboard.md`` / ``leaderboard.csv``: one row per (task, agent): normalised score mean and
+  95% CI half-width, raw mean return and its CI, fall rate, episodes counted, envs x episodes per
+  env, seeds, steps per episode (the CI's unit is one env of one seed; see
+  :mod:`go2bench.agents.evaluate`);
+* ``in_context.png``: normalised score against episode index, one panel per task, one line per
+  agent with its 95% CI band (the in-context curve);
+* ``learning_curves.png`` (with ``--datasets``): per dataset, each history's episode returns
+  against the cumulative env step, from its ``trajectories_env_XXXX.json`` files
+  (``episode_returns`` and ``episode_lengths``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "LeaderboardError",
+    "load_result",
+    "table_rows",
+    "markdown_table",
+    "write_csv",
+    "plot_in_context",
+    "load_dataset_curves",
+    "plot_learning_curves",
+    "make_leaderboard",
+    "COLUMNS",
+]
+
+# (key in a row, header)
+COLUMNS = [
+    ("task", "task"),
+    ("agent", "agent"),
+    ("normalized_score", "normalized score"),
+    ("normalized_ci95_halfwidth", "± 95% CI"),
+    ("mean_return", "mean return"),
+    ("return_ci95_halfwidth", "± 95% CI (return)"),
+    ("fall_rate", "falls"),
+    ("episodes", "episodes"),
+    ("num_envs", "envs"),
+    ("episodes_per_env", "episodes/env"),
+    ("seeds", "seeds"),
+    ("max_episode_steps", "steps/episode"),
+]
+
+_REQUIRED = [
+    "env", "agent", "config", "config.episodes", "config.num_envs", "config.seeds", "episodes", "mean_return",
+    "ci95", "normalized_score", "normalized_score_ci95", "max_episode_steps", "per_episode",
+    "per_episode.episode_index", "per_episode.normalized_score", "per_episode.normalized_ci95_low",
+    "per_episode.normalized_ci95_high", "per_episode.mean_return",
+]
+
+
+class LeaderboardError(ValueError):
+    """A result or dataset file is unusable; the message names the file and the field."""
+
+
+# ------------------------------------------------------------------------------------- results
+def _get(d: dict, dotted: str):
+    cur: Any = d
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise KeyError(dotted)
+        cur = cur[part]
+    return cur
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """Read and check one ``go2bench eval`` results JSON; :class:`LeaderboardError` names what is wrong."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except OSError as e:
+        raise LeaderboardError(f"{p}: cannot read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise LeaderboardError(f"{p}: not a JSON file ({e}); expected a `go2bench eval --out` results file") from None
+    if not isinstance(data, dict):
+        raise LeaderboardError(f"{p}: not a go2bench eval results file (top level is a {type(data).__name__})")
+    for field in _REQUIRED:
+        try:
+            _get(data, field)
+        except KeyError:
+            raise LeaderboardError(
+                f"{p}: missing field {field!r}; expected a results file of `go2bench eval --out` "
+                f"(format go2bench.eval/1)"
+            ) from None
+    if not isinstance(data["mean_return"], (int, float)) or not math.isfinite(data["mean_return"]):
+        raise LeaderboardError(f"{p}: field 'mean_return' must be a finite number, got {data['mean_return']!r}")
+    per = data["per_episode"]
+    k = len(per["episode_index"])
+    for key in ("normalized_score", "normalized_ci95_low", "normalized_ci95_high", "mean_return"):
+        if not isinstance(per[key], list) or len(per[key]) != k:
+            raise LeaderboardError(f"{p}: field 'per_episode.{key}' must be a list of {k} values")
+    for key in ("ci95", "normalized_score_ci95"):
+        if not isinstance(data[key], list) or len(data[key]) != 2:
+            raise LeaderboardError(f"{p}: field {key!r} must be [low, high]")
+    data["_path"] = str(p)
+    return data
+
+
+def agent_label(res: dict[str, Any]) -> str:
+    """``name`` or ``name:checkpoint-file-name`` (when the spec named a checkpoint)."""
+    name = res["agent"]
+    spec = res.get("agent_spec") or res["config"].get("agent") or name
+    if spec.startswith(name + ":"):
+        return f"{name}:{Path(spec[len(name) + 1:]).name}"
+    return name
+
+
+def _half(ci) -> float | None:
+    lo, hi = ci
+    return None if lo is None or hi is None else (hi - lo) / 2
+
+
+def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per result, sorted by task then normalised score (best first); duplicates are an error."""
+    rows, seen = [], {}
+    for res in results:
+        key = (res["env"], agent_label(res))
+        if key in seen:
+            raise LeaderboardError(
+                f"{res['_path']}: agent {key[1]!r} on {key[0]} is already in {seen[key]}; give one result per "
+                f"agent and task"
+            )
+        seen[key] = res["_path"]
+        cfg = res["config"]
+        rows.append({
+            "task": res["env"],
+            "agent": key[1],
+            "normalized_score": res["normalized_score"],
+            "normalized_ci95_halfwidth": _half(res["normalized_score_ci95"]),
+            "mean_return": res["mean_return"],
+            "return_ci95_halfwidth": _half(res["ci95"]),
+            "fall_rate": res.get("fall_rate"),
+            "episodes": res["episodes"],
+            "num_envs": cfg["num_envs"],
+            "episodes_per_env": cfg["episodes"],
+            "seeds": ",".join(str(s) for s in cfg["seeds"]),
+            "max_episode_steps": res["max_episode_steps"],
+            "source": res["_path"],
+        })
+    rows.sort(key=lambda r: (r["task"], -(r["normalized_score"] if r["normalized_score"] is not None else -math.inf)))
+    return rows
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The leaderboard as a Markdown table (normalised score as ``mean ± CI``)."""
+    head = ["task", "agent", "normalized score (± 95% CI)", "mean return (± 95% CI)", "falls", "episodes",
+            "envs x episodes/env", "seeds", "steps/episode"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for r in rows:
+        ns = _fmt(r["normalized_score"])
+        if r["normalized_ci95_halfwidth"] is not None:
+            ns += f" ± {_fmt(r['normalized_ci95_halfwidth'])}"
+        ret = _fmt(r["mean_return"], 2)
+        if r["return_ci95_halfwidth"] is not None:
+            ret += f" ± {_fmt(r['return_ci95_halfwidth'], 2)}"
+        falls = "n/a" if r["fall_rate"] is None else f"{r['fall_rate']:.0%}"
+        lines.append("| " + " | ".join([
+            r["task"], r["agent"], ns, ret, falls, str(r["episodes"]),
+            f"{r['num_envs']} x {r['episodes_per_env']}", r["seeds"], str(r["max_episode_steps"]),
+        ]) + " |")
+    note = ("\nNormalised score: (mean return - random_score) / (expert_score - random_score) with the shipped "
+            "teachers' model-card scores (full 1000-step episodes). 95% CI: Student-t over per-env mean returns "
+            "(one unit per env and seed).\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
+    keys = [k for k, _ in COLUMNS] + ["source"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+
+
+# ------------------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_in_context(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Normalised score against episode index (1-based), a panel per task, a line + CI band per agent."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    tasks = sorted({r["env"] for r in results})
+    labels = sorted({agent_label(r) for r in results})
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {label: palette[i % len(palette)] for i, label in enumerate(labels)}  # one colour per agent
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for res in sorted((r for r in results if r["env"] == task), key=agent_label):
+            per = res["per_episode"]
+            x = [i + 1 for i in per["episode_index"]]
+            normalized = all(v is not None for v in per["normalized_score"])
+            y = per["normalized_score"] if normalized else per["mean_return"]
+            (line,) = ax.plot(x, y, marker="o", ms=3, label=agent_label(res), color=colors[agent_label(res)])
+            lo = per["normalized_ci95_low"] if normalized else per.get("return_ci95_low")
+            hi = per["normalized_ci95_high"] if normalized else per.get("return_ci95_high")
+            if lo and hi and all(v is not None for v in list(lo) + list(hi)):
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.axhline(0.0, color="gray", lw=0.6, ls=":")
+        ax.axhline(1.0, color="gray", lw=0.6, ls="--")
+        ax.set_title(task)
+        ax.set_xlabel("episode index (per env)")
+        ax.set_ylabel("normalized score")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("In-context evaluation (mean over envs x seeds, 95% CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+_TRAJ_RE = re.compile(r"^trajectories_env_(\d+)\.json$")
+
+
+def load_dataset_curves(folder: str | Path) -> dict[str, Any]:
+    """Per history of a dataset folder: cumulative steps and episode returns.
+
+    Returns ``{"name", "histories": [{"file", "steps" (cumulative step at each episode's end),
+    "returns"}]}``; :class:`LeaderboardError` names the file and field when one is unusable.
+    """
+    d = Path(folder)
+    files = sorted((p for p in d.iterdir() if _TRAJ_RE.match(p.name)), key=lambda p: int(_TRAJ_RE.match(p.name)[1]))
+    if not files:
+        raise LeaderboardError(f"{d}: no trajectories_env_XXXX.json files; expected a collected dataset folder")
+    histories, env_id = [], None
+    for f in files:
+        try:
+            meta = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise LeaderboardError(f"{f}: not a readable JSON file ({e})") from None
+        for key in ("episode_returns", "episode_lengths"):
+            if not isinstance(meta, dict) or key not in meta:
+                raise LeaderboardError(f"{f}: missing field {key!r}")
+            if not isinstance(meta[key], list):
+                raise LeaderboardError(f"{f}: field {key!r} must be a list")
+        env_id = env_id or meta.get("env_id")
+        rets, lens = meta["episode_returns"], meta["episode_lengths"]
+        if len(rets) != len(lens):
+            raise LeaderboardError(
+                f"{f}: fields 'episode_returns' ({len(rets)}) and 'episode_lengths' ({len(lens)}) differ in length"
+            )
+        steps, total = [], 0
+        for n in lens:
+            total += int(n)
+            steps.append(total)
+        histories.append({"file": f.name, "steps": steps, "returns": [float(r) for r in rets]})
+    return {"name": d.name, "env_id": env_id, "histories": histories}
+
+
+def plot_learning_curves(datasets: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Episode return against cumulative step, a panel per dataset, a line per history."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for h in ds["histories"]:
+            ax.plot(h["steps"], h["returns"], lw=0.8, alpha=0.7)
+        env = f"{ds['env_id']}, " if ds.get("env_id") else ""
+        ax.set_title(f"{ds['name']} ({env}{len(ds['histories'])} histories)")
+        ax.set_xlabel("env step in history")
+        ax.set_ylabel("episode return")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Learning histories of the datasets")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------------- all
+def make_leaderboard(
+    result_paths: Iterable[str | Path], out: str | Path, datasets: Iterable[str | Path] = ()
+) -> dict[str, Any]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``in_context.png`` (and ``learning_curves.png``).
+
+    Returns ``{"rows", "markdown", "files"}``.
+    """
+    paths = [Path(p) for p in result_paths]
+    if not paths:
+        raise LeaderboardError("no result files given")
+    results = [load_result(p) for p in paths]
+    curves = [load_dataset_curves(d) for d in datasets]  # check everything before writing anything
+    rows = table_rows(results)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = "# Leaderboard\n\n" + markdown_table(rows)
+    files = [out / "leaderboard.md", out / "leaderboard.csv", out / "in_context.png"]
+    files[0].write_text(md)
+    write_csv(rows, files[1])
+    plot_in_context(results, files[2])
+    if curves:
+        files.append(plot_learning_curves(curves, out / "learning_curves.png"))
+    return {"rows": rows, "markdown": md, "files": [str(f) for f in files]}

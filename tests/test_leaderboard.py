@@ -1,0 +1,150 @@
+"""Leaderboard tables and plots from fixture result files (no simulation)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from go2bench.leaderboard import (
+    LeaderboardError,
+    load_dataset_curves,
+    load_result,
+    make_leaderboard,
+    markdown_table,
+    table_rows,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "results"
+FILES = sorted(FIXTURES.glob("*.json"))
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def make_dataset(folder: Path, histories: int = 2) -> Path:
+    folder.mkdir(parents=True)
+    (folder / f"{folder.name}.json").write_text(json.dumps({"name": folder.name}))
+    for i in range(histories):
+        (folder / f"trajectories_env_{i:04d}.json").write_text(json.dumps({
+            "episode_returns": [1.0 + i, 5.0, 12.0 + i], "episode_lengths": [100, 400, 1000],
+        }))
+    return folder
+
+
+def test_fixtures_are_consistent():
+    """The fixtures' summaries agree with their per-seed returns (so the table test checks real numbers)."""
+    for f in FILES:
+        res = fixture(f.name)
+        R = np.array([s["returns"] for s in res["per_seed"]])
+        assert res["mean_return"] == pytest.approx(R.mean())
+        rs, es = res["random_score"], res["expert_score"]
+        assert res["normalized_score"] == pytest.approx((R.mean() - rs) / (es - rs))
+
+
+def test_tables_match_the_fixtures(tmp_path):
+    made = make_leaderboard(FILES, tmp_path / "lb", datasets=[make_dataset(tmp_path / "ds_a")])
+    names = {Path(p).name for p in made["files"]}
+    assert names == {"leaderboard.md", "leaderboard.csv", "in_context.png", "learning_curves.png"}
+    for p in made["files"]:
+        assert Path(p).stat().st_size > 0
+    assert (tmp_path / "lb" / "in_context.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    with open(tmp_path / "lb" / "leaderboard.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    by_key = {(r["task"], r["agent"]): r for r in rows}
+    assert set(by_key) == {("Go2Walk-v0", "random"), ("Go2Walk-v0", "teacher"), ("Go2Walk-v0", "vintix:ckpt_final.pt"),
+                           ("MiniCheetahWalk-v0", "teacher")}
+    # sorted by task, best normalised score first
+    assert [r["agent"] for r in rows[:3]] == ["teacher", "vintix:ckpt_final.pt", "random"]
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert md == made["markdown"]
+    for f in FILES:
+        res = fixture(f.name)
+        label = "vintix:ckpt_final.pt" if res["agent"] == "vintix" else res["agent"]
+        row = by_key[(res["env"], label)]
+        lo, hi = res["normalized_score_ci95"]
+        assert float(row["normalized_score"]) == pytest.approx(res["normalized_score"])
+        assert float(row["normalized_ci95_halfwidth"]) == pytest.approx((hi - lo) / 2)
+        assert float(row["mean_return"]) == pytest.approx(res["mean_return"])
+        assert int(row["episodes"]) == res["episodes"] == len(res["returns"])
+        assert row["seeds"] == ",".join(map(str, res["config"]["seeds"]))
+        # the Markdown row shows the same numbers, rounded
+        cell = f"{res['normalized_score']:.3f} ± {(hi - lo) / 2:.3f}"
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {res['env']} | {label} |"))
+        assert cell in line and f"{res['mean_return']:.2f} ±" in line
+        assert f"| {res['config']['num_envs']} x {res['config']['episodes']} |" in line
+
+
+def test_cli_leaderboard_prints_the_table(tmp_path):
+    from go2bench.cli import main
+
+    ds = make_dataset(tmp_path / "ds_b", histories=3)
+    r = CliRunner().invoke(main, ["leaderboard", *map(str, FILES), "--out", str(tmp_path / "lb"),
+                                  "--datasets", str(ds)])
+    assert r.exit_code == 0, r.output
+    assert "| MiniCheetahWalk-v0 | teacher |" in r.output and "learning_curves.png" in r.output
+    assert (tmp_path / "lb" / "learning_curves.png").exists()
+
+
+def test_dataset_curves_cumulative_steps(tmp_path):
+    curves = load_dataset_curves(make_dataset(tmp_path / "ds"))
+    assert curves["name"] == "ds" and len(curves["histories"]) == 2
+    h = curves["histories"][1]
+    assert h["file"] == "trajectories_env_0001.json" and h["steps"] == [100, 500, 1500]
+    assert h["returns"] == [2.0, 5.0, 13.0]
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(LeaderboardError, match=r"bad\.json: not a JSON file"):
+        load_result(bad)
+    res = fixture(FILES[0].name)
+    del res["per_episode"]["normalized_score"]
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps(res))
+    with pytest.raises(LeaderboardError, match=r"missing\.json: missing field 'per_episode\.normalized_score'"):
+        load_result(missing)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"agent": "random", "env": "Go2Walk-v0", "mean_return": 0.7}))
+    with pytest.raises(LeaderboardError, match=r"old\.json: missing field 'config'"):
+        load_result(old)
+    lst = tmp_path / "list.json"
+    lst.write_text("[1, 2]")
+    with pytest.raises(LeaderboardError, match="list.json: not a go2bench eval results file"):
+        load_result(lst)
+    # the same agent and task twice
+    dup = tmp_path / "dup.json"
+    shutil.copy(FILES[0], dup)
+    with pytest.raises(LeaderboardError, match="already in"):
+        table_rows([load_result(FILES[0]), load_result(dup)])
+    # datasets
+    ds = make_dataset(tmp_path / "ds")
+    (ds / "trajectories_env_0001.json").write_text(json.dumps({"episode_returns": [1.0]}))
+    with pytest.raises(LeaderboardError, match=r"trajectories_env_0001\.json: missing field 'episode_lengths'"):
+        load_dataset_curves(ds)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LeaderboardError, match="no trajectories_env_XXXX.json"):
+        load_dataset_curves(tmp_path / "empty")
+    # through the CLI: exit code and the named file, nothing written
+    from go2bench.cli import main
+
+    r = CliRunner().invoke(main, ["leaderboard", str(FILES[0]), str(missing), "--out", str(tmp_path / "lb")])
+    assert r.exit_code != 0 and "missing.json" in r.output and "per_episode.normalized_score" in r.output
+    assert not (tmp_path / "lb").exists()
+
+
+def test_markdown_without_reference_scores():
+    res = load_result(FILES[0])
+    res["normalized_score"] = None
+    res["normalized_score_ci95"] = [None, None]
+    md = markdown_table(table_rows([res]))
+    assert "| n/a |" in md
