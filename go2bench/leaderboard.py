@@ -145,6 +145,9 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "episodes_per_env": cfg["episodes"],
             "seeds": ",".join(str(s) for s in cfg["seeds"]),
             "max_episode_steps": res["max_episode_steps"],
+            "random_score": res.get("random_score"),
+            "expert_score": res.get("expert_score"),
+            "reference_scores_source": res.get("reference_scores_source"),
             "source": res["_path"],
         })
     rows.sort(key=lambda r: (r["task"], -(r["normalized_score"] if r["normalized_score"] is not None else -math.inf)))
@@ -176,9 +179,14 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             r["task"], r["agent"], ns, ret, falls, str(r["episodes"]),
             f"{r['num_envs']} x {r['episodes_per_env']}", r["seeds"], str(r["max_episode_steps"]),
         ]) + " |")
-    note = ("\nNormalised score: (mean return - random_score) / (expert_score - random_score) with the shipped "
-            "teachers' model-card scores (full 1000-step episodes). 95% CI: Student-t over per-env mean returns "
-            "(one unit per env and seed).\n")
+    refs = sorted({(r["task"], r["random_score"], r["expert_score"]) for r in rows if r["random_score"] is not None})
+    used = "; ".join(f"{t}: random {_fmt(a, 3)}, expert {_fmt(b, 3)}" for t, a, b in refs)
+    shipped = all(r.get("reference_scores_source") is None or "zoo" in str(r["reference_scores_source"])
+                  for r in rows)
+    origin = "the shipped teachers' model-card scores, full 1000-step episodes" if shipped else \
+        "the reference scores recorded in the result files"
+    note = (f"\nNormalised score: (mean return - random_score) / (expert_score - random_score) with {origin}"
+            f" ({used}). 95% CI: Student-t over per-env mean returns (one unit per env and seed).\n")
     return "\n".join(lines) + "\n" + note
 
 

@@ -36,6 +36,7 @@ from typing import Any
 __all__ = ["PipelinePreset", "PRESETS", "run_pipeline"]
 
 ENVS = ("Go2Walk-v0", "MiniCheetahWalk-v0")
+ZOO_VINTIX = Path(__file__).resolve().parent / "zoo" / "vintix" / "vintix.pt"
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class PipelinePreset:
     context_len: int = 512
     batch_size: int = 8
     trajectory_sparsity: int = 64
-    epochs: int = 1
-    max_steps: int | None = 600
+    epochs: int = 3
+    max_steps: int | None = 700
     max_minutes: float | None = 4.0
     lr: float = 1e-3
     num_workers: int = 1
@@ -68,7 +69,8 @@ class PipelinePreset:
     eval_envs: int = 10
     eval_episodes: int = 10
     eval_seeds: tuple[int, ...] = (0,)
-    agents: tuple[str, ...] = ("random", "teacher", "vintix", "vintix-nocontext")
+    # "vintix-zoo": the Vintix checkpoint shipped in go2bench/zoo/vintix (trained by the gpu preset)
+    agents: tuple[str, ...] = ("random", "teacher", "vintix", "vintix-nocontext", "vintix-zoo")
     measured_reference_scores: bool = True  # normalise with this run's random/teacher returns
     jobs: int = 1  # evaluation processes at a time
     gpus: int = 1  # GPUs to spread collections and evaluations over; training uses torchrun over all of them
@@ -81,12 +83,13 @@ PRESETS: dict[str, PipelinePreset] = {
         name="gpu", backend="gpu", num_histories=1024, steps_per_history=10_000, max_episode_steps=1000,
         model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=1, max_steps=None,
         max_minutes=3.0, lr=3e-4, num_workers=6, train_device="cuda", eval_envs=10, eval_episodes=10,
-        measured_reference_scores=False, jobs=8,
+        agents=("random", "teacher", "vintix", "vintix-nocontext"), measured_reference_scores=False, jobs=8,
     ),
     "seed": PipelinePreset(
         name="seed", backend="gpu", num_histories=10, steps_per_history=1_000_000, max_episode_steps=1000,
         model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=100, max_steps=None,
-        max_minutes=None, lr=3e-4, num_workers=6, train_device="cuda", measured_reference_scores=False, jobs=8,
+        max_minutes=None, lr=3e-4, num_workers=6, train_device="cuda",
+        agents=("random", "teacher", "vintix", "vintix-nocontext"), measured_reference_scores=False, jobs=8,
     ),
 }
 
@@ -208,7 +211,12 @@ def eval_stage(preset: PipelinePreset, out: Path, checkpoint: Path | None) -> li
     eval_device = "cuda" if preset.backend == "gpu" else "cpu"
 
     def cmd(agent: str, env_id: str, path: Path, refs: tuple[float, float] | None) -> list[str]:
-        spec = f"{agent}:{checkpoint}" if agent.startswith("vintix") and checkpoint else agent
+        if agent == "vintix-zoo":
+            spec = f"vintix:{ZOO_VINTIX}"
+        elif agent.startswith("vintix") and checkpoint:
+            spec = f"{agent}:{checkpoint}"
+        else:
+            spec = agent
         c = [sys.executable, "-m", "go2bench.cli", "eval", "--agent", spec, "--env", env_id,
              "--episodes", str(preset.eval_episodes), "--num-envs", str(preset.eval_envs),
              "--seeds", ",".join(map(str, preset.eval_seeds)), "--backend", preset.backend,
@@ -223,7 +231,10 @@ def eval_stage(preset: PipelinePreset, out: Path, checkpoint: Path | None) -> li
             batch = jobs[i : i + max(1, preset.jobs)]
             _wait([(w, _run(c, out / "eval.log", _gpu(preset, j))) for j, (w, c) in enumerate(batch)])
 
-    paths = {(a, e): res_dir / f"{a}_{e}.json" for a in preset.agents for e in ENVS}
+    agents = [a for a in preset.agents if a != "vintix-zoo" or ZOO_VINTIX.exists()]
+    if checkpoint is None:
+        agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
+    paths = {(a, e): res_dir / f"{a}_{e}.json" for a in agents for e in ENVS}
     first = [k for k in paths if k[0] in ("random", "teacher")]
     rest = [k for k in paths if k not in first]
     if preset.measured_reference_scores:

@@ -394,7 +394,8 @@ def _results(agent, env_id, sim, episodes, seeds, per_seed, random_score, expert
         "random_score": rs,
         "expert_score": es,
         "reference_scores_source": source,
-        "reference_scores_note": "expert_score/random_score are mean returns of full 1000-step episodes",
+        "reference_scores_note": ("expert_score/random_score are mean returns of full 1000-step episodes"
+                                  if source and "zoo" in source else "expert_score/random_score given by the caller"),
         "returns": R.reshape(-1).tolist(),
         "lengths": L.reshape(-1).astype(int).tolist(),
         "per_seed": per_seed,
