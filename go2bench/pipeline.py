@@ -73,7 +73,8 @@ class PipelinePreset:
     agents: tuple[str, ...] = ("random", "teacher", "vintix", "vintix-nocontext", "vintix-zoo")
     measured_reference_scores: bool = True  # normalise with this run's random/teacher returns
     jobs: int = 1  # evaluation processes at a time
-    gpus: int = 1  # GPUs to spread collections and evaluations over; training uses torchrun over all of them
+    gpus: int = 1  # GPUs to spread collections and evaluations over
+    train_gpus: int = 1  # >1: DDP through torchrun (at the seed model's size one GPU is faster, RESULTS.md)
     seed: int = 0
 
 
@@ -181,12 +182,12 @@ def train_stage(preset: PipelinePreset, out: Path, config: Path) -> Path:
     if (run_dir / "final.pt").exists() and (run_dir / "done").exists():
         _log("train: complete, skipped")
         return run_dir / "final.pt"
-    ddp = preset.backend == "gpu" and preset.gpus > 1
+    ddp = preset.backend == "gpu" and preset.train_gpus > 1
     launcher = [sys.executable, "-m", "go2bench.cli", "train"]
     if ddp:  # batch_size is per GPU: divide it so that the global batch stays the preset's
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={preset.gpus}", "-m", "go2bench.train"]
-    per_gpu = max(1, preset.batch_size // preset.gpus) if ddp else preset.batch_size
+                    f"--nproc_per_node={preset.train_gpus}", "-m", "go2bench.train"]
+    per_gpu = max(1, preset.batch_size // preset.train_gpus) if ddp else preset.batch_size
     cmd = [*launcher, "--data_dir", str(out / "data"),
            "--dataset_config_paths", str(config), "--context_len", str(preset.context_len),
            "--batch_size", str(per_gpu), "--trajectory_sparsity", str(preset.trajectory_sparsity),
@@ -279,8 +280,8 @@ def run_pipeline(preset: PipelinePreset, out: str | Path, stages: tuple[str, ...
     old = record.get("preset")
     new = dataclasses.asdict(preset)
     new["eval_seeds"], new["agents"] = list(new["eval_seeds"]), list(new["agents"])
-    if old and old != new:
-        diff = sorted(k for k in new if old.get(k) != new[k])
+    diff = sorted(k for k in new if old and k in old and old[k] != new[k])  # fields added later: not a change
+    if diff:
         raise ValueError(f"{record_path}: this folder holds a run with other settings ({diff}); use another --out")
     record.update({"preset": new, "versions": versions(),
                    "hardware": hardware(backend=preset.backend), "command": shlex.join(sys.argv)})
