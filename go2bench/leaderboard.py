@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -245,61 +244,20 @@ def plot_in_context(results: Sequence[dict[str, Any]], path: str | Path) -> Path
     return Path(path)
 
 
-_TRAJ_RE = re.compile(r"^trajectories_env_(\d+)\.json$")
-
-
 def load_dataset_curves(folder: str | Path) -> dict[str, Any]:
-    """Per history of a dataset folder: cumulative steps and episode returns.
+    """:func:`go2bench.collect.plot.load_dataset_curves`, with its errors as :class:`LeaderboardError`."""
+    from go2bench.collect import plot
 
-    Returns ``{"name", "histories": [{"file", "steps" (cumulative step at each episode's end),
-    "returns"}]}``; :class:`LeaderboardError` names the file and field when one is unusable.
-    """
-    d = Path(folder)
-    files = sorted((p for p in d.iterdir() if _TRAJ_RE.match(p.name)), key=lambda p: int(_TRAJ_RE.match(p.name)[1]))
-    if not files:
-        raise LeaderboardError(f"{d}: no trajectories_env_XXXX.json files; expected a collected dataset folder")
-    histories, env_id = [], None
-    for f in files:
-        try:
-            meta = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise LeaderboardError(f"{f}: not a readable JSON file ({e})") from None
-        for key in ("episode_returns", "episode_lengths"):
-            if not isinstance(meta, dict) or key not in meta:
-                raise LeaderboardError(f"{f}: missing field {key!r}")
-            if not isinstance(meta[key], list):
-                raise LeaderboardError(f"{f}: field {key!r} must be a list")
-        env_id = env_id or meta.get("env_id")
-        rets, lens = meta["episode_returns"], meta["episode_lengths"]
-        if len(rets) != len(lens):
-            raise LeaderboardError(
-                f"{f}: fields 'episode_returns' ({len(rets)}) and 'episode_lengths' ({len(lens)}) differ in length"
-            )
-        steps, total = [], 0
-        for n in lens:
-            total += int(n)
-            steps.append(total)
-        histories.append({"file": f.name, "steps": steps, "returns": [float(r) for r in rets]})
-    return {"name": d.name, "env_id": env_id, "histories": histories}
+    try:
+        return plot.load_dataset_curves(folder)
+    except ValueError as e:
+        raise LeaderboardError(str(e)) from None
 
 
 def plot_learning_curves(datasets: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Episode return against cumulative step, a panel per dataset, a line per history."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        for h in ds["histories"]:
-            ax.plot(h["steps"], h["returns"], lw=0.8, alpha=0.7)
-        env = f"{ds['env_id']}, " if ds.get("env_id") else ""
-        ax.set_title(f"{ds['name']} ({env}{len(ds['histories'])} histories)")
-        ax.set_xlabel("env step in history")
-        ax.set_ylabel("episode return")
-        ax.grid(alpha=0.3)
-    fig.suptitle("Learning histories of the datasets")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    from go2bench.collect.plot import plot_learning_curves as plot
+
+    return plot(datasets, path)
 
 
 # ------------------------------------------------------------------------------------- all

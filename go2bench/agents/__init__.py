@@ -1,4 +1,4 @@
-"""Agents that act in go2bench envs: random and PPO teachers now, Vintix in a later stage.
+"""Agents that act in go2bench envs (random, PPO teachers, Vintix, plug-ins) and their evaluation.
 
 Exports (imported lazily, so ``import go2bench.agents`` stays cheap):
 
@@ -6,7 +6,9 @@ Exports (imported lazily, so ``import go2bench.agents`` stays cheap):
 * :func:`train_teacher`, :class:`PPOConfig`: the PPO teacher recipe;
 * :func:`load_teacher`, :class:`TeacherAgent`, :class:`RandomAgent`: batched agents with ``act(obs)``;
 * :func:`export_teacher`: a ``go2bench teach`` run as a shippable zoo entry;
-* :func:`evaluate`, :func:`normalized_score`: minimal evaluation.
+* :class:`BatchedAgent`, :func:`make_agent`, :func:`available_agents`: the agent protocol and registry;
+* :class:`VintixAgent`, :func:`load_vintix_agent`: an in-context Vintix checkpoint as an agent;
+* :func:`evaluate_in_context`, :func:`evaluate`, :func:`normalized_score`: evaluation.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ _EXPORTS = {
     "RandomAgent": "go2bench.agents.teacher",
     "export_teacher": "go2bench.agents.teacher",
     "evaluate": "go2bench.agents.evaluate",
+    "evaluate_in_context": "go2bench.agents.evaluate",
     "normalized_score": "go2bench.agents.evaluate",
+    "BatchedAgent": "go2bench.agents.protocol",
+    "make_agent": "go2bench.agents.registry",
+    "available_agents": "go2bench.agents.registry",
+    "VintixAgent": "go2bench.agents.vintix_agent",
+    "load_vintix_agent": "go2bench.agents.vintix_agent",
 }
 __all__ = sorted(_EXPORTS)
 

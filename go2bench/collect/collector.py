@@ -403,9 +403,9 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     wall = time.perf_counter() - t0
     summary = _finish_dataset(out, name, meta)
     if plot and summary["complete_histories"]:
-        from go2bench.collect.plot import plot_learning_curves
+        from go2bench.collect.plot import plot_dataset
 
-        plot_learning_curves(out, out / "learning_curves.png")
+        plot_dataset(out, out / "learning_curves.png")
     summary.update({"rows_written": written, "env_steps_simulated": simulated, "wall_s": round(wall, 2),
                     "steps_per_s": round(written / wall, 1) if wall > 0 else None,
                     "histories_this_run": ids, "resumed_histories": resumed})
