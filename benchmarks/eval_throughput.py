@@ -79,7 +79,7 @@ class NaiveAgent:
     def reset(self, num_envs: int, group: str, prefill: int = 0) -> None:
         p, dev = self.p, self.p.device
         p.reset(num_envs, group)  # for the normalisation statistics and group index only
-        self.gi = p._gi[:1]
+        self.gi = torch.full((1,), p._gi, dtype=torch.long, device=p.device)  # a one-env batch of this group
         self.n = num_envs
         # per env: normalised obs, normalised previous action, scaled previous reward
         g = torch.Generator().manual_seed(1)

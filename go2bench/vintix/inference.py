@@ -80,7 +80,7 @@ class VintixPolicy:
         self.group, self.num_envs = group, N
         gi = m.group_index(group)
         info = self.groups[group]
-        self._gi = torch.full((N,), gi, dtype=torch.long, device=dev)
+        self._gi = int(gi)  # one group for all envs: routed without host synchronisation
         self._obs_dim, self._act_dim = int(info["obs_dim"]), int(info["act_dim"])
         f32 = dict(dtype=torch.float32, device=dev)
         self._obs_mean = torch.tensor(info["obs_mean"], **f32)

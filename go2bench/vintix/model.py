@@ -207,7 +207,13 @@ class VintixModel(nn.Module):
     # ---------------------------------------------------------------- per-group routing
     @staticmethod
     def _route(group: torch.Tensor, fn):
-        """Apply fn(gi, idx) per group present in ``group`` (B,) and put the rows back in order."""
+        """Apply fn(gi, idx) per group present in ``group`` (B,) and put the rows back in order.
+
+        ``group`` may be a plain int (one group for the whole batch): no host synchronisation, which
+        matters for streaming inference, one call per env step.
+        """
+        if isinstance(group, int):
+            return fn(group, slice(None))
         if group.numel() == 0:
             raise ValueError("empty batch")
         g0 = int(group[0])
