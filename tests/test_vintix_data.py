@@ -193,3 +193,19 @@ def test_config_errors(tmp_path, monkeypatch):
     assert specs[0].dir == (tmp_path / "data" / "a").resolve() and specs[0].entry.group == "g1"
     assert load_dataset_configs(["mine_config.yaml"], tmp_path)[0].name == "a"
     json.dumps([s.name for s in specs])
+
+
+def test_histories_shorter_than_the_context_warn_or_fail(tmp_path):
+    write_synthetic_dataset(tmp_path, "a", n_histories=1, steps=200, obs_dim=33, act_dim=12)
+    write_synthetic_dataset(tmp_path / "b_root", "b", n_histories=1, steps=50, obs_dim=33, act_dim=12)
+    (tmp_path / "b").symlink_to(tmp_path / "b_root" / "b")
+    write_synthetic_dataset(tmp_path / "mixed_root", "mixed", n_histories=1, steps=200, obs_dim=33, act_dim=12)
+    short = write_synthetic_dataset(tmp_path, "tmp_short", n_histories=1, steps=50, obs_dim=33, act_dim=12)
+    (short / "trajectories_env_0000.h5").rename(tmp_path / "mixed_root" / "mixed" / "trajectories_env_0001.h5")
+    cfg = _cfg(tmp_path, {"a": {"path": "a", "group": "a"}, "b": {"path": "b", "group": "b"}})
+    with pytest.raises(ValueError, match=r"no history has 100 steps.*longest: 50"):
+        MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=100, trajectory_sparsity=50)
+    cfg = _cfg(tmp_path, {"m": {"path": "mixed_root/mixed", "group": "m"}}, "m.yaml")
+    with pytest.warns(UserWarning, match=r"1 of 2 histories are shorter than context_len 100.*trajectories_env_0001"):
+        ds = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=100, trajectory_sparsity=50)
+    assert len(ds) == 3  # windows at 0, 50, 100 of the 200-step history only

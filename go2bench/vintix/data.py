@@ -335,12 +335,25 @@ class MultiTaskWindows(torch.utils.data.Dataset):
                 "act_std": [max(float(s), STD_FLOOR) for s in st["act_std"]],
                 "num_histories": len(files),
             }
+            short = []
             for path in files:
                 h = HistoryStream.build(path, gi, spec.entry.episode_sparsity)
                 s = window_starts(h.stream_len, self.context_len, self.trajectory_sparsity)
+                if len(s) == 0:
+                    short.append(f"{Path(path).name} ({h.stream_len} steps)")
                 hist_ids.append(np.full(s.shape, len(self.histories), np.int32))
                 starts.append(s)
                 self.histories.append(h)
+            if len(short) == len(files):
+                raise ValueError(
+                    f"{spec.dir}: no history has {self.context_len} steps after episode_sparsity "
+                    f"{spec.entry.episode_sparsity} (longest: {max(h.stream_len for h in self.histories[-len(files):])}); "
+                    "lower --context_len or collect longer histories"
+                )
+            if short:
+                warnings.warn(f"{spec.dir}: {len(short)} of {len(files)} histories are shorter than context_len "
+                              f"{self.context_len} and give no samples: {', '.join(short[:5])}"
+                              + (" ..." if len(short) > 5 else ""), stacklevel=2)
         self.sample_history = np.concatenate(hist_ids) if hist_ids else np.zeros(0, np.int32)
         self.sample_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self.max_obs_dim = max(g["obs_dim"] for g in self.groups.values())
