@@ -88,3 +88,22 @@ def test_roll_pitch_hand_computed():
     r, p = roll_pitch(torch.cat([roll_q, pitch_q]))
     assert r[0].item() == pytest.approx(a, abs=1e-6) and p[0].item() == pytest.approx(0.0, abs=1e-6)
     assert r[1].item() == pytest.approx(0.0, abs=1e-6) and p[1].item() == pytest.approx(a, abs=1e-6)
+
+
+def test_torch_threads_beside_simulation_sets_one_thread_on_cpu_and_restores():
+    import torch
+
+    from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
+
+    before = torch.get_num_threads()
+    with torch_threads_beside_simulation("cpu"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads_beside_simulation(torch.device("cuda", 0)):  # the GPU path leaves torch alone
+        assert torch.get_num_threads() == before
+    try:
+        with torch_threads_beside_simulation("cpu"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before
