@@ -230,7 +230,11 @@ def eval_stage(preset: PipelinePreset, out: Path, checkpoint: Path | None) -> li
     def run_batch(jobs: list[tuple[str, list[str]]]) -> None:
         for i in range(0, len(jobs), max(1, preset.jobs)):
             batch = jobs[i : i + max(1, preset.jobs)]
-            _wait([(w, _run(c, out / "eval.log", _gpu(preset, j))) for j, (w, c) in enumerate(batch)])
+            if len(batch) == 1:  # one at a time: its progress bar and summary go to the terminal
+                w, c = batch[0]
+                _wait([(w, _run([x for x in c if x != "--no-progress"], None, _gpu(preset, 0)))])
+            else:  # several at once: each to the log, without progress bars
+                _wait([(w, _run(c, out / "eval.log", _gpu(preset, j))) for j, (w, c) in enumerate(batch)])
 
     agents = [a for a in preset.agents if a != "vintix-zoo" or ZOO_VINTIX.exists()]
     if checkpoint is None:
