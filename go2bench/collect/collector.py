@@ -18,7 +18,6 @@ A history whose per-env JSON exists is complete and is skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -105,14 +104,6 @@ def parse_env_ids(spec: str | None, num_histories: int) -> list[int]:
     return sorted(ids)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def history_stats(path_h5: Path) -> dict[str, Any]:
     """Per-history statistics read back from disk in one streaming pass (float64 accumulators)."""
     sums = {"obs": 0.0, "obs2": 0.0, "act": 0.0, "act2": 0.0}
@@ -153,26 +144,6 @@ def history_stats(path_h5: Path) -> dict[str, Any]:
         "episode_returns": [round(float(x), 6) for x in returns],
         "episode_lengths": [int(x) for x in lengths],
     }
-
-
-def _resume_point(path_h5: Path) -> tuple[int, int]:
-    """(rows on disk, row where the last stored episode starts) of a history file."""
-    with h5py.File(path_h5, "r") as f:
-        names = [k for k in f.keys() if not k.startswith("_")]
-        if not names:
-            return 0, 0
-        last = max(names, key=lambda k: int(k.split("-")[0]))
-        start, end = (int(x) for x in last.split("-"))
-        s = f[last]["step_num"][()]
-        zeros = np.flatnonzero(s == 0)
-        if len(zeros):
-            return end + 1, start + int(zeros[-1])
-        # the episode began before this group: walk back
-        for name in sorted(names, key=lambda k: -int(k.split("-")[0]))[1:]:
-            z = np.flatnonzero(f[name]["step_num"][()] == 0)
-            if len(z):
-                return end + 1, int(name.split("-")[0]) + int(z[-1])
-    return end + 1, 0
 
 
 def _observation_layout(obs_mode: str) -> list[dict[str, Any]]:
@@ -249,6 +220,7 @@ def collect(
     ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
     per collected history (it is reset, not closed); default: a new one on ``backend``.
     """
+    from go2bench.agents.evaluate import file_sha256
     from go2bench.agents.teacher import load_teacher, zoo_path
     from go2bench.envs.walk_sim import make_walk_sim
 
@@ -275,7 +247,7 @@ def collect(
         raise ValueError(f"the teacher {teacher_file} was trained on {card['env_id']}, not {env_id}")
     teacher_info = {
         "source": str(teacher_file.relative_to(zoo_path(env_id).parent.parent)) if not cfg.teacher else str(teacher_file),
-        "sha256": _sha256(teacher_file),
+        "sha256": file_sha256(teacher_file),
         "expert_score": card.get("expert_score"),
         "random_score": card.get("random_score"),
         "obs_mode": card.get("obs_mode"),
@@ -327,10 +299,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             continue
         w = HistoryWriter(h5_paths[i], sim.obs_dim, A, cfg.group_size, compression=cfg.compression)
         writers[i] = w
-        if w.steps_written:
-            w.close(final=False)
-            write_from[j], start_row[j] = _resume_point(h5_paths[i])
-            writers[i] = HistoryWriter(h5_paths[i], sim.obs_dim, A, cfg.group_size, compression=cfg.compression)
+        write_from[j], start_row[j] = w.steps_written, w.last_episode_start()
     resumed = int((write_from > 0).sum())
 
     keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64)).to(dev)

@@ -125,6 +125,15 @@ class HistoryWriter:
             nxt = end + 1
         return nxt
 
+    def last_episode_start(self) -> int:
+        """Row where the last stored episode starts (0 without one): a resumed collection replays
+        that episode from its start and writes from :attr:`steps_written` on."""
+        for name in sorted(self._f.keys(), key=lambda k: -_parse_group(k)[0]):  # groups valid after _recover
+            zeros = np.flatnonzero(self._f[name]["step_num"][()] == 0)
+            if len(zeros):
+                return _parse_group(name)[0] + int(zeros[-1])
+        return 0
+
     @property
     def steps_appended(self) -> int:
         """Steps written to disk plus those buffered for the group in progress."""
