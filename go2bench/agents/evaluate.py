@@ -154,8 +154,14 @@ def run_episodes(
     Returns ``records`` (env, episode index, return, length, fell, diverged, tracking-error sum)
     sorted by env then episode, ``steps`` (batch steps) and ``wall_s``. ``progress``: a tqdm-like
     object updated once per counted episode. ``frames``: a list to append env 0's rendered frames
-    to (at most ``max_frames``; the simulation must have a camera).
+    to (at most ``max_frames``; the simulation must have a camera). Torch gets one thread while a
+    CPU simulation steps beside it (see ``torch_threads_beside_simulation``).
     """
+    with torch_threads_beside_simulation(sim.device):
+        return _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
+
+
+def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames) -> dict[str, Any]:
     agent = as_batched_agent(agent)
     n, dev = sim.num_envs, sim.device
     quota = np.asarray(quota, dtype=np.int64)
@@ -315,9 +321,8 @@ def evaluate_in_context(
         per_seed, frames = [], ([] if writer is not None else None)
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds):
-            with torch_threads_beside_simulation(sim.device):
-                run = run_episodes(agent, env_id, sim, quota, seed, progress=bar,
-                                   frames=frames if i == 0 else None, max_frames=video_max_frames)
+            run = run_episodes(agent, env_id, sim, quota, seed, progress=bar,
+                               frames=frames if i == 0 else None, max_frames=video_max_frames)
             rec = run["records"]
             shape = (n, episodes)
             per_seed.append({
