@@ -240,7 +240,9 @@ def collect(
         )
     out.mkdir(parents=True, exist_ok=True)
 
-    teacher = load_teacher(cfg.teacher or env_id, device="cpu" if sim is None else str(sim.device))
+    # the simulation's torch device: Genesis' GPU backend is the current CUDA device
+    device = str(sim.device) if sim is not None else ("cuda" if backend == "gpu" else "cpu")
+    teacher = load_teacher(cfg.teacher or env_id, device=device)
     teacher_file = Path(teacher.source)
     card = teacher.model_card or {}
     if card.get("env_id") not in (None, env_id):
@@ -268,9 +270,6 @@ def collect(
             raise ValueError("collection needs the task's deterministic default config (fixed command, no "
                              "randomisation) so that histories are reproducible and resumable")
         dev = sim.device
-        if teacher.device != torch.device(dev):
-            teacher.policy.to(dev)
-            teacher.device, teacher._low, teacher._high = torch.device(dev), teacher._low.to(dev), teacher._high.to(dev)
         bounds = (sim.action_low.cpu().tolist(), sim.action_high.cpu().tolist())
         meta = _dataset_meta(cfg, teacher_info, task_name, group_name, reward_scale, sim.obs_dim, bounds)
         if meta_path.exists():
