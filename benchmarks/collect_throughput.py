@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     args.steps = args.steps or 5000
     ns = [int(x) for x in (args.num_envs or ("1024,4096" if args.backend == "gpu" else "16,64")).split(",")]
 
-    from go2bench.agents.ppo import hardware, versions
+    from go2bench.core.provenance import hardware, versions
     from go2bench.envs import genesis_runtime
 
     gs = genesis_runtime.init(args.backend)

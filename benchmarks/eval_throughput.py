@@ -176,7 +176,7 @@ def time_naive(policy, group, n: int, steps: int) -> dict:
 
 def time_with_env(policy, n: int, steps: int, backend: str) -> dict:
     """The batched agent driving the real simulation (one episode of ``steps`` steps per env)."""
-    from go2bench.agents.evaluate import evaluate_in_context
+    from go2bench.eval.protocol import evaluate_in_context
     from go2bench.agents.vintix_agent import VintixAgent
 
     env_id = next((g["env_id"] for g in policy.groups.values() if g.get("env_id")), "Go2Walk-v0")
@@ -217,7 +217,7 @@ def main() -> None:
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     try:
-        from go2bench.agents.ppo import hardware, versions
+        from go2bench.core.provenance import hardware, versions
 
         out["versions"], out["hardware"] = versions(), hardware(str(policy.device))
     except Exception:  # noqa: BLE001

@@ -99,7 +99,7 @@ def bench_raw(venv, seconds: float, warmup: int, seed: int) -> dict[str, Any]:
 def bench_ppo(venv, seconds: float, seed: int, warmup_iterations: int) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import CallbackList
 
-    from go2bench.agents.ppo import KLAdaptiveLRCallback, PPOConfig, WallTimeLimitCallback, make_ppo
+    from go2bench.teachers.ppo import KLAdaptiveLRCallback, PPOConfig, WallTimeLimitCallback, make_ppo
 
     class StopAfterUpdate(WallTimeLimitCallback):
         """Once the wall time has passed, stop at the first step of the next rollout (after an update)."""
@@ -180,8 +180,9 @@ def print_table(env: str, rows: list[dict[str, Any]]) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from go2bench.agents.ppo import PPOConfig, hardware, versions
-    from go2bench.agents.sb3_vec_env import WalkSB3VecEnv
+    from go2bench.core.provenance import hardware, versions
+    from go2bench.teachers.ppo import PPOConfig
+    from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
     out = Path(args.out) if args.out else RESULTS_DIR / f"ppo_throughput_cpu_{args.env.split(':')[-1]}.json"
     meta: dict[str, Any] = {

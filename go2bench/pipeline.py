@@ -146,7 +146,7 @@ def _wait(procs: list[tuple[str, subprocess.Popen]]) -> None:
 
 def collect_stage(preset: PipelinePreset, out: Path, config: Path) -> list[Path]:
     """Both robots' datasets; on the GPU both collections run at once (two processes)."""
-    from go2bench.collect.dataset_config import load_dataset_config
+    from go2bench.histories.dataset_config import load_dataset_config
 
     data_dir = out / "data"
     entries = load_dataset_config(config)
@@ -186,7 +186,7 @@ def train_stage(preset: PipelinePreset, out: Path, config: Path) -> Path:
     launcher = [sys.executable, "-m", "go2bench.cli", "train"]
     if ddp:  # batch_size is per GPU: divide it so that the global batch stays the preset's
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={preset.train_gpus}", "-m", "go2bench.train"]
+                    f"--nproc_per_node={preset.train_gpus}", "-m", "go2bench.cli.train_main"]
     per_gpu = max(1, preset.batch_size // preset.train_gpus) if ddp else preset.batch_size
     cmd = [*launcher, "--data_dir", str(out / "data"),
            "--dataset_config_paths", str(config), "--context_len", str(preset.context_len),
@@ -258,13 +258,13 @@ def eval_stage(preset: PipelinePreset, out: Path, checkpoint: Path | None) -> li
 
 
 def _renormalise(path: Path, random_score: float, expert_score: float) -> None:
-    from go2bench.agents.evaluate import normalized_score
+    from go2bench.eval.protocol import normalized_score
 
     res = json.loads(path.read_text())
     if res.get("random_score") == random_score and res.get("expert_score") == expert_score:
         return
     # re-run the summary arithmetic with the measured references via the CLI's own code path
-    from go2bench.agents.evaluate import renormalize_results
+    from go2bench.eval.protocol import renormalize_results
 
     renormalize_results(res, random_score, expert_score)
     assert res["normalized_score"] == normalized_score(res["mean_return"], random_score, expert_score)
@@ -274,8 +274,7 @@ def _renormalise(path: Path, random_score: float, expert_score: float) -> None:
 def run_pipeline(preset: PipelinePreset, out: str | Path, stages: tuple[str, ...] = ("collect", "train", "eval",
                                                                                      "leaderboard")) -> dict[str, Any]:
     """Run (or resume) the stages of ``preset`` in ``out``; returns the leaderboard rows and timings."""
-    from go2bench.agents.ppo import hardware, versions
-    from go2bench.collect.layout import write_json_atomic
+    from go2bench.core.provenance import hardware, versions, write_json_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,10 +303,10 @@ def run_pipeline(preset: PipelinePreset, out: str | Path, stages: tuple[str, ...
         elif stage == "eval":
             result_paths = eval_stage(preset, out, checkpoint if checkpoint.exists() else None)
         elif stage == "leaderboard":
-            from go2bench.leaderboard import make_leaderboard
+            from go2bench.eval.leaderboard import make_leaderboard
 
             result_paths = sorted((out / "results").glob("*.json"))
-            from go2bench.collect.dataset_config import load_dataset_config
+            from go2bench.histories.dataset_config import load_dataset_config
 
             dataset_dirs = [out / "data" / e.path for e in load_dataset_config(config).values()]
             made = make_leaderboard(result_paths, out / "leaderboard",

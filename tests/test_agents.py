@@ -15,11 +15,12 @@ import torch
 from click.testing import CliRunner
 from gymnasium import spaces
 
-from go2bench.agents.evaluate import evaluate, normalized_score
-from go2bench.agents.ppo import PPOConfig, latest_checkpoint, train_teacher
-from go2bench.agents.sb3_vec_env import WalkSB3VecEnv
+from go2bench.eval.protocol import evaluate, normalized_score
+from go2bench.teachers.ppo import PPOConfig, latest_checkpoint, train_teacher
+from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 from go2bench.envs.walk_sim import make_walk_sim
-from go2bench.agents.teacher import RandomAgent, TeacherAgent, export_teacher, load_teacher, zoo_path
+from go2bench.agents.random import RandomAgent
+from go2bench.agents.teacher import TeacherAgent, export_teacher, load_teacher, zoo_path
 from go2bench.envs.robots import GO2
 
 N, T = 8, 20  # envs, steps per episode
@@ -239,9 +240,9 @@ def test_random_agent_is_seeded():
 
 
 def test_missing_zoo_teacher_is_a_clear_error(tmp_path, monkeypatch):
-    import go2bench.agents.teacher as teacher_module
+    import go2bench.envs.registry as registry_module
 
-    monkeypatch.setattr(teacher_module, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")
     with pytest.raises(FileNotFoundError, match="go2bench teach") as e:
         load_teacher("Go2Walk-v0")
     assert str(zoo_path("Go2Walk-v0") / "policy.zip") in str(e.value)
@@ -294,8 +295,8 @@ def test_cli_eval_writes_json(trained, tmp_path, monkeypatch):
     # --episodes is per env since the in-context protocol: 2 envs x 2 episodes
     assert res["env"] == "Go2Walk-v0" and len(res["returns"]) == 4 and res["config"]["num_envs"] == 2
     assert res["max_episode_steps"] == 30 and max(res["lengths"]) <= 30
-    import go2bench.agents.teacher as teacher_module
+    import go2bench.envs.registry as registry_module
 
-    monkeypatch.setattr(teacher_module, "ZOO_DIR", tmp_path / "zoo")  # no shipped teacher: a clear error
+    monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")  # no shipped teacher: a clear error
     r = CliRunner().invoke(main, ["eval", "--agent", "teacher", "--env", "MiniCheetahWalk-v0"])
     assert r.exit_code != 0 and "go2bench teach" in r.output

@@ -304,7 +304,7 @@ def test_data_check_config_finds_task_name_collision(dataset, tmp_path):
 
 
 def test_shipped_dataset_configs_load():
-    from go2bench.collect.dataset_config import load_dataset_config
+    from go2bench.histories.dataset_config import load_dataset_config
 
     multi = load_dataset_config("multitask_go2_minicheetah_config")
     assert [e.group for e in multi.values()] == ["go2_walking", "minicheetah_walking"]

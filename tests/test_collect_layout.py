@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.collect.layout import (
+from go2bench.histories.layout import (
     HistoryWriter,
     TMP_PREFIX,
     check_dataset,
@@ -197,7 +197,7 @@ def test_writer_killed_mid_group_then_resumed_gives_identical_data(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-        from go2bench.collect.layout import HistoryWriter, TMP_PREFIX
+        from go2bench.histories.layout import HistoryWriter, TMP_PREFIX
         from test_collect_layout import _rows as rows
         w = HistoryWriter({str(crashed)!r}, {OBS}, {ACT}, group_size=10)
         w.append(*rows(0, 26))

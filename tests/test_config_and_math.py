@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from go2bench.config import ConfigError, load_yaml
+from go2bench.core.config import ConfigError, load_yaml
 from go2bench.envs.robots import GO2, JOINT_NAMES, MINI_CHEETAH, get_robot
 from go2bench.envs.walk_config import WalkConfig, make_walk_config
 from go2bench.envs.walk_sim import quat_rotate_inverse, roll_pitch
@@ -51,7 +51,10 @@ def test_robot_descriptions_are_complete_and_named():
     assert GO2.default_pose[:6] == (0.0, 0.8, -1.5, 0.0, 0.8, -1.5)
     assert GO2.default_pose[6:9] == (0.0, 1.0, -1.5)
     assert MINI_CHEETAH.default_pose[:3] == (0.0, -0.8, 1.5) and MINI_CHEETAH.kp == 20.0
-    assert GO2.task_name == "go2_walking_ad" and MINI_CHEETAH.task_name == "minicheetah_walking_ad"
+    from go2bench.envs.registry import task_spec
+
+    assert task_spec("Go2Walk-v0").task_name == "go2_walking_ad"
+    assert task_spec("MiniCheetahWalk-v0").task_name == "minicheetah_walking_ad"
     with pytest.raises(ValueError, match="unknown robot"):
         get_robot("spot")
 

@@ -18,10 +18,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from go2bench.agents.evaluate import evaluate_in_context, mean_ci, normalized_score, summarize, t_quantile
+from go2bench.eval.protocol import evaluate_in_context, mean_ci, normalized_score, summarize, t_quantile
 from go2bench.agents.protocol import BatchedAgent, LegacyAgentAdapter, as_batched_agent
 from go2bench.agents.registry import UnknownAgentError, available_agents, make_agent, parse_spec
-from go2bench.agents.teacher import RandomAgent, TeacherAgent, reference_scores
+from go2bench.agents.random import RandomAgent
+from go2bench.agents.teacher import TeacherAgent, reference_scores
 from go2bench.agents.vintix_agent import VintixAgent
 from go2bench.envs.walk_sim import make_walk_sim
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from go2bench.leaderboard import (
+from go2bench.eval.leaderboard import (
     LeaderboardError,
     load_dataset_curves,
     load_result,

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.collect.layout import HistoryWriter, read_history, write_json_atomic
-from go2bench.config import ConfigError
+from go2bench.core.provenance import write_json_atomic
+from go2bench.histories.layout import HistoryWriter, read_history
+from go2bench.core.config import ConfigError
 from go2bench.vintix import config as vcfg
 from go2bench.vintix.config import load_dataset_configs
 from go2bench.vintix.data import (
@@ -186,7 +187,7 @@ def test_config_errors(tmp_path, monkeypatch):
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     _cfg(shipped, {"a": ok}, "mine_config.yaml")
-    import go2bench.collect.dataset_config as dcfg
+    import go2bench.histories.dataset_config as dcfg
 
     monkeypatch.setattr(dcfg, "CONFIG_DIR", shipped)
     specs = load_dataset_configs(["mine_config"], tmp_path / "data")

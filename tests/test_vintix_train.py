@@ -67,7 +67,7 @@ def test_learns_and_policy_reproduces_predictions(data, tmp_path):
     # the loaded policy streams exactly what the trained weights compute on a full window
     pol = VintixPolicy.load(run / "final.pt")
     assert pol.group_for_env("MiniCheetahWalk-v0") == "mc_walking"
-    from go2bench.collect.layout import read_history
+    from go2bench.histories.layout import read_history
 
     root, _ = data
     h = read_history(root / "go2" / "trajectories_env_0000.h5")
@@ -99,7 +99,7 @@ def test_resume_continues_at_the_right_step(data, tmp_path):
     # the same run, stopped after 3 steps (mid-epoch) and resumed through CLI spellings with dashes and underscores
     train(_cfg(data, tmp_path / "b", max_steps=3))
     root, cfg = data
-    from go2bench.vintix.cli import train_command
+    from go2bench.cli.train import train_command
 
     r = CliRunner().invoke(train_command, [
         "--data-dir", str(root), "--dataset_config_paths", str(cfg), "--out_dir", str(tmp_path / "b"), "--name", "run",
@@ -118,7 +118,7 @@ def test_resume_continues_at_the_right_step(data, tmp_path):
 
 
 def test_cli_errors(data, tmp_path):
-    from go2bench.vintix.cli import train_command
+    from go2bench.cli.train import train_command
 
     root, cfg = data
     bad = tmp_path / "bad.yaml"

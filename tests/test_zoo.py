@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.agents.teacher import RandomAgent, load_teacher, zoo_path
+from go2bench.agents.random import RandomAgent
+from go2bench.agents.teacher import load_teacher, zoo_path
 from go2bench.envs.spaces import to_action_tensor
 from go2bench.envs.walk_sim import make_walk_sim
 

@@ -19,9 +19,9 @@ open(f"{root}/cfg.yaml", "w").write("go2:\n  path: go2\n  group: go2\nmc:\n  pat
 PY
 common="--data_dir $SYN --dataset_config_paths $SYN/cfg.yaml --context_len $CTX --trajectory_sparsity 128 --epochs 1
   --model $MODEL --num_workers 6 --device $DEV --seed 0 --max_steps $STEPS --log_every 10 --no_progress_bar --out_dir $RUNS"
-python3 -m go2bench.cli train $common --batch_size 8 --name one_gpu > "$OUT/one_gpu.log" 2>&1
+python3 -m go2bench.cli.train_main $common --batch_size 8 --name one_gpu > "$OUT/one_gpu.log" 2>&1
 NPROC=${NPROC:-2}
-python3 -m torch.distributed.run --standalone --nproc_per_node=$NPROC -m go2bench.train $common --batch_size $((8 / NPROC)) \
+python3 -m torch.distributed.run --standalone --nproc_per_node=$NPROC -m go2bench.cli.train_main $common --batch_size $((8 / NPROC)) \
   --name two_gpu > "$OUT/two_gpu.log" 2>&1
 cp $RUNS/one_gpu/metrics.jsonl "$OUT/one_gpu_metrics.jsonl"; cp $RUNS/two_gpu/metrics.jsonl "$OUT/two_gpu_metrics.jsonl"
 tail -n 3 "$OUT/one_gpu.log" "$OUT/two_gpu.log"

@@ -1,14 +1,15 @@
-"""Agents that act in go2bench envs (random, PPO teachers, Vintix, plug-ins) and their evaluation.
+"""Agents that act in go2bench envs: random, PPO teachers, Vintix and third-party plug-ins.
 
-Exports (imported lazily, so ``import go2bench.agents`` stays cheap):
+Every agent follows one batched protocol (:mod:`go2bench.agents.protocol`):
+``reset(num_envs, env_id, seed)`` and ``act(obs, prev_reward, episode_start) -> actions``.
+Exports are imported lazily, so ``import go2bench.agents`` stays cheap:
 
-* :class:`WalkSB3VecEnv` (alias ``Go2SB3VecEnv``): a stable-baselines3 VecEnv over the batched simulation;
-* :func:`train_teacher`, :class:`PPOConfig`: the PPO teacher recipe;
-* :func:`load_teacher`, :class:`TeacherAgent`, :class:`RandomAgent`: batched agents with ``act(obs)``;
-* :func:`export_teacher`: a ``go2bench teach`` run as a shippable zoo entry;
-* :class:`BatchedAgent`, :func:`make_agent`, :func:`available_agents`: the agent protocol and registry;
-* :class:`VintixAgent`, :func:`load_vintix_agent`: an in-context Vintix checkpoint as an agent;
-* :func:`evaluate_in_context`, :func:`evaluate`, :func:`normalized_score`: evaluation.
+* :class:`BatchedAgent`, :func:`make_agent`, :func:`available_agents`: the protocol and registry;
+* :class:`RandomAgent`: uniform actions in [-1, 1], seeded;
+* :func:`load_teacher`, :class:`TeacherAgent`, :func:`export_teacher`: PPO teachers;
+* :class:`VintixAgent`, :func:`load_vintix_agent`: an in-context Vintix checkpoint as an agent.
+
+Training teachers lives in :mod:`go2bench.teachers`, evaluation in :mod:`go2bench.eval`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,13 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "WalkSB3VecEnv": "go2bench.agents.sb3_vec_env",
-    "Go2SB3VecEnv": "go2bench.agents.sb3_vec_env",
-    "make_walk_sim": "go2bench.envs.walk_sim",
-    "train_teacher": "go2bench.agents.ppo",
-    "PPOConfig": "go2bench.agents.ppo",
-    "load_teacher": "go2bench.agents.teacher",
-    "TeacherAgent": "go2bench.agents.teacher",
-    "RandomAgent": "go2bench.agents.teacher",
-    "export_teacher": "go2bench.agents.teacher",
-    "evaluate": "go2bench.agents.evaluate",
-    "evaluate_in_context": "go2bench.agents.evaluate",
-    "normalized_score": "go2bench.agents.evaluate",
     "BatchedAgent": "go2bench.agents.protocol",
     "make_agent": "go2bench.agents.registry",
     "available_agents": "go2bench.agents.registry",
+    "RandomAgent": "go2bench.agents.random",
+    "load_teacher": "go2bench.agents.teacher",
+    "TeacherAgent": "go2bench.agents.teacher",
+    "export_teacher": "go2bench.agents.teacher",
     "VintixAgent": "go2bench.agents.vintix_agent",
     "load_vintix_agent": "go2bench.agents.vintix_agent",
 }

@@ -44,7 +44,7 @@ class UnknownAgentError(ValueError):
 
 # ------------------------------------------------------------------------------------- built-ins
 def _random(env_id: str, checkpoint: str | None, device: str, seed: int):
-    from go2bench.agents.teacher import RandomAgent
+    from go2bench.agents.random import RandomAgent
 
     if checkpoint:
         raise ValueError("the random agent takes no checkpoint (use --agent random)")

@@ -1,11 +1,10 @@
-"""Batched agents with one interface: ``act(obs (N, obs_dim)) -> actions (N, 12)`` as numpy float32.
+"""PPO teachers as batched agents: ``act(obs (N, obs_dim)) -> actions (N, action_dim)``, numpy float32.
 
-Both also implement the batched agent protocol of ``go2bench eval``
+A teacher also implements the batched agent protocol of ``go2bench eval``
 (:mod:`go2bench.agents.protocol`): ``reset(num_envs, env_id, seed)`` and
-``act(obs, prev_reward, episode_start)``; the extra arguments are ignored (neither has a context).
+``act(obs, prev_reward, episode_start)``; the extra arguments are ignored (it has no context).
 
 * :class:`TeacherAgent`: a trained SB3 PPO policy, deterministic (the mean action).
-* :class:`RandomAgent`: uniform actions in [-1, 1], seeded.
 * :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip``, an SB3
   PPO model zip, with ``model_card.json``) or a checkpoint given by path;
 * :func:`export_teacher`: a trained run -> a slim ``policy.zip`` + model card in the zoo.
@@ -20,36 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from go2bench.envs import ENV_ROBOTS
+from go2bench.envs.registry import TASKS, task_spec
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 POLICY_FILE = "policy.zip"
 CARD_FILE = "model_card.json"
-ACTION_DIM = 12
-
-
-class RandomAgent:
-    """Uniform random actions in [-1, 1]; the same seed gives the same action sequence."""
-
-    name = "random"
-    model_card: dict[str, Any] | None = None
-    obs_dim: int | None = None  # acts on any observation layout
-
-    def __init__(self, seed: int | None = 0, action_dim: int = ACTION_DIM) -> None:
-        self.seed = seed
-        self.action_dim = action_dim
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs: np.ndarray | torch.Tensor, prev_reward=None, episode_start=None) -> np.ndarray:
-        n = int(obs.shape[0])
-        return self.rng.uniform(-1.0, 1.0, size=(n, self.action_dim)).astype(np.float32)
-
-    def reset(self, num_envs: int | None = None, env_id: str | None = None, seed: int | None = None) -> None:
-        """Restart the action stream (from ``seed``, or from the constructor's seed).
-
-        Protocol signature ``reset(num_envs, env_id, seed)``; ``num_envs`` and ``env_id`` are unused.
-        """
-        self.rng = np.random.default_rng(self.seed if seed is None else seed)
 
 
 class TeacherAgent:
@@ -90,7 +63,7 @@ class TeacherAgent:
 
 def zoo_path(env_id: str) -> Path:
     """Where the shipped teacher of ``env_id`` lives."""
-    return ZOO_DIR / env_id.split(":", 1)[-1]
+    return task_spec(env_id).zoo_dir
 
 
 def read_model_card(path: str | Path) -> dict[str, Any] | None:
@@ -125,7 +98,7 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgen
     from stable_baselines3 import PPO
 
     key = str(env_id_or_path).split(":", 1)[-1]
-    if key in ENV_ROBOTS:
+    if key in TASKS:
         directory = zoo_path(key)
         path = directory / POLICY_FILE
         if not path.exists():
@@ -144,7 +117,7 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgen
             path = found
         elif not path.exists():
             raise FileNotFoundError(
-                f"{env_id_or_path!r} is neither a go2bench env id ({sorted(ENV_ROBOTS)}) nor an existing checkpoint"
+                f"{env_id_or_path!r} is neither a go2bench env id ({sorted(TASKS)}) nor an existing checkpoint"
             )
     model = PPO.load(path, device=device, custom_objects=_INFERENCE_ONLY)
     return TeacherAgent(model.policy, device=device, model_card=read_model_card(path), source=str(path))

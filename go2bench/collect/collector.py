@@ -5,7 +5,7 @@ teacher inference.  The loop is chunked: for a chunk of ``chunk_steps`` steps th
 schedule's eps are computed up front for every (step, history) in one call, the step loop only
 runs the teacher, one ``lerp`` + clamp and the simulation, and records into device buffers; at
 the end of a chunk the rows are copied to the host once and appended to each history's
-:class:`~go2bench.collect.layout.HistoryWriter`.
+:class:`~go2bench.histories.layout.HistoryWriter`.
 
 Reproducibility and resume: the env of the default task has no randomness of its own (fixed
 command, deterministic resets), and the noise is a pure function of (seed, history, step)
@@ -28,10 +28,11 @@ import h5py
 import numpy as np
 import torch
 
-from go2bench.collect.layout import HistoryWriter, write_json_atomic
+from go2bench.core.provenance import file_sha256, versions, write_json_atomic
+from go2bench.histories.layout import HistoryWriter
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import NoiseSchedule
-from go2bench.envs import ENV_ROBOTS, robot_for_env
+from go2bench.envs import ENV_ROBOTS, robot_for_env, task_spec
 from go2bench.envs.robots import get_robot
 
 __all__ = ["CollectConfig", "collect", "parse_env_ids", "history_stats", "OBS_LAYOUT"]
@@ -157,7 +158,6 @@ def _observation_layout(obs_mode: str) -> list[dict[str, Any]]:
 
 def _dataset_meta(cfg: CollectConfig, teacher_info: dict, task_name: str, group_name: str, reward_scale: float,
                   obs_dim: int, bounds) -> dict[str, Any]:
-    from go2bench.agents.ppo import versions
 
     env_id = cfg.env.split(":", 1)[-1]
     robot = get_robot(robot_for_env(env_id))
@@ -220,7 +220,6 @@ def collect(
     ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
     per collected history (it is reset, not closed); default: a new one on ``backend``.
     """
-    from go2bench.agents.evaluate import file_sha256
     from go2bench.agents.teacher import load_teacher, zoo_path
     from go2bench.envs.walk_sim import make_walk_sim
 
@@ -228,7 +227,7 @@ def collect(
     name = out.name
     env_id = cfg.env.split(":", 1)[-1]
     robot = get_robot(robot_for_env(env_id))
-    task_name = robot.task_name
+    task_name = task_spec(env_id).task_name
     group_name = group_name or task_name
     ids = env_ids if isinstance(env_ids, list) else parse_env_ids(env_ids, cfg.num_histories)
     meta_path = out / f"{name}.json"

@@ -23,6 +23,7 @@ from importlib import resources
 LEGS = ("FR", "FL", "RR", "RL")
 LEG_JOINTS = ("hip", "thigh", "calf")
 JOINT_NAMES = tuple(f"{leg}_{joint}_joint" for leg in LEGS for joint in LEG_JOINTS)
+NUM_JOINTS = len(JOINT_NAMES)  # actions and joint observations per robot
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ class RobotDescription:
     base_height_target: float = 0.3
     termination_roll_deg: float = 10.0
     termination_pitch_deg: float = 10.0
-    task_name: str = ""  # dataset task name used by the Vintix layout
     joint_names: tuple[str, ...] = field(default=JOINT_NAMES)
 
     def __post_init__(self) -> None:
@@ -58,6 +58,11 @@ class RobotDescription:
         for name, lo, hi in zip(self.joint_names, self.joint_lower, self.joint_upper):
             if not lo < self.default_joint_angles[name] < hi:
                 raise ValueError(f"robot {self.name!r}: default angle of {name} outside its limits")
+
+    @property
+    def num_joints(self) -> int:
+        """Number of actuated joints: the action size and the size of each joint observation block."""
+        return len(self.joint_names)
 
     @property
     def default_pose(self) -> tuple[float, ...]:
@@ -109,7 +114,6 @@ GO2 = RobotDescription(
     action_scale=0.25,
     base_init_height=0.42,
     base_height_target=0.3,
-    task_name="go2_walking_ad",
 )
 
 
@@ -131,7 +135,6 @@ MINI_CHEETAH = RobotDescription(
     action_scale=0.25,
     base_init_height=0.40,
     base_height_target=0.3,
-    task_name="minicheetah_walking_ad",
 )
 
 ROBOTS: dict[str, RobotDescription] = {r.name: r for r in (GO2, MINI_CHEETAH)}

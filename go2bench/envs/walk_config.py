@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from go2bench.config import from_dict, load_yaml, to_dict
+from go2bench.core.config import from_dict, load_yaml, to_dict
 
 ObsMode = Literal["noleak", "full"]
 

@@ -1,7 +1,7 @@
 """Typed configs of the Vintix stage: model presets, training settings, dataset config entries.
 
 Everything here is a dataclass built with :func:`go2bench.config.from_dict`, so unknown keys in
-a YAML file are errors that name the file and the key.  Dataset config entries are parsed by :mod:`go2bench.collect.dataset_config` (one parser for
+a YAML file are errors that name the file and the key.  Dataset config entries are parsed by :mod:`go2bench.histories.dataset_config` (one parser for
 collection and training).
 """
 
@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import yaml
 
-from go2bench.collect.dataset_config import CONFIG_DIR as CONFIGS_DIR
-from go2bench.collect.dataset_config import DatasetEntry, load_dataset_config, resolve_config_path
-from go2bench.config import ConfigError, from_dict, to_dict
+from go2bench.histories.dataset_config import CONFIG_DIR as CONFIGS_DIR
+from go2bench.histories.dataset_config import DatasetEntry, load_dataset_config, resolve_config_path
+from go2bench.core.config import ConfigError, from_dict, to_dict
 
 __all__ = [
     "ModelConfig",
@@ -141,7 +141,7 @@ def load_dataset_configs(paths, data_dir: str | Path = ".") -> list[DatasetSpec]
     into resolved :class:`DatasetSpec` entries; entry paths are relative to ``data_dir``.
 
     Parsing and validation (unknown keys, ``type``, a group used for two dataset folders) are
-    :func:`go2bench.collect.dataset_config.load_dataset_config`'s: one parser for collection and
+    :func:`go2bench.histories.dataset_config.load_dataset_config`'s: one parser for collection and
     training.
     """
     if isinstance(paths, (str, Path)):

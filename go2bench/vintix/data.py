@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 import torch
 
-from go2bench.collect.layout import write_json_atomic
+from go2bench.core.provenance import write_json_atomic
 from go2bench.vintix.config import DatasetSpec
 
 __all__ = [
@@ -468,7 +468,7 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
     ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
     ``-|a|^2 / act_dim``.  Returns the dataset folder.
     """
-    from go2bench.collect.layout import HistoryWriter
+    from go2bench.histories.layout import HistoryWriter
 
     d = Path(root) / name
     d.mkdir(parents=True, exist_ok=True)

@@ -28,23 +28,18 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 import go2bench
-from go2bench.collect.layout import write_json_atomic
-from go2bench.config import to_dict
+from go2bench.core.provenance import versions, write_json_atomic
+from go2bench.core.config import to_dict
 from go2bench.vintix.config import TrainConfig, load_dataset_configs, make_model_config, model_config_from_dict
 from go2bench.vintix.data import MultiTaskWindows
 from go2bench.vintix.inference import load_checkpoint
 from go2bench.vintix.model import VintixModel
 
-__all__ = ["train", "versions", "lr_lambda"]
+__all__ = ["train", "lr_lambda"]
 
 CKPT_FORMAT = "go2bench-vintix"
 
 
-def versions() -> dict[str, str]:
-    import h5py
-
-    return {"go2bench": go2bench.__version__, "torch": str(torch.__version__), "numpy": np.__version__,
-            "h5py": h5py.__version__}
 
 
 def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -39,7 +39,7 @@ def collect_command(env_id, out, config, data_dir, num_histories, steps_per_hist
     import dataclasses
 
     from go2bench.collect.collector import CollectConfig, collect
-    from go2bench.config import ConfigError
+    from go2bench.core.config import ConfigError
 
     overrides = {k: v for k, v in dict(
         env=env_id, num_histories=num_histories, steps_per_history=steps_per_history, p=p, f=f, max_perf=max_perf,
@@ -50,7 +50,7 @@ def collect_command(env_id, out, config, data_dir, num_histories, steps_per_hist
     jobs = []  # (out dir, CollectConfig, group, reward_scale)
     try:
         if config:
-            from go2bench.collect.dataset_config import load_dataset_config
+            from go2bench.histories.dataset_config import load_dataset_config
 
             if out:
                 raise click.UsageError("--out and --config exclude each other (the config gives each dataset's path)")
@@ -95,8 +95,8 @@ def data_group() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings (the original's T+1 observation rows) as errors.")
 def check_command(dirs, configs, data_dir, strict) -> None:
     """Exit non-zero if any dataset has a problem; one line per problem naming file and field."""
-    from go2bench.collect.layout import dataset_report
-    from go2bench.collect.repair import check_config
+    from go2bench.histories.layout import dataset_report
+    from go2bench.histories.repair import check_config
 
     if not dirs and not configs:
         raise click.UsageError("give dataset folders and/or --config")
@@ -125,7 +125,7 @@ def check_command(dirs, configs, data_dir, strict) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
 def fix_command(dirs, task_name, dry_run) -> None:
     """Repair metadata (missing dataset/per-history JSON, task_name); prints every change, deletes nothing."""
-    from go2bench.collect.repair import fix_dataset
+    from go2bench.histories.repair import fix_dataset
 
     for d in dirs:
         try:

@@ -48,7 +48,7 @@ def _opt(name: str, **kw):
 @_opt("no_progress_bar", is_flag=True)
 def train_command(no_progress_bar, model_override, **kw) -> None:
     """Train a Vintix model multitask on learning-history datasets (torchrun for several GPUs)."""
-    from go2bench.config import ConfigError
+    from go2bench.core.config import ConfigError
     from go2bench.vintix.config import TrainConfig, make_model_config, parse_overrides
     from go2bench.vintix.train import train
 

@@ -13,20 +13,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from go2bench.collect.layout import _H5_RE, dataset_report, read_history, write_json_atomic
+from go2bench.core.provenance import write_json_atomic
+from go2bench.histories.layout import _H5_RE, dataset_report, read_history
 
 __all__ = ["check_config", "fix_dataset", "resolve_task_name"]
 
 
 def resolve_task_name(value: str) -> str:
     """A robot name ('go2', 'mini_cheetah') or env id gives that robot's task name; else the value."""
-    from go2bench.envs import ENV_ROBOTS
-    from go2bench.envs.robots import ROBOTS
+    from go2bench.envs.registry import TASKS
 
-    if value in ROBOTS:
-        return ROBOTS[value].task_name
-    if value in ENV_ROBOTS:
-        return ROBOTS[ENV_ROBOTS[value]].task_name
+    for spec in TASKS.values():
+        if value in (spec.robot, spec.env_id):
+            return spec.task_name
     return value
 
 
@@ -44,8 +43,8 @@ def _task_names(d: Path) -> set[str]:
 
 def check_config(config_paths, data_dir) -> tuple[list[str], list[str]]:
     """Check every dataset of (multitask) configs under ``data_dir`` plus cross-dataset conflicts."""
-    from go2bench.collect.dataset_config import load_dataset_config
-    from go2bench.config import ConfigError
+    from go2bench.histories.dataset_config import load_dataset_config
+    from go2bench.core.config import ConfigError
 
     try:
         entries = load_dataset_config(*config_paths)

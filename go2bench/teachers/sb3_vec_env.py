@@ -227,6 +227,3 @@ class WalkSB3VecEnv(VecEnv):
         if (mode or self.render_mode) == "rgb_array" and self.render_mode == "rgb_array":
             return self.sim.render()
         return super().render(mode)
-
-
-Go2SB3VecEnv = WalkSB3VecEnv  # the name used in issue 4's brief

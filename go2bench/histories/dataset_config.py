@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from go2bench.collect.collector import CollectConfig
-from go2bench.config import ConfigError, from_dict
+from go2bench.core.config import ConfigError, from_dict
 
 __all__ = ["DatasetEntry", "load_dataset_config", "resolve_config_path", "shipped_configs"]
 

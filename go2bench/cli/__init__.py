@@ -47,7 +47,7 @@ def envs_command(obs_mode: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON here.")
 def rollout_command(env_ids, agents, num_envs, steps, backend, seed, out) -> None:
     """Build each env and run short batched rollouts of each agent, printing a summary."""
-    from go2bench.envs.rollout import rollout_summary
+    from go2bench.eval.rollout import rollout_summary
 
     summaries = []
     for env_id in env_ids:
@@ -92,7 +92,7 @@ def rollout_command(env_ids, agents, num_envs, steps, backend, seed, out) -> Non
 def teach_command(env_id, num_envs, total_steps, device, backend, out, seed, resume, obs_mode, checkpoint_every,
                   target_kl, no_adaptive_lr, eval_episodes, max_minutes, no_progress_bar) -> None:
     """Train a PPO teacher (stable-baselines3) on the batched env; writes OUT/final.zip and a model card."""
-    from go2bench.agents.ppo import PPOConfig, train_teacher
+    from go2bench.teachers.ppo import PPOConfig, train_teacher
 
     cfg = PPOConfig(target_kl=target_kl, adaptive_lr=not no_adaptive_lr)
     _, card = train_teacher(
@@ -149,7 +149,7 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds_text, seed, backe
                  max_episode_steps, walk_config, video, video_frames, random_score, expert_score, no_progress,
                  out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI."""
-    from go2bench.agents.evaluate import evaluate_in_context, save_results
+    from go2bench.eval.protocol import evaluate_in_context, save_results
     from go2bench.agents.registry import UnknownAgentError, make_agent
 
     if seeds_text is not None and seed is not None:
@@ -201,7 +201,7 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds_text, seed, backe
               help="Collected dataset folder(s) whose learning curves to plot; repeat for several.")
 def leaderboard_command(results, out, datasets) -> None:
     """Tables (Markdown, CSV) and plots from `go2bench eval` result files."""
-    from go2bench.leaderboard import LeaderboardError, make_leaderboard
+    from go2bench.eval.leaderboard import LeaderboardError, make_leaderboard
 
     try:
         made = make_leaderboard(results, out, datasets=datasets)
@@ -212,7 +212,7 @@ def leaderboard_command(results, out, datasets) -> None:
         click.echo(f"wrote {path}")
 
 
-from go2bench.collect.cli import collect_command, data_group  # noqa: E402
+from go2bench.cli.collect import collect_command, data_group  # noqa: E402
 
 main.add_command(collect_command, "collect")
 main.add_command(data_group, "data")
@@ -230,7 +230,7 @@ def pipeline_command(preset, out, stages, overrides) -> None:
 
     import yaml
 
-    from go2bench.config import ConfigError, from_dict, to_dict
+    from go2bench.core.config import ConfigError, from_dict, to_dict
     from go2bench.pipeline import PRESETS, PipelinePreset, run_pipeline
 
     data = to_dict(PRESETS[preset])
@@ -248,7 +248,7 @@ def pipeline_command(preset, out, stages, overrides) -> None:
     except (ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
 
-from go2bench.vintix.cli import train_command  # noqa: E402
+from go2bench.cli.train import train_command  # noqa: E402
 main.add_command(train_command, "train")
 
 

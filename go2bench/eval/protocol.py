@@ -33,7 +33,6 @@ quotas, one seed), kept for the PPO trainer's model card and existing callers.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 from go2bench.agents.protocol import as_batched_agent
+from go2bench.core.provenance import file_sha256, versions
 from go2bench.envs import robot_for_env
 from go2bench.envs import spaces as S
 from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
@@ -65,7 +65,6 @@ __all__ = [
     "mean_ci",
     "t_quantile",
     "summarize",
-    "file_sha256",
     "save_results",
     "RESULTS_FORMAT",
 ]
@@ -122,12 +121,6 @@ def _normalize_interval(low, high, rs, es) -> tuple[float | None, float | None]:
     return min(a, b), max(a, b)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _shipped_reference_scores(env_id: str) -> tuple[float | None, float | None, str | None]:
@@ -348,7 +341,6 @@ def evaluate_in_context(
 
 def _results(agent, env_id, sim, episodes, seeds, per_seed, random_score, expert_score, agent_spec, device, wall,
              video) -> dict[str, Any]:
-    from go2bench.agents.ppo import versions
 
     rs, es, source = _shipped_reference_scores(env_id)
     if random_score is not None or expert_score is not None:

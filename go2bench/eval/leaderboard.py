@@ -5,7 +5,7 @@
 * ``leaderboard.md`` / ``leaderboard.csv``: one row per (task, agent): normalised score mean and
   95% CI half-width, raw mean return and its CI, fall rate, episodes counted, envs x episodes per
   env, seeds, steps per episode (the CI's unit is one env of one seed; see
-  :mod:`go2bench.agents.evaluate`);
+  :mod:`go2bench.eval.protocol`);
 * ``in_context.png``: normalised score against episode index, one panel per task, one line per
   agent with its 95% CI band (the in-context curve);
 * ``learning_curves.png`` (with ``--datasets``): per dataset, each history's episode returns

@@ -15,15 +15,14 @@ flushes keep that window small and :func:`check_dataset` detects it.)
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from go2bench.core.provenance import OutputWriteError, write_error, write_json_atomic
 
 __all__ = [
     "DATASET_KEYS",
@@ -41,14 +40,8 @@ _GROUP_RE = re.compile(r"^(\d+)-(\d+)$")
 _H5_RE = re.compile(r"^trajectories_env_(\d+)\.h5$")
 
 
-class HistoryWriteError(OSError):
-    """Writing a history file failed (disk full, permissions, I/O error); names the file."""
-
-
-def _write_error(path, action: str, exc: BaseException) -> HistoryWriteError:
-    err = getattr(exc, "errno", None)
-    hint = " (disk full)" if err == errno.ENOSPC or "No space" in str(exc) else ""
-    return HistoryWriteError(f"{path}: failed to {action}{hint}: {exc}")
+HistoryWriteError = OutputWriteError  # writing a history file failed; the message names the file
+_write_error = write_error
 
 
 def _parse_group(name: str):
@@ -311,33 +304,6 @@ def read_history(path_h5) -> dict:
         raise ValueError("invalid history file:\n" + "\n".join(problems))
     data["warnings"] = warnings
     return data
-
-
-# --------------------------------------------------------------------------------------- json
-
-
-def write_json_atomic(path, obj, indent: int = 2) -> None:
-    """Write JSON to ``path`` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a dataset is meant to be shared
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=indent, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _write_error(path, "write JSON", exc) from exc
-        raise
 
 
 # --------------------------------------------------------------------------------------- check

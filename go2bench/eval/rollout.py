@@ -15,7 +15,8 @@ def rollout_summary(
     env_id: str, agent: str = "random", num_envs: int = 16, steps: int = 200, backend: str = "cpu", seed: int = 0
 ) -> dict[str, Any]:
     """Roll out ``agent`` ("random", "zero" or "teacher") in ``num_envs`` batched envs for ``steps`` steps."""
-    from go2bench.agents.teacher import RandomAgent, load_teacher
+    from go2bench.agents.random import RandomAgent
+    from go2bench.agents.teacher import load_teacher
 
     policy = {"random": lambda: RandomAgent(seed), "teacher": lambda: load_teacher(env_id), "zero": lambda: None}
     if agent not in policy:

@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
-from go2bench.agents.sb3_vec_env import WalkSB3VecEnv
+from go2bench.core.provenance import hardware, versions
+from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
 
 @dataclass
@@ -162,31 +160,8 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages a result depends on."""
-    import go2bench
-
-    out = {"go2bench": go2bench.__version__, "python": platform.python_version()}
-    for dist in ("torch", "stable_baselines3", "genesis-world", "gymnasium", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
 
 
-def hardware(device: str = "cpu", backend: str = "cpu") -> str:
-    """A one-line description of the machine: CPU model and cores, and the GPU if one is used."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"{cpu}, {len(os.sched_getaffinity(0))} cores"
-    if (device.startswith("cuda") or backend == "gpu") and torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def make_ppo(venv, cfg: PPOConfig, device: str, seed: int, tensorboard_log: str | None, verbose: int = 1) -> PPO:
@@ -323,8 +298,9 @@ def train_teacher(
         "checkpoint": "final.zip",
     }
     if eval_episodes > 0:
-        from go2bench.agents.evaluate import evaluate
-        from go2bench.agents.teacher import RandomAgent, TeacherAgent
+        from go2bench.eval.protocol import evaluate
+        from go2bench.agents.random import RandomAgent
+        from go2bench.agents.teacher import TeacherAgent
 
         episodes = max(eval_episodes, num_envs)  # the whole batch steps anyway: count every env
         teacher = TeacherAgent(model.policy, device=device)

@@ -1,0 +1,99 @@
+"""Provenance of every output: package versions, the machine, file hashes, and atomic JSON writes.
+
+Every command records its config and these facts next to what it writes, so a result can be
+traced back to the code and data that produced it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["versions", "hardware", "file_sha256", "write_json_atomic", "OutputWriteError"]
+
+_DISTRIBUTIONS = ("torch", "stable_baselines3", "genesis-world", "gymnasium", "numpy", "h5py")
+
+
+class OutputWriteError(OSError):
+    """Writing an output file failed (disk full, permissions); the message names the file."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of go2bench, Python and the packages a result depends on ("missing" if absent)."""
+    from go2bench import __version__
+
+    out = {"go2bench": __version__, "python": platform.python_version()}
+    for dist in _DISTRIBUTIONS:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def hardware(device: str = "cpu", backend: str = "cpu") -> str:
+    """A one-line description of the machine: CPU model and cores, and the GPU if one is used."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {len(os.sched_getaffinity(0))} cores"
+    if str(device).startswith("cuda") or backend == "gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_error(path: str | Path, action: str, exc: BaseException) -> OutputWriteError:
+    """An :class:`OutputWriteError` naming the file, what was being done and why it failed."""
+    err = getattr(exc, "errno", None)
+    hint = " (disk full)" if err == errno.ENOSPC or "No space" in str(exc) else ""
+    return OutputWriteError(f"{path}: failed to {action}{hint}: {exc}")
+
+
+def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
+    """Write JSON to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    Readers never see a half-written file, and a crash leaves either the old or the new content.
+    NaN and inf are refused (they are not JSON).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; outputs are meant to be shared
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=indent, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise write_error(path, "write JSON", exc) from exc
+        raise

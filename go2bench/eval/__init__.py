@@ -1,0 +1,1 @@
+"""Evaluation: the in-context protocol, its statistics and results, reference scores, leaderboards."""

@@ -1,0 +1,1 @@
+"""The on-disk format of learning histories (Vintix layout), shared by collection and training."""

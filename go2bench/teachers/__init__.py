@@ -1,0 +1,1 @@
+"""Training PPO teachers with stable-baselines3 on the batched simulation."""
