@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def bench_n(gs, args, n: int) -> dict:
     from env_throughput import RawGenesisLoop, _sync
 
-    from go2bench.collect.collector import CollectConfig, collect
+    from go2bench.collect.collector import collect
+    from go2bench.collect.config import CollectConfig
     from go2bench.envs import robot_for_env
     from go2bench.envs.robots import get_robot
     from go2bench.envs.walk_config import make_walk_config

@@ -116,8 +116,9 @@ def bench(preset: str, pos: str, L: int, B: int, steps: int, warmup: int, device
 
 
 def data_bench(steps: int, histories: int, context_len: int, batch: int, workers: int, batches: int) -> dict:
-    from go2bench.vintix.config import load_dataset_configs
-    from go2bench.vintix.data import MultiTaskWindows, write_synthetic_dataset
+    from go2bench.histories.dataset_config import load_dataset_configs
+    from go2bench.testing import write_synthetic_dataset
+    from go2bench.vintix.data import MultiTaskWindows
 
     out = {"steps_per_history": steps, "histories_per_group": histories, "groups": 2}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:

@@ -4,8 +4,9 @@
 cheap: Genesis and torch are imported only when an environment is made.
 """
 
-__version__ = "0.1.0"
-
+from go2bench._version import __version__
 from go2bench.envs import register_envs as _register_envs
+
+__all__ = ["__version__"]
 
 _register_envs()

@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 from gymnasium import spaces
 
-from go2bench.eval.protocol import evaluate, normalized_score
+from go2bench.eval.protocol import evaluate_in_context
+from go2bench.eval.stats import normalized_score
 from go2bench.teachers.ppo import PPOConfig, latest_checkpoint, train_teacher
 from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 from go2bench.envs.walk_sim import make_walk_sim
@@ -259,16 +260,18 @@ def test_normalized_score_arithmetic():
 
 
 def test_evaluate_random_agent(venv):
-    res = evaluate(RandomAgent(0), "Go2Walk-v0", episodes=12, seed=4, sim=venv.sim, random_score=0.5, expert_score=2.5)
-    assert res["episodes"] == 12 and len(res["returns"]) == len(res["lengths"]) == len(res["falls"]) == 12
-    # fixed quotas: 12 episodes over 8 envs -> envs 0-3 count two, envs 4-7 one
-    assert [res["env_index"].count(i) for i in range(N)] == [2, 2, 2, 2, 1, 1, 1, 1]
+    K = 2
+    res = evaluate_in_context(RandomAgent(0), "Go2Walk-v0", episodes=K, seeds=[4], sim=venv.sim, progress=False,
+                              random_score=0.5, expert_score=2.5)
+    assert res["episodes"] == N * K and len(res["returns"]) == len(res["lengths"]) == N * K
+    (seed,) = res["per_seed"]
+    assert np.array(seed["returns"]).shape == np.array(seed["falls"]).shape == (N, K)  # K episodes per env
     assert all(1 <= length <= T for length in res["lengths"])
     assert res["mean_return"] == pytest.approx(np.mean(res["returns"]))
     assert res["normalized_score"] == pytest.approx((res["mean_return"] - 0.5) / 2.0)
-    assert res["fall_rate"] == pytest.approx(np.mean(res["falls"]))
+    assert res["fall_rate"] == pytest.approx(np.mean(seed["falls"]))
     assert 0.0 <= res["mean_tracking_error"] < 5.0
-    again = evaluate(RandomAgent(0), "Go2Walk-v0", episodes=12, seed=4, sim=venv.sim)
+    again = evaluate_in_context(RandomAgent(0), "Go2Walk-v0", episodes=K, seeds=[4], sim=venv.sim, progress=False)
     assert again["returns"] == res["returns"]
     venv.reset()
 
@@ -285,15 +288,16 @@ def test_cli_eval_writes_json(trained, tmp_path, monkeypatch):
 
     out, _, _ = trained
     path = tmp_path / "results.json"
-    r = CliRunner().invoke(main, ["eval", "--agent", str(out), "--env", "Go2Walk-v0", "--episodes", "2",
-                                  "--num-envs", "2", "--seed", "1", "--max-episode-steps", "30",
+    r = CliRunner().invoke(main, ["eval", "--agent", f"teacher:{out}", "--env", "Go2Walk-v0", "--episodes", "2",
+                                  "--num-envs", "2", "--seeds", "1", "--max-episode-steps", "30",
                                   "--out", str(path)])
     assert r.exit_code == 0, r.output
     res = json.loads(path.read_text())
     for key in ("agent", "env", "returns", "lengths", "mean_return", "normalized_score", "config", "versions"):
         assert key in res
-    # --episodes is per env since the in-context protocol: 2 envs x 2 episodes
+    # --episodes is per env: 2 envs x 2 episodes
     assert res["env"] == "Go2Walk-v0" and len(res["returns"]) == 4 and res["config"]["num_envs"] == 2
+    assert res["agent"] == "teacher" and res["config"]["seeds"] == [1]
     assert res["max_episode_steps"] == 30 and max(res["lengths"]) <= 30
     import go2bench.envs.registry as registry_module
 

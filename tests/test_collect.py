@@ -24,7 +24,8 @@ import torch
 from click.testing import CliRunner
 
 from go2bench.cli import main
-from go2bench.collect.collector import CollectConfig, collect, parse_env_ids
+from go2bench.collect.collector import collect
+from go2bench.collect.config import CollectConfig, dataset_collect_configs, parse_env_ids
 from go2bench.collect.noise import hash32, history_seed, uniform_noise
 from go2bench.collect.schedule import NoiseSchedule, blend_actions
 from go2bench.envs.robots import GO2
@@ -160,7 +161,7 @@ def test_first_action_is_pure_noise_and_tail_is_the_teacher(dataset):
     a = torch.tensor([[0.1] * 12]), torch.full((1, 12), 0.3)
     ref = blend_actions(torch.tensor([0.25]), a[0], a[1], low, high)
     u = low + (high - low) * a[1]
-    assert torch.allclose(ref, torch.clamp(torch.lerp(a[0], u, 0.25), low, high))  # the collector's fused form
+    assert torch.allclose(ref, torch.clamp(0.25 * u + 0.75 * a[0], low, high))
 
 
 def test_rows_replay_in_a_fresh_simulation(dataset):
@@ -308,7 +309,20 @@ def test_shipped_dataset_configs_load():
 
     multi = load_dataset_config("multitask_go2_minicheetah_config")
     assert [e.group for e in multi.values()] == ["go2_walking", "minicheetah_walking"]
-    assert multi["minicheetah_ad"].collect.env == "MiniCheetahWalk-v0"
-    go2 = load_dataset_config("go2_dataset_config.yaml")["data_1M"]
-    assert go2.path == "go2_trajectories/data_1M" and go2.collect.steps_per_history == 1_000_000
-    assert go2.collect.p == 0.6 and go2.collect.f == 0.05 and go2.collect.max_perf == 1.0
+    jobs = {spec.name: cfg for spec, cfg in dataset_collect_configs("multitask_go2_minicheetah_config")}
+    assert jobs["minicheetah_ad"].env == "MiniCheetahWalk-v0"
+    [(spec, go2)] = dataset_collect_configs("go2_dataset_config.yaml")
+    assert spec.name == "data_1M" and spec.entry.path == "go2_trajectories/data_1M"
+    assert go2.steps_per_history == 1_000_000 and go2.p == 0.6 and go2.f == 0.05 and go2.max_perf == 1.0
+
+
+def test_collect_section_errors_name_file_dataset_and_key(tmp_path):
+    from go2bench.core.config import ConfigError
+
+    cfg = tmp_path / "bad_collect.yaml"
+    cfg.write_text("d:\n  path: d\n  group: g\n  collect:\n    env: Go2Walk-v0\n    num_historys: 3\n")
+    with pytest.raises(ConfigError, match=r"bad_collect\.yaml: d\.collect: unknown key.*num_historys"):
+        dataset_collect_configs(cfg)
+    cfg.write_text("d:\n  path: d\n  group: g\n  collect:\n    env: Go2Walk-v0\n    p: -1\n")
+    with pytest.raises(ConfigError, match=r"bad_collect\.yaml: d\.collect: .*p must be > 0"):
+        dataset_collect_configs(cfg)

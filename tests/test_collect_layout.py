@@ -15,15 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.histories.layout import (
-    HistoryWriter,
-    TMP_PREFIX,
-    check_dataset,
-    dataset_report,
-    read_history,
-    write_json_atomic,
-)
 from go2bench.collect.schedule import NoiseSchedule, blend_actions
+from go2bench.core.provenance import write_json_atomic
+from go2bench.histories.check import check_dataset, dataset_report
+from go2bench.histories.names import TMP_PREFIX
+from go2bench.histories.reader import read_history
+from go2bench.histories.writer import HistoryWriter
 
 OBS, ACT = 33, 12
 
@@ -197,7 +194,8 @@ def test_writer_killed_mid_group_then_resumed_gives_identical_data(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-        from go2bench.histories.layout import HistoryWriter, TMP_PREFIX
+        from go2bench.histories.names import TMP_PREFIX
+        from go2bench.histories.writer import HistoryWriter
         from test_collect_layout import _rows as rows
         w = HistoryWriter({str(crashed)!r}, {OBS}, {ACT}, group_size=10)
         w.append(*rows(0, 26))
@@ -431,3 +429,13 @@ def test_check_no_histories(tmp_path):
     d.mkdir()
     write_json_atomic(d / "empty.json", _meta())
     _one_problem(d, "no trajectories_env_XXXX.h5")
+
+
+def test_names_round_trip(tmp_path):
+    from go2bench.histories.names import format_group, history_h5, history_index, history_paths, parse_group
+
+    assert parse_group(format_group(10, 19)) == (10, 19) and parse_group(TMP_PREFIX + "0-9") is None
+    for i in (10000, 2, 999):
+        history_h5(tmp_path, i).touch()
+    assert [history_index(p) for p in history_paths(tmp_path)] == [2, 999, 10000]
+    assert history_paths(tmp_path, ".json") == [] and history_paths(tmp_path / "missing") == []

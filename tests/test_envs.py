@@ -20,7 +20,7 @@ def reset_obs(sim) -> np.ndarray:
     """The observation of a freshly reset robot, written out by hand from the documented layout."""
     cmd = sim.config.commands
     s = sim.config.obs_scales
-    obs = np.zeros(sim.config.obs_dim, dtype=np.float32)
+    obs = np.zeros(sim.obs_dim, dtype=np.float32)
     obs[5] = -1.0  # level base: gravity points down the body z axis
     obs[6:9] = [cmd.lin_vel_x[0] * s.lin_vel, cmd.lin_vel_y[0] * s.lin_vel, cmd.ang_vel_yaw[0] * s.ang_vel]
     return obs  # zero angular velocity, joints at the default pose, zero joint velocity (, zero last action)
@@ -266,3 +266,34 @@ def test_rgb_array_rendering_headless():
         assert frame.std() > 5  # an actual image, not a blank buffer
     finally:
         env.close()
+
+
+def test_reward_terms_in_info_sum_to_the_reward_and_match_hand_values(go2_vec4):
+    """Each term's weighted value is in info; they add up to the reward; two are checked by hand."""
+    venv = go2_vec4
+    sim = venv.unwrapped.sim
+    venv.reset(seed=3)
+    actions = np.full((4, 12), 0.3, dtype=np.float32)
+    _, reward, _, _, info = venv.step(actions)
+    names = [f"reward_{k}" for k in ("tracking_lin_vel", "tracking_ang_vel", "lin_vel_z", "base_height",
+                                     "action_rate", "similar_to_default")]
+    assert all(n in info and info[n].shape == (4,) for n in names)
+    np.testing.assert_allclose(sum(info[n] for n in names), reward, rtol=1e-5, atol=1e-7)
+    dt = sim.config.dt
+    # action_rate: the first action after a reset differs from the zero last action by 0.3 per joint
+    np.testing.assert_allclose(info["reward_action_rate"], -0.005 * dt * 12 * 0.3**2, rtol=1e-5)
+    z = sim.base_pos[:, 2].numpy()
+    np.testing.assert_allclose(info["reward_base_height"], -50.0 * dt * (z - 0.3) ** 2, rtol=1e-4)
+
+
+def test_reward_weight_without_a_method_fails_when_the_env_is_built(monkeypatch):
+    """A reward weight nobody computes must not be silently ignored."""
+    import dataclasses
+
+    from go2bench.envs import walk_sim
+
+    monkeypatch.setattr(walk_sim, "REWARD_TERMS", walk_sim.REWARD_TERMS + ("feet_air_time",))
+    sim = object.__new__(walk_sim.WalkSimulation)
+    with pytest.raises(TypeError, match=r"weights without a _reward_<name> method \['feet_air_time'\]"):
+        walk_sim._reward_methods(sim)
+    assert "feet_air_time" not in {f.name for f in dataclasses.fields(walk_sim.RewardScales)}

@@ -1,7 +1,7 @@
-"""In-context evaluation protocol, agent protocol and registry, Vintix adapter (with a fake policy).
+"""In-context evaluation protocol, statistics, reference scores, agent protocol and registry, Vintix adapter.
 
 One Go2 scene (4 envs, 100-step episodes) is built for the module and shared; the CLI test builds
-one more small scene.
+one more small scene. The episode loop's bookkeeping is also checked on a fake simulation.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from go2bench.eval.protocol import evaluate_in_context, mean_ci, normalized_score, summarize, t_quantile
+from go2bench.eval.protocol import evaluate_in_context, run_episodes
+from go2bench.eval.reference import reference_scores, shipped_reference_scores
+from go2bench.eval.results import load_results, save_results
+from go2bench.eval.stats import halfwidth, mean_ci, normalized_score, summarize, t_quantile
 from go2bench.agents.protocol import BatchedAgent, LegacyAgentAdapter, as_batched_agent
 from go2bench.agents.registry import UnknownAgentError, available_agents, make_agent, parse_spec
 from go2bench.agents.random import RandomAgent
-from go2bench.agents.teacher import TeacherAgent, reference_scores
+from go2bench.agents.teacher import TeacherAgent
 from go2bench.agents.vintix_agent import VintixAgent
+from go2bench.envs.registry import task_spec
 from go2bench.envs.walk_sim import make_walk_sim
 
 ENV = "Go2Walk-v0"
@@ -71,6 +75,26 @@ def test_mean_ci_and_summary_by_hand():
     s = summarize(R, None, None)
     assert s["normalized_score"] is None and s["normalized_score_ci95"] == [None, None]
     assert normalized_score(3.0, 1.0, 5.0) == 0.5
+    assert halfwidth([1.0, 4.0]) == 1.5 and halfwidth([None, None]) is None
+
+
+def test_reference_scores_come_from_the_shipped_card_unless_given(tmp_path, monkeypatch):
+    card = json.loads((task_spec(ENV).zoo_dir / "model_card.json").read_text())
+    shipped = reference_scores(ENV)
+    assert shipped == shipped_reference_scores(ENV)
+    assert (shipped.random_score, shipped.expert_score) == (card["random_score"], card["expert_score"])
+    assert shipped.source == f"go2bench/zoo/{ENV}/model_card.json" and "1000-step" in shipped.note
+    given = reference_scores(ENV, 1.0, 2.0)
+    assert (given.random_score, given.expert_score, given.source) == (1.0, 2.0, "arguments")
+    assert "caller" in given.note
+    half = reference_scores(ENV, random_score=1.0)
+    assert (half.random_score, half.expert_score) == (1.0, card["expert_score"])
+    assert half.source == f"arguments + {shipped.source}"
+    import go2bench.envs.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")  # no shipped card: no scores
+    none = reference_scores(ENV)
+    assert (none.random_score, none.expert_score, none.source) == (None, None, None)
 
 
 # ---------------------------------------------------------------------------------- protocol
@@ -118,7 +142,7 @@ def test_agents_satisfy_the_protocol():
     assert wrapped.act(torch.zeros(3, 33), torch.zeros(3), torch.ones(3, dtype=torch.bool)).shape == (3, 12)
 
 
-def test_in_context_protocol_episodes_prev_reward_and_episode_start(sim):
+def test_in_context_protocol_episodes_prev_reward_and_episode_start(sim, tmp_path):
     agent = RecordingAgent()
     K = 3
     res = evaluate_in_context(agent, ENV, episodes=K, seeds=[5, 6], sim=sim, progress=False,
@@ -147,6 +171,12 @@ def test_in_context_protocol_episodes_prev_reward_and_episode_start(sim):
     assert "unit" in res["ci_unit"] and res["ci_units"] == 2 * N
     for key in ("go2bench", "torch", "genesis-world", "gymnasium"):
         assert key in res["versions"]
+    # per reward term, its mean episode sum; the terms add up to the return
+    if res["reward_terms"]:
+        assert sum(res["reward_terms"].values()) == pytest.approx(res["mean_return"], rel=1e-4, abs=1e-4)
+    # the results follow the schema: saved, loaded back unchanged
+    save_results(res, tmp_path / "res.json")
+    assert load_results(tmp_path / "res.json") == json.loads(json.dumps(res))
     # same seeds, same tasks: deterministic on CPU
     again = evaluate_in_context(RecordingAgent(), ENV, episodes=K, seeds=[5, 6], sim=sim, progress=False)
     assert again["returns"] == res["returns"]
@@ -155,7 +185,8 @@ def test_in_context_protocol_episodes_prev_reward_and_episode_start(sim):
 def test_random_near_zero_and_teacher_near_one(sim):
     """Shipped checkpoints, 100-step episodes. The model-card references are 1000-step returns, so
     both are scaled by T/1000 (per-step rates); the teacher's start-up transient costs ~8% at T=100."""
-    rs, es = reference_scores(ENV)
+    refs = shipped_reference_scores(ENV)
+    rs, es = refs.random_score, refs.expert_score
     scale = T / 1000
     out = {}
     for spec in ("random", "teacher"):
@@ -167,6 +198,66 @@ def test_random_near_zero_and_teacher_near_one(sim):
     assert out["teacher"]["fall_rate"] == 0.0 and out["random"]["fall_rate"] > 0.2
     assert out["teacher"]["checkpoint_sha256"] and len(out["teacher"]["checkpoint_sha256"]) == 64
     assert out["random"]["checkpoint_sha256"] is None
+
+
+class FakeSim:
+    """The part of WalkSimulation the episode loop uses: 3 joints, two reward terms, env i's episodes
+    last i + 2 steps; each step's reward is 1 (term "a" 0.75, term "b" 0.25); env 0 falls."""
+
+    def __init__(self, num_envs=3, terms=True):
+        self.num_envs, self.device, self.obs_dim, self.max_episode_steps = num_envs, torch.device("cpu"), 5, 10
+        self.config = types.SimpleNamespace(obs_mode="noleak")
+        self.robot_description = types.SimpleNamespace(num_joints=3)
+        self.commands = torch.zeros(num_envs, 3)
+        self.base_lin_vel = torch.zeros(num_envs, 3)
+        self.terms, self.t = terms, torch.zeros(num_envs, dtype=torch.int64)
+        self.actions_seen = []
+
+    def seed(self, seed):
+        pass
+
+    def reset(self, mask=None):
+        self.t[mask if mask is not None else slice(None)] = 0
+        return torch.zeros(self.num_envs, self.obs_dim)
+
+    def step(self, actions):
+        self.actions_seen.append(actions.shape)
+        self.t += 1
+        self.base_lin_vel[:, 0] = 0.5  # tracking error 0.5 per step
+        n = self.num_envs
+        end = self.t >= torch.arange(n) + 2
+        fell = end & (torch.arange(n) == 0)
+        terms = {"a": torch.full((n,), 0.75), "b": torch.full((n,), 0.25)} if self.terms else {}
+        return types.SimpleNamespace(obs=torch.zeros(n, self.obs_dim), reward=torch.ones(n), terminated=fell,
+                                     truncated=end & ~fell, diverged=torch.zeros(n, dtype=torch.bool),
+                                     reward_terms=terms)
+
+
+class ThreeJointAgent:
+    name = "three"
+
+    def reset(self, num_envs, env_id, seed=None):
+        pass
+
+    def act(self, obs, prev_reward, episode_start):
+        return torch.zeros(obs.shape[0], 3)
+
+
+def test_episode_loop_counts_quotas_and_sums_reward_terms():
+    sim = FakeSim()
+    run = run_episodes(ThreeJointAgent(), ENV, sim, [2, 1, 3], seed=0)
+    assert set(sim.actions_seen) == {(3, 3)}  # the action shape is the simulation's joint count
+    recs = run["records"]
+    assert [(r.env, r.episode) for r in recs] == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1), (2, 2)]
+    assert [r.length for r in recs] == [2, 2, 3, 4, 4, 4] and [r.ret for r in recs] == [2, 2, 3, 4, 4, 4]
+    assert [r.fell for r in recs] == [True, True, False, False, False, False]
+    assert [r.tracking_error_sum for r in recs] == [0.5 * r.length for r in recs]
+    assert run["reward_term_names"] == ["a", "b"]
+    assert all(r.reward_terms == (0.75 * r.length, 0.25 * r.length) for r in recs)
+    assert run["steps"] == 12  # env 2 counts its third episode at step 12
+    # without reward terms in the step result, none are reported
+    run = run_episodes(ThreeJointAgent(), ENV, FakeSim(terms=False), [1, 1, 1], seed=0)
+    assert run["reward_term_names"] == [] and all(r.reward_terms == () for r in run["records"])
 
 
 # ---------------------------------------------------------------------------------- Vintix adapter

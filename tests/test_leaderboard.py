@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from go2bench.eval.results import (
+    RESULTS_FORMAT,
+    ResultsError,
+    load_results,
+    renormalize_results,
+    save_results,
+    validate_results,
+)
 from go2bench.eval.leaderboard import (
     LeaderboardError,
     load_dataset_curves,
@@ -115,8 +124,12 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         load_result(missing)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"agent": "random", "env": "Go2Walk-v0", "mean_return": 0.7}))
-    with pytest.raises(LeaderboardError, match=r"old\.json: missing field 'config'"):
+    with pytest.raises(LeaderboardError, match=r"old\.json: missing field 'format'"):
         load_result(old)
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({**fixture(FILES[0].name), "format": "go2bench.eval/2"}))
+    with pytest.raises(LeaderboardError, match=r"future\.json: field 'format' is 'go2bench\.eval/2'"):
+        load_result(future)
     lst = tmp_path / "list.json"
     lst.write_text("[1, 2]")
     with pytest.raises(LeaderboardError, match="list.json: not a go2bench eval results file"):
@@ -140,6 +153,51 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     r = CliRunner().invoke(main, ["leaderboard", str(FILES[0]), str(missing), "--out", str(tmp_path / "lb")])
     assert r.exit_code != 0 and "missing.json" in r.output and "per_episode.normalized_score" in r.output
     assert not (tmp_path / "lb").exists()
+
+
+COMMITTED = sorted((Path(__file__).parent.parent / "benchmarks" / "results").glob("*/results/*.json")) + sorted(
+    (Path(__file__).parent.parent / "benchmarks" / "results" / "eval").glob("*.json"))
+
+
+def test_committed_results_follow_the_schema():
+    assert len(COMMITTED) >= 8
+    for path in COMMITTED + FILES:
+        res = load_results(path)
+        assert res["format"] == RESULTS_FORMAT and len(res["returns"]) == res["episodes"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("config.seeds", "0,1", r"field 'config\.seeds' must be a list, each item an integer, got '0,1'"),
+    ("mean_return", float("nan"), r"field 'mean_return' must be a finite number"),
+    ("returns", [1.0], r"field 'returns' must be a list of \d+ values"),
+    ("normalized_score_ci95", [0.1], r"field 'normalized_score_ci95' must be \[low, high\]"),
+    ("per_seed", [], r"field 'per_seed' must be a list of \d+ entries"),
+    ("reward_terms", {"a": "x"}, r"field 'reward_terms' must be an object of finite numbers"),
+])
+def test_schema_errors_name_the_file_and_the_field(tmp_path, field, value, message):
+    res = fixture(FILES[0].name)
+    *parents, key = field.split(".")
+    target = res
+    for part in parents:
+        target = target[part]
+    target[key] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(res))
+    with pytest.raises(ResultsError, match="^" + re.escape(f"{path}: ") + message):
+        load_results(path)
+    with pytest.raises(ResultsError, match=message):
+        save_results(res, tmp_path / "never.json")  # nothing off-schema is written
+    assert not (tmp_path / "never.json").exists()
+
+
+def test_renormalize_uses_the_shared_statistics():
+    res = fixture(FILES[0].name)
+    R = np.array([s["returns"] for s in res["per_seed"]])
+    renormalize_results(res, 0.0, 10.0)
+    assert res["normalized_score"] == pytest.approx(R.mean() / 10.0)
+    assert res["normalized_score_ci95"] == pytest.approx([x / 10.0 for x in res["ci95"]])
+    assert res["reference_scores_source"] == "arguments" and "measured" in res["reference_scores_note"]
+    validate_results(res)
 
 
 def test_markdown_without_reference_scores():

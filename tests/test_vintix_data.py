@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from go2bench.core.provenance import write_json_atomic
-from go2bench.histories.layout import HistoryWriter, read_history
 from go2bench.core.config import ConfigError
-from go2bench.vintix import config as vcfg
-from go2bench.vintix.config import load_dataset_configs
+from go2bench.core.provenance import write_json_atomic
+from go2bench.histories.dataset_config import load_dataset_configs
+from go2bench.histories.reader import read_history
+from go2bench.histories.writer import HistoryWriter
+from go2bench.testing import write_synthetic_dataset
 from go2bench.vintix.data import (
     STD_FLOOR,
     MultiTaskWindows,
     episode_segments,
     load_or_compute_stats,
     window_starts,
-    write_synthetic_dataset,
 )
 
 LENS = [5, 7, 4, 6, 3]  # episodes of 40 steps: 5 7 4 6 3 5 7 3(cut) -> rows 0,5,12,16,22,25,30,37
@@ -210,3 +210,27 @@ def test_histories_shorter_than_the_context_warn_or_fail(tmp_path):
     with pytest.warns(UserWarning, match=r"1 of 2 histories are shorter than context_len 100.*trajectories_env_0001"):
         ds = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=100, trajectory_sparsity=50)
     assert len(ds) == 3  # windows at 0, 50, 100 of the 200-step history only
+
+
+def test_history_and_pooled_stats_match_numpy(tmp_path):
+    """One mean/std implementation for the per-history JSON, the dataset JSON and training."""
+    from go2bench.histories.stats import compute_stats, history_stats, pooled_stats
+
+    d = write_synthetic_dataset(tmp_path, "syn", n_histories=3, steps=500, obs_dim=5, act_dim=2,
+                                episode_len=[40, 60], group_size=64, obs_scale=3.0)
+    files = sorted(d.glob("*.h5"))
+    records = [history_stats(p) for p in files]
+    data = [read_history(p) for p in files]
+    rec, h = records[0], data[0]
+    np.testing.assert_allclose(rec["obs_std"], h["proprio_observation"].astype(np.float64).std(0), rtol=1e-12)
+    assert rec["reward_mean"] == pytest.approx(h["reward"].astype(np.float64).mean(), rel=1e-12)
+    assert rec["episode_lengths"][:3] == [40, 60, 40] and rec["total_transitions"] == 500
+    allobs = np.concatenate([x["proprio_observation"] for x in data]).astype(np.float64)
+    allrew = np.concatenate([x["reward"] for x in data]).astype(np.float64)
+    pooled = pooled_stats(records)
+    np.testing.assert_allclose(pooled["obs_mean"], allobs.mean(0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(pooled["obs_std"], allobs.std(0), rtol=1e-12)
+    assert pooled["reward_std"] == pytest.approx(allrew.std(), rel=1e-12) and pooled["total_transitions"] == 1500
+    whole = compute_stats(d, chunk=7)  # chunks, groups and histories merge to the same moments
+    np.testing.assert_allclose(whole["obs_std"], pooled["obs_std"], rtol=1e-12)
+    assert whole["steps"] == 1500 and whole["reward_mean"] == pytest.approx(pooled["reward_mean"], rel=1e-12)

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from go2bench.vintix.config import TrainConfig
-from go2bench.vintix.data import write_synthetic_dataset
+from go2bench.testing import write_synthetic_dataset
 from go2bench.vintix.inference import VintixPolicy, load_checkpoint
 from go2bench.vintix.train import train
 
@@ -67,7 +67,7 @@ def test_learns_and_policy_reproduces_predictions(data, tmp_path):
     # the loaded policy streams exactly what the trained weights compute on a full window
     pol = VintixPolicy.load(run / "final.pt")
     assert pol.group_for_env("MiniCheetahWalk-v0") == "mc_walking"
-    from go2bench.histories.layout import read_history
+    from go2bench.histories.reader import read_history
 
     root, _ = data
     h = read_history(root / "go2" / "trajectories_env_0000.h5")

@@ -12,6 +12,7 @@ from go2bench.agents.random import RandomAgent
 from go2bench.agents.teacher import load_teacher, zoo_path
 from go2bench.envs.spaces import to_action_tensor
 from go2bench.envs.walk_sim import make_walk_sim
+from go2bench.eval.reference import shipped_reference_scores
 
 ENV_IDS = ["Go2Walk-v0", "MiniCheetahWalk-v0"]
 N, STEPS = 8, 150  # 3 s of walking
@@ -22,11 +23,12 @@ def run(agent, env_id: str):
     sim = make_walk_sim(env_id, N, backend="cpu")
     try:
         sim.seed(0)
+        agent.reset(N, env_id, 0)
         obs = sim.reset()
         falls = torch.zeros(N, dtype=torch.bool)
         vx = []
         for t in range(STEPS):
-            actions = to_action_tensor(agent.act(obs.numpy()), (N, 12), sim.device)
+            actions = to_action_tensor(agent.act(obs.numpy()), (N, sim.robot_description.num_joints), sim.device)
             r = sim.step(actions)
             falls |= r.terminated
             obs = r.obs
@@ -41,6 +43,8 @@ def run(agent, env_id: str):
 def test_shipped_teacher_walks_at_the_command(env_id):
     card = json.loads((zoo_path(env_id) / "model_card.json").read_text())
     assert card["env_id"] == env_id and card["obs_mode"] == "noleak"
+    refs = shipped_reference_scores(env_id)  # what `go2bench eval` normalises with
+    assert (refs.random_score, refs.expert_score) == (card["random_score"], card["expert_score"])
     assert card["expert_score"] >= 21.0 and card["fall_rate"] <= 0.05 and card["mean_tracking_error"] <= 0.1
     falls, vx = run(load_teacher(env_id), env_id)
     assert not falls.any()

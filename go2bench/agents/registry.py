@@ -14,15 +14,13 @@ Third-party agents register a factory in the entry-point group ``go2bench.agents
 
 where ``make_agent(env_id: str, checkpoint: str | None, device: str, seed: int)`` returns an object
 implementing :class:`go2bench.agents.protocol.BatchedAgent`. Built-in names take precedence over
-entry points of the same name. For backward compatibility a spec that is no registered name but an
-existing path is read as ``teacher:PATH``.
+entry points of the same name.
 """
 
 from __future__ import annotations
 
 import warnings
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Callable
 
 ENTRY_POINT_GROUP = "go2bench.agents"
@@ -105,19 +103,11 @@ def available_agents() -> dict[str, str]:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``"NAME[:checkpoint]"`` -> (name, checkpoint or None).
-
-    A spec that is an existing path, or whose part before the first ``:`` is not a known agent name
-    while the whole spec is an existing path, is ``("teacher", path)`` (the old ``--agent PATH``).
-    """
+    """``"NAME[:checkpoint]"`` -> (name, checkpoint or None); the name is not checked here."""
     spec = spec.strip()
     if not spec:
         raise ValueError("empty agent spec; expected NAME[:checkpoint]")
     name, sep, checkpoint = spec.partition(":")
-    if name in available_agents():
-        return name, (checkpoint or None) if sep else None
-    if Path(spec).exists():
-        return "teacher", spec
     return name, (checkpoint or None) if sep else None
 
 
@@ -132,12 +122,12 @@ def resolve_factory(name: str) -> Factory:
         except Exception as e:  # noqa: BLE001 - report which plug-in failed
             raise ImportError(f"agent {name!r}: loading entry point {eps[name].value!r} failed: {e}") from e
         if not callable(factory):
-            raise TypeError(f"agent {name!r}: entry point {eps[name].value!r} is not callable")
+            raise ImportError(f"agent {name!r}: entry point {eps[name].value!r} is not callable")
         return factory
     known = ", ".join(sorted(available_agents()))
     raise UnknownAgentError(
-        f"unknown agent {name!r}; known agents: {known}. Third-party agents register a factory in the "
-        f"{ENTRY_POINT_GROUP!r} entry-point group, or pass an existing teacher checkpoint path."
+        f"unknown agent {name!r}; known agents: {known}. A checkpoint goes after the name (teacher:PATH); "
+        f"third-party agents register a factory in the {ENTRY_POINT_GROUP!r} entry-point group."
     )
 
 

@@ -73,14 +73,6 @@ def read_model_card(path: str | Path) -> dict[str, Any] | None:
     return json.loads(card.read_text()) if card.exists() else None
 
 
-def reference_scores(env_id: str) -> tuple[float | None, float | None]:
-    """(random_score, expert_score) from the shipped teacher's model card of ``env_id``."""
-    card = read_model_card(zoo_path(env_id))
-    if not card:
-        return None, None
-    return card.get("random_score"), card.get("expert_score")
-
-
 def _checkpoint_in(directory: Path) -> Path | None:
     for name in (POLICY_FILE, "final.zip"):
         if (directory / name).exists():

@@ -1,4 +1,4 @@
-"""CLI of the collection stage: `go2bench collect` and `go2bench data check|fix` (cheap to import)."""
+"""CLI of the collection stage: `go2bench collect` (an option per CollectConfig field) and `go2bench data check|fix`."""
 
 from __future__ import annotations
 
@@ -6,75 +6,78 @@ from pathlib import Path
 
 import click
 
-from go2bench.envs import ENV_ROBOTS
+from go2bench.cli.errors import one_line_errors
+from go2bench.cli.options import dataclass_options
+from go2bench.collect.config import CollectConfig
+from go2bench.envs.registry import TASKS
+
+HELP = {
+    "env": "Env of the dataset (required without --config).",
+    "num_histories": "Learning histories, stepped together in one batched scene.",
+    "steps_per_history": "Steps per history (N of the noise schedule).",
+    "p": "Shape of the noise schedule eps(n) = (1 - (n / ((1-f) N))^p)^(1/p).",
+    "f": "Final fraction of each history at the noise floor.",
+    "max_perf": "1 - the noise floor.",
+    "teacher": "Teacher checkpoint (an SB3 zip or run folder); default: the env's shipped teacher.",
+    "seed": "Seed of the noise.",
+    "group_size": "Steps per HDF5 group.",
+    "max_episode_steps": "Time limit of an episode.",
+    "obs_mode": "Observation mode of the teacher and the data (see `go2bench envs`).",
+    "compression": "HDF5 compression (none, gzip, lzf).",
+    "chunk_steps": "Steps simulated between two writes.",
+}
 
 
 @click.command("collect")
-@click.option("--env", "env_id", type=click.Choice(list(ENV_ROBOTS)), default=None,
-              help="Env of the dataset (required without --config).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Dataset folder <...>/<name>; required without --config.")
 @click.option("--config", "config", default=None,
               help="Dataset config YAML (path, or a name shipped in go2bench/configs such as go2_dataset_config); "
-                   "collects every entry with a `collect` section into --data-dir/<path>.")
+                   "collects every entry with a `collect` section into --data-dir/<path>; the options below "
+                   "override its collect sections.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Root of the config's dataset paths.")
-@click.option("--num-histories", type=click.IntRange(min=1), default=None, help="[10]")
-@click.option("--steps-per-history", type=click.IntRange(min=1), default=None, help="N [1000000]")
-@click.option("--p", "p", type=float, default=None, help="Schedule shape [0.6]")
-@click.option("--f", "f", type=float, default=None, help="Noise-free final fraction [0.05]")
-@click.option("--max-perf", type=float, default=None, help="1 - noise floor [1.0]")
-@click.option("--teacher", type=click.Path(exists=True), default=None, help="Teacher checkpoint [the shipped one]")
-@click.option("--seed", type=int, default=None, help="[0]")
-@click.option("--group-size", type=click.IntRange(min=1), default=None, help="Steps per HDF5 group [10000]")
-@click.option("--max-episode-steps", type=click.IntRange(min=1), default=None, help="[1000]")
-@click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default=None, help="[none]")
+@dataclass_options(CollectConfig, help=HELP, defaults_from_config=False, names={
+    "p": ("--noise-power", "--p"), "f": ("--noise-floor-fraction", "--f"),
+}, types_={
+    "env": click.Choice(list(TASKS)), "teacher": click.Path(exists=True), "obs_mode": click.Choice(["noleak", "full"]),
+    "compression": click.Choice(["none", "gzip", "lzf"]), "num_histories": click.IntRange(min=1),
+    "steps_per_history": click.IntRange(min=1), "group_size": click.IntRange(min=1),
+    "max_episode_steps": click.IntRange(min=1), "chunk_steps": click.IntRange(min=1),
+})
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option("--env-ids", default=None, help="Collect only these histories, e.g. 0-4 (others: another run).")
+@click.option("--env-ids", default=None, help="Collect only these histories (indices), e.g. 0-4 (others: another run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted collection in --out.")
 @click.option("--no-progress-bar", is_flag=True)
-def collect_command(env_id, out, config, data_dir, num_histories, steps_per_history, p, f, max_perf, teacher, seed,
-                    group_size, max_episode_steps, compression, backend, env_ids, resume, no_progress_bar) -> None:
+def collect_command(out, config, data_dir, backend, env_ids, resume, no_progress_bar, **fields) -> None:
     """Write noisy learning histories (teacher + fading noise) in the Vintix HDF5/JSON layout."""
     import dataclasses
 
-    from go2bench.collect.collector import CollectConfig, collect
-    from go2bench.core.config import ConfigError
+    from go2bench.collect.collector import collect
 
-    overrides = {k: v for k, v in dict(
-        env=env_id, num_histories=num_histories, steps_per_history=steps_per_history, p=p, f=f, max_perf=max_perf,
-        teacher=teacher, seed=seed, group_size=group_size, max_episode_steps=max_episode_steps,
-    ).items() if v is not None}
-    if compression is not None:
-        overrides["compression"] = None if compression == "none" else compression
+    overrides = {k: v for k, v in fields.items() if v is not None}
+    if overrides.get("compression") == "none":
+        overrides["compression"] = None
     jobs = []  # (out dir, CollectConfig, group, reward_scale)
-    try:
+    with one_line_errors():
         if config:
-            from go2bench.histories.dataset_config import load_dataset_config
+            from go2bench.collect.config import dataset_collect_configs
 
             if out:
                 raise click.UsageError("--out and --config exclude each other (the config gives each dataset's path)")
-            for name, entry in load_dataset_config(config).items():
-                if entry.collect is None:
-                    continue
-                cfg = dataclasses.replace(entry.collect, **overrides)
-                jobs.append((Path(data_dir) / entry.path, cfg, entry.group, entry.reward_scale))
+            for spec, collect_cfg in dataset_collect_configs(config, data_dir):
+                cfg = dataclasses.replace(collect_cfg, **overrides)
+                jobs.append((Path(data_dir) / spec.entry.path, cfg, spec.entry.group, spec.entry.reward_scale))
             if not jobs:
                 raise click.UsageError(f"{config}: no entry has a `collect` section")
         else:
-            if not env_id or not out:
+            if not fields["env"] or not out:
                 raise click.UsageError("give --env and --out (or --config)")
             jobs.append((Path(out), CollectConfig(**overrides), None, 1.0))
-    except (ConfigError, ValueError, TypeError) as e:
-        raise click.ClickException(str(e)) from None
     for out_dir, cfg, group, reward_scale in jobs:
-        try:
+        with one_line_errors():
             summary = collect(out_dir, cfg, env_ids=env_ids, backend=backend, resume=resume,
                               progress=not no_progress_bar, group_name=group, reward_scale=reward_scale)
-        except (FileExistsError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
-        except OSError as e:  # HistoryWriteError: disk full, permissions
-            raise click.ClickException(f"collection stopped: {e}") from None
         rate = summary["steps_per_s"]
         click.echo(f"{out_dir}: {summary['status']} ({summary['complete_histories']}/{summary['num_histories']} "
                    f"histories, {summary['total_transitions']:,} transitions); this run wrote "
@@ -95,8 +98,7 @@ def data_group() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings (the original's T+1 observation rows) as errors.")
 def check_command(dirs, configs, data_dir, strict) -> None:
     """Exit non-zero if any dataset has a problem; one line per problem naming file and field."""
-    from go2bench.histories.layout import dataset_report
-    from go2bench.histories.repair import check_config
+    from go2bench.histories.check import check_config, dataset_report
 
     if not dirs and not configs:
         raise click.UsageError("give dataset folders and/or --config")
@@ -128,10 +130,8 @@ def fix_command(dirs, task_name, dry_run) -> None:
     from go2bench.histories.repair import fix_dataset
 
     for d in dirs:
-        try:
+        with one_line_errors():
             changes = fix_dataset(d, task_name=task_name, dry_run=dry_run)
-        except (ValueError, FileNotFoundError) as e:
-            raise click.ClickException(str(e)) from None
         for line in changes:
             click.echo(("would change " if dry_run else "changed ") + line)
         if not changes:

@@ -8,14 +8,12 @@ dataset folder) and by the leaderboard.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from go2bench.histories.names import HISTORY_JSON_FILES, history_paths
+
 __all__ = ["load_dataset_curves", "plot_learning_curves", "plot_dataset"]
-
-
-_TRAJ_RE = re.compile(r"^trajectories_env_(\d+)\.json$")
 
 
 def load_dataset_curves(folder: str | Path) -> dict[str, Any]:
@@ -25,9 +23,9 @@ def load_dataset_curves(folder: str | Path) -> dict[str, Any]:
     "returns"}]}``; :class:`ValueError` names the file and field when one is unusable.
     """
     d = Path(folder)
-    files = sorted((p for p in d.iterdir() if _TRAJ_RE.match(p.name)), key=lambda p: int(_TRAJ_RE.match(p.name)[1]))
+    files = history_paths(d, ".json")
     if not files:
-        raise ValueError(f"{d}: no trajectories_env_XXXX.json files; expected a collected dataset folder")
+        raise ValueError(f"{d}: no {HISTORY_JSON_FILES} files; expected a collected dataset folder")
     histories, env_id = [], None
     for f in files:
         try:

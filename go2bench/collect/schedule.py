@@ -89,7 +89,8 @@ def blend_actions(eps, teacher_actions, noise_uniform01, low, high):
     eps: (B,) noise weight per history; teacher_actions, noise_uniform01: (B, A) with the
     noise drawn from U[0, 1) by the caller (so the RNG stream is the caller's); low, high:
     per-joint action bounds, shape (A,) or scalars. ``u = low + (high - low) * noise``.
-    All torch; the result has teacher_actions' dtype and device.
+    All torch; the result has teacher_actions' dtype and device.  The blend is ``torch.lerp``,
+    exact at both ends (eps = 0 gives a, eps = 1 gives u) and one kernel per step of the collector.
     """
     a = teacher_actions
     if not isinstance(a, torch.Tensor):
@@ -110,6 +111,4 @@ def blend_actions(eps, teacher_actions, noise_uniform01, low, high):
     if bool((lo > hi).any()):
         raise ValueError("blend_actions: low must be <= high for every joint")
     u = lo + (hi - lo) * noise_uniform01.to(dtype=a.dtype, device=a.device)
-    e = e.unsqueeze(1)
-    out = e * u + (1.0 - e) * a
-    return torch.clamp(out, min=lo, max=hi)
+    return torch.clamp(torch.lerp(a, u, e.unsqueeze(1)), min=lo, max=hi)

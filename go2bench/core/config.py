@@ -8,6 +8,7 @@ config file is an error that names the file and the key, never a silently ignore
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -22,15 +23,61 @@ class ConfigError(ValueError):
     """A config file or mapping that does not match its dataclass."""
 
 
+_ECHO_LIMIT = 80
+
+
+def short_repr(value: Any, limit: int = _ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters: errors never echo a huge value back."""
+    text = repr(value) if not isinstance(value, (dict, list, tuple)) or len(value) < 64 else f"<{type(value).__name__} of {len(value)} items>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _NoAliasSafeLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` without anchors/aliases: a few hundred bytes of nested aliases expand to
+    gigabytes, and configs never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in go2bench configs; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The data of a YAML file (safe types only, no aliases); one-line :class:`ConfigError` otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str = "config") -> Any:
+    """YAML text to data (safe types only, no aliases); one-line :class:`ConfigError` otherwise."""
+    try:
+        return yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        first = " ".join(str(e).split())
+        raise ConfigError(f"{where}: not valid YAML: {first[:300]}") from None
+
+
 def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``; ``where`` names the source in error messages."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f"{where}: keys must be strings, got {short_repr(bad_keys[0])}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown key(s) {short_repr(unknown, 200)} for {cls.__name__}; known keys: {sorted(fields)}")
     kwargs = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
@@ -52,12 +99,12 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {args}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {short_repr(value)} matches none of {args}")
     if dataclasses.is_dataclass(tp):
         return value if isinstance(value, tp) else from_dict(tp, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
@@ -65,27 +112,29 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {short_repr(value)}")
         return {_convert(args[0], k, where): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+            raise ConfigError(f"{where}: {short_repr(value)} is not one of {list(args)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
         return value
     if tp in (str, bool):
         if not isinstance(value, tp):
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {short_repr(value)}")
         return value
     if tp is Any:
         return value
@@ -94,13 +143,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 def load_yaml(cls: type[T], path: str | Path) -> T:
     """Load dataclass ``cls`` from a YAML file, naming the file in every error."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path)
     return from_dict(cls, data if data is not None else {}, str(path))
 
 

@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from go2bench._version import __version__
+
 __all__ = ["versions", "hardware", "file_sha256", "write_json_atomic", "OutputWriteError"]
 
 _DISTRIBUTIONS = ("torch", "stable_baselines3", "genesis-world", "gymnasium", "numpy", "h5py")
@@ -27,8 +29,6 @@ class OutputWriteError(OSError):
 
 def versions() -> dict[str, str]:
     """Versions of go2bench, Python and the packages a result depends on ("missing" if absent)."""
-    from go2bench import __version__
-
     out = {"go2bench": __version__, "python": platform.python_version()}
     for dist in _DISTRIBUTIONS:
         try:

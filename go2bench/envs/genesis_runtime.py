@@ -62,8 +62,45 @@ def init(backend: str = "cpu") -> Any:
             logging_level="warning",
             performance_mode=backend == "gpu",
         )
+    _quiet_known_harmless_warnings()
     _backend_in_use = backend
     return gs
+
+
+class _DropKnownHarmless:
+    """A logging filter for Genesis messages that say nothing about go2bench's simulation.
+
+    "Neutral robot position (qpos0) exceeds joint limits": the URDF's all-zero joint vector is
+    outside some joint ranges (Go2's calf: -2.72..-0.84 rad); go2bench never uses that position,
+    every reset sets the robot description's default pose, which is checked to lie within limits.
+    """
+
+    MESSAGES = ("Neutral robot position (qpos0) exceeds joint limits",)
+
+    def filter(self, record) -> bool:
+        return not any(str(record.msg).startswith(m) for m in self.MESSAGES)
+
+
+def _quiet_known_harmless_warnings() -> None:
+    """Silence Genesis' and its compiler's known-harmless warnings, unless GO2BENCH_GENESIS_WARNINGS=all.
+
+    The kernel compiler (quadrants) warns "qd.loop_config(serialize=True) does not have effect on
+    the struct for" about Genesis' own kernels, several times per process on a cold kernel cache;
+    its warnings are raised to errors-only here. Genesis' own logger keeps every other warning.
+    """
+    if os.environ.get("GO2BENCH_GENESIS_WARNINGS") == "all":
+        return
+    import logging
+
+    logger = logging.getLogger("genesis")
+    if not any(isinstance(f, _DropKnownHarmless) for f in logger.filters):
+        logger.addFilter(_DropKnownHarmless())
+    try:
+        import quadrants as qd
+
+        qd.set_logging_level("error")
+    except (ImportError, AttributeError):  # another compiler version: keep its default level
+        pass
 
 
 def backend_in_use() -> str | None:

@@ -35,10 +35,10 @@ class RobotDescription:
 
     name: str
     urdf: str  # a Genesis asset path ("urdf/go2/urdf/go2.urdf") or an absolute file path
-    default_joint_angles: dict[str, float]  # by joint name, for all 12 entries of JOINT_NAMES
-    joint_lower: tuple[float, ...]  # 12 joint position limits, JOINT_NAMES order
+    default_joint_angles: dict[str, float]  # by joint name, for every entry of joint_names
+    joint_lower: tuple[float, ...]  # joint position limits, joint_names order
     joint_upper: tuple[float, ...]
-    torque_limits: tuple[float, ...]  # 12, N*m
+    torque_limits: tuple[float, ...]  # N*m, joint_names order
     kp: float = 20.0
     kd: float = 0.5
     action_scale: float = 0.25  # joint target = default + action_scale * action

@@ -13,8 +13,26 @@ from gymnasium import spaces
 from go2bench.envs.robots import RobotDescription, get_robot
 from go2bench.envs.walk_config import WalkConfig, make_walk_config
 
-ACTION_DIM = 12
 RENDER_MODES = ("rgb_array",)
+
+
+def observation_layout(robot: RobotDescription, obs_mode: str) -> list[tuple[str, int]]:
+    """The observation's blocks in order, (name, size): the one definition of the layout.
+
+    "noleak" is what the original workflow's agents saw; "full" adds the last action.
+    """
+    j = robot.num_joints
+    layout = [("base_ang_vel", 3), ("projected_gravity", 3), ("commands", 3), ("dof_pos", j), ("dof_vel", j)]
+    if obs_mode == "full":
+        layout.append(("last_action", j))
+    elif obs_mode != "noleak":
+        raise ValueError(f"obs_mode must be 'noleak' or 'full', got {obs_mode!r}")
+    return layout
+
+
+def observation_dim(robot: RobotDescription, obs_mode: str) -> int:
+    """Size of the observation vector (33 for a 12-joint robot in "noleak", 45 in "full")."""
+    return sum(size for _, size in observation_layout(robot, obs_mode))
 
 
 def observation_space(obs_dim: int) -> spaces.Box:
@@ -64,7 +82,7 @@ def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device)
             raise ValueError(f"actions must be numeric with shape {shape}: {e}") from None
         t = torch.from_numpy(arr).to(device)
     if tuple(t.shape) != shape:
-        raise ValueError(f"actions have shape {tuple(t.shape)}; expected {shape} (num_envs x 12 joint actions)")
+        raise ValueError(f"actions have shape {tuple(t.shape)}; expected {shape} (one action per joint)")
     if not bool(torch.isfinite(t).all()):
         bad = (~torch.isfinite(t)).nonzero()[0].tolist()
         raise ValueError(f"actions contain NaN or inf (first at index {bad}); actions must be finite")

@@ -7,6 +7,8 @@ episodes, one step of action latency. A perfect 1000-step episode returns (1.0 +
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +16,12 @@ from typing import Any, Literal
 from go2bench.core.config import from_dict, load_yaml, to_dict
 
 ObsMode = Literal["noleak", "full"]
+
+
+def _finite(where: str, *values: float) -> None:
+    """NaN or inf in a task parameter would reach the simulation as NaN observations."""
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise ValueError(f"{where} must be finite numbers, got {values if len(values) > 1 else values[0]!r}")
 
 
 @dataclass(frozen=True)
@@ -28,8 +36,10 @@ class CommandRanges:
     def __post_init__(self) -> None:
         for name in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):
             lo, hi = getattr(self, name)
+            _finite(f"commands.{name}", lo, hi)
             if lo > hi:
                 raise ValueError(f"commands.{name}: lower bound {lo} exceeds upper bound {hi}")
+        _finite("commands.resample_time_s", self.resample_time_s)
         if self.resample_time_s <= 0:
             raise ValueError("commands.resample_time_s must be positive")
 
@@ -49,6 +59,10 @@ class RewardScales:
     action_rate: float = -0.005
     similar_to_default: float = -0.1
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _finite(f"rewards.{f.name}", getattr(self, f.name))
+
 
 @dataclass(frozen=True)
 class ObsScales:
@@ -58,6 +72,10 @@ class ObsScales:
     ang_vel: float = 0.25
     dof_pos: float = 1.0
     dof_vel: float = 0.05
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _finite(f"obs_scales.{f.name}", getattr(self, f.name))
 
 
 @dataclass(frozen=True)
@@ -73,13 +91,18 @@ class Randomization:
     def __post_init__(self) -> None:
         for name in ("friction_range", "added_mass_range", "motor_strength_range"):
             r = getattr(self, name)
+            if r is not None:
+                _finite(f"randomization.{name}", *r)
             if r is not None and r[0] > r[1]:
                 raise ValueError(f"randomization.{name}: lower bound exceeds upper bound")
         if self.friction_range is not None and self.friction_range[0] <= 0:
             raise ValueError("randomization.friction_range must be positive")
         if self.motor_strength_range is not None and self.motor_strength_range[0] <= 0:
             raise ValueError("randomization.motor_strength_range must be positive")
-        if self.push_interval_s is not None and self.push_interval_s <= 0:
+        _finite("randomization.push_max_velocity", self.push_max_velocity)
+        if self.push_max_velocity < 0:
+            raise ValueError("randomization.push_max_velocity must be >= 0")
+        if self.push_interval_s is not None and not (math.isfinite(self.push_interval_s) and self.push_interval_s > 0):
             raise ValueError("randomization.push_interval_s must be positive")
 
     @property
@@ -109,8 +132,14 @@ class WalkConfig:
     def __post_init__(self) -> None:
         if self.obs_mode not in ("noleak", "full"):
             raise ValueError(f"obs_mode must be 'noleak' or 'full', got {self.obs_mode!r}")
+        _finite("dt, episode_length_s and tracking_sigma", self.dt, self.episode_length_s, self.tracking_sigma)
         if self.dt <= 0 or self.substeps < 1 or self.episode_length_s <= 0:
             raise ValueError("dt and episode_length_s must be positive and substeps at least 1")
+        if self.tracking_sigma <= 0:
+            raise ValueError(f"tracking_sigma must be positive, got {self.tracking_sigma}")
+        if self.base_height_target is not None and not (math.isfinite(self.base_height_target)
+                                                        and self.base_height_target > 0):
+            raise ValueError(f"base_height_target must be a positive number of metres, got {self.base_height_target}")
 
     @property
     def max_episode_steps(self) -> int:

@@ -45,7 +45,7 @@ class WalkEnv(gym.Env):
         self.sim = WalkSimulation(
             self.robot_description, self.config, num_envs=1, backend=backend, render=render_mode is not None
         )
-        self.observation_space = S.observation_space(self.config.obs_dim)
+        self.observation_space = S.observation_space(S.observation_dim(self.robot_description, self.config.obs_mode))
         self.action_space = S.action_space(self.robot_description)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.config.dt))}
         self._seeded = False
@@ -59,9 +59,10 @@ class WalkEnv(gym.Env):
         return self._to_numpy(obs), {}
 
     def step(self, action):
-        actions = S.to_action_tensor(action, (S.ACTION_DIM,), self.sim.device)
+        actions = S.to_action_tensor(action, (self.robot_description.num_joints,), self.sim.device)
         r = self.sim.step(actions[None])
-        info: dict[str, Any] = {}
+        # each reward term's weighted contribution, as Gymnasium's MuJoCo envs report theirs
+        info: dict[str, Any] = {f"reward_{k}": float(v[0]) for k, v in r.reward_terms.items()}
         if bool(r.diverged[0]):
             info["diverged"] = True
         return (

@@ -4,20 +4,22 @@ This is the only place that talks to Genesis. Both Gymnasium forms (the single e
 env) and every later stage (PPO adapter, collector, evaluator) sit on top of it. Everything is
 batched over environments: no Python loop over envs, and subsets are reset with one masked call.
 
-Observation layout ("noleak", 33 dims; "full" appends the last action, 45 dims)::
+Observation layout (:func:`go2bench.envs.spaces.observation_layout`; J joints, 12 for every robot
+so far: "noleak" has 9 + 2J = 33 dims, "full" appends the last action, 9 + 3J = 45)::
 
-    0:3    base angular velocity, body frame, * obs_scales.ang_vel (0.25)
-    3:6    projected gravity (gravity direction in the body frame, (0, 0, -1) when level)
-    6:9    command (vx, vy, yaw rate) * (lin_vel, lin_vel, ang_vel) scales (2, 2, 0.25)
-    9:21   joint positions minus the default pose * obs_scales.dof_pos (1), robots.JOINT_NAMES order
-    21:33  joint velocities * obs_scales.dof_vel (0.05)
-    33:45  last action (only in "full" mode)
+    base angular velocity, body frame, * obs_scales.ang_vel (0.25)             3
+    projected gravity (gravity direction in the body frame, (0, 0, -1) when level)  3
+    command (vx, vy, yaw rate) * (lin_vel, lin_vel, ang_vel) scales (2, 2, 0.25)    3
+    joint positions minus the default pose * obs_scales.dof_pos (1), joint order    J
+    joint velocities * obs_scales.dof_vel (0.05)                                    J
+    last action (only in "full" mode)                                               J
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,12 @@ import torch
 from go2bench.envs import genesis_runtime, robot_for_env
 from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
-from go2bench.envs.walk_config import WalkConfig
+from go2bench.envs.walk_config import RewardScales, WalkConfig
 
 # A state beyond these is treated as a diverged simulation.
 _MAX_ABS_DOF_VEL = 1.0e3  # rad/s
 _MAX_ABS_BASE_VEL = 1.0e2  # m/s
-REWARD_TERMS = ("tracking_lin_vel", "tracking_ang_vel", "lin_vel_z", "base_height", "action_rate", "similar_to_default")
+REWARD_TERMS = tuple(f.name for f in dataclasses.fields(RewardScales))  # each is a method _reward_<name>
 
 
 def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -58,6 +60,8 @@ class StepResult:
     terminated: torch.Tensor  # (N,) bool: fell (roll or pitch beyond the threshold)
     truncated: torch.Tensor  # (N,) bool: time limit, or a diverged simulation
     diverged: torch.Tensor  # (N,) bool: the simulation produced NaN or exploded and must be reset
+    # per reward term, its weighted contribution (weight * dt * term) to ``reward``; they sum to it
+    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class WalkSimulation:
@@ -137,8 +141,9 @@ class WalkSimulation:
     def _init_buffers(self) -> None:
         n, d, cfg = self.num_envs, self.device, self.config
         f32 = dict(device=d, dtype=torch.float32)
-        self.actions = torch.zeros((n, 12), **f32)
-        self.last_actions = torch.zeros((n, 12), **f32)
+        j = self.robot_description.num_joints
+        self.actions = torch.zeros((n, j), **f32)
+        self.last_actions = torch.zeros((n, j), **f32)
         self.commands = torch.zeros((n, 3), **f32)
         self.episode_step = torch.zeros(n, device=d, dtype=torch.int64)
         self.base_pos = torch.zeros((n, 3), **f32)
@@ -146,12 +151,13 @@ class WalkSimulation:
         self.base_lin_vel = torch.zeros((n, 3), **f32)
         self.base_ang_vel = torch.zeros((n, 3), **f32)
         self.projected_gravity = torch.zeros((n, 3), **f32)
-        self.dof_pos = torch.zeros((n, 12), **f32)
-        self.dof_vel = torch.zeros((n, 12), **f32)
+        self.dof_pos = torch.zeros((n, j), **f32)
+        self.dof_vel = torch.zeros((n, j), **f32)
         self.gravity_world = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(n, 3)
         s = cfg.obs_scales
         self.commands_scale = torch.tensor([s.lin_vel, s.lin_vel, s.ang_vel], **f32)
         self.reward_weights = {k: getattr(cfg.rewards, k) * cfg.dt for k in REWARD_TERMS}
+        self._reward_fns = _reward_methods(self)
         self.height_target = (
             cfg.base_height_target if cfg.base_height_target is not None else self.robot_description.base_height_target
         )
@@ -168,7 +174,7 @@ class WalkSimulation:
     # ------------------------------------------------------------------ public API
     @property
     def obs_dim(self) -> int:
-        return self.config.obs_dim
+        return S.observation_dim(self.robot_description, self.config.obs_mode)
 
     def seed(self, seed: int) -> None:
         """Reseed the generator behind commands, randomisation and pushes."""
@@ -176,6 +182,7 @@ class WalkSimulation:
 
     def reset(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Reset the envs in boolean ``mask`` (all if None) with one batched call; return all observations."""
+        self._require_open()
         mask = self.all_envs if mask is None else mask.to(device=self.device, dtype=torch.bool)
         if not bool(mask.any()):
             return self.observe()
@@ -189,7 +196,8 @@ class WalkSimulation:
         return self.observe()
 
     def step(self, actions: torch.Tensor) -> StepResult:
-        """Advance every env by one control step with finite ``actions`` (N, 12); clipped to the action bounds."""
+        """Advance every env by one control step with finite ``actions`` (N, joints); clipped to the action bounds."""
+        self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
         executed = self.last_actions if self.config.action_latency else self.actions
         targets = self.default_dof_pos + self.robot_description.action_scale * executed
@@ -203,7 +211,10 @@ class WalkSimulation:
         if not self.config.commands.is_fixed:
             self._resample_commands((self.episode_step % self.resample_every) == 0)
 
-        reward = self._reward()
+        terms = self._weighted_reward_terms()
+        reward = torch.zeros(self.num_envs, device=self.device)
+        for value in terms.values():
+            reward += value
         roll, pitch = roll_pitch(self.base_quat)
         terminated = (roll.abs() > self.roll_limit) | (pitch.abs() > self.pitch_limit)
         truncated = self.episode_step >= self.max_episode_steps
@@ -213,10 +224,11 @@ class WalkSimulation:
         clean = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
         obs = torch.where(diverged[:, None], clean, obs)
         reward = torch.where(diverged, torch.zeros_like(reward), reward)
+        terms = {k: torch.where(diverged, torch.zeros_like(v), v) for k, v in terms.items()}
         terminated = terminated & ~diverged
         truncated = truncated | diverged
         self.last_actions = self.actions
-        return StepResult(obs, reward, terminated, truncated, diverged)
+        return StepResult(obs, reward, terminated, truncated, diverged, terms)
 
     def observe(self) -> torch.Tensor:
         """The current observation of every env, (N, obs_dim) float32."""
@@ -234,12 +246,14 @@ class WalkSimulation:
 
     def push(self, velocity_xy: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Add a horizontal velocity (N, 2), world frame, m/s, to the base of the envs in ``mask``."""
+        self._require_open()
         mask = self.all_envs if mask is None else mask
         vel = self.robot.get_dofs_velocity([0, 1])
         self.robot.set_dofs_velocity(vel + velocity_xy * mask[:, None], [0, 1])
 
     def render(self) -> np.ndarray:
         """An RGB frame (H, W, 3) uint8 of env 0, the camera following its base."""
+        self._require_open()
         if self.camera is None:
             raise RuntimeError("this simulation was built without a camera; create the env with render_mode='rgb_array'")
         base = self.base_pos[0].detach().cpu().numpy().astype(float)
@@ -255,6 +269,10 @@ class WalkSimulation:
             self.camera = None
 
     # ------------------------------------------------------------------ internals
+    def _require_open(self) -> None:
+        if self.scene is None:
+            raise RuntimeError("this env was closed; its simulation is released. Make a new env to keep going.")
+
     def _read_state(self) -> None:
         r = self.robot
         self.base_pos = r.get_pos()
@@ -266,26 +284,37 @@ class WalkSimulation:
         self.dof_vel = r.get_dofs_velocity(self.dofs_idx)
 
     def reward_terms(self) -> dict[str, torch.Tensor]:
-        """Unweighted reward terms of the current state, (N,) each."""
-        sigma = self.config.tracking_sigma
-        lin_err = ((self.commands[:, :2] - self.base_lin_vel[:, :2]) ** 2).sum(1)
-        yaw_err = (self.commands[:, 2] - self.base_ang_vel[:, 2]) ** 2
-        return {
-            "tracking_lin_vel": torch.exp(-lin_err / sigma),
-            "tracking_ang_vel": torch.exp(-yaw_err / sigma),
-            "lin_vel_z": self.base_lin_vel[:, 2] ** 2,
-            "base_height": (self.base_pos[:, 2] - self.height_target) ** 2,
-            "action_rate": ((self.last_actions - self.actions) ** 2).sum(1),
-            "similar_to_default": (self.dof_pos - self.default_dof_pos).abs().sum(1),
-        }
+        """Unweighted reward terms of the current state, (N,) each, in ``REWARD_TERMS`` order."""
+        return {name: fn() for name, fn in self._reward_fns.items()}
 
-    def _reward(self) -> torch.Tensor:
-        terms = self.reward_terms()
-        total = torch.zeros(self.num_envs, device=self.device)
-        for name, weight in self.reward_weights.items():
-            if weight != 0.0:
-                total += weight * terms[name]
-        return total
+    def _weighted_reward_terms(self) -> dict[str, torch.Tensor]:
+        """Each term times its weight and dt; terms of weight 0 are zeros and not computed."""
+        out = {}
+        for name, fn in self._reward_fns.items():
+            weight = self.reward_weights[name]
+            out[name] = weight * fn() if weight != 0.0 else torch.zeros(self.num_envs, device=self.device)
+        return out
+
+    # One method per field of RewardScales (found by name when the simulation is built).
+    def _reward_tracking_lin_vel(self) -> torch.Tensor:
+        err = ((self.commands[:, :2] - self.base_lin_vel[:, :2]) ** 2).sum(1)
+        return torch.exp(-err / self.config.tracking_sigma)
+
+    def _reward_tracking_ang_vel(self) -> torch.Tensor:
+        err = (self.commands[:, 2] - self.base_ang_vel[:, 2]) ** 2
+        return torch.exp(-err / self.config.tracking_sigma)
+
+    def _reward_lin_vel_z(self) -> torch.Tensor:
+        return self.base_lin_vel[:, 2] ** 2
+
+    def _reward_base_height(self) -> torch.Tensor:
+        return (self.base_pos[:, 2] - self.height_target) ** 2
+
+    def _reward_action_rate(self) -> torch.Tensor:
+        return ((self.last_actions - self.actions) ** 2).sum(1)
+
+    def _reward_similar_to_default(self) -> torch.Tensor:
+        return (self.dof_pos - self.default_dof_pos).abs().sum(1)
 
     def _diverged(self, obs: torch.Tensor) -> torch.Tensor:
         # Comparisons with NaN are False, so each "within bounds" test also catches NaN and inf.
@@ -327,6 +356,22 @@ class WalkSimulation:
             ones = torch.ones((n, len(self.dofs_idx)), device=self.device)
             self.robot.set_dofs_kp(ones * k * rd.kp, self.dofs_idx, envs_idx)
             self.robot.set_dofs_kv(ones * k * rd.kd, self.dofs_idx, envs_idx)
+
+
+def _reward_methods(sim: WalkSimulation) -> dict[str, Any]:
+    """The bound ``_reward_<name>`` method of every RewardScales field; any mismatch is an error.
+
+    A weight without a method, or a method without a weight, would silently drop a term.
+    """
+    prefix = "_reward_"
+    methods = {n[len(prefix):] for n in dir(type(sim)) if n.startswith(prefix) and callable(getattr(sim, n))}
+    missing, unused = sorted(set(REWARD_TERMS) - methods), sorted(methods - set(REWARD_TERMS))
+    if missing or unused:
+        raise TypeError(
+            f"reward terms do not match RewardScales: weights without a {prefix}<name> method {missing}, "
+            f"methods without a weight {unused}; add the field to RewardScales or the method to {type(sim).__name__}"
+        )
+    return {name: getattr(sim, prefix + name) for name in REWARD_TERMS}
 
 
 def make_walk_sim(

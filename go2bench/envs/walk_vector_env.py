@@ -70,7 +70,7 @@ class WalkVectorEnv(VectorEnv):
             "render_fps": int(round(1.0 / self.config.dt)),
             "autoreset_mode": self.autoreset_mode,
         }
-        self.single_observation_space = S.observation_space(self.config.obs_dim)
+        self.single_observation_space = S.observation_space(S.observation_dim(self.robot_description, self.config.obs_mode))
         self.single_action_space = S.action_space(self.robot_description)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -101,14 +101,16 @@ class WalkVectorEnv(VectorEnv):
         return self._numpy(obs), {}
 
     def step(self, actions):
-        a = S.to_action_tensor(actions, (self.num_envs, S.ACTION_DIM), self.sim.device)
+        a = S.to_action_tensor(actions, (self.num_envs, self.robot_description.num_joints), self.sim.device)
         resetting = self._needs_reset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
-        obs, reward, terminated, truncated, diverged = self._to_host(self.sim.step(a))
+        obs, reward, terminated, truncated, diverged, terms = self._to_host(self.sim.step(a))
         done = terminated | truncated
-        info: dict[str, Any] = {}
+        # each reward term's weighted contribution, (N,) per term, as Gymnasium's MuJoCo envs report
+        info: dict[str, Any] = {f"reward_{k}": terms[:, i] for i, k in enumerate(self.sim.reward_weights)}
         if resetting is not None and resetting.any():  # Gymnasium's next-step autoreset
             obs[resetting] = self._reset_rows(resetting)
             reward[resetting] = 0.0
+            terms[resetting] = 0.0
             for flags in (terminated, truncated, diverged, done):
                 flags[resetting] = False
         if diverged.any():
@@ -123,13 +125,19 @@ class WalkVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, info
 
     def _to_host(self, r: StepResult) -> tuple[np.ndarray, ...]:
-        """Observation, reward and the three flags as numpy, with one device-to-host copy per step."""
+        """Observation, reward, the three flags and the (N, terms) reward terms as numpy.
+
+        One device-to-host copy per step on the GPU; zero-copy views on the CPU.
+        """
+        terms = torch.stack(list(r.reward_terms.values()), 1)
         if r.obs.device.type == "cpu":  # zero-copy views of tensors made fresh by this step
-            return r.obs.numpy(), r.reward.numpy(), r.terminated.numpy(), r.truncated.numpy(), r.diverged.numpy()
+            return (r.obs.numpy(), r.reward.numpy(), r.terminated.numpy(), r.truncated.numpy(), r.diverged.numpy(),
+                    terms.numpy())
         flags = torch.stack([r.terminated, r.truncated, r.diverged], 1).to(r.obs.dtype)
-        packed = torch.cat([r.obs, r.reward[:, None], flags], 1).cpu().numpy()
+        packed = torch.cat([r.obs, r.reward[:, None], flags, terms], 1).cpu().numpy()
         d = self.sim.obs_dim
-        return packed[:, :d].copy(), packed[:, d].copy(), packed[:, d + 1] > 0.5, packed[:, d + 2] > 0.5, packed[:, d + 3] > 0.5
+        return (packed[:, :d].copy(), packed[:, d].copy(), packed[:, d + 1] > 0.5, packed[:, d + 2] > 0.5,
+                packed[:, d + 3] > 0.5, packed[:, d + 4:].copy())
 
     def _reset_rows(self, mask: np.ndarray) -> np.ndarray:
         """Reset the envs in host-side ``mask`` with one batched call; their new observations."""

@@ -5,7 +5,7 @@
 * ``leaderboard.md`` / ``leaderboard.csv``: one row per (task, agent): normalised score mean and
   95% CI half-width, raw mean return and its CI, fall rate, episodes counted, envs x episodes per
   env, seeds, steps per episode (the CI's unit is one env of one seed; see
-  :mod:`go2bench.eval.protocol`);
+  :mod:`go2bench.eval.stats`);
 * ``in_context.png``: normalised score against episode index, one panel per task, one line per
   agent with its 95% CI band (the in-context curve);
 * ``learning_curves.png`` (with ``--datasets``): per dataset, each history's episode returns
@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from go2bench.eval.results import ResultsError, load_results
+from go2bench.eval.stats import halfwidth
 
 __all__ = [
     "LeaderboardError",
@@ -50,58 +52,19 @@ COLUMNS = [
     ("max_episode_steps", "steps/episode"),
 ]
 
-_REQUIRED = [
-    "env", "agent", "config", "config.episodes", "config.num_envs", "config.seeds", "episodes", "mean_return",
-    "ci95", "normalized_score", "normalized_score_ci95", "max_episode_steps", "per_episode",
-    "per_episode.episode_index", "per_episode.normalized_score", "per_episode.normalized_ci95_low",
-    "per_episode.normalized_ci95_high", "per_episode.mean_return",
-]
-
 
 class LeaderboardError(ValueError):
     """A result or dataset file is unusable; the message names the file and the field."""
 
 
 # ------------------------------------------------------------------------------------- results
-def _get(d: dict, dotted: str):
-    cur: Any = d
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise KeyError(dotted)
-        cur = cur[part]
-    return cur
-
-
 def load_result(path: str | Path) -> dict[str, Any]:
-    """Read and check one ``go2bench eval`` results JSON; :class:`LeaderboardError` names what is wrong."""
-    p = Path(path)
+    """One ``go2bench eval`` results file, checked (:func:`go2bench.eval.results.load_results`), with ``_path``."""
     try:
-        data = json.loads(p.read_text())
-    except OSError as e:
-        raise LeaderboardError(f"{p}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise LeaderboardError(f"{p}: not a JSON file ({e}); expected a `go2bench eval --out` results file") from None
-    if not isinstance(data, dict):
-        raise LeaderboardError(f"{p}: not a go2bench eval results file (top level is a {type(data).__name__})")
-    for field in _REQUIRED:
-        try:
-            _get(data, field)
-        except KeyError:
-            raise LeaderboardError(
-                f"{p}: missing field {field!r}; expected a results file of `go2bench eval --out` "
-                f"(format go2bench.eval/1)"
-            ) from None
-    if not isinstance(data["mean_return"], (int, float)) or not math.isfinite(data["mean_return"]):
-        raise LeaderboardError(f"{p}: field 'mean_return' must be a finite number, got {data['mean_return']!r}")
-    per = data["per_episode"]
-    k = len(per["episode_index"])
-    for key in ("normalized_score", "normalized_ci95_low", "normalized_ci95_high", "mean_return"):
-        if not isinstance(per[key], list) or len(per[key]) != k:
-            raise LeaderboardError(f"{p}: field 'per_episode.{key}' must be a list of {k} values")
-    for key in ("ci95", "normalized_score_ci95"):
-        if not isinstance(data[key], list) or len(data[key]) != 2:
-            raise LeaderboardError(f"{p}: field {key!r} must be [low, high]")
-    data["_path"] = str(p)
+        data = load_results(path)
+    except ResultsError as e:
+        raise LeaderboardError(str(e)) from None
+    data["_path"] = str(Path(path))
     return data
 
 
@@ -112,11 +75,6 @@ def agent_label(res: dict[str, Any]) -> str:
     if spec.startswith(name + ":"):
         return f"{name}:{Path(spec[len(name) + 1:]).name}"
     return name
-
-
-def _half(ci) -> float | None:
-    lo, hi = ci
-    return None if lo is None or hi is None else (hi - lo) / 2
 
 
 def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -135,9 +93,9 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "task": res["env"],
             "agent": key[1],
             "normalized_score": res["normalized_score"],
-            "normalized_ci95_halfwidth": _half(res["normalized_score_ci95"]),
+            "normalized_ci95_halfwidth": halfwidth(res["normalized_score_ci95"]),
             "mean_return": res["mean_return"],
-            "return_ci95_halfwidth": _half(res["ci95"]),
+            "return_ci95_halfwidth": halfwidth(res["ci95"]),
             "fall_rate": res.get("fall_rate"),
             "episodes": res["episodes"],
             "num_envs": cfg["num_envs"],

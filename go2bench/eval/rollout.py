@@ -22,16 +22,19 @@ def rollout_summary(
     if agent not in policy:
         raise ValueError(f"agent must be one of {sorted(policy)}, got {agent!r}")
     actor = policy[agent]()
+    if actor is not None:
+        actor.reset(num_envs, env_id, seed)  # the protocol's cold start: the random agent takes the robot's joints
     t0 = time.perf_counter()
     env = gym.make_vec(env_id, num_envs=num_envs, backend=backend)
     build_s = time.perf_counter() - t0
+    action_shape = env.action_space.shape  # (num_envs, joints of the robot)
     obs, _ = env.reset(seed=seed)
     rewards = np.zeros(num_envs)
     ended = falls = 0
     heights, speeds = [], []
     t1 = time.perf_counter()
     for _ in range(steps):
-        actions = np.zeros((num_envs, 12), dtype=np.float32) if actor is None else actor.act(obs)
+        actions = np.zeros(action_shape, dtype=np.float32) if actor is None else actor.act(obs)
         obs, reward, terminated, truncated, _ = env.step(actions)
         rewards += reward
         ended += int((terminated | truncated).sum())

@@ -1,10 +1,11 @@
 """Dataset configs in the seed's format: dataset name -> {type, path, group, reward_scale, episode_sparsity}.
 
 The same YAML serves training (which datasets, relative to ``--data_dir``, form which task
-group) and collection: an entry may carry a ``collect`` mapping (a
-:class:`~go2bench.collect.collector.CollectConfig`) saying how its data is produced, so
-``go2bench collect --config go2_dataset_config.yaml`` rebuilds exactly what training reads.
-Configs shipped in ``go2bench/configs/`` are usable by bare name.
+group) and collection: an entry may carry a ``collect`` mapping saying how its data is produced,
+so ``go2bench collect --config go2_dataset_config.yaml`` rebuilds exactly what training reads.
+This module is the one parser of these files; the ``collect`` mapping stays raw here and
+becomes a ``CollectConfig`` in :mod:`go2bench.collect.config`, so reading a config for training
+never loads the collector.  Configs shipped in ``go2bench/configs/`` are usable by bare name.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Iterable
 
 import yaml
 
-from go2bench.collect.collector import CollectConfig
 from go2bench.core.config import ConfigError, from_dict
 
-__all__ = ["DatasetEntry", "load_dataset_config", "resolve_config_path", "shipped_configs"]
+__all__ = ["DatasetEntry", "DatasetSpec", "load_dataset_configs", "load_dataset_config", "resolve_config_path",
+           "shipped_configs"]
 
 CONFIG_DIR = Path(str(resources.files("go2bench") / "configs"))
 
@@ -32,7 +34,7 @@ class DatasetEntry:
     type: str = "default"
     reward_scale: float = 1.0
     episode_sparsity: int = 1
-    collect: CollectConfig | None = None
+    collect: dict[str, Any] | None = None  # CollectConfig fields; checked by go2bench.collect.config
 
     def __post_init__(self) -> None:
         if self.type != "default":
@@ -45,6 +47,16 @@ class DatasetEntry:
             raise ValueError(f"reward_scale must be > 0, got {self.reward_scale}")
         if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
             raise ValueError(f"path {self.path!r} must be relative to --data_dir, without '..'")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A resolved dataset: its name, entry, absolute folder and the config file it came from."""
+
+    name: str
+    entry: DatasetEntry
+    dir: Path
+    source: Path
 
 
 def shipped_configs() -> list[str]:
@@ -62,37 +74,47 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"{name_or_path}: no such config file, and not a shipped config ({shipped_configs()})")
 
 
-def load_dataset_config(*names_or_paths: str | Path) -> dict[str, DatasetEntry]:
-    """Entries of one or more dataset configs, keyed by dataset name.
+def _read_entries(path: Path) -> dict[str, DatasetEntry]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of dataset name -> entry (type, path, group, ...)")
+    return {str(name): from_dict(DatasetEntry, value, f"{path}: {name}") for name, value in data.items()}
+
+
+def load_dataset_configs(paths: str | Path | Iterable[str | Path], data_dir: str | Path = ".") -> list[DatasetSpec]:
+    """The datasets of one or more configs (shipped names or paths), folders resolved under ``data_dir``.
 
     Errors name the file and key: unknown keys, bad values, a dataset name defined differently
     twice (an identical repeat is kept once), or one group name used for two different dataset
     folders (tasks are keyed by group, never by the task_name stored in files).
     """
-    entries: dict[str, DatasetEntry] = {}
-    where: dict[str, str] = {}
-    for item in names_or_paths:
-        path = resolve_config_path(item)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, dict) or not data:
-            raise ConfigError(f"{path}: expected a mapping of dataset name -> entry (type, path, group, ...)")
-        for name, value in data.items():
-            entry = from_dict(DatasetEntry, value, f"{path}: {name}")
-            if name in entries:
-                if entries[name] == entry:
-                    continue
-                raise ConfigError(f"{path}: dataset {name!r} is already defined differently in {where[name]}")
-            entries[name], where[name] = entry, str(path)
-    groups: dict[str, str] = {}
-    for name, e in entries.items():
-        other = groups.get(e.group)
-        if other is not None and entries[other].path != e.path:
-            raise ConfigError(
-                f"{where[name]}: {name}.group {e.group!r} is also the group of {other!r} ({where[other]}) with "
-                "different data; group names must differ between tasks"
-            )
-        groups[e.group] = name
-    return entries
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    merged: dict[str, DatasetSpec] = {}
+    by_group: dict[str, DatasetSpec] = {}
+    for item in paths:
+        source = resolve_config_path(item)
+        for name, entry in _read_entries(source).items():
+            spec = DatasetSpec(name, entry, (Path(data_dir) / entry.path).resolve(), source)
+            old = merged.get(name)
+            if old is not None:
+                if old.entry != entry or old.dir != spec.dir:
+                    raise ConfigError(f"{source}: dataset {name!r} is already defined differently in {old.source}")
+                continue
+            other = by_group.get(entry.group)
+            if other is not None and other.dir != spec.dir:
+                raise ConfigError(
+                    f"{source}: {name}.group {entry.group!r} is already used by dataset {other.name!r} ({other.dir}, "
+                    f"from {other.source}); group names must differ between tasks"
+                )
+            merged[name] = spec
+            by_group.setdefault(entry.group, spec)
+    return list(merged.values())
+
+
+def load_dataset_config(*names_or_paths: str | Path) -> dict[str, DatasetEntry]:
+    """The entries of :func:`load_dataset_configs` by dataset name, for callers that place the folders."""
+    return {spec.name: spec.entry for spec in load_dataset_configs(names_or_paths)}

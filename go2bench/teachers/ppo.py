@@ -222,8 +222,9 @@ def train_teacher(
             the checkpoint keeps its own PPO hyperparameters (``ppo`` is then only recorded).
         checkpoint_every: env steps between checkpoints.
         eval_episodes: after training, evaluate the deterministic policy and a random agent on
-            the training simulation for at least this many episodes each; their mean returns go
-            into the card as ``expert_score`` and ``random_score`` (0 skips).
+            the training simulation with the in-context protocol (one seed, ``ceil(eval_episodes /
+            num_envs)`` episodes per env); their mean returns go into the card as ``expert_score``
+            and ``random_score`` (0 skips).
         venv: an existing adapter to train on (its env_id/num_envs/backend win).
         max_minutes: stop learning after this much wall time (then save, evaluate and write the card).
     """
@@ -298,14 +299,14 @@ def train_teacher(
         "checkpoint": "final.zip",
     }
     if eval_episodes > 0:
-        from go2bench.eval.protocol import evaluate
         from go2bench.agents.random import RandomAgent
         from go2bench.agents.teacher import TeacherAgent
+        from go2bench.eval.protocol import evaluate_in_context
 
-        episodes = max(eval_episodes, num_envs)  # the whole batch steps anyway: count every env
-        teacher = TeacherAgent(model.policy, device=device)
-        ev = evaluate(teacher, env_id, episodes=episodes, seed=seed + 1, sim=venv.sim)
-        rnd = evaluate(RandomAgent(seed=seed + 1), env_id, episodes=episodes, seed=seed + 1, sim=venv.sim)
+        per_env = -(-eval_episodes // num_envs)  # K episodes per env, at least eval_episodes in all
+        protocol = dict(episodes=per_env, seeds=[seed + 1], sim=venv.sim, progress=False)
+        ev = evaluate_in_context(TeacherAgent(model.policy, device=device), env_id, **protocol)
+        rnd = evaluate_in_context(RandomAgent(seed=seed + 1), env_id, **protocol)
         card.update(
             evaluated_episodes=ev["episodes"],
             expert_score=ev["mean_return"],
@@ -315,6 +316,7 @@ def train_teacher(
             mean_episode_length=ev["mean_length"],
             random_fall_rate=rnd["fall_rate"],
             random_mean_tracking_error=rnd["mean_tracking_error"],
+            reward_terms=ev["reward_terms"],
         )
         venv._needs_reset = True  # evaluation moved the shared simulation
     (out / "model_card.json").write_text(json.dumps(card, indent=2))

@@ -51,7 +51,7 @@ class WalkSB3VecEnv(VecEnv):
         backend: Genesis backend, "cpu" or "gpu" (one per process).
         seed: seeds the simulation's generator (commands, randomisation); SB3's ``seed()`` reseeds
             it at the next ``reset()``.
-        obs_mode: "noleak" (33 dims) or "full" (45); None: the config's ("noleak" by default).
+        obs_mode: "noleak" or "full" (adds the last action); None: the config's ("noleak" by default).
         config: a WalkConfig, mapping or YAML path; None: the task defaults.
         max_episode_steps: time limit in steps; None: the config's (1000 = 20 s).
         render_mode: None or "rgb_array" (env 0 through a headless camera).
@@ -112,7 +112,7 @@ class WalkSB3VecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         # Validate on the host (cheap), then one host->device copy; the simulation clips to the bounds.
-        a = S.to_action_tensor(actions, (self.num_envs, S.ACTION_DIM), torch.device("cpu"))
+        a = S.to_action_tensor(actions, (self.num_envs, self.sim.robot_description.num_joints), torch.device("cpu"))
         self._actions = a.to(self.device, non_blocking=True)
 
     def step_wait(self) -> VecEnvStepReturn:

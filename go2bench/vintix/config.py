@@ -1,36 +1,29 @@
-"""Typed configs of the Vintix stage: model presets, training settings, dataset config entries.
+"""Typed configs of the Vintix stage: model presets and training settings.
 
-Everything here is a dataclass built with :func:`go2bench.config.from_dict`, so unknown keys in
-a YAML file are errors that name the file and the key.  Dataset config entries are parsed by :mod:`go2bench.histories.dataset_config` (one parser for
-collection and training).
+Everything here is a dataclass built with :func:`go2bench.core.config.from_dict`, so unknown keys
+in a YAML file are errors that name the file and the key.  Dataset configs (which datasets form
+which task group) are parsed by :mod:`go2bench.histories.dataset_config`, the one parser for
+collection and training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from go2bench.histories.dataset_config import CONFIG_DIR as CONFIGS_DIR
-from go2bench.histories.dataset_config import DatasetEntry, load_dataset_config, resolve_config_path
 from go2bench.core.config import ConfigError, from_dict, to_dict
+from go2bench.histories.dataset_config import resolve_config_path
 
 __all__ = [
     "ModelConfig",
     "TrainConfig",
-    "DatasetEntry",
-    "DatasetSpec",
     "MODEL_PRESETS",
-    "CONFIGS_DIR",
     "make_model_config",
     "parse_overrides",
-    "resolve_config_path",
-    "load_dataset_configs",
 ]
-
 
 
 @dataclass
@@ -124,52 +117,6 @@ def make_model_config(model: str = "seed", overrides: dict[str, Any] | None = No
         where = str(p)
     base.update(overrides or {})
     return from_dict(ModelConfig, base, where)
-
-
-@dataclass
-class DatasetSpec:
-    """A resolved dataset: its name, entry, absolute folder and the config file it came from."""
-
-    name: str
-    entry: DatasetEntry
-    dir: Path
-    source: Path
-
-
-def load_dataset_configs(paths, data_dir: str | Path = ".") -> list[DatasetSpec]:
-    """Load one or several dataset config YAMLs (names shipped in ``go2bench/configs`` or paths)
-    into resolved :class:`DatasetSpec` entries; entry paths are relative to ``data_dir``.
-
-    Parsing and validation (unknown keys, ``type``, a group used for two dataset folders) are
-    :func:`go2bench.histories.dataset_config.load_dataset_config`'s: one parser for collection and
-    training.
-    """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    data_dir = Path(data_dir)
-    specs = []
-    for raw in paths:
-        path = resolve_config_path(raw)
-        for name, entry in load_dataset_config(path).items():
-            specs.append(DatasetSpec(str(name), entry, (data_dir / entry.path).resolve(), path))
-    # across files: the same name twice is kept once if identical, else an error; groups unique
-    merged: dict[str, DatasetSpec] = {}
-    by_group: dict[str, DatasetSpec] = {}
-    for spec in specs:
-        old = merged.get(spec.name)
-        if old is not None:
-            if old.entry != spec.entry or old.dir != spec.dir:
-                raise ConfigError(f"{spec.source}: dataset {spec.name!r} also defined differently in {old.source}")
-            continue
-        other = by_group.get(spec.entry.group)
-        if other is not None and other.dir != spec.dir:
-            raise ConfigError(
-                f"{spec.source}: dataset {spec.name!r}: group {spec.entry.group!r} is already used by dataset "
-                f"{other.name!r} ({other.dir}, from {other.source}); each group must name one dataset"
-            )
-        merged[spec.name] = spec
-        by_group[spec.entry.group] = spec
-    return list(merged.values())
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Multitask window dataset over learning histories (lazy HDF5), and normalisation statistics.
+"""Multitask window dataset over learning histories (lazy HDF5), and its cached normalisation statistics.
 
 A *sample* is a window of ``context_len`` consecutive steps of one history's *stream*: the
 history's episodes with every ``episode_sparsity``-th episode kept (episodes 0, k, 2k, ...),
@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,10 @@ import numpy as np
 import torch
 
 from go2bench.core.provenance import write_json_atomic
-from go2bench.vintix.config import DatasetSpec
+from go2bench.histories.dataset_config import DatasetSpec
+from go2bench.histories.names import metadata_path
+from go2bench.histories.reader import group_table, history_files, read_metadata
+from go2bench.histories.stats import compute_stats
 
 __all__ = [
     "STATS_FILE",
@@ -40,129 +42,28 @@ __all__ = [
     "HistoryStream",
     "MultiTaskWindows",
     "dataset_fingerprint",
-    "compute_stats",
     "load_or_compute_stats",
     "episode_segments",
     "window_starts",
-    "write_synthetic_dataset",
 ]
 
 STATS_FILE = "vintix_stats.json"
 STATS_VERSION = 1
 STD_FLOOR = 1e-2
-_GROUP_RE = re.compile(r"^(\d+)-(\d+)$")
-_H5_RE = re.compile(r"^trajectories_env_(\d+)\.h5$")
 
 
-# --------------------------------------------------------------------------------------- files
-
-
-def history_files(dataset_dir: Path) -> list[Path]:
-    d = Path(dataset_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"{d}: dataset folder not found")
-    files = sorted(p for p in d.iterdir() if _H5_RE.match(p.name))
-    if not files:
-        raise FileNotFoundError(f"{d}: no trajectories_env_XXXX.h5 files")
-    return files
-
-
-def read_metadata(dataset_dir: Path) -> dict[str, Any]:
-    d = Path(dataset_dir)
-    p = d / f"{d.name}.json"
-    if not p.exists():
-        return {}
-    with open(p) as fh:
-        meta = json.load(fh)
-    return meta if isinstance(meta, dict) else {}
-
-
-def _group_table(f: h5py.File, path) -> list[tuple[str, int]]:
-    """Sorted (group name, steps) of one history file; the T+1 obs layout is accounted for when reading."""
-    rows = []
-    for name in f.keys():
-        m = _GROUP_RE.match(name)
-        if m is None:
-            continue  # leftover temporary groups etc.
-        start, end = int(m.group(1)), int(m.group(2))
-        rows.append((start, end, name))
-    if not rows:
-        raise ValueError(f"{path}: no 'start-end' groups")
-    rows.sort()
-    out = []
-    for start, end, name in rows:
-        n = end - start + 1
-        t = f[name]["step_num"].shape[0]
-        if t != n:
-            raise ValueError(f"{path}: group {name}: step_num has {t} rows, the name says {n}")
-        out.append((name, n))
-    return out
+# --------------------------------------------------------------------------------------- stats cache
 
 
 def dataset_fingerprint(dataset_dir: Path) -> str:
     """Hash of the history files' names, sizes and mtimes (and of the metadata file's)."""
     d = Path(dataset_dir)
     h = hashlib.sha256()
-    files = history_files(d) + [p for p in [d / f"{d.name}.json"] if p.exists()]
+    files = history_files(d) + [p for p in [metadata_path(d)] if p.exists()]
     for p in files:
         st = p.stat()
         h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-# --------------------------------------------------------------------------------------- stats
-
-
-class _Moments:
-    """Streaming mean/variance (Chan et al. merge) in float64."""
-
-    def __init__(self, dim: int):
-        self.n = 0
-        self.mean = np.zeros(dim, np.float64)
-        self.m2 = np.zeros(dim, np.float64)
-
-    def update(self, x: np.ndarray) -> None:
-        x = np.asarray(x, np.float64)
-        nb = x.shape[0]
-        if nb == 0:
-            return
-        mb = x.mean(0)
-        m2b = ((x - mb) ** 2).sum(0)
-        n = self.n + nb
-        delta = mb - self.mean
-        self.mean = self.mean + delta * (nb / n)
-        self.m2 = self.m2 + m2b + delta**2 * (self.n * nb / n)
-        self.n = n
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.m2 / max(self.n, 1))
-
-
-def compute_stats(dataset_dir: Path, chunk: int = 65536) -> dict[str, Any]:
-    """Mean/std of observations and actions (and rewards) over every step of every history."""
-    obs_m = act_m = None
-    rew_m = _Moments(1)
-    for path in history_files(dataset_dir):
-        with h5py.File(path, "r") as f:
-            for name, n in _group_table(f, path):
-                g = f[name]
-                if obs_m is None:
-                    obs_m, act_m = _Moments(g["proprio_observation"].shape[1]), _Moments(g["action"].shape[1])
-                for a in range(0, n, chunk):
-                    b = min(n, a + chunk)
-                    obs_m.update(g["proprio_observation"][a:b])
-                    act_m.update(g["action"][a:b])
-                    rew_m.update(g["reward"][a:b][:, None])
-    return {
-        "steps": int(obs_m.n),
-        "obs_mean": obs_m.mean.tolist(),
-        "obs_std": obs_m.std.tolist(),
-        "act_mean": act_m.mean.tolist(),
-        "act_std": act_m.std.tolist(),
-        "reward_mean": float(rew_m.mean[0]),
-        "reward_std": float(rew_m.std[0]),
-    }
 
 
 def load_or_compute_stats(dataset_dir: Path, use_cache: bool = True) -> tuple[dict[str, Any], bool]:
@@ -238,7 +139,7 @@ class HistoryStream:
     @classmethod
     def build(cls, path: Path, group_idx: int, episode_sparsity: int) -> "HistoryStream":
         with h5py.File(path, "r") as f:
-            table = _group_table(f, path)
+            table = group_table(f, path)
             step_num = np.concatenate([f[name]["step_num"][()] for name, _ in table])
         rows = np.array([n for _, n in table], np.int64)
         seg = episode_segments(step_num, episode_sparsity)
@@ -454,48 +355,3 @@ class MultiTaskWindows(torch.utils.data.Dataset):
             "target": torch.from_numpy(tgt),
             "group": torch.tensor(gi, dtype=torch.long),
         }
-
-
-# --------------------------------------------------------------------------------------- synthetic
-
-
-def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int = 1000, obs_dim: int = 33,
-                            act_dim: int = 12, episode_len=100, group_size: int = 10_000, env_id: str | None = None,
-                            task_name: str | None = None, seed: int = 0, weight: np.ndarray | None = None,
-                            obs_scale: float = 1.0) -> Path:
-    """Write a dataset folder in the collector's layout; actions = ``obs @ weight`` (+ small noise).
-
-    ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
-    ``-|a|^2 / act_dim``.  Returns the dataset folder.
-    """
-    from go2bench.histories.layout import HistoryWriter
-
-    d = Path(root) / name
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    if weight is None:
-        weight = np.random.default_rng(1234 + obs_dim * 100 + act_dim).normal(size=(obs_dim, act_dim)) / np.sqrt(obs_dim)
-    lens = [int(episode_len)] if np.isscalar(episode_len) else [int(x) for x in episode_len]
-    meta = {"task_name": task_name or name, "robot": name, "observation_shape": {"proprio": [obs_dim]},
-            "action_dim": act_dim, "steps_per_history": steps, "num_histories": n_histories}
-    if env_id is not None:
-        meta["env_id"] = env_id
-    for h in range(n_histories):
-        step_num = np.empty(steps, np.int32)
-        pos, k = 0, 0
-        while pos < steps:
-            n = min(lens[k % len(lens)], steps - pos)
-            step_num[pos:pos + n] = np.arange(n)
-            pos += n
-            k += 1
-        obs = (rng.normal(size=(steps, obs_dim)) * obs_scale).astype(np.float32)
-        act = (obs @ weight + 0.01 * rng.normal(size=(steps, act_dim))).astype(np.float32)
-        rew = (-(act**2).mean(1)).astype(np.float32)
-        path = d / f"trajectories_env_{h:04d}.h5"
-        with HistoryWriter(path, obs_dim, act_dim, group_size=group_size) as w:
-            for a in range(0, steps, 100_000):
-                b = min(steps, a + 100_000)
-                w.append(obs[a:b], act[a:b], rew[a:b], step_num[a:b])
-        write_json_atomic(path.with_suffix(".json"), {k: meta[k] for k in ("observation_shape", "action_dim")})
-    write_json_atomic(d / f"{name}.json", meta)
-    return d

@@ -27,10 +27,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-import go2bench
 from go2bench.core.provenance import versions, write_json_atomic
 from go2bench.core.config import to_dict
-from go2bench.vintix.config import TrainConfig, load_dataset_configs, make_model_config, model_config_from_dict
+from go2bench.histories.dataset_config import load_dataset_configs
+from go2bench.vintix.config import TrainConfig, make_model_config, model_config_from_dict
 from go2bench.vintix.data import MultiTaskWindows
 from go2bench.vintix.inference import load_checkpoint
 from go2bench.vintix.model import VintixModel

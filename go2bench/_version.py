@@ -1,0 +1,3 @@
+"""The package version, importable by every layer without importing the package's envs."""
+
+__version__ = "0.1.0"

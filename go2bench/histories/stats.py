@@ -1,0 +1,158 @@
+"""Statistics of learning histories: one implementation of mean/std, streamed over HDF5.
+
+Observations, actions and rewards are summarised as :class:`Moments` (count, mean and the sum of
+squared deviations, in float64) and merged with Chan et al.'s pairwise update: chunks
+of a group, groups of a history, histories of a dataset.  Mean/std never go through the sum of
+squares, which loses the std of a dimension whose mean is large next to its spread.
+
+Three on-disk records are made from them: the per-history JSON (:func:`history_stats`), the
+pooled fields of the dataset JSON (:func:`pooled_stats`, from the per-history records alone)
+and the normalisation statistics of training (:func:`compute_stats`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import h5py
+import numpy as np
+
+from go2bench.histories.reader import group_table, history_files
+
+__all__ = ["Moments", "StepMoments", "read_moments", "history_stats", "pooled_stats", "compute_stats"]
+
+CHUNK = 65536  # rows read at a time
+
+
+class Moments:
+    """Count, mean and sum of squared deviations of vectors of size ``dim`` (float64)."""
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.mean = np.zeros(dim, np.float64)
+        self.m2 = np.zeros(dim, np.float64)
+
+    @classmethod
+    def from_mean_std(cls, n: int, mean, std) -> "Moments":
+        """The moments of ``n`` rows with this mean and (population) std, e.g. from a JSON record."""
+        mean = np.atleast_1d(np.asarray(mean, np.float64))
+        m = cls(mean.shape[0])
+        m.n, m.mean = int(n), mean
+        m.m2 = np.atleast_1d(np.asarray(std, np.float64)) ** 2 * int(n)
+        return m
+
+    def update(self, x: np.ndarray) -> None:
+        """Add rows ``x`` of shape (rows, dim)."""
+        x = np.asarray(x, np.float64)
+        if x.shape[0] == 0:
+            return
+        batch = Moments(x.shape[1])
+        batch.n = x.shape[0]
+        batch.mean = x.mean(0)
+        batch.m2 = ((x - batch.mean) ** 2).sum(0)
+        self.merge(batch)
+
+    def merge(self, other: "Moments") -> None:
+        """Add the rows summarised by ``other`` (Chan et al.)."""
+        nb = other.n
+        if nb == 0:
+            return
+        n = self.n + nb
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + other.m2 + delta**2 * (self.n * nb / n)
+        self.n = n
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation (numpy's default ``ddof=0``)."""
+        return np.sqrt(self.m2 / max(self.n, 1))
+
+
+class StepMoments:
+    """Moments of the observations, actions and rewards of a set of steps."""
+
+    def __init__(self, obs_dim: int, act_dim: int):
+        self.obs, self.act, self.reward = Moments(obs_dim), Moments(act_dim), Moments(1)
+
+    @property
+    def steps(self) -> int:
+        return self.obs.n
+
+
+def read_moments(path_h5, into: StepMoments | None = None, chunk: int = CHUNK):
+    """Stream one history file into ``into`` (a new :class:`StepMoments` if None).
+
+    Returns ``(moments, reward, step_num)`` with the history's whole reward and step_num columns
+    (4 bytes a step each), which the per-history record needs for its episodes.
+    """
+    rewards, step_nums = [], []
+    with h5py.File(path_h5, "r") as f:
+        for name, n in group_table(f, path_h5):
+            g = f[name]
+            if into is None:
+                into = StepMoments(g["proprio_observation"].shape[1], g["action"].shape[1])
+            for a in range(0, n, chunk):
+                b = min(n, a + chunk)
+                r = g["reward"][a:b]
+                into.obs.update(g["proprio_observation"][a:b])
+                into.act.update(g["action"][a:b])
+                into.reward.update(r[:, None])
+                rewards.append(r)
+            step_nums.append(g["step_num"][:n])
+    return into, np.concatenate(rewards), np.concatenate(step_nums)
+
+
+def history_stats(path_h5: Path) -> dict[str, Any]:
+    """The statistics fields of a per-history JSON, read back from the history file."""
+    m, reward, step_num = read_moments(path_h5)
+    r = reward.astype(np.float64)
+    starts = np.flatnonzero(step_num == 0)
+    if len(starts) == 0 or starts[0] != 0:
+        raise ValueError(f"{path_h5}: history does not start with an episode start (step_num 0)")
+    returns = np.add.reduceat(r, starts)
+    lengths = np.diff(np.append(starts, len(step_num)))
+    return {
+        "obs_mean": m.obs.mean.tolist(), "obs_std": m.obs.std.tolist(),
+        "acs_mean": m.act.mean.tolist(), "acs_std": m.act.std.tolist(),
+        "reward_mean": float(m.reward.mean[0]), "reward_std": float(m.reward.std[0]),
+        "reward_min": float(r.min()), "reward_max": float(r.max()),
+        "total_transitions": int(m.steps),
+        "num_episodes": int(len(starts)),
+        "episode_returns": [round(float(x), 6) for x in returns],
+        "episode_lengths": [int(x) for x in lengths],
+    }
+
+
+def pooled_stats(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The dataset JSON's statistics fields, pooled from per-history records (:func:`history_stats`)."""
+    records = list(records)
+    out: dict[str, Any] = {}
+    for mkey, skey in (("obs_mean", "obs_std"), ("acs_mean", "acs_std"), ("reward_mean", "reward_std")):
+        pooled = Moments(np.atleast_1d(records[0][mkey]).shape[0])
+        for r in records:
+            pooled.merge(Moments.from_mean_std(r["total_transitions"], r[mkey], r[skey]))
+        scalar = np.ndim(records[0][mkey]) == 0
+        out[mkey] = float(pooled.mean[0]) if scalar else pooled.mean.tolist()
+        out[skey] = float(pooled.std[0]) if scalar else pooled.std.tolist()
+    out["reward_min"] = min(r["reward_min"] for r in records)
+    out["reward_max"] = max(r["reward_max"] for r in records)
+    out["total_transitions"] = int(sum(r["total_transitions"] for r in records))
+    return out
+
+
+def compute_stats(dataset_dir: Path, chunk: int = CHUNK) -> dict[str, Any]:
+    """Normalisation statistics of training: mean/std over every step of every history."""
+    m = None
+    for path in history_files(dataset_dir):
+        m, _, _ = read_moments(path, m, chunk)
+    return {
+        "steps": int(m.steps),
+        "obs_mean": m.obs.mean.tolist(),
+        "obs_std": m.obs.std.tolist(),
+        "act_mean": m.act.mean.tolist(),
+        "act_std": m.act.std.tolist(),
+        "reward_mean": float(m.reward.mean[0]),
+        "reward_std": float(m.reward.std[0]),
+    }

@@ -1,0 +1,170 @@
+"""Writing one learning history: :class:`HistoryWriter`, crash-safe group by group.
+
+Crash safety: each group is written under a temporary name, flushed, then renamed and flushed
+again, so after a crash a group is either complete or absent; a leftover temporary group is
+deleted when the file is reopened for resuming.  (HDF5 itself is not journalled: a kill in the
+middle of a metadata update can still damage the file; the flushes keep that window small and
+:func:`go2bench.histories.check.check_dataset` detects it.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from go2bench.core.provenance import write_error
+from go2bench.histories.names import DATASET_KEYS, TMP_PREFIX, format_group, parse_group
+
+__all__ = ["HistoryWriter"]
+
+
+class HistoryWriter:
+    """Appends the steps of one history to ``path_h5`` in full groups of ``group_size`` rows.
+
+    Opening an existing file resumes it: leftover temporary groups are deleted and
+    :attr:`steps_written` tells how many complete steps are on disk; the caller continues
+    from there.  ``close(final=True)`` (also on a clean ``with`` exit) writes the remaining
+    rows as a final, shorter group; ``close(final=False)`` drops them.
+    """
+
+    def __init__(self, path_h5, obs_dim: int, act_dim: int, group_size: int = 10_000, compression=None):
+        if int(group_size) < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size!r}")
+        self.path = Path(path_h5)
+        self.obs_dim, self.act_dim, self.group_size = int(obs_dim), int(act_dim), int(group_size)
+        self.compression = compression
+        self.removed_temporary: list[str] = []
+        try:
+            self._f = h5py.File(self.path, "a")
+        except OSError as exc:
+            raise write_error(self.path, "open for writing (unreadable or truncated HDF5?)", exc) from exc
+        try:
+            self.steps_written = self._recover()
+        except BaseException:
+            self._f.close()
+            raise
+        g = self.group_size
+        self._buf = {
+            "proprio_observation": np.empty((g, self.obs_dim), np.float32),
+            "action": np.empty((g, self.act_dim), np.float32),
+            "reward": np.empty((g,), np.float32),
+            "step_num": np.empty((g,), np.int32),
+        }
+        self._n = 0  # rows in the buffer
+
+    def _recover(self) -> int:
+        f = self._f
+        for name in [k for k in f.keys() if k.startswith(TMP_PREFIX)]:
+            del f[name]
+            self.removed_temporary.append(name)
+        if self.removed_temporary:
+            f.flush()
+        ranges = []
+        for name in f.keys():
+            r = parse_group(name)
+            if r is None:
+                raise ValueError(f"{self.path}: cannot resume, unexpected group {name!r} (not 'start-end')")
+            ranges.append((r[0], r[1], name))
+        ranges.sort()
+        nxt = 0
+        for start, end, name in ranges:
+            if start != nxt or end < start:
+                raise ValueError(f"{self.path}: cannot resume, group {name!r} does not continue at step {nxt}")
+            grp = f[name]
+            shapes = {
+                "proprio_observation": (end - start + 1, self.obs_dim),
+                "action": (end - start + 1, self.act_dim),
+                "reward": (end - start + 1,),
+                "step_num": (end - start + 1,),
+            }
+            for key, shape in shapes.items():
+                if key not in grp or grp[key].shape != shape:
+                    got = grp[key].shape if key in grp else "missing"
+                    raise ValueError(f"{self.path}: cannot resume, {name}/{key} has shape {got}, expected {shape}")
+            nxt = end + 1
+        return nxt
+
+    def last_episode_start(self) -> int:
+        """Row where the last stored episode starts (0 without one): a resumed collection replays
+        that episode from its start and writes from :attr:`steps_written` on."""
+        for name in sorted(self._f.keys(), key=lambda k: -parse_group(k)[0]):  # groups valid after _recover
+            zeros = np.flatnonzero(self._f[name]["step_num"][()] == 0)
+            if len(zeros):
+                return parse_group(name)[0] + int(zeros[-1])
+        return 0
+
+    @property
+    def steps_appended(self) -> int:
+        """Steps written to disk plus those buffered for the group in progress."""
+        return self.steps_written + self._n
+
+    def append(self, obs, action, reward, step_num) -> None:
+        """Append T rows: obs (T, obs_dim), action (T, act_dim), reward (T,), step_num (T,)."""
+        if self._f is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        obs = np.asarray(obs, dtype=np.float32)
+        action = np.asarray(action, dtype=np.float32)
+        reward = np.asarray(reward, dtype=np.float32).reshape(-1)
+        step_num = np.asarray(step_num)
+        if step_num.dtype.kind not in "iu":
+            raise ValueError(f"{self.path}: step_num must be integers, got {step_num.dtype}")
+        step_num = step_num.astype(np.int32).reshape(-1)
+        t = obs.shape[0] if obs.ndim == 2 else -1
+        if obs.shape != (t, self.obs_dim) or action.shape != (t, self.act_dim) or reward.shape != (t,) or step_num.shape != (t,):
+            raise ValueError(
+                f"{self.path}: append expects obs (T,{self.obs_dim}), action (T,{self.act_dim}), reward (T,), "
+                f"step_num (T,); got {obs.shape}, {action.shape}, {reward.shape}, {step_num.shape}"
+            )
+        rows = {"proprio_observation": obs, "action": action, "reward": reward, "step_num": step_num}
+        i = 0
+        while i < t:
+            k = min(self.group_size - self._n, t - i)
+            for key, arr in rows.items():
+                self._buf[key][self._n : self._n + k] = arr[i : i + k]
+            self._n += k
+            i += k
+            if self._n == self.group_size:
+                self._flush_group()
+
+    def _flush_group(self) -> None:
+        n = self._n
+        if n == 0:
+            return
+        start, end = self.steps_written, self.steps_written + n - 1
+        final = format_group(start, end)
+        tmp = TMP_PREFIX + final
+        try:
+            if tmp in self._f:
+                del self._f[tmp]
+            grp = self._f.create_group(tmp)
+            for key in DATASET_KEYS:
+                grp.create_dataset(key, data=self._buf[key][:n], compression=self.compression)
+            self._f.flush()
+            self._f.move(tmp, final)
+            self._f.flush()
+        except OSError as exc:
+            raise write_error(self.path, f"write group {final!r}", exc) from exc
+        self.steps_written = end + 1
+        self._n = 0
+
+    def close(self, final: bool = True) -> None:
+        if self._f is None:
+            return
+        try:
+            if final:
+                self._flush_group()
+        finally:
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError as exc:
+                raise write_error(self.path, "close", exc) from exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(final=exc_type is None)
+        return False

@@ -1,0 +1,304 @@
+"""The stages of ``go2bench pipeline``: collect, train, eval, leaderboard.
+
+Each stage runs in this process when it can and skips what is already complete. A stage runs as
+separate processes only where a backend or a GPU requires it:
+
+* Genesis is initialised once per process with one backend (:mod:`go2bench.envs.genesis_runtime`):
+  a collection or an evaluation on another backend than this process's runs as a
+  ``go2bench collect`` / ``go2bench eval`` process;
+* ``gpus > 1``: each dataset is collected by its own process on its own GPU;
+* ``train_gpus > 1``: training runs under ``torchrun -m go2bench.cli.train_main`` (DDP);
+* ``eval.jobs > 1``: that many ``go2bench eval`` processes at a time, since every evaluation is a
+  sequence of K x episode-length steps that a bigger batch cannot shorten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from go2bench.collect.config import CollectConfig
+from go2bench.core.config import to_dict
+from go2bench.envs.registry import ZOO_DIR, task_spec
+from go2bench.pipeline.config import PipelineConfig
+
+__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
+           "leaderboard_stage", "train_arguments"]
+
+ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
+CLI = [sys.executable, "-m", "go2bench.cli"]
+
+
+def log(msg: str) -> None:
+    print(f"[pipeline {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------- processes
+def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    log(("" if gpu is None else f"[GPU {gpu}] ") + "$ " + shlex.join(cmd))
+    out = open(log_file, "a") if log_file else None
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+
+
+def _wait(procs: list[tuple[str, subprocess.Popen]]) -> None:
+    failed = [f"{what} (exit {p.returncode})" for what, p in procs if p.wait() != 0]
+    if failed:
+        raise RuntimeError("pipeline stage failed: " + ", ".join(failed) + "; see its output or the logs in the "
+                           "run folder")
+
+
+def _gpu(cfg: PipelineConfig, i: int) -> int | None:
+    return i % cfg.gpus if cfg.backend == "gpu" and cfg.gpus > 1 else None
+
+
+def _genesis_here(backend: str) -> bool:
+    """Whether this process can run Genesis on ``backend`` (it has no other backend already)."""
+    from go2bench.envs.genesis_runtime import backend_in_use
+
+    return backend_in_use() in (None, backend)
+
+
+# ------------------------------------------------------------------------------------- collect
+@dataclass(frozen=True)
+class Dataset:
+    """One env's dataset in the run: its name and folder in the dataset config, and how it is collected."""
+
+    name: str  # e.g. "go2"
+    path: str  # relative to the run's data/, e.g. "go2_trajectories/go2_ad"
+    group: str
+    collect: CollectConfig
+
+
+def datasets(cfg: PipelineConfig) -> list[Dataset]:
+    """A dataset per env; the i-th env's histories are seeded with ``collect.seed + i``."""
+    out = []
+    for i, env_id in enumerate(cfg.envs):
+        spec = task_spec(env_id)
+        name = spec.dataset.removesuffix("_ad")
+        out.append(Dataset(name, f"{name}_trajectories/{spec.dataset}", spec.group,
+                           replace(cfg.collect, env=spec.env_id, seed=cfg.collect.seed + i)))
+    return out
+
+
+def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None = None) -> Path:
+    """The run's multitask dataset config (the seed's format, with collect sections), or one dataset's."""
+    entries = {
+        d.name: {"type": "default", "path": d.path, "group": d.group, "reward_scale": cfg.reward_scale,
+                 "episode_sparsity": 1, "collect": to_dict(d.collect)}
+        for d in datasets(cfg) if only is None or d == only
+    }
+    path.write_text(yaml.safe_dump(entries, sort_keys=False))
+    return path
+
+
+def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
+    """Every env's dataset under ``out/data``; returns the dataset folders."""
+    from go2bench.histories.reader import read_metadata
+
+    data_dir = out / "data"
+    todo = []
+    for d in datasets(cfg):
+        if read_metadata(data_dir / d.path).get("status") == "complete":
+            log(f"collect {d.name}: complete, skipped")
+        else:
+            todo.append(d)
+    if cfg.backend == "gpu" and cfg.gpus > 1 or not _genesis_here(cfg.backend):
+        procs = []
+        for i, d in enumerate(todo):
+            one = write_dataset_config(cfg, out / f"dataset_config_{d.name}.yaml", only=d)
+            cmd = [*CLI, "collect", "--config", str(one), "--data-dir", str(data_dir), "--backend", cfg.backend,
+                   "--resume"]
+            if cfg.gpus > 1:  # at once, one GPU each, output to a log per dataset
+                procs.append((f"collect {d.name}", _start([*cmd, "--no-progress-bar"], out / f"collect_{d.name}.log",
+                                                          _gpu(cfg, i))))
+            else:
+                _wait([(f"collect {d.name}", _start(cmd))])
+        _wait(procs)
+    else:
+        from go2bench.collect.collector import collect
+
+        for d in todo:
+            log(f"collect {d.name}: {d.collect.num_histories} histories x {d.collect.steps_per_history:,} steps")
+            collect(data_dir / d.path, d.collect, backend=cfg.backend, resume=True, group_name=d.group,
+                    reward_scale=cfg.reward_scale)
+    return [data_dir / d.path for d in datasets(cfg)]
+
+
+# ------------------------------------------------------------------------------------- train
+def train_arguments(train) -> list[str]:
+    """``go2bench train`` arguments for a TrainConfig (its options are spelled like its fields)."""
+    args: list[str] = []
+    for name, value in to_dict(train).items():
+        if name == "model_overrides":
+            args += [a for k, v in value.items() for a in ("--model_override", f"{k}={json.dumps(v)}")]
+        elif name == "progress_bar":
+            args += [] if value else ["--no_progress_bar"]
+        elif isinstance(value, bool):
+            args += [f"--{name}"] if value else []
+        elif isinstance(value, list):
+            args += [a for v in value for a in (f"--{name}", str(v))]
+        elif value is not None:
+            args += [f"--{name}", repr(value) if isinstance(value, float) else str(value)]
+    return args
+
+
+def train_stage(cfg: PipelineConfig, out: Path, config_path: Path) -> Path:
+    """One Vintix on every dataset of the run: ``out/runs/vintix/final.pt``."""
+    run_dir = out / "runs" / "vintix"
+    if (run_dir / "final.pt").exists() and (run_dir / "done").exists():
+        log("train: complete, skipped")
+        return run_dir / "final.pt"
+    train = replace(cfg.train, data_dir=str(out / "data"), dataset_config_paths=[str(config_path)], name="vintix",
+                    out_dir=str(out / "runs"), resume=(run_dir / "latest.json").exists())
+    if cfg.train_gpus > 1:  # batch_size is per process: split the global batch over the GPUs
+        train = replace(train, batch_size=max(1, train.batch_size // cfg.train_gpus))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train_gpus}",
+               "-m", "go2bench.cli.train_main", *train_arguments(train)]
+        _wait([("train", _start(cmd))])
+    else:
+        from go2bench.vintix.train import train as run_training
+
+        log(f"train: {train.model} model, context {train.context_len}, batch {train.batch_size}, device "
+            f"{train.device}")
+        summary = run_training(train)
+        log(f"train: step {summary['step']}, loss {summary['final_loss']:.4f}, {summary['wall_s']:.1f} s")
+    (run_dir / "done").write_text("")
+    return run_dir / "final.pt"
+
+
+# ------------------------------------------------------------------------------------- eval
+@dataclass(frozen=True)
+class _Job:
+    agent: str  # the name in eval.agents
+    spec: str  # the agent spec given to the registry
+    env: str
+    path: Path
+
+
+class _Evaluator:
+    """Runs evaluation jobs here (one simulation per env and observation mode, shared by the agents)
+    or as ``go2bench eval`` processes."""
+
+    def __init__(self, cfg: PipelineConfig, out: Path) -> None:
+        self.cfg, self.out = cfg, out
+        self.device = "cuda" if cfg.backend == "gpu" else "cpu"
+        self.sims: dict[tuple[str, str], object] = {}
+
+    def run(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
+        if self.cfg.eval.jobs > 1 or not _genesis_here(self.cfg.backend):
+            self._processes(jobs, refs)
+        else:
+            for job in jobs:
+                self._here(job, refs[job.env] if refs else None)
+
+    def _here(self, job: _Job, refs: tuple[float, float] | None) -> None:
+        from go2bench.agents.registry import make_agent
+        from go2bench.envs.walk_sim import make_walk_sim
+        from go2bench.eval.protocol import evaluate_in_context
+        from go2bench.eval.results import save_results
+
+        e = self.cfg.eval
+        log(f"eval {job.agent} {job.env}")
+        agent = make_agent(job.spec, job.env, device=self.device, seed=e.seeds[0])
+        obs_mode = (getattr(agent, "model_card", None) or {}).get("obs_mode") or "noleak"
+        key = (job.env, obs_mode)
+        if key not in self.sims:
+            self.sims[key] = make_walk_sim(job.env, e.num_envs, self.cfg.backend, obs_mode=obs_mode,
+                                           max_episode_steps=self.cfg.eval_max_episode_steps)
+        res = evaluate_in_context(
+            agent, job.env, episodes=e.episodes, seeds=e.seeds, sim=self.sims[key], agent_spec=job.spec,
+            device=self.device, random_score=refs[0] if refs else None, expert_score=refs[1] if refs else None,
+        )
+        save_results(res, job.path)
+
+    def _command(self, job: _Job, refs: tuple[float, float] | None) -> list[str]:
+        e = self.cfg.eval
+        cmd = [*CLI, "eval", "--agent", job.spec, "--env", job.env, "--episodes", str(e.episodes), "--num-envs",
+               str(e.num_envs), "--seeds", ",".join(map(str, e.seeds)), "--backend", self.cfg.backend, "--device",
+               self.device, "--max-episode-steps", str(self.cfg.eval_max_episode_steps), "--out", str(job.path)]
+        if refs is not None:
+            cmd += ["--random-score", repr(refs[0]), "--expert-score", repr(refs[1])]
+        return cmd
+
+    def _processes(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
+        n = self.cfg.eval.jobs
+        for i in range(0, len(jobs), n):
+            batch = [(job, self._command(job, refs[job.env] if refs else None)) for job in jobs[i: i + n]]
+            if len(batch) == 1:  # alone: its progress bar and summary go to the terminal
+                job, cmd = batch[0]
+                _wait([(f"eval {job.agent} {job.env}", _start(cmd, None, _gpu(self.cfg, 0)))])
+            else:  # at once: each to the log, without progress bars
+                _wait([(f"eval {job.agent} {job.env}", _start([*cmd, "--no-progress"], self.out / "eval.log",
+                                                               _gpu(self.cfg, j)))
+                       for j, (job, cmd) in enumerate(batch)])
+
+    def close(self) -> None:
+        for sim in self.sims.values():
+            sim.close()
+        self.sims.clear()
+
+
+def _agent_spec(agent: str, checkpoint: Path | None) -> str:
+    if agent == "vintix-zoo":
+        return f"vintix:{ZOO_VINTIX}"
+    if agent in ("vintix", "vintix-nocontext"):
+        return f"{agent}:{checkpoint}"
+    return agent
+
+
+def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[Path]:
+    """Every agent on every env into ``out/results/<agent>_<env>.json``; an existing file is kept.
+
+    With measured reference scores, random and teacher run first and their mean returns normalise
+    every result, theirs included (so they score exactly 0 and 1).
+    """
+    from go2bench.eval.results import load_results, renormalize_results, save_results
+
+    res_dir = out / "results"
+    res_dir.mkdir(parents=True, exist_ok=True)
+    agents = [a for a in cfg.eval.agents if a != "vintix-zoo" or ZOO_VINTIX.exists()]
+    if checkpoint is None:
+        agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
+    jobs = [_Job(a, _agent_spec(a, checkpoint), env, res_dir / f"{a}_{env}.json") for a in agents for env in cfg.envs]
+    todo = [j for j in jobs if not j.path.exists()]
+    evaluator = _Evaluator(cfg, out)
+    try:
+        if cfg.eval.measured_reference_scores:
+            first = [j for j in jobs if j.agent in ("random", "teacher")]
+            evaluator.run([j for j in first if j in todo], None)
+            by = {(j.agent, j.env): load_results(j.path) for j in first}
+            refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"]) for env in cfg.envs}
+            for j in first:
+                res = by[(j.agent, j.env)]
+                if (res["random_score"], res["expert_score"]) != refs[j.env]:
+                    save_results(renormalize_results(res, *refs[j.env]), j.path)
+            evaluator.run([j for j in todo if j not in first], refs)
+        else:
+            evaluator.run(todo, None)
+    finally:
+        evaluator.close()
+    return [j.path for j in jobs]
+
+
+# ------------------------------------------------------------------------------------- leaderboard
+def leaderboard_stage(cfg: PipelineConfig, out: Path) -> dict:
+    """Tables and plots of every result in ``out/results``, with the datasets' learning curves."""
+    from go2bench.eval.leaderboard import make_leaderboard
+    from go2bench.histories.names import history_paths
+
+    dirs = [out / "data" / d.path for d in datasets(cfg)]
+    made = make_leaderboard(sorted((out / "results").glob("*.json")), out / "leaderboard",
+                            datasets=[d for d in dirs if history_paths(d, ".json")])
+    print(made["markdown"])
+    return made

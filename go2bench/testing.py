@@ -1,0 +1,74 @@
+"""Synthetic learning-history datasets for tests: the collector's on-disk layout without a simulation.
+
+Tests of training, stats and data checks need datasets with known content in seconds; these are
+written with the real :class:`~go2bench.histories.writer.HistoryWriter`, so they exercise the
+same format as collected ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from go2bench.core.provenance import write_json_atomic
+from go2bench.histories.names import history_h5, metadata_path
+from go2bench.histories.writer import HistoryWriter
+
+__all__ = ["write_synthetic_dataset"]
+
+
+def _default_dims(env_id: str | None) -> tuple[int, int]:
+    """(obs_dim, act_dim) of ``env_id``'s robot (default: the first registered task), "noleak" observations."""
+    from go2bench.envs.registry import TASKS, task_spec
+    from go2bench.envs.robots import get_robot
+    from go2bench.envs.spaces import observation_dim
+
+    spec = task_spec(env_id) if env_id is not None else next(iter(TASKS.values()))
+    robot = get_robot(spec.robot)
+    return observation_dim(robot, "noleak"), robot.num_joints
+
+
+def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int = 1000, obs_dim: int | None = None,
+                            act_dim: int | None = None, episode_len=100, group_size: int = 10_000,
+                            env_id: str | None = None, task_name: str | None = None, seed: int = 0,
+                            weight: np.ndarray | None = None, obs_scale: float = 1.0) -> Path:
+    """Write a dataset folder in the collector's layout; actions = ``obs @ weight`` (+ small noise).
+
+    ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
+    ``-|a|^2 / act_dim``.  ``obs_dim``/``act_dim`` default to those of ``env_id``'s robot.
+    Returns the dataset folder.
+    """
+    if obs_dim is None or act_dim is None:
+        default_obs, default_act = _default_dims(env_id)
+        obs_dim = default_obs if obs_dim is None else obs_dim
+        act_dim = default_act if act_dim is None else act_dim
+    d = Path(root) / name
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if weight is None:
+        weight = np.random.default_rng(1234 + obs_dim * 100 + act_dim).normal(size=(obs_dim, act_dim)) / np.sqrt(obs_dim)
+    lens = [int(episode_len)] if np.isscalar(episode_len) else [int(x) for x in episode_len]
+    meta = {"task_name": task_name or name, "robot": name, "observation_shape": {"proprio": [obs_dim]},
+            "action_dim": act_dim, "steps_per_history": steps, "num_histories": n_histories}
+    if env_id is not None:
+        meta["env_id"] = env_id
+    for h in range(n_histories):
+        step_num = np.empty(steps, np.int32)
+        pos, k = 0, 0
+        while pos < steps:
+            n = min(lens[k % len(lens)], steps - pos)
+            step_num[pos:pos + n] = np.arange(n)
+            pos += n
+            k += 1
+        obs = (rng.normal(size=(steps, obs_dim)) * obs_scale).astype(np.float32)
+        act = (obs @ weight + 0.01 * rng.normal(size=(steps, act_dim))).astype(np.float32)
+        rew = (-(act**2).mean(1)).astype(np.float32)
+        path = history_h5(d, h)
+        with HistoryWriter(path, obs_dim, act_dim, group_size=group_size) as w:
+            for a in range(0, steps, 100_000):
+                b = min(steps, a + 100_000)
+                w.append(obs[a:b], act[a:b], rew[a:b], step_num[a:b])
+        write_json_atomic(path.with_suffix(".json"), {k: meta[k] for k in ("observation_shape", "action_dim")})
+    write_json_atomic(metadata_path(d), meta)
+    return d
