@@ -78,11 +78,12 @@ def run_pipeline(config: PipelineConfig, out: str | Path, stages: Sequence[str] 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "pipeline.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    _check_same_run(record_path, record.get("config"), to_dict(config))
-    record.update({"config": to_dict(config), "versions": versions(),
-                   "hardware": hardware(backend=config.backend), "command": shlex.join(sys.argv)})
-    record.setdefault("stage_seconds", {})
+    old = json.loads(record_path.read_text()) if record_path.exists() else {}
+    _check_same_run(record_path, old.get("config"), to_dict(config))
+    record = {"config": to_dict(config), "versions": versions(), "hardware": hardware(backend=config.backend),
+              "command": shlex.join(sys.argv), "stage_seconds": old.get("stage_seconds", {})}
+    if "leaderboard" in old:
+        record["leaderboard"] = old["leaderboard"]
     dataset_config = write_dataset_config(config, out / "dataset_config.yaml")
     checkpoint = out / "runs" / "vintix" / "final.pt"
     for stage in stages:
