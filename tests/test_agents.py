@@ -195,7 +195,8 @@ def test_ppo_trains_saves_and_reloads_identically(venv, trained):
     np.testing.assert_array_equal(load_teacher(out / "final.zip").act(obs), expected)
 
     shipped = export_teacher(out, out / "zoo" / "Go2Walk-v0")
-    assert shipped.name == "policy.zip" and shipped.stat().st_size < (out / "final.zip").stat().st_size / 2
+    assert shipped.name == "policy.pt" and shipped.stat().st_size < (out / "final.zip").stat().st_size / 2
+    torch.load(shipped, weights_only=True)  # tensors only
     exported = load_teacher(shipped.parent)
     np.testing.assert_array_equal(exported.act(obs), expected)
     assert exported.model_card["expert_score"] == card["expert_score"]
@@ -211,6 +212,44 @@ def test_ppo_resume_continues_from_latest_checkpoint(venv, trained):
     )
     assert card["resumed_from"] == str(ckpt) and card["training_steps"] == 3 * N * 24
     assert latest_checkpoint(out).name == f"ppo_{3 * N * 24}_steps.zip"
+    with pytest.raises(ValueError, match=r"--resume with settings that differ .*n_epochs: 5 -> 2"):
+        train_teacher("Go2Walk-v0", total_steps=4 * N * 24, device="cpu", out=out, venv=venv, resume=True,
+                      ppo=PPOConfig(n_epochs=2), eval_episodes=0, progress_bar=False, verbose=0)
+
+
+def test_a_checkpoint_with_a_pickle_payload_never_runs_its_code(trained, tmp_path):
+    """A zip whose data entry carries cloudpickle code: refused without a card, tensors only with one."""
+    import base64
+    import pickle
+    import shutil
+    import zipfile
+
+    out, model, card = trained
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil" / "final.zip"
+    evil.parent.mkdir()
+    with zipfile.ZipFile(out / "final.zip") as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "data":
+                d = json.loads(data)
+                d["policy_class"] = {":type:": "x", ":serialized:": base64.b64encode(pickle.dumps(Payload())).decode()}
+                data = json.dumps(d).encode()
+            dst.writestr(item, data)
+    from go2bench.agents.sb3_checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no model_card.json beside it.*--trust-checkpoint"):
+        load_teacher(evil)
+    assert not marker.exists()
+    shutil.copy(out / "model_card.json", evil.parent / "model_card.json")
+    obs = np.random.default_rng(1).normal(size=(4, 33)).astype(np.float32)
+    np.testing.assert_array_equal(load_teacher(evil).act(obs), model.predict(obs, deterministic=True)[0])
+    assert not marker.exists()
 
 
 def test_adapter_works_with_another_sb3_algorithm(venv):
@@ -246,7 +285,7 @@ def test_missing_zoo_teacher_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")
     with pytest.raises(FileNotFoundError, match="go2bench teach") as e:
         load_teacher("Go2Walk-v0")
-    assert str(zoo_path("Go2Walk-v0") / "policy.zip") in str(e.value)
+    assert str(zoo_path("Go2Walk-v0") / "policy.pt") in str(e.value)
     with pytest.raises(FileNotFoundError):
         load_teacher("/nonexistent/checkpoint.zip")
 

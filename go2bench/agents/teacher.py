@@ -5,9 +5,9 @@ A teacher also implements the batched agent protocol of ``go2bench eval``
 ``act(obs, prev_reward, episode_start)``; the extra arguments are ignored (it has no context).
 
 * :class:`TeacherAgent`: a trained SB3 PPO policy, deterministic (the mean action).
-* :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.zip``, an SB3
-  PPO model zip, with ``model_card.json``) or a checkpoint given by path;
-* :func:`export_teacher`: a trained run -> a slim ``policy.zip`` + model card in the zoo.
+* :func:`load_teacher`: the shipped teacher of an env (``go2bench/zoo/<env_id>/policy.pt``, weights
+  only, with ``model_card.json``) or a checkpoint given by path, never unpickled;
+* :func:`export_teacher`: a trained run -> ``policy.pt`` + model card in the zoo.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from go2bench.agents.sb3_checkpoint import CheckpointError, build_policy, load_policy_state, save_policy_state
+from go2bench.core.provenance import write_json_atomic
 from go2bench.envs.registry import TASKS, task_spec
 
-POLICY_FILE = "policy.zip"
+POLICY_FILE = "policy.pt"  # weights only; the network is rebuilt from the model card
 CARD_FILE = "model_card.json"
 
 
@@ -80,19 +82,11 @@ def _checkpoint_in(directory: Path) -> Path | None:
     return None
 
 
-def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgent:
-    """A ready, deterministic teacher agent.
-
-    ``env_id_or_path``: an env id ("Go2Walk-v0") for the shipped teacher in ``go2bench/zoo``, or a
-    path to an SB3 model zip (``final.zip``, a checkpoint) or to a directory holding ``policy.zip``
-    or ``final.zip``; a ``model_card.json`` beside it is loaded when present.
-    """
-    from stable_baselines3 import PPO
-
+def resolve_teacher_path(env_id_or_path: str | Path) -> Path:
+    """The checkpoint file behind an env id (its shipped teacher), a directory or a file path."""
     key = str(env_id_or_path).split(":", 1)[-1]
     if key in TASKS:
-        directory = zoo_path(key)
-        path = directory / POLICY_FILE
+        path = zoo_path(key) / POLICY_FILE
         if not path.exists():
             raise FileNotFoundError(
                 f"no shipped teacher for {key}: {path} does not exist. Train one with "
@@ -100,49 +94,75 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu") -> TeacherAgen
                 f"`go2bench.agents.teacher.export_teacher('runs/{key}')` (writes {path} and {CARD_FILE}), "
                 f"or pass the checkpoint path (e.g. runs/{key}) instead of the env id."
             )
-    else:
-        path = Path(env_id_or_path)
-        if path.is_dir():
-            found = _checkpoint_in(path)
-            if found is None:
-                raise FileNotFoundError(f"no {POLICY_FILE} or final.zip in {path}")
-            path = found
-        elif not path.exists():
-            raise FileNotFoundError(
-                f"{env_id_or_path!r} is neither a go2bench env id ({sorted(TASKS)}) nor an existing checkpoint"
+        return path
+    path = Path(env_id_or_path)
+    if path.is_dir():
+        found = _checkpoint_in(path)
+        if found is None:
+            raise FileNotFoundError(f"no {POLICY_FILE} or final.zip in {path}")
+        return found
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{env_id_or_path!r} is neither a go2bench env id ({sorted(TASKS)}) nor an existing checkpoint"
+        )
+    return path
+
+
+def load_teacher(env_id_or_path: str | Path, device: str = "cpu", trust_checkpoint: bool = False) -> TeacherAgent:
+    """A ready, deterministic teacher agent, loaded without unpickling.
+
+    ``env_id_or_path``: an env id ("Go2Walk-v0") for the shipped teacher in ``go2bench/zoo``, a
+    weights-only ``policy.pt``, an SB3 model zip (``final.zip``, a checkpoint) or a directory holding
+    one. The ``model_card.json`` beside it describes the network; only tensors are read from the
+    checkpoint (:mod:`go2bench.agents.sb3_checkpoint`). A zip without a card can only be loaded by
+    stable-baselines3 itself, which unpickles it (runs any code inside): that needs
+    ``trust_checkpoint=True`` (``--trust-checkpoint``) and is meant for files you wrote.
+    """
+    path = resolve_teacher_path(env_id_or_path)
+    card = read_model_card(path)
+    if card is None:
+        if not trust_checkpoint or path.suffix != ".zip":
+            raise CheckpointError(
+                f"{path}: no {CARD_FILE} beside it; go2bench rebuilds a teacher from its model card and reads "
+                "only tensors. If you wrote this SB3 zip yourself, pass --trust-checkpoint (trust_checkpoint=True) "
+                "to let stable-baselines3 unpickle it, which runs any code it contains."
             )
-    model = PPO.load(path, device=device, custom_objects=_INFERENCE_ONLY)
-    return TeacherAgent(model.policy, device=device, model_card=read_model_card(path), source=str(path))
+        from stable_baselines3 import PPO
+
+        model = PPO.load(path, device=device, custom_objects=_INFERENCE_ONLY)
+        return TeacherAgent(model.policy, device=device, model_card=None, source=str(path))
+    policy = build_policy(card, str(path.with_name(CARD_FILE)))
+    try:
+        policy.load_state_dict(load_policy_state(path))
+    except RuntimeError as e:  # shapes or names that do not match the card's architecture
+        raise CheckpointError(f"{path}: weights do not match the architecture in {CARD_FILE}: "
+                              f"{str(e).splitlines()[0]}") from None
+    return TeacherAgent(policy, device=device, model_card=card, source=str(path))
 
 
-# Loading for inference: don't unpickle the training schedules (they may be classes of another version).
+# Loading a trusted zip for inference: the training schedules are not needed.
 _INFERENCE_ONLY = {"learning_rate": 0.0, "lr_schedule": 0.0, "clip_range": 0.2}
 
 
 def export_teacher(run: str | Path, dest: str | Path | None = None) -> Path:
-    """Write a trained run as a shippable teacher: ``dest/policy.zip`` + ``dest/model_card.json``.
+    """Write a trained run as a shippable teacher: ``dest/policy.pt`` + ``dest/model_card.json``.
 
     ``run``: a run directory of ``go2bench teach`` (its ``final.zip`` and ``model_card.json``) or a
-    checkpoint zip. ``dest`` defaults to ``go2bench/zoo/<env_id>`` (env id from the model card).
-    The exported zip is an ordinary SB3 PPO model without the optimizer's moments (about a third
-    of the size); it loads with ``PPO.load`` and :func:`load_teacher`.
+    checkpoint zip with its card. ``dest`` defaults to ``go2bench/zoo/<env_id>`` (env id from the
+    card). ``policy.pt`` holds only the policy's tensors (about a third of the zip, no optimizer
+    moments, nothing to unpickle); it loads with :func:`load_teacher`.
     """
-    from stable_baselines3 import PPO
-
-    src = Path(run)
-    if src.is_dir():
-        src = _checkpoint_in(src) or src / "final.zip"
-    card = read_model_card(src) or {}
+    src = resolve_teacher_path(run)
+    card = read_model_card(src)
+    if card is None:
+        raise CheckpointError(f"{src}: no {CARD_FILE} beside it; cannot describe the policy to ship")
     if dest is None:
-        if "env_id" not in card:
-            raise ValueError(f"no model card with env_id beside {src}; pass dest explicitly")
         dest = zoo_path(card["env_id"])
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    model = PPO.load(src, device="cpu", custom_objects=_INFERENCE_ONLY)
-    policy = model.policy
-    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=0.0, **policy.optimizer_kwargs)
-    model.save(dest / POLICY_FILE)
+    policy = build_policy(card, str(src.with_name(CARD_FILE)))
+    policy.load_state_dict(load_policy_state(src))
+    save_policy_state(policy, dest / POLICY_FILE)
     card = {**card, "checkpoint": POLICY_FILE, "exported_from": str(src)}
-    (dest / CARD_FILE).write_text(json.dumps(card, indent=2))
+    write_json_atomic(dest / CARD_FILE, card)
     return dest / POLICY_FILE

@@ -31,7 +31,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
-from go2bench.core.provenance import hardware, versions
+from go2bench.agents.sb3_checkpoint import ACTIVATIONS, CheckpointError, read_zip_plain_data, read_zip_tensors
+from go2bench.core.provenance import hardware, versions, write_json_atomic
 from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
 
@@ -65,7 +66,6 @@ class PPOConfig:
         return max(1, num_envs * self.n_steps // self.n_minibatches)
 
 
-_ACTIVATIONS = {"elu": torch.nn.ELU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
 
 
 class AdaptiveLR:
@@ -164,6 +164,42 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 
 
 
+RUN_CONFIG_FILE = "ppo_config.json"
+
+
+def _check_run_config(out: Path, cfg: PPOConfig, env_id: str, resuming: bool) -> None:
+    """Record the run's recipe; a resumed run must use the same one (named field by field)."""
+    path = out / RUN_CONFIG_FILE
+    new = {"env_id": env_id, "ppo": asdict(cfg)}
+    if resuming and path.exists():
+        old = json.loads(path.read_text())
+        diff = [f"{k}: {old['ppo'].get(k)!r} -> {v!r}" for k, v in new["ppo"].items() if old["ppo"].get(k) != v]
+        if old.get("env_id") != env_id:
+            diff.insert(0, f"env: {old.get('env_id')!r} -> {env_id!r}")
+        if diff:
+            raise ValueError(f"{out}: --resume with settings that differ from the run's ({'; '.join(diff)}); "
+                             "resume with the same settings or use another --out")
+    write_json_atomic(path, new)
+
+
+def _restore(model: PPO, ckpt: Path, cfg: PPOConfig) -> None:
+    """Continue from a checkpoint zip without unpickling it: tensors and plain counters only."""
+    tensors = read_zip_tensors(ckpt)
+    plain = read_zip_plain_data(ckpt)
+    try:
+        model.policy.load_state_dict(tensors["policy"])
+        if "policy.optimizer" in tensors:
+            model.policy.optimizer.load_state_dict(tensors["policy.optimizer"])
+        model.num_timesteps = int(plain["num_timesteps"])
+        model._n_updates = int(plain.get("_n_updates", 0))
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt}: does not match this run's policy ({str(e).splitlines()[0]})") from None
+    if cfg.adaptive_lr:  # continue at the adapted rate the optimizer had reached
+        rate = float(model.policy.optimizer.param_groups[0]["lr"])
+        model.learning_rate = AdaptiveLR(rate)
+        model.lr_schedule = model.learning_rate
+
+
 def make_ppo(venv, cfg: PPOConfig, device: str, seed: int, tensorboard_log: str | None, verbose: int = 1) -> PPO:
     """A fresh SB3 PPO with ``cfg`` on ``venv``."""
     return PPO(
@@ -182,7 +218,7 @@ def make_ppo(venv, cfg: PPOConfig, device: str, seed: int, tensorboard_log: str 
         target_kl=cfg.target_kl,
         policy_kwargs=dict(
             net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)),
-            activation_fn=_ACTIVATIONS[cfg.activation],
+            activation_fn=ACTIVATIONS[cfg.activation],
             log_std_init=cfg.log_std_init,
         ),
         tensorboard_log=tensorboard_log,
@@ -218,8 +254,9 @@ def train_teacher(
         total_steps: env steps in all (over all envs), including those of a resumed run.
         device: torch device of the policy ("cpu", "cuda", "auto").
         backend: Genesis backend of the simulation ("cpu" or "gpu").
-        resume: continue from the newest checkpoint in ``out/checkpoints`` (fresh start if none);
-            the checkpoint keeps its own PPO hyperparameters (``ppo`` is then only recorded).
+        resume: continue from the newest checkpoint in ``out/checkpoints`` (fresh start if none),
+            reading only its tensors and counters (never unpickling it); ``ppo`` and ``env_id`` must
+            equal the run's recorded ``ppo_config.json``.
         checkpoint_every: env steps between checkpoints.
         eval_episodes: after training, evaluate the deterministic policy and a random agent on
             the training simulation with the in-context protocol (one seed, ``ceil(eval_episodes /
@@ -241,18 +278,18 @@ def train_teacher(
     env_id, num_envs, backend = venv.env_id, venv.num_envs, venv.sim.backend
 
     ckpt = latest_checkpoint(out) if resume else None
+    _check_run_config(out, cfg, env_id, resuming=ckpt is not None)
     wall_before = 0.0
+    model = make_ppo(venv, cfg, device, seed, str(out / "tb"), verbose)
     if ckpt is not None:
-        model = PPO.load(ckpt, env=venv, device=device, tensorboard_log=str(out / "tb"), verbose=verbose)
+        _restore(model, ckpt, cfg)
         side = ckpt.with_suffix(".json")
         if side.exists():
             wall_before = float(json.loads(side.read_text()).get("wall_time_s", 0.0))
         if verbose:
             print(f"resuming from {ckpt} at {model.num_timesteps} steps")
-    else:
-        if resume and verbose:
-            print(f"nothing to resume in {out / 'checkpoints'}; starting fresh")
-        model = make_ppo(venv, cfg, device, seed, str(out / "tb"), verbose)
+    elif resume and verbose:
+        print(f"nothing to resume in {out / 'checkpoints'}; starting fresh")
 
     checkpoints = TimedCheckpointCallback(
         save_freq=max(1, checkpoint_every // num_envs),
