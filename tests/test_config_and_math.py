@@ -9,18 +9,20 @@ import torch
 
 from go2bench.core.config import ConfigError, load_yaml
 from go2bench.envs.robots import GO2, JOINT_NAMES, MINI_CHEETAH, get_robot
+from go2bench.envs.spaces import observation_dim, observation_layout
 from go2bench.envs.walk_config import WalkConfig, make_walk_config
 from go2bench.envs.walk_sim import quat_rotate_inverse, roll_pitch
 
 
 def test_defaults_match_the_original_workflow():
     cfg = WalkConfig()
-    assert cfg.max_episode_steps == 1000 and cfg.obs_dim == 33
+    assert cfg.max_episode_steps == 1000 and observation_dim(GO2, cfg.obs_mode) == 33
     assert cfg.commands.lin_vel_x == (0.5, 0.5) and cfg.commands.is_fixed
     # A perfect episode: (tracking_lin_vel + tracking_ang_vel) * dt * steps = 1.2 * 0.02 * 1000.
     perfect = (cfg.rewards.tracking_lin_vel + cfg.rewards.tracking_ang_vel) * cfg.dt * cfg.max_episode_steps
     assert perfect == pytest.approx(24.0)
-    assert make_walk_config(obs_mode="full").obs_dim == 45
+    assert observation_dim(GO2, make_walk_config(obs_mode="full").obs_mode) == 45
+    assert [n for n, _ in observation_layout(GO2, "full")][-1] == "last_action"
 
 
 def test_yaml_config_loads_and_unknown_keys_are_rejected(tmp_path):

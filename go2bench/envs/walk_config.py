@@ -117,7 +117,7 @@ class Randomization:
 class WalkConfig:
     """Everything about the Walk task that is not the robot."""
 
-    obs_mode: ObsMode = "noleak"  # "noleak": 33 dims; "full": 45 dims (adds the last action)
+    obs_mode: ObsMode = "noleak"  # "full" adds the last action (envs.spaces.observation_layout)
     dt: float = 0.02  # control period, s (50 Hz)
     substeps: int = 2
     episode_length_s: float = 20.0
@@ -145,9 +145,6 @@ class WalkConfig:
     def max_episode_steps(self) -> int:
         return int(round(self.episode_length_s / self.dt))
 
-    @property
-    def obs_dim(self) -> int:
-        return 33 if self.obs_mode == "noleak" else 45
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
