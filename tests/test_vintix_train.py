@@ -115,6 +115,7 @@ def test_resume_continues_at_the_right_step(data, tmp_path):
     assert sorted(got) == list(range(1, 8))
     for step in range(1, 8):
         assert got[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-7), (step, got, ref)
+    assert _metric_steps(tmp_path / "b" / "run") == list(range(1, 8))  # each step logged once
 
 
 def test_cli_errors(data, tmp_path):
@@ -152,3 +153,117 @@ def test_ddp_two_processes_gloo(data, tmp_path):
     info = json.loads((tmp_path / "run" / "config.json").read_text())
     assert info["world_size"] == 2 and info["global_batch"] == 8
     assert load_checkpoint(tmp_path / "run" / "final.pt")["step"] == 3
+
+
+# ------------------------------------------------------------------------------------ resume and settings
+
+
+def _metric_steps(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [x["step"] for x in lines if "loss" in x]
+
+
+def test_resume_refuses_changed_settings_naming_each(data, tmp_path):
+    from go2bench.cli.train import train_command
+
+    train(_cfg(data, tmp_path, max_steps=2))
+    run = tmp_path / "run"
+    before = (run / "final.pt").read_bytes(), (run / "latest.json").read_text()
+    with pytest.raises(ValueError) as e:
+        train(_cfg(data, tmp_path, max_steps=4, resume=True, context_len=64, lr=1e-3, model="seed"))
+    msg = str(e.value)
+    assert "context_len = 64 (checkpoint: 32)" in msg and "lr = 0.001 (checkpoint: 0.003)" in msg
+    assert "model n_layers = 3 (checkpoint: 2" in msg and "max_steps" in msg.split("may change only")[1]
+    # a changed dataset entry is a changed setting too
+    root, cfg = data
+    entries = yaml.safe_load(cfg.read_text())
+    entries["go2"]["reward_scale"] = 5.0
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(entries))
+    with pytest.raises(ValueError, match=r"group go2_walking reward_scale = 5.0 \(checkpoint: 50.0\)"):
+        train(_cfg(data, tmp_path, max_steps=4, resume=True, dataset_config_paths=[str(other)]))
+    # the CLI says it on one line, and nothing was written
+    r = CliRunner().invoke(train_command, [
+        "--data_dir", str(root), "--dataset_config_paths", str(cfg), "--out_dir", str(tmp_path), "--name", "run",
+        "--model", "tiny", "--context_len", "32", "--batch_size", "16", "--device", "cpu", "--resume"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    errors = [x for x in r.output.splitlines() if x.strip()]
+    assert len(errors) == 1 and "batch_size = 16 (checkpoint: 8)" in errors[0], r.output
+    assert ((run / "final.pt").read_bytes(), (run / "latest.json").read_text()) == before
+    # what may change (length of the run, logging, workers, device) does not stop a resume
+    s = train(_cfg(data, tmp_path, max_steps=4, resume=True, log_every=2, save_every=3, num_workers=0))
+    assert s["step"] == 4
+
+
+def test_damaged_checkpoints_fall_back_and_metrics_stay_unique(data, tmp_path, capsys):
+    kw = dict(trajectory_sparsity=64, epochs=2, save_every=1)
+    full = train(_cfg(data, tmp_path, **kw))
+    run = tmp_path / "run"
+    per_epoch = load_checkpoint(run / "epoch_0001.pt")["step"]
+    assert full["step"] == 2 * per_epoch and _metric_steps(run) == list(range(1, full["step"] + 1))
+
+    # latest.json names final.pt, which is truncated: resume from epoch_0001.pt and redo epoch 1
+    data_pt = (run / "final.pt").read_bytes()
+    (run / "final.pt").write_bytes(data_pt[: len(data_pt) // 2])
+    capsys.readouterr()
+    s = train(_cfg(data, tmp_path, resume=True, **kw))
+    out = capsys.readouterr().out
+    assert "final.pt, which cannot be used" in out and f"epoch_0001.pt (step {per_epoch})" in out
+    assert s["step"] == full["step"]
+    assert _metric_steps(run) == list(range(1, full["step"] + 1))  # the lines after step per_epoch were redone
+    got, ref = dict(map(tuple, s["loss_history"])), dict(map(tuple, full["loss_history"]))
+    assert sorted(got) == sorted(ref) and all(got[k] == pytest.approx(ref[k], rel=1e-5) for k in ref)
+
+    # an unreadable latest.json: the newest readable checkpoint (the new final.pt) is used
+    (run / "latest.json").write_text("{not json")
+    s = train(_cfg(data, tmp_path, resume=True, **kw))
+    assert "latest.json is unreadable" in capsys.readouterr().out and s["step"] == full["step"]
+
+    # nothing readable: one error naming every file
+    for p in run.glob("*.pt"):
+        p.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="no other checkpoint is readable") as e:
+        train(_cfg(data, tmp_path, resume=True, **kw))
+    assert "epoch_0001.pt" in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line(data, tmp_path):
+    from go2bench.cli.train import train_command
+
+    root, cfg = data
+    r = CliRunner().invoke(train_command, ["--data_dir", str(root), "--dataset_config_paths", str(cfg),
+                                           "--out_dir", str(tmp_path), "--model", "tiny", "--device", "cuda"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip().count("\n") == 0 and "CUDA is not available" in r.output, r.output
+
+
+@pytest.mark.parametrize("field,value", [
+    ("grad_clip", -1.0), ("grad_clip", 0.0), ("min_lr_ratio", -50.0), ("min_lr_ratio", 1.5), ("lr", 0.0),
+    ("lr", float("nan")), ("lr", float("inf")), ("warmup_steps", -1), ("batch_size", 0), ("context_len", 1),
+    ("weight_decay", -0.1), ("beta1", 1.0), ("beta2", -0.5), ("max_minutes", 0.0), ("max_steps", 0),
+    ("log_every", 0), ("seed", -1), ("device", "gpu"),
+])
+def test_train_config_ranges_name_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"^{field} must"):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field,value", [("dropout", 1.0), ("dropout", -0.1), ("n_heads", 0), ("rope_base", 0.0),
+                                         ("norm_eps", float("nan"))])
+def test_model_config_ranges_name_the_field(field, value):
+    from go2bench.vintix.config import ModelConfig
+
+    with pytest.raises(ValueError, match=rf"^{field} must"):
+        ModelConfig(**{field: value})
+
+
+@pytest.mark.parametrize("flag,value", [("--grad_clip", "-1"), ("--min_lr_ratio", "-50"), ("--lr", "nan")])
+def test_cli_refuses_out_of_range_options(data, tmp_path, flag, value):
+    from go2bench.cli.train import train_command
+
+    root, cfg = data
+    r = CliRunner().invoke(train_command, ["--data_dir", str(root), "--dataset_config_paths", str(cfg),
+                                           "--out_dir", str(tmp_path), "--model", "tiny", flag, value])
+    assert r.exit_code != 0 and flag.lstrip("-") in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "run").exists()

@@ -3,11 +3,13 @@ load inside the command)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import click
 
-from go2bench.cli.errors import one_line_errors
+from go2bench.cli.errors import TRACEBACK_VARIABLE, one_line_errors
 from go2bench.cli.options import dataclass_options
 from go2bench.vintix.config import TrainConfig
 
@@ -52,6 +54,22 @@ def train_config(model_override: tuple[str, ...] = (), no_progress_bar: bool = F
     return TrainConfig(model_overrides=overrides, progress_bar=not no_progress_bar, **fields)
 
 
+@contextlib.contextmanager
+def _data_problems_one_per_line():
+    """Bad data: every problem on a line of its own, then one line saying that training did not start."""
+    from go2bench.histories.check import DataProblems
+
+    try:
+        yield
+    except DataProblems as e:
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        for line in e.problems:
+            click.echo(f"error: {' '.join(line.split())}", err=True)
+        raise click.ClickException(f"refusing to train: {len(e.problems)} problem(s) in the data (listed above)") \
+            from None
+
+
 @click.command("train")
 @dataclass_options(TrainConfig, help=HELP, skip=("model_overrides", "progress_bar"),
                    required=("dataset_config_paths",), spell=_both_spellings, types_=RANGES)
@@ -62,7 +80,7 @@ def train_command(**params) -> None:
     """Train a Vintix model multitask on learning-history datasets (torchrun for several GPUs)."""
     from go2bench.vintix.train import train
 
-    with one_line_errors():
+    with one_line_errors(), _data_problems_one_per_line():
         summary = train(train_config(**params))
     if summary.get("is_main", True):
         click.echo(f"step {summary['step']} epoch {summary['epoch']}: loss {summary['final_loss']:.4f}, "

@@ -46,6 +46,9 @@ class RobotDescription:
     base_height_target: float = 0.3
     termination_roll_deg: float = 10.0
     termination_pitch_deg: float = 10.0
+    # Mass of the base link as the simulation builds it (fixed links merged into it), kg. Task
+    # families scale added payloads by it (envs.families); a test checks it against the built scene.
+    base_mass_kg: float = 0.0
     joint_names: tuple[str, ...] = field(default=JOINT_NAMES)
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class RobotDescription:
         for name, lo, hi in zip(self.joint_names, self.joint_lower, self.joint_upper):
             if not lo < self.default_joint_angles[name] < hi:
                 raise ValueError(f"robot {self.name!r}: default angle of {name} outside its limits")
+        if not self.base_mass_kg > 0:
+            raise ValueError(f"robot {self.name!r}: base_mass_kg must be positive, got {self.base_mass_kg}")
 
     @property
     def num_joints(self) -> int:
@@ -114,6 +119,7 @@ GO2 = RobotDescription(
     action_scale=0.25,
     base_init_height=0.42,
     base_height_target=0.3,
+    base_mass_kg=6.923,  # 6.921 kg base + the two 1 g head links merged into it
 )
 
 
@@ -135,6 +141,7 @@ MINI_CHEETAH = RobotDescription(
     action_scale=0.25,
     base_init_height=0.40,
     base_height_target=0.3,
+    base_mass_kg=3.3,
 )
 
 ROBOTS: dict[str, RobotDescription] = {r.name: r for r in (GO2, MINI_CHEETAH)}

@@ -10,16 +10,24 @@ import torch
 import gymnasium as gym
 from gymnasium import spaces
 
+from go2bench.core.config import ConfigError
+from go2bench.envs import tasks as T
+from go2bench.envs.families import FAMILIES, get_family
 from go2bench.envs.robots import RobotDescription, get_robot
+from go2bench.envs.tasks import TaskAssignment, check_compatible
 from go2bench.envs.walk_config import WalkConfig, make_walk_config
 
 RENDER_MODES = ("rgb_array",)
 
 
-def observation_layout(robot: RobotDescription, obs_mode: str) -> list[tuple[str, int]]:
+def observation_layout(robot: RobotDescription, obs_mode: str,
+                       privileged_family: str | None = None) -> list[tuple[str, int]]:
     """The observation's blocks in order, (name, size): the one definition of the layout.
 
-    "noleak" is what the original workflow's agents saw; "full" adds the last action.
+    "noleak" is what the original workflow's agents saw; "full" adds the last action. A
+    ``privileged_family`` appends its theta normalised to [-1, 1] as the block "task"
+    (``families.ThetaLayout.normalise``; the privileged teacher's input, never an agent's).
+    In the velocity family the "commands" block is there but zero.
     """
     j = robot.num_joints
     layout = [("base_ang_vel", 3), ("projected_gravity", 3), ("commands", 3), ("dof_pos", j), ("dof_vel", j)]
@@ -27,12 +35,14 @@ def observation_layout(robot: RobotDescription, obs_mode: str) -> list[tuple[str
         layout.append(("last_action", j))
     elif obs_mode != "noleak":
         raise ValueError(f"obs_mode must be 'noleak' or 'full', got {obs_mode!r}")
+    if privileged_family is not None:
+        layout.append(("task", get_family(privileged_family).layout(robot).dim))
     return layout
 
 
-def observation_dim(robot: RobotDescription, obs_mode: str) -> int:
-    """Size of the observation vector (33 for a 12-joint robot in "noleak", 45 in "full")."""
-    return sum(size for _, size in observation_layout(robot, obs_mode))
+def observation_dim(robot: RobotDescription, obs_mode: str, privileged_family: str | None = None) -> int:
+    """Size of the observation vector (33 for a 12-joint robot in "noleak", 45 in "full", + theta if privileged)."""
+    return sum(size for _, size in observation_layout(robot, obs_mode, privileged_family))
 
 
 def observation_space(obs_dim: int) -> spaces.Box:
@@ -51,6 +61,24 @@ def resolve(
     """The robot description and the task config from env keyword arguments."""
     rd = robot if isinstance(robot, RobotDescription) else get_robot(robot)
     return rd, make_walk_config(config, **overrides)
+
+
+def resolve_tasks(robot: RobotDescription, config: WalkConfig, num_envs: int, family: str | None, tasks: Any,
+                  resample_tasks: str = "trial", privileged: bool = False) -> TaskAssignment | None:
+    """Check the family arguments of an env before any scene is built; the tasks to assign, or None.
+
+    Without a family, ``tasks``, ``privileged`` and ``resample_tasks`` other than the default are errors.
+    """
+    if family is None:
+        if tasks is not None or privileged or resample_tasks != "trial":
+            raise ConfigError("task, tasks, resample_tasks and privileged need a task family: pass family="
+                              f"{sorted(FAMILIES)}")
+        return None
+    if not isinstance(privileged, bool):
+        raise ConfigError(f"privileged must be True or False, got {privileged!r}")
+    get_family(family)
+    check_compatible(family, config)
+    return T.resolve(family, robot, tasks, num_envs, resample_tasks)
 
 
 def check_render_mode(render_mode: str | None) -> None:

@@ -13,6 +13,13 @@ so far: "noleak" has 9 + 2J = 33 dims, "full" appends the last action, 9 + 3J = 
     joint positions minus the default pose * obs_scales.dof_pos (1), joint order    J
     joint velocities * obs_scales.dof_vel (0.05)                                    J
     last action (only in "full" mode)                                               J
+    theta of the task family, normalised to [-1, 1] (only with privileged=True)     D
+
+Task families (``family=``, :mod:`go2bench.envs.families`): each env holds a hidden theta
+(``sim.tasks``, :mod:`go2bench.envs.tasks`), held for a trial. The velocity family zeroes the
+command slots. Random draws (commands, pushes, randomisation, task draws) are counter-based per env
+(:mod:`go2bench.envs.streams`), keyed by (seed, env, trial, episode of the trial, draw): an env's
+draws do not depend on which other envs reset with it.
 """
 
 from __future__ import annotations
@@ -26,64 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from go2bench.envs import genesis_runtime, robot_for_env
+from go2bench.envs import genesis_runtime, robot_for_env, sim_support, streams
 from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
+from go2bench.envs.sim_support import check_memory, quat_rotate_inverse, roll_pitch  # noqa: F401 (public here)
+from go2bench.envs.tasks import TaskState, check_compatible
 from go2bench.envs.walk_config import RewardScales, WalkConfig
 
 # A state beyond these is treated as a diverged simulation.
 _MAX_ABS_DOF_VEL = 1.0e3  # rad/s
 _MAX_ABS_BASE_VEL = 1.0e2  # m/s
 REWARD_TERMS = tuple(f.name for f in dataclasses.fields(RewardScales))  # each is a method _reward_<name>
-
-
-# Memory of a scene, measured for Go2 on the CPU backend (resident set after build and a few steps:
-# +491 MB at 64 envs, +681 MB at 1024, +1295 MB at 4096), with a margin for larger robots.
-_SCENE_BASE_BYTES = 600e6
-_BYTES_PER_ENV = 0.3e6
-
-
-def check_memory(num_envs: int, backend: str) -> None:
-    """Refuse a scene that cannot fit, before Genesis allocates it (an oversized one swaps or is killed)."""
-    need = _SCENE_BASE_BYTES + _BYTES_PER_ENV * num_envs
-    if backend == "gpu":
-        import torch
-
-        have = torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
-        where = "free GPU memory"
-    else:
-        have, where = _available_host_memory(), "available memory"
-    if have is not None and need > have:
-        raise MemoryError(
-            f"num_envs={num_envs:,} needs about {need / 1e9:.1f} GB (about {_BYTES_PER_ENV / 1e6:.1f} MB per env "
-            f"+ {_SCENE_BASE_BYTES / 1e9:.1f} GB per scene) but this machine has {have / 1e9:.1f} GB of {where}; "
-            f"use at most about {max(1, int((have - _SCENE_BASE_BYTES) / _BYTES_PER_ENV)):,} envs"
-        )
-
-
-def _available_host_memory() -> float | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate world-frame vectors ``v`` (N, 3) into the frame of unit quaternions ``q`` (N, 4, wxyz)."""
-    w, u = q[:, :1], q[:, 1:]
-    return v * (2.0 * w * w - 1.0) - 2.0 * w * torch.cross(u, v, dim=1) + 2.0 * u * (u * v).sum(1, keepdim=True)
-
-
-def roll_pitch(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Roll and pitch (radians) of unit quaternions ``q`` (N, 4, wxyz)."""
-    w, x, y, z = q.unbind(1)
-    roll = torch.atan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
-    pitch = torch.asin(torch.clamp(2.0 * (w * y - z * x), -1.0, 1.0))
-    return roll, pitch
 
 
 @dataclass
@@ -97,10 +57,18 @@ class StepResult:
     diverged: torch.Tensor  # (N,) bool: the simulation produced NaN or exploded and must be reset
     # per reward term, its weighted contribution (weight * dt * term) to ``reward``; they sum to it
     reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # (N, 3) |target - actual| of vx, vy (m/s, body frame) and yaw rate (rad/s); 0 where diverged
+    tracking_error: torch.Tensor | None = None
 
 
 class WalkSimulation:
-    """N copies of one robot on flat ground, tracking a velocity command, in one Genesis scene."""
+    """N copies of one robot on flat ground, tracking a velocity command, in one Genesis scene.
+
+    ``family`` (None, "velocity" or "dynamics") gives every env a hidden theta (``self.tasks``, a
+    :class:`~go2bench.envs.tasks.TaskState`; the family's default until set); ``privileged=True``
+    appends the normalised theta to the observation. Counters per env: ``trial`` (trials since the
+    last ``seed``) and ``episode_in_trial`` (index of the running episode in its trial).
+    """
 
     def __init__(
         self,
@@ -110,11 +78,19 @@ class WalkSimulation:
         backend: str = "cpu",
         render: bool = False,
         max_episode_steps: int | None = None,
+        family: str | None = None,
+        privileged: bool = False,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if privileged and family is None:
+            raise ValueError("privileged=True appends the task's theta to the observation: it needs a family")
+        if family is not None:
+            check_compatible(family, config)
         self.robot_description = robot
         self.config = config
+        self.family = family
+        self.privileged = bool(privileged)
         self.num_envs = num_envs
         self.backend = backend
         self.max_episode_steps = config.max_episode_steps if max_episode_steps is None else int(max_episode_steps)
@@ -125,8 +101,8 @@ class WalkSimulation:
         self.device = gs.device
         self._build_scene(gs, render)
         self._init_buffers()
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(0)
+        self.tasks = TaskState(self, family) if family is not None else None
+        self.seed(0)
 
     # ------------------------------------------------------------------ construction
     def _build_scene(self, gs, render: bool) -> None:
@@ -136,13 +112,13 @@ class WalkSimulation:
             sim_options=gs.options.SimOptions(dt=cfg.dt, substeps=cfg.substeps),
             rigid_options=gs.options.RigidOptions(
                 enable_self_collision=False,
-                batch_dofs_info=rand.motor_strength_range is not None,
-                batch_links_info=rand.added_mass_range is not None,
+                batch_dofs_info=rand.motor_strength_range is not None or self.family == "dynamics",
+                batch_links_info=rand.added_mass_range is not None or self.family == "dynamics",
             ),
             vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
             show_viewer=False,
         )
-        self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
+        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
         self.robot = self.scene.add_entity(
             gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0))
         )
@@ -180,6 +156,13 @@ class WalkSimulation:
         j = self.robot_description.num_joints
         self.actions = torch.zeros((n, j), **f32)
         self.last_actions = torch.zeros((n, j), **f32)
+        self.prev_last_actions = torch.zeros((n, j), **f32)  # two steps ago (latency 2)
+        # steps between an action and its execution, per env (0..2; the dynamics family sets it)
+        self.latency_steps = torch.full((n,), 1 if cfg.action_latency else 0, device=d, dtype=torch.int64)
+        self.trial = torch.zeros(n, device=d, dtype=torch.int64)
+        self.episode_in_trial = torch.full((n,), -1, device=d, dtype=torch.int64)
+        self.env_index = torch.arange(n, device=d, dtype=torch.int64)
+        self._tracking_error = torch.zeros((n, 3), **f32)
         self.commands = torch.zeros((n, 3), **f32)
         self.episode_step = torch.zeros(n, device=d, dtype=torch.int64)
         self.base_pos = torch.zeros((n, 3), **f32)
@@ -210,11 +193,35 @@ class WalkSimulation:
     # ------------------------------------------------------------------ public API
     @property
     def obs_dim(self) -> int:
-        return S.observation_dim(self.robot_description, self.config.obs_mode)
+        return S.observation_dim(self.robot_description, self.config.obs_mode,
+                                 self.family if self.privileged else None)
 
     def seed(self, seed: int) -> None:
-        """Reseed the generator behind commands, randomisation and pushes."""
-        self.generator.manual_seed(int(seed))
+        """Reseed commands, randomisation, pushes and task draws; every env starts trial 0 at its next reset."""
+        self.seed_value = int(seed)
+        self.trial = torch.zeros_like(self.trial)
+        self.episode_in_trial = torch.full_like(self.episode_in_trial, -1)
+        if self.tasks is not None:
+            self.tasks.new_trial(self.all_envs)
+
+    def new_trial(self, mask: torch.Tensor | None = None) -> None:
+        """Envs in ``mask`` (all if None) start a new trial; call it right before resetting them.
+
+        Their trial counter moves on (fresh commands, pushes and randomisation), and an env that
+        draws its task from a split draws again; explicit thetas are kept.
+        """
+        mask = self.all_envs if mask is None else mask.to(device=self.device, dtype=torch.bool)
+        self.trial = self.trial + mask.long()
+        self.episode_in_trial = self.episode_in_trial.masked_fill(mask, -1)
+        if self.tasks is not None:
+            self.tasks.new_trial(mask)
+
+    def tracking_error(self) -> torch.Tensor:
+        """(N, 3) |target - actual| of vx, vy (m/s, body frame) and yaw rate (rad/s) at the last step.
+
+        The target is the reward's (``commands``: theta in the velocity family); 0 for a diverged env.
+        """
+        return self._tracking_error
 
     def reset(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Reset the envs in boolean ``mask`` (all if None) with one batched call; return all observations."""
@@ -226,8 +233,12 @@ class WalkSimulation:
         self.episode_step = self.episode_step.masked_fill(mask, 0)
         self.actions = self.actions.masked_fill(mask[:, None], 0.0)
         self.last_actions = self.last_actions.masked_fill(mask[:, None], 0.0)
-        self._resample_commands(mask)
-        self._randomize_dynamics(mask)
+        self.prev_last_actions = self.prev_last_actions.masked_fill(mask[:, None], 0.0)
+        self.episode_in_trial = self.episode_in_trial + mask.long()
+        self._resample_commands(mask, 0)
+        sim_support.randomize_dynamics(self, mask)
+        if self.tasks is not None:
+            self.tasks.on_reset(mask)
         self._read_state()
         return self.observe()
 
@@ -235,7 +246,8 @@ class WalkSimulation:
         """Advance every env by one control step with finite ``actions`` (N, joints); clipped to the action bounds."""
         self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
-        executed = self.last_actions if self.config.action_latency else self.actions
+        lat = self.latency_steps[:, None]
+        executed = torch.where(lat == 0, self.actions, torch.where(lat == 1, self.last_actions, self.prev_last_actions))
         targets = self.default_dof_pos + self.robot_description.action_scale * executed
         self.robot.control_dofs_position(targets, self.dofs_idx)
         self.scene.step()
@@ -245,7 +257,8 @@ class WalkSimulation:
         if self.push_every is not None:
             self._push((self.episode_step % self.push_every) == 0)
         if not self.config.commands.is_fixed:
-            self._resample_commands((self.episode_step % self.resample_every) == 0)
+            k = self.episode_step // self.resample_every
+            self._resample_commands((self.episode_step % self.resample_every) == 0, k)
 
         terms = self._weighted_reward_terms()
         reward = torch.zeros(self.num_envs, device=self.device)
@@ -263,21 +276,28 @@ class WalkSimulation:
         terms = {k: torch.where(diverged, torch.zeros_like(v), v) for k, v in terms.items()}
         terminated = terminated & ~diverged
         truncated = truncated | diverged
+        actual = torch.stack((self.base_lin_vel[:, 0], self.base_lin_vel[:, 1], self.base_ang_vel[:, 2]), 1)
+        err = (self.commands - actual).abs()
+        self._tracking_error = torch.where(diverged[:, None], torch.zeros_like(err), err)
+        self.prev_last_actions = self.last_actions
         self.last_actions = self.actions
-        return StepResult(obs, reward, terminated, truncated, diverged, terms)
+        return StepResult(obs, reward, terminated, truncated, diverged, terms, self._tracking_error)
 
     def observe(self) -> torch.Tensor:
         """The current observation of every env, (N, obs_dim) float32."""
         s = self.config.obs_scales
+        hidden = self.tasks is not None and self.tasks.family.hides_command
         parts = [
             self.base_ang_vel * s.ang_vel,
             self.projected_gravity,
-            self.commands * self.commands_scale,
+            torch.zeros_like(self.commands) if hidden else self.commands * self.commands_scale,
             (self.dof_pos - self.default_dof_pos) * s.dof_pos,
             self.dof_vel * s.dof_vel,
         ]
         if self.config.obs_mode == "full":
             parts.append(self.actions)
+        if self.privileged:
+            parts.append(self.tasks.normalised)
         return torch.cat(parts, dim=1)
 
     def push(self, velocity_xy: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -359,39 +379,21 @@ class WalkSimulation:
         ok &= (self.base_lin_vel.abs() < _MAX_ABS_BASE_VEL).all(1)
         return ~ok | self.scene.rigid_solver.get_error_envs_mask()
 
-    def _uniform(self, low, high, shape) -> torch.Tensor:
-        u = torch.rand(shape, generator=self.generator, device=self.device)
+    def _uniform(self, stream: int, low, high, n: int, k=0, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """(envs, n) uniforms in [low, high) of the envs ``envs_idx`` (all if None), keyed per env (see streams)."""
+        idx = self.env_index if envs_idx is None else envs_idx
+        u = streams.uniform(self.seed_value, stream, idx, self.trial[idx], self.episode_in_trial[idx], k, n)
         return low + (high - low) * u
 
-    def _resample_commands(self, mask: torch.Tensor) -> None:
-        # Draw for all envs (a fixed number of draws keeps the stream independent of which envs reset).
-        new = self._uniform(self._cmd_low, self._cmd_high, (self.num_envs, 3))
+    def _resample_commands(self, mask: torch.Tensor, k) -> None:
+        new = self._uniform(streams.COMMAND, self._cmd_low, self._cmd_high, 3, k)
         self.commands = torch.where(mask[:, None], new, self.commands)
 
     def _push(self, mask: torch.Tensor) -> None:
         v = self.config.randomization.push_max_velocity
-        velocity = self._uniform(-v, v, (self.num_envs, 2))
+        velocity = self._uniform(streams.PUSH, -v, v, 2, self.episode_step // self.push_every)
         if bool(mask.any()):
             self.push(velocity, mask)
-
-    def _randomize_dynamics(self, mask: torch.Tensor) -> None:
-        rand = self.config.randomization
-        if not rand.any_enabled:
-            return
-        envs_idx = mask.nonzero().flatten()
-        n = len(envs_idx)
-        if rand.friction_range is not None:
-            ratio = self._uniform(*rand.friction_range, (n, 1)).expand(n, self.n_robot_links)
-            self.robot.set_friction_ratio(ratio, list(range(self.n_robot_links)), envs_idx)
-        if rand.added_mass_range is not None and self.base_mass is not None:
-            mass = self.base_mass + self._uniform(*rand.added_mass_range, (n, 1))
-            self.robot.set_links_mass(mass, [self.base_link_idx_local], envs_idx)
-        if rand.motor_strength_range is not None:
-            k = self._uniform(*rand.motor_strength_range, (n, 1))
-            rd = self.robot_description
-            ones = torch.ones((n, len(self.dofs_idx)), device=self.device)
-            self.robot.set_dofs_kp(ones * k * rd.kp, self.dofs_idx, envs_idx)
-            self.robot.set_dofs_kv(ones * k * rd.kd, self.dofs_idx, envs_idx)
 
 
 def _reward_methods(sim: WalkSimulation) -> dict[str, Any]:
@@ -418,15 +420,25 @@ def make_walk_sim(
     obs_mode: str | None = None,
     max_episode_steps: int | None = None,
     render: bool = False,
+    family: str | None = None,
+    tasks: Any = None,
+    resample_tasks: str = "trial",
+    privileged: bool = False,
     **overrides: Any,
 ) -> WalkSimulation:
     """Build the batched simulation behind ``env_id`` exactly as the Gymnasium envs do.
 
     ``obs_mode`` (None: the config's, "noleak" by default) and ``overrides`` are WalkConfig fields.
+    ``family``, ``tasks`` (a task spec for all envs or a list of N, see :mod:`go2bench.envs.tasks`),
+    ``resample_tasks`` and ``privileged`` are the envs' arguments of the same names; specs are
+    validated before the scene is built.
     """
     if obs_mode is not None:
         overrides = {**overrides, "obs_mode": obs_mode}
     robot, cfg = S.resolve(robot_for_env(env_id), config, overrides)
-    return WalkSimulation(
-        robot, cfg, num_envs=num_envs, backend=backend, render=render, max_episode_steps=max_episode_steps
-    )
+    assignment = S.resolve_tasks(robot, cfg, num_envs, family, tasks, resample_tasks, privileged)
+    sim = WalkSimulation(robot, cfg, num_envs=num_envs, backend=backend, render=render,
+                         max_episode_steps=max_episode_steps, family=family, privileged=privileged)
+    if assignment is not None:
+        sim.tasks.assign(assignment)
+    return sim

@@ -6,6 +6,14 @@ is in ``info["final_obs"]`` (an (N, obs_dim) array, rows valid where ``info["_fi
 ``"next_step"`` follows Gymnasium's default: the step after an episode ends returns the reset
 observation with reward 0 and the action is ignored for that env. ``"disabled"`` never resets; use
 ``reset(options={"reset_mask": mask})``.
+
+Task families: ``family=``, ``task=`` (one spec for every env) or ``tasks=`` (a list of N specs, or
+a split name drawn per env), ``resample_tasks=`` and ``privileged=`` as in
+:class:`go2bench.envs.walk_env.WalkEnv`; every env keeps its own theta inside the one batched
+scene. ``reset(options=...)`` takes "task"/"tasks", "resample_tasks" and "new_trial" (True or an
+(N,) bool array) for the envs being reset. ``info["task"]`` is ``{name: (N,) array}`` and
+``info["task_id"]`` an (N,) array of suite ids ("" for explicit thetas); in a step they are the
+thetas that step ran with (with ``resample_tasks="episode"``, the new episode's may differ).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from go2bench.envs import spaces as S
+from go2bench.envs import tasks as T
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.walk_config import WalkConfig
 from go2bench.envs.walk_sim import StepResult, WalkSimulation
@@ -50,10 +59,19 @@ class WalkVectorEnv(VectorEnv):
         config: WalkConfig | dict | str | Path | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
         max_episode_steps: int | None = None,
+        family: str | None = None,
+        task: Any = None,
+        tasks: Any = None,
+        resample_tasks: str = "trial",
+        privileged: bool = False,
         **overrides: Any,
     ) -> None:
         S.check_render_mode(render_mode)
         self.robot_description, self.config = S.resolve(robot, config, overrides)
+        if task is not None and tasks is not None:
+            raise ValueError("give either task= (one spec for every env) or tasks= (one per env, or a split)")
+        assignment = S.resolve_tasks(self.robot_description, self.config, num_envs, family,
+                                     task if tasks is None else tasks, resample_tasks, privileged)
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.render_mode = render_mode
         self.sim = WalkSimulation(
@@ -63,14 +81,18 @@ class WalkVectorEnv(VectorEnv):
             backend=backend,
             render=render_mode is not None,
             max_episode_steps=max_episode_steps,
+            family=family,
+            privileged=privileged,
         )
+        if assignment is not None:
+            self.sim.tasks.assign(assignment)
         self.num_envs = num_envs
         self.metadata = {
             "render_modes": list(S.RENDER_MODES),
             "render_fps": int(round(1.0 / self.config.dt)),
             "autoreset_mode": self.autoreset_mode,
         }
-        self.single_observation_space = S.observation_space(S.observation_dim(self.robot_description, self.config.obs_mode))
+        self.single_observation_space = S.observation_space(self.sim.obs_dim)
         self.single_action_space = S.action_space(self.robot_description)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -93,12 +115,13 @@ class WalkVectorEnv(VectorEnv):
             if m.shape != (self.num_envs,) or m.dtype != np.bool_:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
             mask = torch.from_numpy(m).to(self.sim.device)
+        T.apply_reset_options(self.sim, options, mask, seeded=seed is not None)
         obs = self.sim.reset(mask)
         if mask is None:
             self._needs_reset[:] = False
         else:
             self._needs_reset &= ~m
-        return self._numpy(obs), {}
+        return self._numpy(obs), T.task_info(self.sim)
 
     def step(self, actions):
         a = S.to_action_tensor(actions, (self.num_envs, self.robot_description.num_joints), self.sim.device)
@@ -107,6 +130,7 @@ class WalkVectorEnv(VectorEnv):
         done = terminated | truncated
         # each reward term's weighted contribution, (N,) per term, as Gymnasium's MuJoCo envs report
         info: dict[str, Any] = {f"reward_{k}": terms[:, i] for i, k in enumerate(self.sim.reward_weights)}
+        info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
         if resetting is not None and resetting.any():  # Gymnasium's next-step autoreset
             obs[resetting] = self._reset_rows(resetting)
             reward[resetting] = 0.0

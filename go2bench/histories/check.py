@@ -17,7 +17,18 @@ from go2bench.histories.dataset_config import load_dataset_config
 from go2bench.histories.names import HISTORY_H5_FILES, history_paths, metadata_path
 from go2bench.histories.reader import scan_history
 
-__all__ = ["check_dataset", "dataset_report", "check_config"]
+__all__ = ["check_dataset", "dataset_report", "check_config", "DataProblems"]
+
+# fields a per-history JSON repeats from the dataset JSON; they must agree where both have them
+_SHARED_FIELDS = ("task_name", "group_name", "env_id", "robot", "action_type", "reward_scale")
+
+
+class DataProblems(ValueError):
+    """Datasets that must not be used: ``problems`` (and ``warnings``) hold one line each."""
+
+    def __init__(self, problems, warnings=()):
+        self.problems, self.warnings = list(problems), list(warnings)
+        super().__init__(f"{len(self.problems)} problem(s) in the data:\n" + "\n".join(self.problems))
 
 
 def _load_json(path, problems):
@@ -68,9 +79,11 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
     """Validate one dataset folder: (problems, warnings), one line each naming file and field.
 
     Checks: ``<name>/<name>.json`` present and readable with observation_shape/action_dim;
-    at least one history .h5 file, each with its per-history JSON; group names of the
-    form start-end; no overlapping or missing step ranges; equal dataset lengths; obs/action
-    widths matching the metadata; no NaN/inf; readable, untruncated .h5 files.  The original
+    at least one history .h5 file, each with its per-history JSON agreeing with the dataset
+    JSON (dims, task_name, env_id, ...); group names of the form start-end; no overlapping or
+    missing step ranges; equal dataset lengths; obs/action widths matching the metadata;
+    numeric data without NaN/inf; an integer step_num counting each episode's steps from 0;
+    readable, untruncated .h5 files.  One pass over the data, a chunk at a time.  The original
     collector's T+1 observation rows are a warning: readers accept them (dropping the extra
     row of each group), but samples crossing its group boundaries were misaligned at collection.
     """
@@ -89,6 +102,10 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
     h5s = history_paths(d)
     if not h5s:
         problems.append(f"{d}: no {HISTORY_H5_FILES} files")
+    expected = meta.get("num_histories") if meta is not None else None
+    if h5s and isinstance(expected, int) and expected != len(h5s):
+        all_warnings.append(f"{meta_path}: field num_histories = {expected}, but the folder has {len(h5s)} "
+                            f"{HISTORY_H5_FILES} files (collection unfinished?)")
     for h5 in h5s:
         env_json = h5.with_suffix(".json")
         env_meta = _load_json(env_json, problems)
@@ -101,6 +118,10 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
                 if mine is not None and theirs is not None and mine != theirs:
                     problems.append(f"{env_json}: field {field} = {mine} disagrees with {meta_path.name} ({theirs})")
             dims = tuple(t if t is not None else m for m, t in zip(env_dims, dims))
+            for field in _SHARED_FIELDS if meta is not None else ():
+                if field in env_meta and field in meta and env_meta[field] != meta[field]:
+                    problems.append(f"{env_json}: field {field} = {env_meta[field]!r} disagrees with "
+                                    f"{meta_path.name} ({meta[field]!r})")
         file_problems, warnings, _ = scan_history(h5, load=False, obs_dim=dims[0], act_dim=dims[1])
         problems += file_problems
         all_warnings += warnings
@@ -140,3 +161,4 @@ def check_config(config_paths, data_dir) -> tuple[list[str], list[str]]:
                 )
             owners.setdefault(task, name)
     return problems, warnings
+

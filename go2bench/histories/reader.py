@@ -24,18 +24,21 @@ from go2bench.histories.names import (
 
 __all__ = ["read_history", "scan_history", "group_table", "history_files", "read_metadata"]
 
+CHUNK = 65536  # rows read at a time when scanning
 
-def scan_history(path, load: bool, obs_dim=None, act_dim=None):
+
+def scan_history(path, load: bool, obs_dim=None, act_dim=None, chunk: int = CHUNK):
     """Validate one history file; returns (problems, warnings, data or None).
 
     Problems and warnings are lines naming the file (and group/field). With ``load`` the
     concatenated arrays are returned (the original collector's T+1 observation rows are
-    trimmed, with a warning). Every dataset is read, so NaN/inf and truncation are detected.
+    trimmed, with a warning). Every value is read, ``chunk`` rows at a time, so NaN/inf, a
+    broken step counter and truncation are detected without holding a whole file in memory.
     """
     path = Path(path)
     problems: list[str] = []
     warnings: list[str] = []
-    parts = {k: [] for k in DATASET_KEYS}
+    parts = {k: [] for k in DATASET_KEYS} if load else None
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -54,15 +57,18 @@ def scan_history(path, load: bool, obs_dim=None, act_dim=None):
         ranges.sort()
         if not ranges:
             problems.append(f"{path}: no 'start-end' groups (empty history)")
+        scan = _GroupScan(path, obs_dim, act_dim, chunk, warnings, parts)
         nxt = 0
         for start, end, name in ranges:
             if start < nxt:
                 problems.append(f"{path}: group {name}: step range overlaps the previous group (ends at {nxt - 1})")
             elif start > nxt:
                 problems.append(f"{path}: group {name}: missing steps {nxt}-{start - 1} before it")
+            if start != nxt:
+                scan.prev_step = None  # the counter cannot be followed across a gap or an overlap
             nxt = max(nxt, end + 1)
-            problems += _check_group(path, f[name], name, end - start + 1, obs_dim, act_dim, warnings, parts)
-    except OSError as exc:
+            problems += scan.group(f.get(name), name, end - start + 1)
+    except (OSError, KeyError, RuntimeError) as exc:
         problems.append(f"{path}: unreadable or truncated HDF5 file ({exc})")
     finally:
         f.close()
@@ -72,45 +78,119 @@ def scan_history(path, load: bool, obs_dim=None, act_dim=None):
     return problems, warnings, data
 
 
-def _check_group(path, grp, name, length, obs_dim, act_dim, warnings, parts):
-    problems = []
-    if not isinstance(grp, h5py.Group):
-        return [f"{path}: {name}: is not a group"]
-    arrays = {}
-    for key in DATASET_KEYS:
-        if key not in grp:
-            problems.append(f"{path}: {name}/{key}: dataset missing")
-            continue
-        try:
-            arrays[key] = grp[key][()]
-        except (OSError, RuntimeError) as exc:
-            problems.append(f"{path}: {name}/{key}: unreadable ({exc})")
-    for key, arr in arrays.items():
-        want_ndim = 2 if key in ("proprio_observation", "action") else 1
-        if arr.ndim != want_ndim:
-            problems.append(f"{path}: {name}/{key}: expected {want_ndim}-D, got shape {arr.shape}")
-            continue
-        rows = arr.shape[0]
+_WIDTH_FIELD = {"proprio_observation": "observation_shape", "action": "action_dim"}
+
+
+class _GroupScan:
+    """Checks the groups of one file in step order; carries what spans groups (widths, step counter)."""
+
+    def __init__(self, path, obs_dim, act_dim, chunk, warnings, parts):
+        self.path, self.chunk, self.warnings, self.parts = path, int(chunk), warnings, parts
+        self.meta_width = {"proprio_observation": obs_dim, "action": act_dim}
+        self.first_width: dict[str, tuple[str, int]] = {}  # key -> (group, width) of the file's first group
+        self.prev_step = -1  # step_num before the next row; -1: the history's first row must be 0; None: unknown
+        self.t_plus_1 = False  # the current group has the original collector's extra observation row
+
+    def group(self, grp, name, length) -> list[str]:
+        path = self.path
+        if not isinstance(grp, h5py.Group):
+            self.prev_step = None
+            return [f"{path}: {name}: is not a group"]
+        problems: list[str] = []
+        dsets = {}
+        self.t_plus_1 = False
+        for key in DATASET_KEYS:
+            d = grp.get(key)
+            if d is None:
+                problems.append(f"{path}: {name}/{key}: dataset missing")
+            elif not isinstance(d, h5py.Dataset):
+                problems.append(f"{path}: {name}/{key}: is not a dataset")
+            else:
+                p = self._shape_problem(d, name, key, length)
+                if p:
+                    problems.append(p)
+                else:
+                    dsets[key] = d
+        keep = {k: [] for k in dsets} if self.parts is not None else None
+        for key, d in dsets.items():
+            try:
+                p = self._values_problem(d, name, key, length, keep)
+            except (OSError, RuntimeError, ValueError) as exc:
+                p = f"{path}: {name}/{key}: unreadable ({exc})"
+                if key == "step_num":
+                    self.prev_step = None
+            if p:
+                problems.append(p)
+        if "step_num" not in dsets or self.t_plus_1:
+            self.prev_step = None  # the original's T+1 groups need not continue the counter of the next group
+        if keep is not None and not problems:
+            for key in DATASET_KEYS:
+                self.parts[key].append(np.concatenate(keep[key]))
+        return problems
+
+    def _shape_problem(self, d, name, key, length) -> str | None:
+        """Dtype, rank, rows and width from the dataset's header, without reading values."""
+        path = self.path
+        want_kinds = "iu" if key == "step_num" else "fiu"
+        if d.dtype.kind not in want_kinds:
+            what = "integers (the step within the episode)" if key == "step_num" else "numbers"
+            return f"{path}: {name}/{key}: dtype {d.dtype}, expected {what}"
+        want_ndim = 2 if key in _WIDTH_FIELD else 1
+        if d.ndim != want_ndim:
+            return f"{path}: {name}/{key}: expected {want_ndim}-D, got shape {d.shape}"
+        rows = d.shape[0]
         if key == "proprio_observation" and rows == length + 1:
-            warnings.append(
+            self.t_plus_1 = True
+            self.warnings.append(
                 f"{path}: {name}/proprio_observation: {rows} rows for {length} steps "
                 "(original collector's T+1 layout); the extra last row is dropped"
             )
-            arrays[key] = arr = arr[:length]
         elif rows != length:
-            problems.append(f"{path}: {name}/{key}: {rows} rows, but the group name says {length} steps")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            problems.append(f"{path}: {name}/{key}: contains NaN or inf values")
-    dims = {"proprio_observation": obs_dim, "action": act_dim}
-    for key, want in dims.items():
-        arr = arrays.get(key)
-        if want is not None and arr is not None and arr.ndim == 2 and arr.shape[1] != want:
-            field = "observation_shape" if key == "proprio_observation" else "action_dim"
-            problems.append(f"{path}: {name}/{key}: width {arr.shape[1]} disagrees with metadata {field} = {want}")
-    if not problems:
-        for key in DATASET_KEYS:
-            parts[key].append(arrays[key])
-    return problems
+            return f"{path}: {name}/{key}: {rows} rows, but the group name says {length} steps"
+        if key in _WIDTH_FIELD:
+            width, want = d.shape[1], self.meta_width[key]
+            if want is not None and width != want:
+                return f"{path}: {name}/{key}: width {width} disagrees with metadata {_WIDTH_FIELD[key]} = {want}"
+            first = self.first_width.setdefault(key, (name, width))
+            if width != first[1]:
+                return f"{path}: {name}/{key}: width {width} differs from group {first[0]}'s {first[1]}"
+        return None
+
+    def _values_problem(self, d, name, key, length, keep) -> str | None:
+        """One chunked read of the values: NaN/inf, and for step_num the episode counter."""
+        bad_rows, first_bad = 0, None
+        for a in range(0, length, self.chunk):
+            x = d[a:min(length, a + self.chunk)]
+            if keep is not None:
+                keep[key].append(x)
+            if key == "step_num":
+                n, first = self._counter_breaks(x.astype(np.int64, copy=False))
+                bad_rows += n
+                if first is not None and first_bad is None:
+                    first_bad = (a + first[0], *first[1:])
+            elif x.dtype.kind == "f" and not np.isfinite(x).all():
+                return f"{self.path}: {name}/{key}: contains NaN or inf values"
+        if bad_rows:
+            row, value, prev = first_bad
+            after = "the history's first row must be 0" if prev == -1 else f"after {prev}"
+            return (f"{self.path}: {name}/step_num: {bad_rows} row(s) break the episode step counter (row {row}: "
+                    f"{value}, {after}); each row must be 0 (episode start) or the previous row + 1")
+        return None
+
+    def _counter_breaks(self, s: np.ndarray):
+        """(rows breaking the counter, (row, value, previous value) of the first one) of a step_num chunk."""
+        if s.size == 0:
+            return 0, None
+        prev = np.empty_like(s)
+        prev[1:] = s[:-1]
+        prev[0] = self.prev_step if self.prev_step is not None else s[0] - 1
+        bad = ((s != 0) & (s != prev + 1)) | (s < 0)
+        self.prev_step = int(s[-1])
+        n = int(bad.sum())
+        if not n:
+            return 0, None
+        i = int(np.argmax(bad))
+        return n, (i, int(s[i]), int(prev[i]))
 
 
 def read_history(path_h5) -> dict:

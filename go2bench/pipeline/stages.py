@@ -30,7 +30,7 @@ from go2bench.core.config import to_dict
 from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.pipeline.config import PipelineConfig
 
-__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
+__all__ = ["Simulations", "Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
            "leaderboard_stage", "train_arguments"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
@@ -69,6 +69,29 @@ def _genesis_here(backend: str) -> bool:
     return backend_in_use() in (None, backend)
 
 
+class Simulations:
+    """The batched simulations of this process, built once and shared by the stages (a scene build
+    costs seconds): a collection and an evaluation of the same shape use one simulation."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self._sims: dict[tuple, object] = {}
+
+    def get(self, env_id: str, num_envs: int, obs_mode: str, max_episode_steps: int):
+        key = (env_id, num_envs, obs_mode, max_episode_steps)
+        if key not in self._sims:
+            from go2bench.envs.walk_sim import make_walk_sim
+
+            self._sims[key] = make_walk_sim(env_id, num_envs, self.backend, obs_mode=obs_mode,
+                                            max_episode_steps=max_episode_steps)
+        return self._sims[key]
+
+    def close(self) -> None:
+        for sim in self._sims.values():
+            sim.close()
+        self._sims.clear()
+
+
 # ------------------------------------------------------------------------------------- collect
 @dataclass(frozen=True)
 class Dataset:
@@ -102,7 +125,7 @@ def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None =
     return path
 
 
-def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
+def collect_stage(cfg: PipelineConfig, out: Path, sims: Simulations) -> list[Path]:
     """Every env's dataset under ``out/data``; returns the dataset folders."""
     from go2bench.histories.reader import read_metadata
 
@@ -129,9 +152,11 @@ def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
         from go2bench.collect.collector import collect
 
         for d in todo:
-            log(f"collect {d.name}: {d.collect.num_histories} histories x {d.collect.steps_per_history:,} steps")
-            collect(data_dir / d.path, d.collect, backend=cfg.backend, resume=True, group_name=d.group,
-                    reward_scale=cfg.reward_scale)
+            c = d.collect
+            log(f"collect {d.name}: {c.num_histories} histories x {c.steps_per_history:,} steps")
+            collect(data_dir / d.path, c, backend=cfg.backend, resume=True, group_name=d.group,
+                    reward_scale=cfg.reward_scale, sim=sims.get(c.env, c.num_histories, c.obs_mode,
+                                                                c.max_episode_steps))
     return [data_dir / d.path for d in datasets(cfg)]
 
 
@@ -187,13 +212,12 @@ class _Job:
 
 
 class _Evaluator:
-    """Runs evaluation jobs here (one simulation per env and observation mode, shared by the agents)
-    or as ``go2bench eval`` processes."""
+    """Runs evaluation jobs here (the agents of an env share its simulation) or as ``go2bench eval``
+    processes."""
 
-    def __init__(self, cfg: PipelineConfig, out: Path) -> None:
-        self.cfg, self.out = cfg, out
+    def __init__(self, cfg: PipelineConfig, out: Path, sims: Simulations) -> None:
+        self.cfg, self.out, self.sims = cfg, out, sims
         self.device = "cuda" if cfg.backend == "gpu" else "cpu"
-        self.sims: dict[tuple[str, str], object] = {}
 
     def run(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
         if self.cfg.eval.jobs > 1 or not _genesis_here(self.cfg.backend):
@@ -204,7 +228,6 @@ class _Evaluator:
 
     def _here(self, job: _Job, refs: tuple[float, float] | None) -> None:
         from go2bench.agents.registry import make_agent
-        from go2bench.envs.walk_sim import make_walk_sim
         from go2bench.eval.protocol import evaluate_in_context
         from go2bench.eval.results import save_results
 
@@ -212,12 +235,9 @@ class _Evaluator:
         log(f"eval {job.agent} {job.env}")
         agent = make_agent(job.spec, job.env, device=self.device, seed=e.seeds[0])
         obs_mode = (getattr(agent, "model_card", None) or {}).get("obs_mode") or "noleak"
-        key = (job.env, obs_mode)
-        if key not in self.sims:
-            self.sims[key] = make_walk_sim(job.env, e.num_envs, self.cfg.backend, obs_mode=obs_mode,
-                                           max_episode_steps=self.cfg.eval_max_episode_steps)
+        sim = self.sims.get(job.env, e.num_envs, obs_mode, self.cfg.eval_max_episode_steps)
         res = evaluate_in_context(
-            agent, job.env, episodes=e.episodes, seeds=e.seeds, sim=self.sims[key], agent_spec=job.spec,
+            agent, job.env, episodes=e.episodes, seeds=e.seeds, sim=sim, agent_spec=job.spec,
             device=self.device, random_score=refs[0] if refs else None, expert_score=refs[1] if refs else None,
         )
         save_results(res, job.path)
@@ -243,11 +263,6 @@ class _Evaluator:
                                                                _gpu(self.cfg, j)))
                        for j, (job, cmd) in enumerate(batch)])
 
-    def close(self) -> None:
-        for sim in self.sims.values():
-            sim.close()
-        self.sims.clear()
-
 
 def _agent_spec(agent: str, checkpoint: Path | None) -> str:
     if agent == "vintix-zoo":
@@ -257,7 +272,7 @@ def _agent_spec(agent: str, checkpoint: Path | None) -> str:
     return agent
 
 
-def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[Path]:
+def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None, sims: Simulations) -> list[Path]:
     """Every agent on every env into ``out/results/<agent>_<env>.json``; an existing file is kept.
 
     With measured reference scores, random and teacher run first and their mean returns normalise
@@ -272,22 +287,19 @@ def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[
         agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
     jobs = [_Job(a, _agent_spec(a, checkpoint), env, res_dir / f"{a}_{env}.json") for a in agents for env in cfg.envs]
     todo = [j for j in jobs if not j.path.exists()]
-    evaluator = _Evaluator(cfg, out)
-    try:
-        if cfg.eval.measured_reference_scores:
-            first = [j for j in jobs if j.agent in ("random", "teacher")]
-            evaluator.run([j for j in first if j in todo], None)
-            by = {(j.agent, j.env): load_results(j.path) for j in first}
-            refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"]) for env in cfg.envs}
-            for j in first:
-                res = by[(j.agent, j.env)]
-                if (res["random_score"], res["expert_score"]) != refs[j.env]:
-                    save_results(renormalize_results(res, *refs[j.env]), j.path)
-            evaluator.run([j for j in todo if j not in first], refs)
-        else:
-            evaluator.run(todo, None)
-    finally:
-        evaluator.close()
+    evaluator = _Evaluator(cfg, out, sims)
+    if cfg.eval.measured_reference_scores:
+        first = [j for j in jobs if j.agent in ("random", "teacher")]
+        evaluator.run([j for j in first if j in todo], None)
+        by = {(j.agent, j.env): load_results(j.path) for j in first}
+        refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"]) for env in cfg.envs}
+        for j in first:
+            res = by[(j.agent, j.env)]
+            if (res["random_score"], res["expert_score"]) != refs[j.env]:
+                save_results(renormalize_results(res, *refs[j.env]), j.path)
+        evaluator.run([j for j in todo if j not in first], refs)
+    else:
+        evaluator.run(todo, None)
     return [j.path for j in jobs]
 
 

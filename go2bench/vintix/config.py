@@ -9,6 +9,8 @@ collection and training.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,16 +52,16 @@ class ModelConfig:
     bias: bool = False
 
     def __post_init__(self):
+        for name in ("n_layers", "n_heads", "obs_emb_dim", "act_emb_dim", "rew_emb_dim", "mlp_hidden"):
+            _at_least(self, name, 1)
+        _in_range(self, "dropout", 0.0, 1.0, hi_open=True)
+        _positive(self, "rope_base")
+        _positive(self, "norm_eps")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} (= obs_emb_dim + act_emb_dim + rew_emb_dim) "
                              f"is not divisible by n_heads {self.n_heads}")
         if self.pos_encoding == "rope" and self.head_dim % 2:
             raise ValueError(f"RoPE needs an even head dim, got {self.head_dim}")
-        for name in ("n_layers", "n_heads", "obs_emb_dim", "act_emb_dim", "rew_emb_dim", "mlp_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def d_model(self) -> int:
@@ -157,11 +159,53 @@ class TrainConfig:
     progress_bar: bool = True
 
     def __post_init__(self):
-        for name in ("context_len", "batch_size", "trajectory_sparsity", "epochs", "save_every", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ValueError("num_workers must be >= 0")
+        for name in ("batch_size", "trajectory_sparsity", "epochs", "save_every", "grad_accum", "log_every"):
+            _at_least(self, name, 1)
+        _at_least(self, "context_len", 2)  # one step predicts from no context at all
+        _at_least(self, "num_workers", 0)
+        _in_range(self, "seed", 0, 2**31 - 1)  # numpy seeds are 32-bit; rank is added to the seed
+        if self.max_steps is not None:
+            _at_least(self, "max_steps", 1)
+        if self.warmup_steps is not None:
+            _at_least(self, "warmup_steps", 0)
+        _positive(self, "lr")
+        _positive(self, "grad_clip")  # clip_grad_norm_ with a negative norm flips the gradients
+        if self.max_minutes is not None:
+            _positive(self, "max_minutes")
+        _in_range(self, "min_lr_ratio", 0.0, 1.0)
+        _in_range(self, "weight_decay", 0.0, math.inf, hi_open=True)
+        _in_range(self, "beta1", 0.0, 1.0, hi_open=True)
+        _in_range(self, "beta2", 0.0, 1.0, hi_open=True)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+
+
+def _number(obj, name: str) -> float:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{name} must be a number, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return v
+
+
+def _at_least(obj, name: str, lo: int) -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+
+
+def _positive(obj, name: str) -> None:
+    if not _number(obj, name) > 0:
+        raise ValueError(f"{name} must be > 0, got {getattr(obj, name)!r}")
+
+
+def _in_range(obj, name: str, lo: float, hi: float, hi_open: bool = False) -> None:
+    v = _number(obj, name)
+    if not (lo <= v < hi if hi_open else lo <= v <= hi):
+        raise ValueError(f"{name} must be in [{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
 
 
 def model_config_dict(cfg: ModelConfig) -> dict[str, Any]:

@@ -9,6 +9,10 @@ Run folder ``<out_dir>/<name>/``: ``config.json``, ``metrics.jsonl`` (one line p
 and per epoch), checkpoints ``epoch_XXXX.pt`` every ``save_every`` epochs, ``final.pt`` at the
 end (also after ``max_steps``/``max_minutes``) and ``latest.json`` naming the newest one, which
 ``resume`` continues from (model, optimizer, scheduler, epoch, position in the epoch, RNG).
+
+Before any step the data gets the checks of ``go2bench data check --config`` (a bad dataset
+otherwise trains silently on wrong windows or fails deep in the loop), and a resumed run gets
+the checks of :mod:`go2bench.vintix.resume` (same settings, a readable checkpoint).
 """
 
 from __future__ import annotations
@@ -29,17 +33,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from go2bench.core.provenance import versions, write_json_atomic
 from go2bench.core.config import to_dict
+from go2bench.histories.check import DataProblems, check_config
 from go2bench.histories.dataset_config import load_dataset_configs
 from go2bench.vintix.config import TrainConfig, make_model_config, model_config_from_dict
 from go2bench.vintix.data import MultiTaskWindows
-from go2bench.vintix.inference import load_checkpoint
 from go2bench.vintix.model import VintixModel
+from go2bench.vintix.resume import MAY_CHANGE_ON_RESUME, find_checkpoint, resume_conflicts, truncate_metrics
 
 __all__ = ["train", "lr_lambda"]
 
 CKPT_FORMAT = "go2bench-vintix"
-
-
+WARNINGS_SHOWN = 3  # data warnings printed at the start of a run; `go2bench data check` lists them all
 
 
 def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -88,6 +92,7 @@ def _setup_dist(device_opt: str):
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     want_cuda = device_opt.startswith("cuda") or (device_opt == "auto" and torch.cuda.is_available())
+    _check_device(device_opt, local)
     if want_cuda:
         device = torch.device(f"cuda:{local}" if device_opt in ("auto", "cuda") else device_opt)
         torch.cuda.set_device(device)
@@ -98,17 +103,55 @@ def _setup_dist(device_opt: str):
     return world, rank, device
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    p = run_dir / "latest.json"
-    if p.exists():
-        with open(p) as fh:
-            f = run_dir / json.load(fh)["file"]
-        if f.exists():
-            return f
-    cands = sorted(run_dir.glob("epoch_*.pt")) + ([run_dir / "final.pt"] if (run_dir / "final.pt").exists() else [])
-    if not cands:
-        return None
-    return max(cands, key=lambda c: torch.load(c, map_location="cpu", weights_only=True)["step"])
+def _check_device(device_opt: str, local_rank: int) -> None:
+    """A one-line error for a device this machine lacks, before any data is read."""
+    if device_opt.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise RuntimeError(f"--device {device_opt}: CUDA is not available on this machine ({why}); "
+                               "use --device cpu or auto")
+        index = int(device_opt.split(":")[1]) if ":" in device_opt else local_rank
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"--device {device_opt}: there is no GPU {index}; this machine has "
+                               f"{torch.cuda.device_count()}")
+    elif device_opt == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("--device mps: MPS is not available on this machine; use --device cpu or auto")
+
+
+def _check_data(cfg: TrainConfig, world: int, rank: int, device: torch.device, say) -> None:
+    """``go2bench data check --config``'s checks; DataProblems listing every problem stops all ranks."""
+    found = [None]
+    if rank == 0:
+        found[0] = check_config(cfg.dataset_config_paths, cfg.data_dir)
+    if world > 1:
+        dist.broadcast_object_list(found, src=0, device=device if device.type == "cuda" else None)
+    problems, warnings = found[0]
+    if problems:
+        if rank == 0:
+            raise DataProblems(problems, warnings)
+        raise RuntimeError(f"rank {rank}: stopped, rank 0 found {len(problems)} problem(s) in the data")
+    for line in warnings[:WARNINGS_SHOWN]:
+        say(f"warning: {line}")
+    if len(warnings) > WARNINGS_SHOWN:
+        say(f"warning: ... and {len(warnings) - WARNINGS_SHOWN} more (go2bench data check lists them)")
+
+
+def _resume_point(cfg: TrainConfig, run_dir: Path, specs, world: int, say) -> dict[str, Any]:
+    """The checkpoint to continue from; ValueError naming every setting that differs from it."""
+    found = find_checkpoint(run_dir, say)
+    if found is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
+    path, ckpt = found
+    entries = {s.entry.group: {"reward_scale": float(s.entry.reward_scale),
+                               "episode_sparsity": int(s.entry.episode_sparsity)} for s in specs}
+    conflicts = resume_conflicts(cfg, make_model_config(cfg.model, cfg.model_overrides), entries, world, ckpt)
+    if conflicts:
+        raise ValueError(
+            f"--resume: {path} was trained with other settings: {'; '.join(conflicts)}. Resume with the "
+            f"checkpoint's settings, or start a new run under another --name (a resumed run may change only "
+            f"{', '.join(sorted(MAY_CHANGE_ON_RESUME - {'resume'}))})")
+    say(f"resuming from {path} (step {ckpt['step']}, epoch {ckpt['epoch']})")
+    return ckpt
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -125,21 +168,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_main: bool) -> dict[str, Any]:
     t_start = time.perf_counter()
     run_dir = Path(cfg.out_dir) / cfg.name
-    ckpt = None
-    if cfg.resume:
-        path = _latest_checkpoint(run_dir)
-        if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
-        ckpt = load_checkpoint(path)
-        if is_main:
-            print(f"resuming from {path} (step {ckpt['step']}, epoch {ckpt['epoch']})")
+    say = print if is_main else (lambda _line: None)
+    specs = load_dataset_configs(cfg.dataset_config_paths, cfg.data_dir)
+    ckpt = _resume_point(cfg, run_dir, specs, world, say) if cfg.resume else None
+    _check_data(cfg, world, rank, device, say)
 
     random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
     torch.manual_seed(cfg.seed + rank)
 
     # ---------------------------------------------------------------- data (rank 0 fills the stats caches first)
-    specs = load_dataset_configs(cfg.dataset_config_paths, cfg.data_dir)
     stats = ckpt["groups"] if ckpt else None
 
     def build():
@@ -153,8 +191,6 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         ds = build()
     if len(ds) == 0:
         raise ValueError(f"no windows of context_len {cfg.context_len} in the datasets (histories too short?)")
-    if ckpt and list(ckpt["group_names"]) != ds.group_names:
-        raise ValueError(f"checkpoint groups {ckpt['group_names']} differ from the config's {ds.group_names}")
 
     # ---------------------------------------------------------------- model
     mcfg = model_config_from_dict(ckpt["model_config"]) if ckpt else make_model_config(cfg.model, cfg.model_overrides)
@@ -216,7 +252,12 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         write_json_atomic(run_dir / "config.json", info)
         print(f"{raw.num_params():,} parameters; {len(ds):,} windows {ds.samples_per_group()}; "
               f"{steps_per_epoch} steps/epoch of {global_batch} x {cfg.context_len} tokens; world {world}")
-    metrics_f = open(run_dir / "metrics.jsonl", "a") if is_main else None
+    metrics_f = None
+    if is_main:  # a resumed run logs the steps after its checkpoint again; a new run starts a new file
+        dropped = truncate_metrics(run_dir / "metrics.jsonl", step) if ckpt else 0
+        if dropped:
+            print(f"{run_dir / 'metrics.jsonl'}: dropped {dropped} line(s) logged after step {step}")
+        metrics_f = open(run_dir / "metrics.jsonl", "a" if ckpt else "w")
 
     def save(fname: str) -> Path:
         rngs = [None] * world
