@@ -221,6 +221,32 @@ def test_existing_output_needs_resume_and_same_settings(dataset, tmp_path):
     assert r.exit_code != 0 and "--out" in r.output
 
 
+def test_resume_checks_happen_before_any_scene_is_built(dataset, tmp_path, monkeypatch):
+    """Renamed folder, changed settings, unwritable output, stale temp files: settled without Genesis."""
+    import shutil
+
+    import go2bench.envs.walk_sim as walk_sim
+
+    def no_scene(*a, **k):
+        raise AssertionError("a scene was built")
+
+    monkeypatch.setattr(walk_sim, "make_walk_sim", no_scene)
+    out, _ = dataset
+    renamed = tmp_path / "renamed_go2"
+    shutil.copytree(out, renamed)
+    (renamed / ".renamed_go2.json.x1y2.tmp").write_text("{")  # left by a kill inside an atomic write
+    with pytest.raises(ValueError, match=r"data_go2\.json: cannot resume: collection.p is 0.6 on disk but 0.5"):
+        collect(renamed, CollectConfig(**{**CFG.__dict__, "p": 0.5}), resume=True, progress=False)
+    assert not list(renamed.glob(".*.tmp"))
+    with pytest.raises(AssertionError, match="a scene was built"):  # same settings: passes the checks
+        collect(renamed, CFG, resume=True, progress=False)
+    assert (renamed / "renamed_go2.json").exists() and not (renamed / "data_go2.json").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        collect(blocker / "data", CFG, progress=False)
+
+
 def test_resume_after_kill_9_equals_uninterrupted_run(dataset, tmp_path):
     out, _ = dataset
     killed = tmp_path / "data_go2"

@@ -30,11 +30,11 @@ import torch
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_actions
-from go2bench.core.provenance import file_sha256, versions, write_json_atomic
+from go2bench.core.provenance import file_sha256, remove_stale_temp_files, versions, write_json_atomic
 from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
 from go2bench.envs.spaces import observation_dim, observation_layout
-from go2bench.histories.names import DATASET_FORMAT, history_h5, history_json, metadata_path
+from go2bench.histories.names import DATASET_FORMAT, history_h5, history_index, history_json, metadata_path
 from go2bench.histories.stats import history_stats, pooled_stats
 from go2bench.histories.writer import HistoryWriter
 
@@ -76,6 +76,32 @@ def _dataset_meta(cfg: CollectConfig, robot: RobotDescription, teacher_info: dic
         "versions": versions(),
         "status": "incomplete",
     }
+
+
+def _check_resume_identity(out: Path, meta_path: Path, meta: dict, resuming: bool) -> None:
+    """A resumed dataset must be the one on disk, even if its folder was renamed since."""
+    remove_stale_temp_files(out)
+    if meta_path.exists():
+        _check_same_dataset(meta_path, _read_meta(meta_path), meta)
+        return
+    others = [p for p in out.glob("*.json") if history_index(p) is None] if out.is_dir() else []
+    if resuming and not others:
+        raise ValueError(f"{out}: history files but no dataset metadata ({meta_path.name}); cannot check what they "
+                         "hold. Restore it or run `go2bench data fix` first")
+    for old_path in others:  # the folder was renamed: its metadata still carries the old name
+        _check_same_dataset(old_path, _read_meta(old_path), meta)
+        old_path.replace(meta_path)
+        return
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable dataset metadata ({e}); restore it or run `go2bench data fix`") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: dataset metadata is not a JSON object")
+    return data
 
 
 def _check_same_dataset(meta_path: Path, old: dict, new: dict) -> None:
@@ -145,8 +171,14 @@ def collect(
         "random_score": card.get("random_score"),
         "obs_mode": card.get("obs_mode"),
     }
-    if teacher.obs_dim != observation_dim(robot, cfg.obs_mode):
+    obs_dim = observation_dim(robot, cfg.obs_mode)
+    if teacher.obs_dim != obs_dim:
         raise ValueError(f"the teacher expects {teacher.obs_dim}-dim observations; collect.obs_mode is {cfg.obs_mode!r}")
+    # Identity and writability are settled before the scene is built (a build takes minutes on a GPU).
+    meta = _dataset_meta(cfg, robot, teacher_info, task.task_name, group_name, reward_scale, obs_dim,
+                         robot.action_bounds())
+    _check_resume_identity(out, meta_path, meta, resume and bool(existing))
+    write_json_atomic(meta_path, meta)
 
     own_sim = sim is None
     if own_sim:
@@ -161,12 +193,6 @@ def collect(
             raise ValueError("collection needs the task's deterministic default config (fixed command, no "
                              "randomisation) so that histories are reproducible and resumable")
         dev = sim.device
-        bounds = (sim.action_low.cpu().tolist(), sim.action_high.cpu().tolist())
-        meta = _dataset_meta(cfg, robot, teacher_info, task.task_name, group_name, reward_scale, sim.obs_dim, bounds)
-        if meta_path.exists():
-            old = json.loads(meta_path.read_text())
-            _check_same_dataset(meta_path, old, meta)
-        write_json_atomic(meta_path, meta)
         from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 
         with torch_threads_beside_simulation(dev):

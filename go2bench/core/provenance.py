@@ -18,7 +18,9 @@ from typing import Any
 
 from go2bench._version import __version__
 
-__all__ = ["versions", "hardware", "file_sha256", "write_json_atomic", "OutputWriteError"]
+__all__ = ["versions", "hardware", "file_sha256", "write_json_atomic", "remove_stale_temp_files", "OutputWriteError"]
+
+_TMP_SUFFIX = ".tmp"
 
 _DISTRIBUTIONS = ("torch", "stable_baselines3", "genesis-world", "gymnasium", "numpy", "h5py")
 
@@ -78,7 +80,7 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
     NaN and inf are refused (they are not JSON).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -97,3 +99,21 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
         if isinstance(exc, OSError):
             raise write_error(path, "write JSON", exc) from exc
         raise
+
+
+def remove_stale_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files a killed :func:`write_json_atomic` left in ``directory``.
+
+    A kill between creating the temporary file and renaming it leaves ``.<name>.<random>.tmp``
+    behind; the next run that writes into the folder removes them. Returns what was removed.
+    """
+    d = Path(directory)
+    removed = []
+    if d.is_dir():
+        for p in d.glob(f".*.json.*{_TMP_SUFFIX}"):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
