@@ -69,15 +69,15 @@ def test_tables_match_the_fixtures(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
     by_key = {(r["task"], r["agent"]): r for r in rows}
-    assert set(by_key) == {("Go2Walk-v0", "random"), ("Go2Walk-v0", "teacher"), ("Go2Walk-v0", "vintix:ckpt_final.pt"),
+    assert set(by_key) == {("Go2Walk-v0", "random"), ("Go2Walk-v0", "teacher"), ("Go2Walk-v0", "vintix:runs/v1/ckpt_final.pt"),
                            ("MiniCheetahWalk-v0", "teacher")}
     # sorted by task, best normalised score first
-    assert [r["agent"] for r in rows[:3]] == ["teacher", "vintix:ckpt_final.pt", "random"]
+    assert [r["agent"] for r in rows[:3]] == ["teacher", "vintix:runs/v1/ckpt_final.pt", "random"]
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert md == made["markdown"]
     for f in FILES:
         res = fixture(f.name)
-        label = "vintix:ckpt_final.pt" if res["agent"] == "vintix" else res["agent"]
+        label = "vintix:runs/v1/ckpt_final.pt" if res["agent"] == "vintix" else res["agent"]
         row = by_key[(res["env"], label)]
         lo, hi = res["normalized_score_ci95"]
         assert float(row["normalized_score"]) == pytest.approx(res["normalized_score"])
@@ -206,3 +206,27 @@ def test_markdown_without_reference_scores():
     res["normalized_score_ci95"] = [None, None]
     md = markdown_table(table_rows([res]))
     assert "| n/a |" in md
+
+
+def test_agent_names_cannot_break_the_markdown_table():
+    res = fixture(FILES[0].name)
+    res["agent"] = "evil|agent\nnext line"
+    res["agent_spec"] = res["config"]["agent"] = res["agent"]
+    res["_path"] = "evil.json"
+    md = markdown_table(table_rows([res]))
+    row = [line for line in md.splitlines() if "evil" in line]
+    assert len(row) == 1
+    header = md.splitlines()[0]
+    unescaped = re.sub(r"\\\|", "", row[0])
+    assert unescaped.count("|") == header.count("|")  # same number of cells as the header
+    assert "evil\\|agent next line" in row[0]
+
+
+def test_labels_keep_a_shipped_and_a_run_checkpoint_apart():
+    from go2bench.eval.leaderboard import agent_label
+
+    res = fixture(FILES[0].name)
+    shipped = {**res, "agent": "vintix", "agent_spec": "vintix:/x/go2bench/zoo/vintix/vintix.pt"}
+    run = {**res, "agent": "vintix", "agent_spec": "vintix:runs/pipeline_cpu/runs/vintix/final.pt"}
+    assert agent_label(shipped) == "vintix:zoo/vintix/vintix.pt"
+    assert agent_label(run) == "vintix:runs/vintix/final.pt"

@@ -69,12 +69,20 @@ def load_result(path: str | Path) -> dict[str, Any]:
 
 
 def agent_label(res: dict[str, Any]) -> str:
-    """``name`` or ``name:checkpoint-file-name`` (when the spec named a checkpoint)."""
+    """``name``, or ``name:`` and the checkpoint's last path parts, so that two models of one agent
+    (the shipped ``zoo/vintix/vintix.pt`` and a run's ``runs/vintix/final.pt``) stay apart."""
     name = res["agent"]
     spec = res.get("agent_spec") or res["config"].get("agent") or name
     if spec.startswith(name + ":"):
-        return f"{name}:{Path(spec[len(name) + 1:]).name}"
+        parts = Path(spec[len(name) + 1:]).parts
+        return f"{name}:{'/'.join(parts[-3:])}"
     return name
+
+
+def markdown_cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell: pipes escaped, line breaks and backticks neutralised."""
+    text = " ".join(str(value).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
 
 
 def table_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -132,7 +140,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         if r["return_ci95_halfwidth"] is not None:
             ret += f" ± {_fmt(r['return_ci95_halfwidth'], 2)}"
         falls = "n/a" if r["fall_rate"] is None else f"{r['fall_rate']:.0%}"
-        lines.append("| " + " | ".join([
+        lines.append("| " + " | ".join(markdown_cell(c) for c in [
             r["task"], r["agent"], ns, ret, falls, str(r["episodes"]),
             f"{r['num_envs']} x {r['episodes_per_env']}", r["seeds"], str(r["max_episode_steps"]),
         ]) + " |")
