@@ -1,6 +1,7 @@
 """The main command end to end at a micro scale, every stage in this process: the leaderboard adds
-up, a second invocation skips completed stages, and another config in the same folder is refused.
-The config is built with the CLI's ``--set`` syntax, which is tested on its own too."""
+up, a second invocation skips completed stages, and another config in the same folder is refused
+(slow: about 50 s alone, 25-30 s of it Genesis' import and first scene build that a test session
+pays once). The config is built with the CLI's ``--set`` syntax, which is tested on its own too."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def run(tmp_path_factory):
     return out, run_pipeline(MICRO, out)
 
 
+@pytest.mark.slow
 def test_every_stage_produced_its_outputs(run):
     out, record = run
     assert set(record["stage_seconds"]) == set(STAGES)
@@ -41,6 +43,7 @@ def test_every_stage_produced_its_outputs(run):
         assert (out / "leaderboard" / name).stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_leaderboard_numbers_come_from_the_results(run):
     out, record = run
     assert len(record["leaderboard"]) == len(AGENTS) * len(MICRO.envs)
@@ -59,6 +62,7 @@ def test_leaderboard_numbers_come_from_the_results(run):
         assert v["checkpoint_sha256"] and res["vintix-nocontext"]["checkpoint_sha256"] == v["checkpoint_sha256"]
 
 
+@pytest.mark.slow
 def test_second_run_skips_completed_stages(run):
     out, _ = run
     stamp = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
@@ -70,6 +74,7 @@ def test_second_run_skips_completed_stages(run):
     assert {p: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")} == stamp
 
 
+@pytest.mark.slow
 def test_other_settings_in_the_same_folder_are_refused(run):
     out, _ = run
     with pytest.raises(ValueError, match=r"collect.steps_per_history: 120 there, 200 now"):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import go2bench
@@ -30,6 +31,7 @@ def test_import_is_cheap_and_registers_without_genesis():
     assert r["dt"] < 2.0
 
 
+@pytest.mark.slow  # a fresh interpreter imports Genesis and builds two scenes: about 30 s
 def test_module_prefixed_ids_work_in_a_fresh_interpreter_for_make_and_make_vec():
     r = _run(
         "import json, gymnasium; "
@@ -60,3 +62,11 @@ def test_cli_version_and_envs_listing():
     assert "(33,)" in r.output and "(12,)" in r.output
     full = runner.invoke(main, ["envs", "--obs-mode", "full"])
     assert "(45,)" in full.output
+
+
+def test_python_m_go2bench_cli_runs_the_command_with_every_subcommand():
+    """The pipeline starts `python -m go2bench.cli collect|eval` processes where a backend or GPU needs them."""
+    out = subprocess.run([sys.executable, "-m", "go2bench.cli", "--help"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    listed = {line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"envs", "rollout", "teach", "collect", "data", "train", "eval", "leaderboard", "pipeline"}

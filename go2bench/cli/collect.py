@@ -18,7 +18,7 @@ HELP = {
     "p": "Shape of the noise schedule eps(n) = (1 - (n / ((1-f) N))^p)^(1/p).",
     "f": "Final fraction of each history at the noise floor.",
     "max_perf": "1 - the noise floor.",
-    "teacher": "Teacher checkpoint (an SB3 zip or run folder); default: the env's shipped teacher.",
+    "teacher": "Teacher checkpoint; default: the env's shipped teacher.",
     "seed": "Seed of the noise.",
     "group_size": "Steps per HDF5 group.",
     "max_episode_steps": "Time limit of an episode.",
@@ -37,7 +37,7 @@ HELP = {
                    "override its collect sections.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Root of the config's dataset paths.")
-@dataclass_options(CollectConfig, help=HELP, defaults_from_config=False, names={
+@dataclass_options(CollectConfig, help=HELP, defaults_from_config=False, hide_defaults=("env",), names={
     "p": ("--noise-power", "--p"), "f": ("--noise-floor-fraction", "--f"),
 }, types_={
     "env": click.Choice(list(TASKS)), "teacher": click.Path(exists=True), "obs_mode": click.Choice(["noleak", "full"]),

@@ -41,6 +41,7 @@ def dataclass_options(
     types_: dict[str, Any] | None = None,
     skip: tuple[str, ...] = (),
     required: tuple[str, ...] = (),
+    hide_defaults: tuple[str, ...] = (),
     defaults_from_config: bool = True,
     spell: Callable[[str], tuple[str, ...]] = lambda name: (f"--{name.replace('_', '-')}",),
 ) -> Callable:
@@ -49,7 +50,7 @@ def dataclass_options(
     The option's parameter is the field's name, its flags ``spell(name)`` unless ``names`` gives
     them, its type from the annotation (``types_`` overrides; bools are flags, lists repeat).
     ``defaults_from_config=False``: every option defaults to None (nothing given: keep what a config
-    file says) and its help shows the field's default instead.
+    file says) and its help shows the field's default (except for ``hide_defaults``) instead.
     """
     hints = typing.get_type_hints(cls)
 
@@ -68,7 +69,7 @@ def dataclass_options(
                     kw.update(default=default, show_default=default is not None)
                 else:
                     kw["default"] = None
-                    if default is not None:
+                    if default is not None and f.name not in hide_defaults:
                         kw["help"] = f"{kw['help']} [default: {default}]".strip()
             decls = (names or {}).get(f.name) or spell(f.name)
             fn = click.option(*decls, f.name, **kw)(fn)

@@ -247,7 +247,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk
             eps = schedule.eps(grid).to(torch.float32)
             noise = uniform_noise(keys[None, :], grid, A)
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
                 for t in range(C):
                     a = torch.clamp(policy._predict(obs, deterministic=True), t_low, t_high)
                     act = blend_actions(eps[t], a, noise[t], low, high)

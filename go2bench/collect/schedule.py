@@ -18,10 +18,10 @@ call serves every history of a batched scene (numpy or torch, CPU or GPU).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 __all__ = ["NoiseSchedule", "blend_actions"]
 
@@ -70,7 +70,8 @@ class NoiseSchedule:
         float32 for integer input) or a numpy float64 array (0-d for scalars). Negative n is
         treated as 0.
         """
-        if isinstance(n, torch.Tensor):
+        torch = sys.modules.get("torch")  # a tensor argument means torch is loaded; configs need not load it
+        if torch is not None and isinstance(n, torch.Tensor):
             dtype = n.dtype if n.is_floating_point() else torch.float32
             # compute in float64 so torch and numpy agree to rounding of the output dtype
             x = n.to(torch.float64).clamp(min=0.0) / self.noise_free_from
@@ -92,6 +93,8 @@ def blend_actions(eps, teacher_actions, noise_uniform01, low, high):
     All torch; the result has teacher_actions' dtype and device.  The blend is ``torch.lerp``,
     exact at both ends (eps = 0 gives a, eps = 1 gives u) and one kernel per step of the collector.
     """
+    import torch
+
     a = teacher_actions
     if not isinstance(a, torch.Tensor):
         raise TypeError("blend_actions expects torch tensors")

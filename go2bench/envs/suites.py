@@ -86,7 +86,11 @@ CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v0"}  # what l
 
 @dataclass(frozen=True)
 class SuiteTask:
-    """One theta of a suite: ``id`` like "dynamics-v0/test/3", its split, index, bin and ``theta`` mapping."""
+    """One theta of a suite: its ``id``, split, index, bin and ``theta`` mapping.
+
+    ``id`` is "<suite>/<split>/<index>" ("velocity-v0/test/3"), with the robot for robot-specific
+    families ("dynamics-v0/go2/test/3"): a key for per-task reference returns.
+    """
 
     id: str
     split: str
@@ -182,7 +186,8 @@ def _load(family: str, robot: str, path: str) -> Suite:
             if split == "test" and not (bin_ == "interpolation" or str(bin_).startswith("extrapolation:")):
                 raise ConfigError(f"{where}.bin: expected 'interpolation' or 'extrapolation:<axis>', got {bin_!r}")
             vec = layout.vector(entry, where, complete=True)
-            tasks[split].append(SuiteTask(f"{data.suite}/{split}/{i}", split, i, bin_,
+            prefix = f"{data.suite}/{robot}" if fam.robot_specific else data.suite
+            tasks[split].append(SuiteTask(f"{prefix}/{split}/{i}", split, i, bin_,
                                           MappingProxyType(layout.as_dict(vec))))
     seen = {tuple(t.theta.values()) for t in tasks["train"]}
     clash = [t.id for t in tasks["test"] if tuple(t.theta.values()) in seen]

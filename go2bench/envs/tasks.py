@@ -114,8 +114,10 @@ class TaskState:
     """The thetas of one batched simulation (``sim.tasks``); see the module docstring.
 
     Attributes: ``family``, ``layout``, ``theta`` (N, dim) float32 on the sim's device (the theta
-    each env runs now), ``normalised`` (its [-1, 1] image, the privileged observation block),
-    ``ids`` (per env, the suite id or None), ``resample`` ("trial" or "episode").
+    each env runs now), ``host`` (the same, float64 NumPy, exact as given), ``normalised`` (its
+    [-1, 1] image, the privileged observation block), ``ids`` (per env, the suite id or None),
+    ``resample`` ("trial" or "episode"). Callers change thetas with :meth:`assign` (a resolved
+    spec) or :meth:`set` (an (N, dim) array), then reset the envs concerned.
     """
 
     def __init__(self, sim, family: str | Family) -> None:
@@ -123,9 +125,11 @@ class TaskState:
         self.family = get_family(family)
         self.layout = self.family.layout(sim.robot_description)
         n, dev = sim.num_envs, sim.device
-        self.theta = torch.tensor(self.layout.default, device=dev, dtype=torch.float32).repeat(n, 1)
+        self.host = np.tile(np.asarray(self.layout.default, dtype=np.float64), (n, 1))  # exact values, for info
+        self.theta = torch.tensor(self.host, device=dev, dtype=torch.float32)
         self.ids: list[str | None] = [None] * n
         self.pool: torch.Tensor | None = None
+        self.pool_host: np.ndarray | None = None
         self.pool_ids: tuple[str, ...] = ()
         self.resample = "trial"
         self.from_pool = torch.zeros(n, device=dev, dtype=torch.bool)  # envs drawing from the pool
@@ -139,6 +143,7 @@ class TaskState:
         mask = self.sim.all_envs if mask is None else mask
         if a.pool is not None:
             self.pool = torch.tensor(a.pool, device=self.sim.device, dtype=torch.float32)
+            self.pool_host = a.pool
             self.pool_ids, self.resample = a.pool_ids, a.resample
             self.from_pool |= mask
             self.pending |= mask
@@ -147,6 +152,7 @@ class TaskState:
         self.theta = torch.where(mask[:, None], rows, self.theta)
         for i in mask.nonzero().flatten().tolist():
             self.ids[i] = a.ids[i]
+            self.host[i] = a.rows[i]
         self.from_pool &= ~mask
         self.pending &= ~mask
         self.applied &= ~mask
@@ -168,17 +174,19 @@ class TaskState:
 
     # ------------------------------------------------------------------ called by the simulation
     def on_reset(self, mask: torch.Tensor) -> None:
-        """Draw due thetas of the reset envs, then write their physics; before the episode counter moves."""
+        """Draw due thetas of the reset envs, then write their physics (the sim has already moved
+        ``episode_in_trial`` to the new episode, which keys per-episode draws)."""
         sim = self.sim
         draw = mask & self.from_pool & (self.pending | (self.resample == "episode"))
         if self.pool is not None and bool(draw.any()):
             env = torch.arange(sim.num_envs, device=sim.device)
-            ep = sim.episode_count if self.resample == "episode" else torch.full_like(env, _TRIAL_DRAW)
+            ep = sim.episode_in_trial if self.resample == "episode" else torch.full_like(env, _TRIAL_DRAW)
             u = streams.uniform(sim.seed_value, streams.TASK, env, sim.trial, ep, 0, 1)[:, 0]
             pick = (u * len(self.pool)).long().clamp_(max=len(self.pool) - 1)
             self.theta = torch.where(draw[:, None], self.pool[pick], self.theta)
             for i, j in zip(draw.nonzero().flatten().tolist(), pick[draw].tolist()):
                 self.ids[i] = self.pool_ids[j]
+                self.host[i] = self.pool_host[j]
             self.applied &= ~draw
             self.pending &= ~draw
             self._refresh()
@@ -186,7 +194,6 @@ class TaskState:
 
     def _refresh(self) -> None:
         self.normalised = self.layout.normalise(self.theta).to(torch.float32)
-        self.host = self.theta.detach().cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ reporting
     def as_dict(self, i: int) -> dict[str, float | int]:
@@ -195,7 +202,8 @@ class TaskState:
 
     def columns(self) -> dict[str, np.ndarray]:
         """``{name: (N,) array}`` of every env's theta (the vector env's ``info["task"]``)."""
-        return {n: self.host[:, k].copy() for k, n in enumerate(self.layout.names)}
+        return {n: (self.host[:, k].round().astype(np.int64) if i else self.host[:, k].copy())
+                for k, (n, i) in enumerate(zip(self.layout.names, self.layout.integer))}
 
 
 # ---------------------------------------------------------------------- family physics

@@ -80,9 +80,14 @@ class ObsScales:
 
 @dataclass(frozen=True)
 class Randomization:
-    """Dynamics randomisation, all off by default; sampled per episode from the env's seeded generator."""
+    """Dynamics randomisation, all off by default; drawn per env and episode from the env's seed.
 
-    friction_range: tuple[float, float] | None = None  # friction ratio of the robot's geoms
+    Draws are counter-based (``envs.streams``): an env's values in an episode do not depend on
+    which other envs reset with it. For hidden parameters held over a trial, use a task family
+    (``family="dynamics"``, ``envs.families``) instead.
+    """
+
+    friction_range: tuple[float, float] | None = None  # contact friction coefficient, set on the ground and robot
     added_mass_range: tuple[float, float] | None = None  # kg added to the base link
     motor_strength_range: tuple[float, float] | None = None  # multiplies the PD gains
     push_interval_s: float | None = None  # a random horizontal push every interval

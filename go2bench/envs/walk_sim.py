@@ -67,7 +67,8 @@ class WalkSimulation:
     ``family`` (None, "velocity" or "dynamics") gives every env a hidden theta (``self.tasks``, a
     :class:`~go2bench.envs.tasks.TaskState`; the family's default until set); ``privileged=True``
     appends the normalised theta to the observation. Counters per env: ``trial`` (trials since the
-    last ``seed``) and ``episode_in_trial`` (index of the running episode in its trial).
+    last ``seed``; :meth:`new_trial`) and ``episode_in_trial`` (index of the running episode in its
+    trial). :meth:`tracking_error` gives the last step's per-axis tracking error.
     """
 
     def __init__(
@@ -390,10 +391,9 @@ class WalkSimulation:
         self.commands = torch.where(mask[:, None], new, self.commands)
 
     def _push(self, mask: torch.Tensor) -> None:
-        v = self.config.randomization.push_max_velocity
-        velocity = self._uniform(streams.PUSH, -v, v, 2, self.episode_step // self.push_every)
         if bool(mask.any()):
-            self.push(velocity, mask)
+            v = self.config.randomization.push_max_velocity
+            self.push(self._uniform(streams.PUSH, -v, v, 2, self.episode_step // self.push_every), mask)
 
 
 def _reward_methods(sim: WalkSimulation) -> dict[str, Any]:

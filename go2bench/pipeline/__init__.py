@@ -41,7 +41,6 @@ from go2bench.pipeline.config import (
     pipeline_config,
 )
 from go2bench.pipeline.stages import (
-    Simulations,
     collect_stage,
     eval_stage,
     leaderboard_stage,
@@ -87,22 +86,18 @@ def run_pipeline(config: PipelineConfig, out: str | Path, stages: Sequence[str] 
         record["leaderboard"] = old["leaderboard"]
     dataset_config = write_dataset_config(config, out / "dataset_config.yaml")
     checkpoint = out / "runs" / "vintix" / "final.pt"
-    sims = Simulations(config.backend)
-    try:
-        for stage in stages:
-            t0 = time.perf_counter()
-            log(f"stage {stage}")
-            if stage == "collect":
-                collect_stage(config, out, sims)
-            elif stage == "train":
-                checkpoint = train_stage(config, out, dataset_config)
-            elif stage == "eval":
-                eval_stage(config, out, checkpoint if checkpoint.exists() else None, sims)
-            else:
-                record["leaderboard"] = leaderboard_stage(config, out)["rows"]
-            record["stage_seconds"][stage] = round(time.perf_counter() - t0, 1)
-            write_json_atomic(record_path, record)
-    finally:
-        sims.close()
+    for stage in stages:
+        t0 = time.perf_counter()
+        log(f"stage {stage}")
+        if stage == "collect":
+            collect_stage(config, out)
+        elif stage == "train":
+            checkpoint = train_stage(config, out, dataset_config)
+        elif stage == "eval":
+            eval_stage(config, out, checkpoint if checkpoint.exists() else None)
+        else:
+            record["leaderboard"] = leaderboard_stage(config, out)["rows"]
+        record["stage_seconds"][stage] = round(time.perf_counter() - t0, 1)
+        write_json_atomic(record_path, record)
     log(f"done: {out} (stage seconds {record['stage_seconds']})")
     return record

@@ -30,7 +30,7 @@ from go2bench.core.config import to_dict
 from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.pipeline.config import PipelineConfig
 
-__all__ = ["Simulations", "Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
+__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
            "leaderboard_stage", "train_arguments"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
@@ -47,8 +47,10 @@ def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     log(("" if gpu is None else f"[GPU {gpu}] ") + "$ " + shlex.join(cmd))
-    out = open(log_file, "a") if log_file else None
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+    if log_file is None:
+        return subprocess.Popen(cmd, env=env)
+    with open(log_file, "a") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _wait(procs: list[tuple[str, subprocess.Popen]]) -> None:
@@ -70,8 +72,8 @@ def _genesis_here(backend: str) -> bool:
 
 
 class Simulations:
-    """The batched simulations of this process, built once and shared by the stages (a scene build
-    costs seconds): a collection and an evaluation of the same shape use one simulation."""
+    """Batched simulations built once and shared (a scene build costs seconds): the agents evaluated
+    on an env use one simulation."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -125,7 +127,7 @@ def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None =
     return path
 
 
-def collect_stage(cfg: PipelineConfig, out: Path, sims: Simulations) -> list[Path]:
+def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
     """Every env's dataset under ``out/data``; returns the dataset folders."""
     from go2bench.histories.reader import read_metadata
 
@@ -155,8 +157,7 @@ def collect_stage(cfg: PipelineConfig, out: Path, sims: Simulations) -> list[Pat
             c = d.collect
             log(f"collect {d.name}: {c.num_histories} histories x {c.steps_per_history:,} steps")
             collect(data_dir / d.path, c, backend=cfg.backend, resume=True, group_name=d.group,
-                    reward_scale=cfg.reward_scale, sim=sims.get(c.env, c.num_histories, c.obs_mode,
-                                                                c.max_episode_steps))
+                    reward_scale=cfg.reward_scale)
     return [data_dir / d.path for d in datasets(cfg)]
 
 
@@ -272,7 +273,7 @@ def _agent_spec(agent: str, checkpoint: Path | None) -> str:
     return agent
 
 
-def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None, sims: Simulations) -> list[Path]:
+def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[Path]:
     """Every agent on every env into ``out/results/<agent>_<env>.json``; an existing file is kept.
 
     With measured reference scores, random and teacher run first and their mean returns normalise
@@ -287,19 +288,24 @@ def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None, sims: Si
         agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
     jobs = [_Job(a, _agent_spec(a, checkpoint), env, res_dir / f"{a}_{env}.json") for a in agents for env in cfg.envs]
     todo = [j for j in jobs if not j.path.exists()]
+    sims = Simulations(cfg.backend)
     evaluator = _Evaluator(cfg, out, sims)
-    if cfg.eval.measured_reference_scores:
-        first = [j for j in jobs if j.agent in ("random", "teacher")]
-        evaluator.run([j for j in first if j in todo], None)
-        by = {(j.agent, j.env): load_results(j.path) for j in first}
-        refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"]) for env in cfg.envs}
-        for j in first:
-            res = by[(j.agent, j.env)]
-            if (res["random_score"], res["expert_score"]) != refs[j.env]:
-                save_results(renormalize_results(res, *refs[j.env]), j.path)
-        evaluator.run([j for j in todo if j not in first], refs)
-    else:
-        evaluator.run(todo, None)
+    try:
+        if cfg.eval.measured_reference_scores:
+            first = [j for j in jobs if j.agent in ("random", "teacher")]
+            evaluator.run([j for j in first if j in todo], None)
+            by = {(j.agent, j.env): load_results(j.path) for j in first}
+            refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"])
+                    for env in cfg.envs}
+            for j in first:
+                res = by[(j.agent, j.env)]
+                if (res["random_score"], res["expert_score"]) != refs[j.env]:
+                    save_results(renormalize_results(res, *refs[j.env]), j.path)
+            evaluator.run([j for j in todo if j not in first], refs)
+        else:
+            evaluator.run(todo, None)
+    finally:
+        sims.close()
     return [j.path for j in jobs]
 
 
