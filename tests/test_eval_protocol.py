@@ -346,6 +346,7 @@ import torch
 
 class ConstantAgent:
     name = "constant"
+    value = 0.1
 
     def __init__(self, env_id, checkpoint, device, seed):
         self.args = (env_id, checkpoint, device, seed)
@@ -354,11 +355,16 @@ class ConstantAgent:
         self.num_envs = num_envs
 
     def act(self, obs, prev_reward, episode_start):
-        return torch.full((obs.shape[0], 12), 0.1)
+        return torch.full((obs.shape[0], 12), self.value)
 
 
 def make(env_id, checkpoint, device, seed):
-    return ConstantAgent(env_id, checkpoint, device, seed)
+    if checkpoint == "raise":
+        raise KeyError("weights missing")
+    agent = ConstantAgent(env_id, checkpoint, device, seed)
+    if checkpoint == "nan":
+        agent.value = float("nan")
+    return agent
 '''
 
 
@@ -392,6 +398,31 @@ def test_unknown_agent_is_a_clear_error():
         make_agent("random:x.pt", ENV)
     assert parse_spec("teacher") == ("teacher", None)
     assert parse_spec("vintix:a/b.pt") == ("vintix", "a/b.pt")
+
+
+def test_agent_code_failures_name_the_agent(third_party):
+    from go2bench.agents.registry import AgentError
+
+    with pytest.raises(AgentError, match=r"agent 'constant': its factory raised KeyError: 'weights missing'"):
+        make_agent("constant:raise", ENV)
+    agent = make_agent("constant:nan", ENV)
+    sim = FakeSim()
+    sim.robot_description.num_joints = 12
+    with pytest.raises(AgentError, match=r"agent 'constant:nan' failed in act\(\): ValueError: actions contain NaN"):
+        run_episodes(agent, ENV, sim, [1, 1, 1], seed=0)
+
+
+def test_cli_agent_failure_is_one_line_and_debug_shows_the_traceback(third_party, monkeypatch):
+    from go2bench.cli import main
+    from go2bench.cli.errors import TRACEBACK_VARIABLE
+
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "")  # restored after the test: --debug sets it
+
+    r = CliRunner().invoke(main, ["eval", "--agent", "constant:raise", "--env", ENV])
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [
+        "Error: agent 'constant': its factory raised KeyError: 'weights missing'"]
+    r = CliRunner().invoke(main, ["--debug", "eval", "--agent", "constant:raise", "--env", ENV])
+    assert r.exit_code == 1 and isinstance(r.exception, Exception) and "weights missing" in str(r.exception)
 
 
 def test_cli_eval_with_a_third_party_agent_and_leaderboard(third_party, tmp_path):

@@ -49,10 +49,10 @@ def _random(env_id: str, checkpoint: str | None, device: str, seed: int):
     return RandomAgent(seed=seed)
 
 
-def _teacher(env_id: str, checkpoint: str | None, device: str, seed: int):
+def _teacher(env_id: str, checkpoint: str | None, device: str, seed: int, trust_checkpoint: bool = False):
     from go2bench.agents.teacher import load_teacher
 
-    agent = load_teacher(checkpoint or env_id, device=device)
+    agent = load_teacher(checkpoint or env_id, device=device, trust_checkpoint=trust_checkpoint)
     card_env = (agent.model_card or {}).get("env_id")
     if card_env and card_env != env_id:
         raise ValueError(f"the teacher {agent.source} was trained on {card_env}, not {env_id}")
@@ -131,17 +131,34 @@ def resolve_factory(name: str) -> Factory:
     )
 
 
-def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0):
+class AgentError(RuntimeError):
+    """Agent code (a plug-in's factory, ``reset`` or ``act``) failed; the message names the agent."""
+
+
+def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, trust_checkpoint: bool = False):
     """Build the agent of ``spec`` (``NAME[:checkpoint]``) for ``env_id``, in the batched agent protocol.
 
     The returned agent has ``name`` (its own, else the spec's name), ``spec`` and ``checkpoint``
     (its own, else the spec's checkpoint). Results are labelled with the registered name
-    (:func:`parse_spec`), not the agent's own ``name``.
+    (:func:`parse_spec`), not the agent's own ``name``. ``trust_checkpoint``: let stable-baselines3
+    unpickle a teacher zip that has no model card (runs any code in it; only for files you wrote).
     """
     from go2bench.agents.protocol import as_batched_agent
 
     name, checkpoint = parse_spec(spec)
-    agent = as_batched_agent(resolve_factory(name)(env_id, checkpoint, device, seed))
+    factory = resolve_factory(name)
+    if factory is _teacher:
+        agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint)
+    elif name in BUILTIN_AGENTS:
+        agent = factory(env_id, checkpoint, device, seed)
+    else:  # a plug-in: whatever its factory raises is reported as that agent's failure
+        try:
+            agent = factory(env_id, checkpoint, device, seed)
+        except Exception as e:  # noqa: BLE001 - third-party code
+            raise AgentError(f"agent {name!r}: its factory raised {type(e).__name__}: {e}") from e
+        if agent is None:
+            raise AgentError(f"agent {name!r}: its factory returned None instead of an agent")
+    agent = as_batched_agent(agent)
     for attr, value in (("name", name), ("spec", spec), ("checkpoint", checkpoint)):
         if getattr(agent, attr, None) is None:
             try:

@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 import go2bench
+from go2bench.cli.errors import TRACEBACK_VARIABLE
 from go2bench.cli.collect import collect_command, data_group
 from go2bench.cli.envs import envs_command, rollout_command
 from go2bench.cli.eval import eval_command, leaderboard_command
@@ -22,8 +25,11 @@ __all__ = ["main"]
 
 @click.group()
 @click.version_option(go2bench.__version__, prog_name="go2bench")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of one line.")
+def main(debug: bool) -> None:
     """go2bench: in-context RL benchmark on Genesis-simulated quadrupeds."""
+    if debug:
+        os.environ[TRACEBACK_VARIABLE] = "1"
 
 
 for command in (envs_command, rollout_command, teach_command, collect_command, data_group, train_command,

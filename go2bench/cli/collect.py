@@ -49,7 +49,11 @@ HELP = {
 @click.option("--env-ids", default=None, help="Collect only these histories (indices), e.g. 0-4 (others: another run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted collection in --out.")
 @click.option("--no-progress-bar", is_flag=True)
-def collect_command(out, config, data_dir, backend, env_ids, resume, no_progress_bar, **fields) -> None:
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Let stable-baselines3 unpickle a --teacher zip without a model card: runs any code inside it; "
+                   "only for files you wrote.")
+def collect_command(out, config, data_dir, backend, env_ids, resume, no_progress_bar, trust_checkpoint,
+                    **fields) -> None:
     """Write noisy learning histories (teacher + fading noise) in the Vintix HDF5/JSON layout."""
     import dataclasses
 
@@ -77,7 +81,8 @@ def collect_command(out, config, data_dir, backend, env_ids, resume, no_progress
     for out_dir, cfg, group, reward_scale in jobs:
         with one_line_errors():
             summary = collect(out_dir, cfg, env_ids=env_ids, backend=backend, resume=resume,
-                              progress=not no_progress_bar, group_name=group, reward_scale=reward_scale)
+                              progress=not no_progress_bar, group_name=group, reward_scale=reward_scale,
+                              trust_checkpoint=trust_checkpoint)
         rate = summary["steps_per_s"]
         click.echo(f"{out_dir}: {summary['status']} ({summary['complete_histories']}/{summary['num_histories']} "
                    f"histories, {summary['total_transitions']:,} transitions); this run wrote "

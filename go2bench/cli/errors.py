@@ -8,7 +8,7 @@ from typing import Iterator
 
 import click
 
-# GO2BENCH_TRACEBACK=1 shows the traceback instead (for debugging go2bench itself).
+# `go2bench --debug` (or GO2BENCH_TRACEBACK=1) shows the traceback instead.
 TRACEBACK_VARIABLE = "GO2BENCH_TRACEBACK"
 
 

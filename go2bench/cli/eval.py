@@ -50,9 +50,13 @@ def _fmt(x, spec=".3f") -> str:
               help="Reference return of a random agent for the normalised score (default: the shipped teacher's card).")
 @click.option("--expert-score", type=float, default=None, help="Reference return of the expert (default: as above).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
+                   "only for files you wrote.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 def eval_command(agent_spec, env_id, episodes, num_envs, seeds, backend, device, obs_mode, max_episode_steps,
-                 walk_config, video, video_frames, random_score, expert_score, no_progress, out) -> None:
+                 walk_config, video, video_frames, random_score, expert_score, no_progress, trust_checkpoint,
+                 out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI."""
     from go2bench.agents.registry import make_agent
     from go2bench.eval.protocol import evaluate_in_context
@@ -60,7 +64,7 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds, backend, device,
 
     t0 = time.perf_counter()
     with one_line_errors():
-        agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0])
+        agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
         res = evaluate_in_context(
             agent, env_id, episodes=episodes, num_envs=num_envs, seeds=seeds, backend=backend, obs_mode=obs_mode,
             max_episode_steps=max_episode_steps, config=walk_config, agent_spec=agent_spec, device=device,
@@ -88,7 +92,7 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds, backend, device,
 
 @click.command("leaderboard")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), default="benchmarks/leaderboard", show_default=True,
+@click.option("--out", type=click.Path(file_okay=False), default="runs/leaderboard", show_default=True,
               help="Folder for leaderboard.md, leaderboard.csv and the PNG plots.")
 @click.option("--datasets", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Collected dataset folder(s) whose learning curves to plot; repeat for several.")

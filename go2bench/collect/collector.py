@@ -128,6 +128,7 @@ def collect(
     reward_scale: float = 1.0,
     plot: bool = True,
     sim=None,
+    trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Collect ``cfg.num_histories`` learning histories (or the subset ``env_ids``) into ``out_dir``.
 
@@ -136,6 +137,7 @@ def collect(
     .json (:mod:`go2bench.histories.names`); finally ``learning_curves.png``.  Returns a summary.
     ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
     per collected history (it is reset, not closed); default: a new one on ``backend``.
+    ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.
     """
     from go2bench.agents.teacher import load_teacher
     from go2bench.envs.walk_sim import make_walk_sim
@@ -158,7 +160,7 @@ def collect(
 
     # the simulation's torch device: Genesis' GPU backend is the current CUDA device
     device = str(sim.device) if sim is not None else ("cuda" if backend == "gpu" else "cpu")
-    teacher = load_teacher(cfg.teacher or env_id, device=device)
+    teacher = load_teacher(cfg.teacher or env_id, device=device, trust_checkpoint=trust_checkpoint)
     teacher_file = Path(teacher.source)
     card = teacher.model_card or {}
     if card.get("env_id") not in (None, env_id):

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from go2bench.core.config import ConfigError, from_dict, read_yaml
 from go2bench.envs import streams
@@ -96,7 +95,12 @@ class SuiteTask:
     split: str
     index: int
     bin: str  # "train", "interpolation" or "extrapolation:<axis>"
-    theta: Mapping[str, float] = field(compare=True)
+    items: tuple[tuple[str, float], ...]  # (name, value) in layout order; immutable, picklable
+
+    @property
+    def theta(self) -> dict[str, float]:
+        """``{name: value}`` (a fresh dict each time: the suite itself stays immutable)."""
+        return dict(self.items)
 
     def vector(self, layout: ThetaLayout) -> tuple[float, ...]:
         return layout.vector(self.theta, self.id, complete=True)
@@ -188,10 +192,10 @@ def _load(family: str, robot: str, path: str) -> Suite:
             vec = layout.vector(entry, where, complete=True)
             prefix = f"{data.suite}/{robot}" if fam.robot_specific else data.suite
             tasks[split].append(SuiteTask(f"{prefix}/{split}/{i}", split, i, bin_,
-                                          MappingProxyType(layout.as_dict(vec))))
-    seen = {tuple(t.theta.values()) for t in tasks["train"]}
-    clash = [t.id for t in tasks["test"] if tuple(t.theta.values()) in seen]
-    dupes = len(seen) != len(tasks["train"]) or len({tuple(t.theta.values()) for t in tasks["test"]}) != len(tasks["test"])
+                                          tuple(layout.as_dict(vec).items())))
+    seen = {t.items for t in tasks["train"]}
+    clash = [t.id for t in tasks["test"] if t.items in seen]
+    dupes = len(seen) != len(tasks["train"]) or len({t.items for t in tasks["test"]}) != len(tasks["test"])
     if clash or dupes:
         raise ConfigError(f"{path}: train and test thetas must be distinct and disjoint (shared: {clash[:5]})")
     return Suite(data.suite, family, robot, data.seed, tuple(tasks["train"]), tuple(tasks["test"]))

@@ -21,14 +21,16 @@ is :func:`go2bench.eval.results.build_results`'s schema.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from go2bench.agents.protocol import as_batched_agent
+from go2bench.agents.registry import AgentError
 from go2bench.envs import robot_for_env
 from go2bench.envs import spaces as S
 from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
@@ -53,6 +55,16 @@ class EpisodeRecord(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------- episode loop
+@contextlib.contextmanager
+def _agent_code(agent, method: str) -> Iterator[None]:
+    """Failures inside an agent's own code (or actions it returns that are not valid) name the agent."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - agent code is arbitrary
+        name = getattr(agent, "spec", None) or getattr(agent, "name", type(agent).__name__)
+        raise AgentError(f"agent {name!r} failed in {method}(): {type(e).__name__}: {e}") from e
+
+
 def run_episodes(
     agent,
     env_id: str,
@@ -91,7 +103,8 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
     counted = np.zeros(n, dtype=np.int64)
     records: list[EpisodeRecord] = []
 
-    agent.reset(n, env_id, seed)
+    with _agent_code(agent, "reset"):
+        agent.reset(n, env_id, seed)
     sim.seed(seed)
     obs = sim.reset()
     prev_reward = torch.zeros(n, dtype=torch.float32, device=dev)
@@ -109,7 +122,8 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
     while (counted < quota).any():
         if steps >= max_steps:
             raise RuntimeError("evaluation did not finish within the time limit of every episode")
-        actions = S.to_action_tensor(agent.act(obs, prev_reward, episode_start), action_shape, dev)
+        with _agent_code(agent, "act"):
+            actions = S.to_action_tensor(agent.act(obs, prev_reward, episode_start), action_shape, dev)
         command_x = sim.commands[:, 0].clone()  # the command the agent acted on
         r = sim.step(actions)
         steps += 1

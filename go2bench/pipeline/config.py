@@ -80,7 +80,7 @@ class PipelineConfig:
     collect: CollectConfig = CollectConfig(num_histories=16, steps_per_history=4000, max_episode_steps=200)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         model="tiny", context_len=512, batch_size=8, trajectory_sparsity=64, epochs=3, save_every=3, max_steps=700,
-        max_minutes=4.0, lr=1e-3, num_workers=1, device="auto"))
+        lr=1e-3, num_workers=1, device="auto"))  # bounded by steps, never by wall time
     eval: EvalConfig = EvalConfig()
 
     def __post_init__(self) -> None:
@@ -115,7 +115,7 @@ PRESETS: dict[str, PipelineConfig] = {
     "gpu": PipelineConfig(
         name="gpu", backend="gpu", collect=_GPU_COLLECT,
         train=TrainConfig(model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=1,
-                          save_every=1, max_minutes=3.0, lr=3e-4, num_workers=6, device="cuda"),
+                          save_every=1, max_steps=8000, lr=3e-4, num_workers=6, device="cuda"),
         eval=_GPU_EVAL,
     ),
     # the original's layout: 10 histories x 1M steps per robot

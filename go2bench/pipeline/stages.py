@@ -199,6 +199,15 @@ def train_stage(cfg: PipelineConfig, out: Path, config_path: Path) -> Path:
             f"{train.device}")
         summary = run_training(train)
         log(f"train: step {summary['step']}, loss {summary['final_loss']:.4f}, {summary['wall_s']:.1f} s")
+    from go2bench.vintix.train import SUMMARY_FILE
+
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    if summary.get("cut_short_by"):
+        raise RuntimeError(
+            f"train stage CUT SHORT by train.{summary['cut_short_by']} at step {summary['step']} of "
+            f"{summary['planned_steps']}; the stage is not marked done. Run the same command again to continue "
+            f"training, or raise train.{summary['cut_short_by']}"
+        )
     (run_dir / "done").write_text("")
     return run_dir / "final.pt"
 
@@ -256,13 +265,10 @@ class _Evaluator:
         n = self.cfg.eval.jobs
         for i in range(0, len(jobs), n):
             batch = [(job, self._command(job, refs[job.env] if refs else None)) for job in jobs[i: i + n]]
-            if len(batch) == 1:  # alone: its progress bar and summary go to the terminal
-                job, cmd = batch[0]
-                _wait([(f"eval {job.agent} {job.env}", _start(cmd, None, _gpu(self.cfg, 0)))])
-            else:  # at once: each to the log, without progress bars
-                _wait([(f"eval {job.agent} {job.env}", _start([*cmd, "--no-progress"], self.out / "eval.log",
-                                                               _gpu(self.cfg, j)))
-                       for j, (job, cmd) in enumerate(batch)])
+            # each process to the log: the pipeline prints one summary per result once its scores are final
+            _wait([(f"eval {job.agent} {job.env}", _start([*cmd, "--no-progress"], self.out / "eval.log",
+                                                           _gpu(self.cfg, j)))
+                   for j, (job, cmd) in enumerate(batch)])
 
 
 def _agent_spec(agent: str, checkpoint: Path | None) -> str:
@@ -306,6 +312,13 @@ def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[
             evaluator.run(todo, None)
     finally:
         sims.close()
+    for j in jobs:  # with the normalisation of the final table
+        res = load_results(j.path)
+        per = res["per_episode"]["normalized_score"]
+        curve = f", by episode {per[0]:.2f} -> {per[-1]:.2f}" if len(per) > 1 and per[0] is not None else ""
+        score = "n/a" if res["normalized_score"] is None else f"{res['normalized_score']:.3f}"
+        log(f"eval {j.agent} {j.env}: normalized score {score}{curve}, mean return {res['mean_return']:.3f}, "
+            f"falls {res['fall_rate']:.0%}")
     return [j.path for j in jobs]
 
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from go2bench.vintix.resume import MAY_CHANGE_ON_RESUME, find_checkpoint, resume
 __all__ = ["train", "lr_lambda"]
 
 CKPT_FORMAT = "go2bench-vintix"
+SUMMARY_FILE = "train_summary.json"  # step, planned steps, and whether a time cap cut the run short
 WARNINGS_SHOWN = 3  # data warnings printed at the start of a run; `go2bench data check` lists them all
 
 
@@ -364,7 +366,16 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
     if metrics_f:
         metrics_f.close()
     wall = time.perf_counter() - t_start
-    summary = {"run_dir": str(run_dir), "checkpoint": str(final), "step": step, "epoch": epoch,
-               "final_loss": last_loss, "params": raw.num_params(), "wall_s": wall, "world_size": world,
-               "loss_history": loss_history, "is_main": is_main}
+    # A time cap that ends training before its planned steps leaves the schedule unfinished: say so.
+    cut_short = step < total_steps and cfg.max_minutes is not None and (cfg.max_steps is None or step < cfg.max_steps)
+    summary = {"run_dir": str(run_dir), "checkpoint": str(final), "step": step, "planned_steps": total_steps,
+               "epoch": epoch, "final_loss": last_loss, "params": raw.num_params(), "wall_s": wall,
+               "world_size": world, "loss_history": loss_history, "is_main": is_main,
+               "cut_short_by": "max_minutes" if cut_short else None}
+    if is_main:
+        write_json_atomic(run_dir / SUMMARY_FILE, {k: v for k, v in summary.items() if k != "loss_history"})
+        if cut_short:
+            print(f"WARNING: training was CUT SHORT by max_minutes={cfg.max_minutes}: it stopped at step {step} of "
+                  f"{total_steps} planned, before its learning-rate schedule finished; --resume continues it",
+                  file=sys.stderr, flush=True)
     return summary
