@@ -101,3 +101,18 @@ def test_env_used_after_close_raises_a_clear_error():
     for call in (lambda: env.step(np.zeros(12, np.float32)), lambda: env.reset(seed=0)):
         with pytest.raises(RuntimeError, match="this env was closed"):
             call()
+
+
+def test_every_config_reader_refuses_yaml_aliases(tmp_path):
+    """Dataset configs (collect, train, data check), model configs and --set values share the safe loader."""
+    from go2bench.histories.dataset_config import load_dataset_configs
+    from go2bench.pipeline.config import pipeline_config
+    from go2bench.vintix.config import make_model_config
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    for load in (lambda: load_dataset_configs(bomb), lambda: make_model_config(str(bomb))):
+        with pytest.raises(ConfigError, match="aliases"):
+            load()
+    with pytest.raises(ConfigError, match="aliases"):
+        pipeline_config("cpu", ["train.lr=*a"])

@@ -15,9 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
 
-from go2bench.core.config import ConfigError, from_dict
+from go2bench.core.config import ConfigError, from_dict, read_yaml
 
 __all__ = ["DatasetEntry", "DatasetSpec", "load_dataset_configs", "load_dataset_config", "resolve_config_path",
            "shipped_configs"]
@@ -75,10 +74,7 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 def _read_entries(path: Path) -> dict[str, DatasetEntry]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path)  # safe types only, aliases refused
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: expected a mapping of dataset name -> entry (type, path, group, ...)")
     return {str(name): from_dict(DatasetEntry, value, f"{path}: {name}") for name, value in data.items()}

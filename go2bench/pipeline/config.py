@@ -13,10 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
-import yaml
 
 from go2bench.collect.config import CollectConfig
-from go2bench.core.config import ConfigError, from_dict, to_dict
+from go2bench.core.config import ConfigError, from_dict, parse_yaml, to_dict
 from go2bench.envs.registry import TASKS, task_spec
 from go2bench.vintix.config import TrainConfig
 
@@ -162,10 +161,7 @@ def apply_overrides(config: PipelineConfig, items: Iterable[str]) -> PipelineCon
                 raise ConfigError(f"--set {key}: unknown key; {section} keys: {', '.join(known[section])}")
             listed = known[""] + [f"{s}.*" for s in _SECTIONS]
             raise ConfigError(f"--set {key}: unknown key; keys: {', '.join(listed)}")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: {text!r} is not a YAML value") from None
+        value = parse_yaml(text, f"--set {key}")
         (data[section] if section else data)[name] = value
     return from_dict(PipelineConfig, data, "pipeline")
 

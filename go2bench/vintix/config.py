@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
 
-from go2bench.core.config import ConfigError, from_dict, to_dict
+from go2bench.core.config import ConfigError, from_dict, parse_yaml, read_yaml, to_dict
 from go2bench.histories.dataset_config import resolve_config_path
 
 __all__ = [
@@ -94,7 +93,7 @@ def parse_overrides(items) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_yaml(v, f"override {item!r}")
     return out
 
 
@@ -105,10 +104,7 @@ def make_model_config(model: str = "seed", overrides: dict[str, Any] | None = No
         base = dict(MODEL_PRESETS[model])
     else:
         p = resolve_config_path(model)
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        data = read_yaml(p) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping of ModelConfig fields")
         preset = data.pop("preset", None)
