@@ -15,7 +15,7 @@ from go2bench.core.provenance import write_json_atomic
 from go2bench.histories.names import history_h5, metadata_path
 from go2bench.histories.writer import HistoryWriter
 
-__all__ = ["write_synthetic_dataset"]
+__all__ = ["write_synthetic_dataset", "write_privileged_teacher"]
 
 
 def _default_dims(env_id: str | None) -> tuple[int, int]:
@@ -32,11 +32,13 @@ def _default_dims(env_id: str | None) -> tuple[int, int]:
 def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int = 1000, obs_dim: int | None = None,
                             act_dim: int | None = None, episode_len=100, group_size: int = 10_000,
                             env_id: str | None = None, task_name: str | None = None, seed: int = 0,
-                            weight: np.ndarray | None = None, obs_scale: float = 1.0) -> Path:
+                            weight: np.ndarray | None = None, obs_scale: float = 1.0,
+                            demonstrator: bool = False) -> Path:
     """Write a dataset folder in the collector's layout; actions = ``obs @ weight`` (+ small noise).
 
     ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
     ``-|a|^2 / act_dim``.  ``obs_dim``/``act_dim`` default to those of ``env_id``'s robot.
+    ``demonstrator``: also write ``demonstrator_action`` = ``obs @ weight`` (the noise-free action).
     Returns the dataset folder.
     """
     if obs_dim is None or act_dim is None:
@@ -62,13 +64,58 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
             pos += n
             k += 1
         obs = (rng.normal(size=(steps, obs_dim)) * obs_scale).astype(np.float32)
-        act = (obs @ weight + 0.01 * rng.normal(size=(steps, act_dim))).astype(np.float32)
+        demo = (obs @ weight).astype(np.float32)
+        act = (demo + 0.01 * rng.normal(size=(steps, act_dim))).astype(np.float32)
         rew = (-(act**2).mean(1)).astype(np.float32)
         path = history_h5(d, h)
-        with HistoryWriter(path, obs_dim, act_dim, group_size=group_size) as w:
+        with HistoryWriter(path, obs_dim, act_dim, group_size=group_size, demonstrator=demonstrator) as w:
             for a in range(0, steps, 100_000):
                 b = min(steps, a + 100_000)
-                w.append(obs[a:b], act[a:b], rew[a:b], step_num[a:b])
+                w.append(obs[a:b], act[a:b], rew[a:b], step_num[a:b], demo[a:b] if demonstrator else None)
         write_json_atomic(path.with_suffix(".json"), {k: meta[k] for k in ("observation_shape", "action_dim")})
+    if demonstrator:
+        meta["dataset_keys"] = ["proprio_observation", "action", "reward", "step_num", "demonstrator_action"]
     write_json_atomic(metadata_path(d), meta)
     return d
+
+
+def write_privileged_teacher(dest, env_id: str, family: str, theta_weight: float = 0.05, seed: int = 0) -> Path:
+    """A stand-in privileged teacher of ``family`` built from ``env_id``'s shipped (blind) teacher.
+
+    Its first layers get extra input columns for the theta block (small random weights, so its
+    actions depend on theta a little and a wrong theta shows); everything else is the shipped
+    teacher's.  Writes ``dest/policy.pt`` and a model card with ``privileged: true`` and ``family``;
+    returns ``dest``.  For tests, until the shipped privileged teachers exist.
+    """
+    import json
+
+    import torch
+
+    from go2bench.agents.sb3_checkpoint import build_policy, save_policy_state
+    from go2bench.agents.teacher import load_teacher
+    from go2bench.envs.families import theta_layout
+    from go2bench.envs.registry import task_spec
+    from go2bench.envs.robots import get_robot
+    from go2bench.envs.spaces import observation_dim
+
+    blind = load_teacher(env_id)
+    card = dict(blind.model_card)
+    robot = get_robot(task_spec(env_id).robot)
+    obs_dim = observation_dim(robot, card.get("obs_mode", "noleak"), family)
+    lay = theta_layout(family, robot)
+    card.update(obs_dim=obs_dim, privileged=True, family=family, note="test stand-in: shipped teacher + theta inputs",
+                theta_layout={"names": list(lay.names), "low": list(lay.low), "high": list(lay.high),
+                              "units": list(lay.units)})
+    policy = build_policy(card)
+    state = blind.policy.state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    for name, w in list(state.items()):
+        if name.endswith("0.weight") and w.dim() == 2 and w.shape[1] == blind.obs_dim:  # first layer of pi and vf
+            extra = theta_weight * torch.randn(w.shape[0], obs_dim - w.shape[1], generator=gen)
+            state[name] = torch.cat([w, extra.to(w.dtype)], 1)
+    policy.load_state_dict(state)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_policy_state(policy, dest / "policy.pt")
+    (dest / "model_card.json").write_text(json.dumps(card, indent=1))
+    return dest

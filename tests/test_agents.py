@@ -343,3 +343,195 @@ def test_cli_eval_writes_json(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")  # no shipped teacher: a clear error
     r = CliRunner().invoke(main, ["eval", "--agent", "teacher", "--env", "MiniCheetahWalk-v0"])
     assert r.exit_code != 0 and "go2bench teach" in r.output
+
+
+# ---------------------------------------------------------------------------------- task-family teachers
+VEL_BLOCK = slice(33, 36)  # the privileged "task" block of a velocity Go2 observation (3 dims)
+
+
+@pytest.fixture(scope="module")
+def priv_venv():
+    env = WalkSB3VecEnv("Go2Walk-v0", num_envs=N, backend="cpu", seed=0, max_episode_steps=T, family="velocity",
+                        privileged=True, tasks="train", resample_tasks="episode")
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def priv_trained(priv_venv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("privileged")
+    model, card = train_teacher(
+        total_steps=2 * N * 24, device="cpu", out=out, seed=0, venv=priv_venv, checkpoint_every=N * 24,
+        progress_bar=False, verbose=0, task_eval_episodes=1, task_eval_train=2,
+    )
+    return out, model, card
+
+
+@pytest.fixture(scope="module")
+def blind_trained(tmp_path_factory):
+    """The blind teacher, through the CLI (its own scene: a velocity family without the task block)."""
+    from go2bench.cli import main
+
+    out = tmp_path_factory.mktemp("blind")
+    r = CliRunner().invoke(main, [
+        "teach", "--env", "Go2Walk-v0", "--family", "velocity", "--tasks", "train", "--num-envs", str(N),
+        "--max-episode-steps", str(T), "--total-steps", str(N * 24), "--checkpoint-every", str(N * 24),
+        "--device", "cpu", "--out", str(out), "--task-eval-episodes", "1", "--task-eval-train", "0",
+        "--quiet", "--no-progress-bar"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads((out / "model_card.json").read_text()), r.output
+
+
+def test_privileged_obs_has_the_task_block_and_a_train_theta_per_episode(priv_venv):
+    sim = priv_venv.sim
+    obs = priv_venv.reset()
+    assert obs.shape == (N, 36) and priv_venv.observation_space.shape == (36,)
+    np.testing.assert_allclose(obs[:, VEL_BLOCK], sim.tasks.normalised.numpy(), atol=1e-6)
+    assert np.abs(obs[:, VEL_BLOCK]).max() <= 1.0 and (obs[:, 6:9] == 0).all()  # command slots hidden
+    first = list(sim.tasks.ids)
+    assert all(i.startswith("velocity-v0/train/") for i in first)
+    theta_before = obs[:, VEL_BLOCK].copy()
+    for _ in range(T):
+        obs, _, done, infos = priv_venv.step(zeros())
+    assert done.all()  # every env starts a new episode with a new train theta
+    second = list(sim.tasks.ids)
+    assert all(i.startswith("velocity-v0/train/") for i in second) and second != first
+    np.testing.assert_allclose(obs[:, VEL_BLOCK], sim.tasks.normalised.numpy(), atol=1e-6)
+    for i in range(N):  # the terminal observation still carries the finished episode's theta
+        np.testing.assert_allclose(infos[i]["terminal_observation"][VEL_BLOCK], theta_before[i], atol=1e-6)
+
+
+def test_privileged_teacher_card_caches_per_theta_returns(priv_venv, priv_trained):
+    from go2bench.envs.suites import load_suite
+
+    out, _, card = priv_trained
+    assert json.loads((out / "model_card.json").read_text()) == card
+    assert card["family"] == "velocity" and card["privileged"] is True and card["obs_dim"] == 36
+    assert card["obs_layout"][-1] == ["task", 3] and [n for n, _ in card["obs_layout"]][2] == "commands"
+    assert card["suite"]["name"] == "velocity-v0" and len(card["suite"]["sha256"]) == 64
+    assert card["theta_layout"]["names"] == ["lin_vel_x", "lin_vel_y", "ang_vel_yaw"]
+    assert card["training_tasks"] == "train" and card["resample_tasks"] == "episode"
+    assert card["training_steps"] == 2 * N * 24 and card["final_training_return"] is not None
+    suite = load_suite("velocity", "go2")
+    test_ids = {t.id for t in suite.test}
+    train_ids = {suite.train[0].id, suite.train[-1].id}  # 2 train thetas: both ends of the split
+    for agent in ("teacher", "random"):
+        returns = card["per_task_returns"][agent]
+        assert set(returns) == test_ids | train_ids and len(test_ids) == 32
+        assert all(math.isfinite(r) for r in returns.values())
+        assert set(card["per_task_fall_rate"][agent]) == set(returns)
+    assert card["per_task_returns"]["teacher"] != card["per_task_returns"]["random"]
+    ev = card["per_task_eval"]
+    assert ev["splits"] == {"test": 32, "train": 2} and ev["episodes_per_task_min"] >= 1
+    assert ev["max_episode_steps"] == T and ev["rounds"] == math.ceil(2 * 34 / N)
+    test = card["family_scores"]["test"]
+    assert test["tasks"] == 32 and set(test["by_bin"]) >= {"interpolation", "extrapolation:lin_vel_x"}
+    mean_test = np.mean([card["per_task_returns"]["teacher"][i] for i in test_ids])
+    assert card["expert_score"] == pytest.approx(test["teacher_mean_return"]) == pytest.approx(mean_test, abs=1e-3)
+    assert card["random_score"] == pytest.approx(test["random_mean_return"])
+    # training's thetas are back on the adapter: train split, drawn per episode
+    assert priv_venv.sim.tasks.resample == "episode" and priv_venv.sim.tasks.pool is not None
+    assert json.loads((out / "ppo_config.json").read_text())["task"] == {
+        "family": "velocity", "privileged": True, "tasks": "train", "resample_tasks": "episode"}
+
+
+def test_privileged_teacher_reloads_from_the_zoo_layout_and_acts_identically(priv_venv, priv_trained, tmp_path,
+                                                                             monkeypatch):
+    import go2bench.envs.registry as registry_module
+    from go2bench.agents.registry import make_agent
+    from go2bench.agents.sb3_checkpoint import CheckpointError
+
+    out, model, card = priv_trained
+    shipped = export_teacher(out, zoo_root=tmp_path / "zoo")
+    assert shipped == tmp_path / "zoo" / "Go2Walk-v0" / "velocity" / "privileged" / "policy.pt"
+    assert set(torch.load(shipped, weights_only=True)) and (shipped.parent / "model_card.json").exists()
+    monkeypatch.setattr(registry_module, "ZOO_DIR", tmp_path / "zoo")
+    agent = load_teacher("Go2Walk-v0", family="velocity", privileged=True)
+    assert agent.source == str(shipped) and agent.model_card["per_task_returns"] == card["per_task_returns"]
+    assert (agent.privileged_family, agent.family, agent.obs_dim, agent.task_dim) == ("velocity", "velocity", 36, 3)
+    obs = priv_venv.reset()
+    expected, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(agent.act(obs), expected)
+    with pytest.raises(ValueError, match="privileged=True"):
+        agent.act(obs[:, :33])  # the blind observation: the error says which env it needs
+    agent.use_task_source(lambda: priv_venv.sim.tasks.normalised)  # theta from the sim, not the observation
+    assert agent.obs_dim == 33
+    np.testing.assert_array_equal(agent.act(obs[:, :33]), expected)
+    agent.use_task_source(None)
+    # the evaluator's loop runs it on the privileged simulation (obs-dim check included)
+    from go2bench.eval.protocol import run_episodes
+
+    assert len(run_episodes(agent, "Go2Walk-v0", priv_venv.sim, np.ones(N, np.int64), seed=3)["records"]) == N
+    priv_venv.reset()
+    # registry: teacher-privileged takes the family from the evaluation
+    reg = make_agent("teacher-privileged", "Go2Walk-v0", family="velocity")
+    np.testing.assert_array_equal(reg.act(obs), expected)
+    assert reg.name == "teacher" and reg.spec == "teacher-privileged"
+    np.testing.assert_array_equal(make_agent(f"teacher-privileged:{out}", "Go2Walk-v0").act(obs), expected)
+    with pytest.raises(ValueError, match="needs|evaluate with a family"):
+        make_agent("teacher-privileged", "Go2Walk-v0")
+    with pytest.raises(FileNotFoundError, match="go2bench teach --env Go2Walk-v0 --family velocity --out"):
+        make_agent("teacher-blind", "Go2Walk-v0", family="velocity")  # not exported here
+    with pytest.raises(CheckpointError, match="a privileged teacher, not a blind one"):
+        make_agent(f"teacher-blind:{out}", "Go2Walk-v0", family="velocity")
+    with pytest.raises(ValueError, match="'velocity' family, not 'dynamics'"):
+        make_agent(f"teacher:{out}", "Go2Walk-v0", family="dynamics")
+    with pytest.raises(CheckpointError, match="not of the 'dynamics' family"):
+        load_teacher(shipped.parent, family="dynamics")
+    with pytest.raises(ValueError, match="privileged=True or False"):
+        load_teacher("Go2Walk-v0", family="velocity")
+
+
+def test_blind_teacher_has_no_task_block(blind_trained, priv_trained, tmp_path):
+    from go2bench.teachers.task_eval import compare_teachers
+
+    out, card, output = blind_trained
+    assert card["family"] == "velocity" and card["privileged"] is False and card["obs_dim"] == 33
+    assert "task" not in [name for name, _ in card["obs_layout"]]
+    assert card["theta_layout"]["privileged_block"] is None
+    assert len(card["per_task_returns"]["teacher"]) == 32 and card["per_task_eval"]["splits"] == {"test": 32}
+    assert "velocity blind" in output and "test thetas (32)" in output
+    shipped = export_teacher(out, zoo_root=tmp_path / "zoo")
+    assert shipped == tmp_path / "zoo" / "Go2Walk-v0" / "velocity" / "blind" / "policy.pt"
+    agent = load_teacher(shipped.parent, family="velocity", privileged=False)
+    assert agent.privileged_family is None and agent.obs_dim == 33
+    with pytest.raises(ValueError, match="only a privileged teacher"):
+        agent.use_task_source(lambda: None)
+    # per-theta normalisation of the blind teacher by the privileged card's references, by hand
+    priv = priv_trained[2]
+    cmp = compare_teachers(priv, card)
+    ref, rnd, blind = (priv["per_task_returns"]["teacher"], priv["per_task_returns"]["random"],
+                       card["per_task_returns"]["teacher"])
+    ids = sorted(card["per_task_returns"]["teacher"])
+    by_hand = {i: (blind[i] - rnd[i]) / (ref[i] - rnd[i]) for i in ids}
+    assert cmp["tasks"] + len(cmp["skipped"]) == 32
+    for i, score in cmp["per_task"].items():
+        assert score == pytest.approx(by_hand[i], abs=1e-3)
+    x = np.sort(list(cmp["per_task"].values()))
+    q = len(x) // 4
+    assert cmp["blind_normalised_iqm"] == pytest.approx(x[q:len(x) - q].mean(), abs=1e-3)
+    assert cmp["gap"] == pytest.approx(1 - x.mean(), abs=1e-3)
+    with pytest.raises(ValueError, match="privileged teacher's card first"):
+        compare_teachers(card, priv)
+
+
+def test_task_eval_slots_and_subsamples():
+    from go2bench.teachers.task_eval import _rounds, train_subsample
+
+    assert _rounds(3, 8) == [[0, 1, 2, 0, 1, 2, 0, 1]]
+    assert _rounds(5, 3) == [[0, 1, 2], [3, 4, 3]]
+    assert train_subsample(128, None) == list(range(128)) and train_subsample(128, 0) == []
+    assert train_subsample(128, 3) == [0, 64, 127] and train_subsample(4, 10) == [0, 1, 2, 3]
+
+
+def test_stop_at_in_the_past_learns_nothing_and_cli_choices_match_the_families(venv, tmp_path):
+    import time
+
+    from go2bench.cli.teach import FAMILY_CHOICES
+    from go2bench.envs.families import FAMILIES
+
+    assert sorted(FAMILY_CHOICES) == sorted(FAMILIES)
+    _, card = train_teacher(total_steps=N * 24, device="cpu", out=tmp_path, venv=venv, eval_episodes=0,
+                            stop_at=time.time() - 1, progress_bar=False, verbose=0)
+    assert card["training_steps"] == 0 and card["final_training_return"] is None and card["family"] is None
+    assert card["privileged"] is False and (tmp_path / "final.zip").exists()

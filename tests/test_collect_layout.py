@@ -439,3 +439,96 @@ def test_names_round_trip(tmp_path):
         history_h5(tmp_path, i).touch()
     assert [history_index(p) for p in history_paths(tmp_path)] == [2, 999, 10000]
     assert history_paths(tmp_path, ".json") == [] and history_paths(tmp_path / "missing") == []
+
+
+# ------------------------------------------------------------------------------------ demonstrator_action
+
+
+def _demo(start, n):
+    """Clean actions of steps start..: the rows' actions shifted, so the two columns differ."""
+    return (_rows(start, n)[1] * 0.5 + 0.1).astype(np.float32)
+
+
+@pytest.fixture
+def demo_dataset(good_dataset):
+    """good_dataset rewritten in the new layout: demonstrator_action in every group, declared in the JSON."""
+    for i in range(2):
+        p = good_dataset / f"trajectories_env_{i:04d}.h5"
+        p.unlink()
+        with HistoryWriter(p, OBS, ACT, group_size=10, demonstrator=True) as w:
+            w.append(*_rows(0, 25), _demo(0, 25))
+    meta = {**_meta(), "dataset_keys": ["proprio_observation", "action", "reward", "step_num", "demonstrator_action"]}
+    write_json_atomic(good_dataset / "data_tiny.json", meta)
+    return good_dataset
+
+
+def test_writer_demonstrator_round_trip_and_resume(tmp_path):
+    path = tmp_path / "h.h5"
+    w = HistoryWriter(path, OBS, ACT, group_size=10, demonstrator=True)
+    with pytest.raises(ValueError, match="demonstrator_action must be given"):
+        w.append(*_rows(0, 5))
+    with pytest.raises(ValueError, match="demonstrator_action has shape"):
+        w.append(*_rows(0, 5), _demo(0, 4))
+    w.append(*_rows(0, 13), _demo(0, 13))
+    w.close(final=False)  # killed: the 3 buffered rows are lost
+    w = HistoryWriter(path, OBS, ACT, group_size=10, demonstrator=True)
+    assert w.steps_written == 10
+    w.append(*_rows(10, 15), _demo(10, 15))
+    w.close()
+    back = read_history(path)
+    np.testing.assert_array_equal(back["demonstrator_action"], _demo(0, 25))
+    np.testing.assert_array_equal(back["action"], _rows(0, 25)[1])
+    with pytest.raises(ValueError, match="demonstrator_action"):  # a file never mixes the layouts
+        HistoryWriter(path, OBS, ACT, group_size=10)
+    old = tmp_path / "old.h5"
+    with HistoryWriter(old, OBS, ACT, group_size=10) as w:
+        w.append(*_rows(0, 10))
+        with pytest.raises(ValueError, match="only to"):
+            w.append(*_rows(10, 2), _demo(10, 2))
+    with pytest.raises(ValueError, match="cannot resume.*demonstrator_action"):
+        HistoryWriter(old, OBS, ACT, group_size=10, demonstrator=True)
+    assert "demonstrator_action" not in read_history(old)
+
+
+def test_check_old_layout_without_demonstrator_passes(good_dataset):
+    """Format 1 datasets (no demonstrator_action, no dataset_keys) stay valid and readable."""
+    assert dataset_report(good_dataset) == ([], [])
+    assert "demonstrator_action" not in read_history(good_dataset / "trajectories_env_0000.h5")
+
+
+def test_check_demonstrator_dataset_passes(demo_dataset):
+    assert dataset_report(demo_dataset) == ([], [])
+
+
+@pytest.mark.parametrize("case", ["nan", "width", "rows", "one group lacks it", "dtype", "declared but absent"])
+def test_check_flags_bad_demonstrator_action(demo_dataset, case):
+    path = demo_dataset / "trajectories_env_0001.h5"
+    with h5py.File(path, "a") as f:
+        g = f["10-19"]
+        if case == "nan":
+            g["demonstrator_action"][2, 3] = np.inf
+        elif case == "width":
+            del g["demonstrator_action"]
+            g["demonstrator_action"] = np.zeros((10, ACT - 1), np.float32)
+        elif case == "rows":
+            del g["demonstrator_action"]
+            g["demonstrator_action"] = np.zeros((9, ACT), np.float32)
+        elif case == "one group lacks it":
+            del g["demonstrator_action"]
+        elif case == "dtype":
+            del g["demonstrator_action"]
+            g["demonstrator_action"] = np.array([b"x"] * 10)
+        else:
+            for name in list(f):
+                del f[name]["demonstrator_action"]
+    needles = {
+        "nan": ["10-19/demonstrator_action", "NaN or inf"],
+        "width": ["10-19/demonstrator_action", "width 11 disagrees with metadata action_dim = 12"],
+        "rows": ["10-19/demonstrator_action", "9 rows"],
+        "one group lacks it": ["demonstrator_action: in 2 of 3 groups", "missing in 10-19"],
+        "dtype": ["10-19/demonstrator_action", "dtype"],
+        "declared but absent": ["data_tiny.json", "dataset_keys lists demonstrator_action",
+                                "trajectories_env_0001.h5"],
+    }[case]
+    p = _one_problem(demo_dataset, *needles)
+    assert len(p) == 1, p

@@ -158,6 +158,7 @@ def test_in_context_protocol_episodes_prev_reward_and_episode_start(sim, tmp_pat
             else:
                 assert (prev_reward != 0).all()  # the reward stream runs on across episodes
     assert res["format"] == "go2bench.eval/1" and res["agent"] == "recorder" and res["env"] == ENV
+    assert "family" not in res
     assert res["config"]["seeds"] == [5, 6] and res["config"]["episodes"] == K and res["config"]["num_envs"] == N
     assert res["episodes"] == 2 * N * K and len(res["returns"]) == 2 * N * K
     assert res["max_episode_steps"] == T and res["reference_scores_source"] == "arguments"
@@ -230,7 +231,7 @@ class FakeSim:
         terms = {"a": torch.full((n,), 0.75), "b": torch.full((n,), 0.25)} if self.terms else {}
         return types.SimpleNamespace(obs=torch.zeros(n, self.obs_dim), reward=torch.ones(n), terminated=fell,
                                      truncated=end & ~fell, diverged=torch.zeros(n, dtype=torch.bool),
-                                     reward_terms=terms)
+                                     reward_terms=terms, tracking_error=torch.tensor([[0.5, 0.25, 2.0]]).expand(n, 3))
 
 
 class ThreeJointAgent:
@@ -252,6 +253,8 @@ def test_episode_loop_counts_quotas_and_sums_reward_terms():
     assert [r.length for r in recs] == [2, 2, 3, 4, 4, 4] and [r.ret for r in recs] == [2, 2, 3, 4, 4, 4]
     assert [r.fell for r in recs] == [True, True, False, False, False, False]
     assert [r.tracking_error_sum for r in recs] == [0.5 * r.length for r in recs]
+    assert [r.tracking_error_xyz for r in recs] == [(0.5 * r.length, 0.25 * r.length, 2.0 * r.length) for r in recs]
+    assert all(r.task is None for r in recs)  # no task family
     assert run["reward_term_names"] == ["a", "b"]
     assert all(r.reward_terms == (0.75 * r.length, 0.25 * r.length) for r in recs)
     assert run["steps"] == 12  # env 2 counts its third episode at step 12

@@ -26,7 +26,7 @@ H1 = "trajectories_env_0001.h5"
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("pristine")
     write_synthetic_dataset(root, "ds", n_histories=2, steps=300, obs_dim=6, act_dim=3, episode_len=50,
-                            group_size=100, env_id=None, task_name="toy")
+                            group_size=100, env_id=None, task_name="toy", demonstrator=True)
     return root / "ds"
 
 
@@ -86,6 +86,12 @@ BREAKS = {
     "string observations": (H0, lambda f: _replace(f, "0-99/proprio_observation", np.array([b"x"] * 100)),
                             ["0-99/proprio_observation", "dtype"]),
     "empty HDF5 file": (H1, lambda f: [f.__delitem__(k) for k in list(f)], ["no 'start-end' groups"]),
+    "NaN demonstrator_action": (H0, lambda f: f["100-199/demonstrator_action"].__setitem__((3, 1), np.nan),
+                                ["100-199/demonstrator_action", "NaN"]),
+    "narrow demonstrator_action": (H1, lambda f: _replace(f, "0-99/demonstrator_action", np.zeros((100, 2), np.float32)),
+                                   ["0-99/demonstrator_action", "width 2"]),
+    "demonstrator_action in some groups": (H0, lambda f: f.__delitem__("200-299/demonstrator_action"),
+                                           ["demonstrator_action: in 2 of 3 groups", "missing in 200-299"]),
 }
 
 

@@ -16,7 +16,8 @@ from go2bench.histories.reader import read_history
 from go2bench.histories.writer import HistoryWriter
 from go2bench.testing import write_synthetic_dataset
 from go2bench.vintix.data import (
-    STD_FLOOR,
+    STATS_FILE,
+    STATS_VERSION,
     MultiTaskWindows,
     episode_segments,
     load_or_compute_stats,
@@ -161,7 +162,7 @@ def test_std_floor_and_two_widths(tmp_path):
     ds = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=100, trajectory_sparsity=50)
     assert ds.group_names == ["go2_walking", "mc_walking"]
     assert ds.samples_per_group() == {"go2_walking": 3, "mc_walking": 6}
-    assert ds.groups["mc_walking"]["obs_std"][6] == STD_FLOOR
+    assert ds.groups["mc_walking"]["obs_std"][6] == 1.0  # constant: centred only (normaliser_std)
     assert ds.groups["go2_walking"]["env_id"] == "Go2Walk-v0"
     batch = torch.utils.data.default_collate([ds[0], ds[5]])
     assert batch["obs"].shape == (2, 100, 45) and batch["group"].tolist() == [0, 1]
@@ -234,3 +235,84 @@ def test_history_and_pooled_stats_match_numpy(tmp_path):
     whole = compute_stats(d, chunk=7)  # chunks, groups and histories merge to the same moments
     np.testing.assert_allclose(whole["obs_std"], pooled["obs_std"], rtol=1e-12)
     assert whole["steps"] == 1500 and whole["reward_mean"] == pytest.approx(pooled["reward_mean"], rel=1e-12)
+
+
+def test_constant_slot_shifted_at_evaluation_stays_a_small_input(tmp_path):
+    """Defect (c): a slot constant in the data (a command) gets divisor 1, not a 0.01 floor."""
+    from go2bench.histories.stats import CONSTANT_STD, normaliser_std
+    from go2bench.vintix.config import make_model_config
+    from go2bench.vintix.inference import VintixPolicy
+    from go2bench.vintix.model import VintixModel
+
+    d = write_synthetic_dataset(tmp_path, "c", n_histories=2, steps=200, obs_dim=9, act_dim=3)
+    for h in range(2):
+        with h5py.File(d / f"trajectories_env_{h:04d}.h5", "r+") as f:
+            f["0-199"]["proprio_observation"][:, 6] = 1.0  # the scaled forward command, fixed at 0.5 m/s
+            f["0-199"]["proprio_observation"][:, 7] = 0.0  # a zero command slot
+            obs = f["0-199"]["proprio_observation"][()]
+            obs[:, 8] = 0.3 + 0.02 * np.sign(np.arange(200) % 2 - 0.5)  # varies: std 0.02 >= CONSTANT_STD
+            f["0-199"]["proprio_observation"][()] = obs
+    cfg = _cfg(tmp_path, {"c": {"path": "c", "group": "c"}})
+    ds = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=50, trajectory_sparsity=50)
+    g = ds.groups["c"]
+    mean, std = np.array(g["obs_mean"]), np.array(g["obs_std"])
+    assert std[6] == 1.0 and std[7] == 1.0 and std[8] == pytest.approx(0.02, rel=1e-4)  # informative: unchanged
+    for slot, value in ((6, 1.0), (7, 0.0)):
+        for shift in (0.5, -0.5, 0.6):  # 0.6 = a command of 0.8 instead of 0.5 m/s after the x2 scale
+            z = (value + shift - mean[slot]) / std[slot]
+            assert abs(z) <= 5, (slot, shift, z)
+            assert abs(z) == pytest.approx(abs(shift), abs=1e-6)
+    # the normalised training input of a constant slot is 0 ...
+    x = ds[0]["obs"]
+    assert torch.all(x[:, 6] == 0) and torch.all(x[:, 7] == 0)
+    # ... and the evaluation-time normaliser (a policy built on these groups, as a checkpoint stores them)
+    pol = VintixPolicy(VintixModel(make_model_config("tiny"), ds.groups), ds.groups, context_len=50)
+    pol.reset(1, "c")
+    shifted = torch.tensor(mean, dtype=torch.float32)[None].clone()
+    shifted[0, 6] += 0.6
+    shifted[0, 7] -= 0.5
+    z = pol.normalize_obs(shifted)[0]
+    assert float(z[6]) == pytest.approx(0.6, abs=1e-6) and float(z[7]) == pytest.approx(-0.5, abs=1e-6)
+    assert float(z.abs().max()) <= 5  # with the old 0.01 floor: 60 and 50 sigma
+    # idempotent on a checkpoint's divisors (1, or stds floored at 0.01 by old runs: kept as trained)
+    np.testing.assert_array_equal(normaliser_std([1.0, 0.01, 0.5, 0.0, np.nan]), [1.0, 0.01, 0.5, 1.0, 1.0])
+    assert CONSTANT_STD == 0.01
+    resumed = MultiTaskWindows(load_dataset_configs([str(cfg)], tmp_path), context_len=50, trajectory_sparsity=50,
+                               stats={"c": g})
+    assert resumed.groups["c"]["obs_std"] == g["obs_std"]
+
+
+def test_stats_cache_of_version_1_is_recomputed(tmp_path):
+    d = write_synthetic_dataset(tmp_path, "v", n_histories=1, steps=100, obs_dim=4, act_dim=2)
+    stats, hit = load_or_compute_stats(d)
+    assert not hit and stats["std_rule"] == "std<0.01->1" and len(stats["obs_norm_std"]) == 4
+    cache = json.loads((d / STATS_FILE).read_text())
+    assert cache["version"] == STATS_VERSION == 2
+    cache["version"] = 1
+    (d / STATS_FILE).write_text(json.dumps(cache))
+    assert load_or_compute_stats(d)[1] is False  # old cache: recomputed
+    assert load_or_compute_stats(d)[1] is True
+
+
+def test_windows_on_demonstrator_targets(tmp_path):
+    """target='demonstrator_action' reads the clean actions, normalised with the action statistics."""
+    write_synthetic_dataset(tmp_path, "dm", n_histories=2, steps=120, obs_dim=5, act_dim=2, episode_len=30,
+                            group_size=32, demonstrator=True)
+    write_synthetic_dataset(tmp_path, "old", n_histories=1, steps=120, obs_dim=5, act_dim=2)
+    cfg = _cfg(tmp_path, {"dm": {"path": "dm", "group": "dm"}})
+    specs = load_dataset_configs([str(cfg)], tmp_path)
+    a = MultiTaskWindows(specs, context_len=40, trajectory_sparsity=40)
+    b = MultiTaskWindows(specs, context_len=40, trajectory_sparsity=40, target="demonstrator_action")
+    raw = b.raw_window(1)
+    g = b.groups["dm"]
+    want = (raw["demonstrator_action"] - np.array(g["act_mean"], np.float32)) / np.array(g["act_std"], np.float32)
+    np.testing.assert_allclose(b[1]["target"].numpy(), want, rtol=1e-6)
+    assert not np.allclose(raw["demonstrator_action"], raw["action"])
+    np.testing.assert_array_equal(a[1]["prev_action"].numpy(), b[1]["prev_action"].numpy())  # inputs: executed
+    np.testing.assert_array_equal(a[1]["obs"].numpy(), b[1]["obs"].numpy())
+    old = load_dataset_configs([str(_cfg(tmp_path, {"o": {"path": "old", "group": "o"}}, "o.yaml"))], tmp_path)
+    assert "demonstrator_action" not in MultiTaskWindows(old, 40, 40).raw_window(0)
+    with pytest.raises(ValueError, match=r"trajectories_env_0000\.h5: no demonstrator_action"):
+        MultiTaskWindows(old, 40, 40, target="demonstrator_action")
+    with pytest.raises(ValueError, match="target must be one of"):
+        MultiTaskWindows(old, 40, 40, target="teacher")

@@ -4,6 +4,11 @@ Built-ins:
 
 * ``random``: uniform actions in [-1, 1], seeded (no checkpoint);
 * ``teacher``: the shipped PPO teacher of the env, or ``teacher:PATH`` (an SB3 zip or a run directory);
+* ``teacher-privileged``: the privileged teacher of the evaluated task family (``make_agent(...,
+  family=F)``: ``go2bench/zoo/<env>/<F>/privileged``), or ``teacher-privileged:PATH``; it reads the
+  privileged observation (``agent.privileged_family``: evaluate it in an env made with
+  ``family=F, privileged=True``, or give it ``agent.use_task_source(...)``);
+* ``teacher-blind``: the blind teacher of the family (``go2bench/zoo/<env>/<F>/blind``), or ``teacher-blind:PATH``;
 * ``vintix``: a Vintix checkpoint (``vintix:PATH``; without one, ``go2bench/zoo/vintix/vintix.pt``);
 * ``vintix-nocontext``: the same model with each env's context cleared at every episode start.
 
@@ -49,14 +54,46 @@ def _random(env_id: str, checkpoint: str | None, device: str, seed: int):
     return RandomAgent(seed=seed)
 
 
-def _teacher(env_id: str, checkpoint: str | None, device: str, seed: int, trust_checkpoint: bool = False):
+def _teacher(env_id: str, checkpoint: str | None, device: str, seed: int, trust_checkpoint: bool = False,
+             family: str | None = None, privileged: bool | None = None):
+    """``teacher`` (privileged None): the default-task teacher, or PATH (a family teacher's must be of ``family``).
+
+    With ``privileged`` True/False: the family's privileged/blind teacher, from the zoo or PATH.
+    """
     from go2bench.agents.teacher import load_teacher
 
-    agent = load_teacher(checkpoint or env_id, device=device, trust_checkpoint=trust_checkpoint)
+    if checkpoint is None:
+        agent = load_teacher(env_id, device=device, trust_checkpoint=trust_checkpoint,
+                             family=family if privileged is not None else None, privileged=privileged)
+    else:
+        agent = load_teacher(checkpoint, device=device, trust_checkpoint=trust_checkpoint, privileged=privileged)
+        if family is not None and agent.family is not None and agent.family != family:
+            raise ValueError(f"the teacher {agent.source} was trained on the {agent.family!r} family, not {family!r}")
     card_env = (agent.model_card or {}).get("env_id")
     if card_env and card_env != env_id:
         raise ValueError(f"the teacher {agent.source} was trained on {card_env}, not {env_id}")
     return agent
+
+
+def _family_teacher(privileged: bool):
+    kind = "privileged" if privileged else "blind"
+
+    def factory(env_id: str, checkpoint: str | None, device: str, seed: int, trust_checkpoint: bool = False,
+                family: str | None = None):
+        if checkpoint is None and family is None:
+            raise ValueError(f"teacher-{kind} is the {kind} teacher of a task family: evaluate with a family "
+                             f"(--family velocity|dynamics) or give a checkpoint (teacher-{kind}:PATH)")
+        agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint, family=family, privileged=privileged)
+        if agent.family is None:
+            raise ValueError(f"teacher-{kind}: {agent.source} is not a task-family teacher (its card has no family)")
+        return agent
+
+    factory.__name__ = f"_teacher_{kind}"
+    return factory
+
+
+_teacher_privileged = _family_teacher(True)
+_teacher_blind = _family_teacher(False)
 
 
 def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int):
@@ -74,6 +111,8 @@ def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: in
 BUILTIN_AGENTS: dict[str, Factory] = {
     "random": _random,
     "teacher": _teacher,
+    "teacher-privileged": _teacher_privileged,
+    "teacher-blind": _teacher_blind,
     "vintix": _vintix,
     "vintix-nocontext": _vintix_nocontext,
 }
@@ -135,20 +174,26 @@ class AgentError(RuntimeError):
     """Agent code (a plug-in's factory, ``reset`` or ``act``) failed; the message names the agent."""
 
 
-def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, trust_checkpoint: bool = False):
+def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, trust_checkpoint: bool = False,
+               family: str | None = None):
     """Build the agent of ``spec`` (``NAME[:checkpoint]``) for ``env_id``, in the batched agent protocol.
 
     The returned agent has ``name`` (its own, else the spec's name), ``spec`` and ``checkpoint``
     (its own, else the spec's checkpoint). Results are labelled with the registered name
     (:func:`parse_spec`), not the agent's own ``name``. ``trust_checkpoint``: let stable-baselines3
     unpickle a teacher zip that has no model card (runs any code in it; only for files you wrote).
+    ``family``: the task family being evaluated; the built-in teachers take it (``teacher-privileged``
+    and ``teacher-blind`` load that family's teacher; a family teacher's PATH must be of it), other
+    agents are not given it.
     """
     from go2bench.agents.protocol import as_batched_agent
 
     name, checkpoint = parse_spec(spec)
     factory = resolve_factory(name)
     if factory is _teacher:
-        agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint)
+        agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint, family=family)
+    elif factory in (_teacher_privileged, _teacher_blind):
+        agent = factory(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint, family=family)
     elif name in BUILTIN_AGENTS:
         agent = factory(env_id, checkpoint, device, seed)
     else:  # a plug-in: whatever its factory raises is reported as that agent's failure

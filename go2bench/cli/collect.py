@@ -8,7 +8,8 @@ import click
 
 from go2bench.cli.errors import one_line_errors
 from go2bench.cli.options import dataclass_options
-from go2bench.collect.config import CollectConfig
+from go2bench.collect.config import SPLITS, CollectConfig
+from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
 
 HELP = {
@@ -18,13 +19,17 @@ HELP = {
     "p": "Shape of the noise schedule eps(n) = (1 - (n / ((1-f) N))^p)^(1/p).",
     "f": "Final fraction of each history at the noise floor.",
     "max_perf": "1 - the noise floor.",
-    "teacher": "Teacher checkpoint; default: the env's shipped teacher.",
+    "teacher": "Teacher checkpoint; default: the env's shipped teacher (with --family: that family's privileged "
+               "teacher, whose model card says privileged: true).",
     "seed": "Seed of the noise.",
     "group_size": "Steps per HDF5 group.",
     "max_episode_steps": "Time limit of an episode.",
     "obs_mode": "Observation mode of the teacher and the data (see `go2bench envs`).",
     "compression": "HDF5 compression (none, gzip, lzf).",
     "chunk_steps": "Steps simulated between two writes.",
+    "family": "Task family: history i holds theta i mod (split size) of the family's suite for its whole length; "
+              "the privileged teacher sees theta, the rows do not.",
+    "split": "Suite split whose thetas the histories take (with --family).",
 }
 
 
@@ -44,6 +49,7 @@ HELP = {
     "compression": click.Choice(["none", "gzip", "lzf"]), "num_histories": click.IntRange(min=1),
     "steps_per_history": click.IntRange(min=1), "group_size": click.IntRange(min=1),
     "max_episode_steps": click.IntRange(min=1), "chunk_steps": click.IntRange(min=1),
+    "family": click.Choice(sorted(FAMILIES)), "split": click.Choice(list(SPLITS)),
 })
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--env-ids", default=None, help="Collect only these histories (indices), e.g. 0-4 (others: another run).")

@@ -1,4 +1,4 @@
-"""``go2bench eval`` (in-context evaluation of one agent on one env) and ``go2bench leaderboard``."""
+"""``go2bench eval`` (in-context evaluation of one agent on one env, or on a task family) and ``go2bench leaderboard``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import time
 import click
 
 from go2bench.cli.errors import one_line_errors
+from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
 
+FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_references", "reference_episodes",
+               "bootstrap_reps")
+DEFAULT_TASK_ONLY = ("num_envs", "walk_config", "video", "random_score", "expert_score")
 
-def _parse_seeds(text: str) -> list[int]:
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s != ""]
     except ValueError:
@@ -29,11 +36,19 @@ def _fmt(x, spec=".3f") -> str:
               help="NAME[:checkpoint]: random, teacher[:PATH], vintix[:PATH], vintix-nocontext[:PATH], or a "
                    "third-party agent of the 'go2bench.agents' entry-point group.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default="Go2Walk-v0", show_default=True)
+@click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
+              help="Evaluate on a task family: one trial per (theta of --split, seed), each a cold start and "
+                   "--episodes episodes with theta held; scores normalised per theta, IQM with bootstrap CIs.")
+@click.option("--split", type=click.Choice(["train", "test"]), default=None,
+              help="With --family: the suite split whose thetas are evaluated [default: test].")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="With --family: only the first N thetas of the split [default: all].")
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Consecutive episodes per env (an in-context agent keeps its context across them).")
-@click.option("--num-envs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seeds", "seeds", default="0", show_default=True, callback=lambda ctx, param, v: _parse_seeds(v),
-              help="Comma-separated seeds, e.g. 0,1,2.")
+              help="Consecutive episodes per env / per trial (an in-context agent keeps its context across them).")
+@click.option("--num-envs", type=click.IntRange(min=1), default=None, help="Envs per seed [default: 10]; not with "
+              "--family (one env per trial).")
+@click.option("--seeds", "seeds", default=None, callback=lambda ctx, param, v: _parse_seeds(v),
+              help="Comma-separated seeds, e.g. 0,1,2 [default: 0; with --family 0,1,2].")
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the agent.")
 @click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default=None,
@@ -49,19 +64,51 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--random-score", type=float, default=None,
               help="Reference return of a random agent for the normalised score (default: the shipped teacher's card).")
 @click.option("--expert-score", type=float, default=None, help="Reference return of the expert (default: as above).")
+@click.option("--references", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --family: a JSON of per-theta reference returns {task_id: {random, privileged}} (see "
+                   "go2bench.eval.family_reference); missing ones come from the cache, the zoo's cards, or are measured.")
+@click.option("--reference-cache", type=click.Path(file_okay=False), default=None,
+              help="With --family: folder of measured reference returns [default: runs/references].")
+@click.option("--no-measure-references", is_flag=True, default=None,
+              help="With --family: fail instead of measuring missing reference returns.")
+@click.option("--reference-episodes", type=click.IntRange(min=1), default=None,
+              help="With --family: episodes per theta when measuring reference returns [default: 3].")
+@click.option("--bootstrap-reps", type=click.IntRange(min=100), default=None,
+              help="With --family: bootstrap resamples of the IQM intervals [default: 2000].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
                    "only for files you wrote.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-def eval_command(agent_spec, env_id, episodes, num_envs, seeds, backend, device, obs_mode, max_episode_steps,
-                 walk_config, video, video_frames, random_score, expert_score, no_progress, trust_checkpoint,
-                 out) -> None:
-    """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI."""
+def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, seeds, backend, device, obs_mode,
+                 max_episode_steps, walk_config, video, video_frames, random_score, expert_score, references,
+                 reference_cache, no_measure_references, reference_episodes, bootstrap_reps, no_progress,
+                 trust_checkpoint, out) -> None:
+    """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
+
+    With --family: per (theta, seed) trial a cold start and K episodes with theta held, one batched scene for all
+    trials; per-theta normalised scores, IQM over trials with 95% stratified bootstrap CIs per episode index,
+    zero-shot (episode 1), final (last 3) and AUC.
+    """
+    given = dict(split=split, trials=trials, references=references, reference_cache=reference_cache,
+                 no_measure_references=no_measure_references, reference_episodes=reference_episodes,
+                 bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,
+                 random_score=random_score, expert_score=expert_score)
+    wrong = DEFAULT_TASK_ONLY if family else FAMILY_ONLY
+    used = [f"--{k.replace('_', '-')}" for k in wrong if given[k] is not None]
+    if used:
+        raise click.UsageError(f"{', '.join(used)} {'do not go' if family else 'go only'} with --family")
+    if family:
+        _eval_family(agent_spec, env_id, family, split or "test", trials, episodes, seeds, backend, device, obs_mode,
+                     max_episode_steps, references, reference_cache, not no_measure_references,
+                     reference_episodes or 3, bootstrap_reps or 2000, no_progress, trust_checkpoint, out)
+        return
     from go2bench.agents.registry import make_agent
     from go2bench.eval.protocol import evaluate_in_context
     from go2bench.eval.results import save_results
 
+    seeds = seeds or [0]
+    num_envs = num_envs or 10
     t0 = time.perf_counter()
     with one_line_errors():
         agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
@@ -88,6 +135,44 @@ def eval_command(agent_spec, env_id, episodes, num_envs, seeds, backend, device,
         click.echo(f"wrote {out}")
     if video:
         click.echo(f"wrote {video}")
+
+
+def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, backend, device, obs_mode,
+                 max_episode_steps, references, reference_cache, measure, reference_episodes, bootstrap_reps,
+                 no_progress, trust_checkpoint, out) -> None:
+    from go2bench.eval.family_protocol import DEFAULT_FAMILY_SEEDS, evaluate_family, make_family_agent
+    from go2bench.eval.family_reference import DEFAULT_CACHE
+    from go2bench.eval.results import save_results
+
+    seeds = seeds or list(DEFAULT_FAMILY_SEEDS)
+    t0 = time.perf_counter()
+    with one_line_errors():
+        agent = make_family_agent(agent_spec, env_id, family, device=device, seed=seeds[0],
+                                  trust_checkpoint=trust_checkpoint)
+        res = evaluate_family(
+            agent, env_id, family, split, trials=trials, episodes=episodes, seeds=seeds, backend=backend,
+            obs_mode=obs_mode, max_episode_steps=max_episode_steps, references=references,
+            reference_cache=reference_cache or DEFAULT_CACHE, compute_references=measure,
+            reference_episodes=reference_episodes, agent_spec=agent_spec, device=device, progress=not no_progress,
+            bootstrap_reps=bootstrap_reps)
+    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
+    fam = res["family"]
+
+    def show(m):
+        lo, hi = m["ci95"]
+        return f"{m['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    te = fam["tracking_error"]
+    click.echo(
+        f"{env_id} {family}/{split} agent={agent_spec} {fam['trials_per_seed']} thetas x {len(seeds)} seed(s) x "
+        f"{episodes} episodes  normalised IQM [95% CI]: zero-shot {show(fam['zero_shot'])}  final "
+        f"{show(fam['final'])}  AUC {show(fam['auc'])}  falls {res['fall_rate']:.1%}  tracking error "
+        f"x {te['x']:.3f} m/s, y {te['y']:.3f} m/s, yaw {te['yaw']:.3f} rad/s")
+    click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"]))
+    if out:
+        with one_line_errors():
+            save_results(res, out)
+        click.echo(f"wrote {out}")
 
 
 @click.command("leaderboard")

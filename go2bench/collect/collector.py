@@ -14,6 +14,12 @@ share the batch or on interruptions.  ``resume`` reopens every history file, kee
 groups, replays the episode that was in progress from its start (nothing is written until the
 replay passes the last stored row) and continues: the result equals an uninterrupted run.
 A history whose per-env JSON exists is complete and is skipped.
+
+Each row also stores the teacher's clean action as ``demonstrator_action`` (datasets collected
+before it existed are resumed without it).  In a task family (``cfg.family``,
+:mod:`go2bench.collect.family`) every history holds one theta for its whole length, the
+simulation gives the privileged teacher its observation with the theta block, and the rows keep
+the agent's observation: the first ``obs_dim`` columns (the theta block is last).
 """
 
 from __future__ import annotations
@@ -27,24 +33,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from go2bench.collect import family as F
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_actions
-from go2bench.core.provenance import file_sha256, remove_stale_temp_files, versions, write_json_atomic
-from go2bench.envs.registry import ZOO_DIR, task_spec
+from go2bench.core.provenance import remove_stale_temp_files, versions, write_json_atomic
+from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
 from go2bench.envs.spaces import observation_dim, observation_layout
-from go2bench.histories.names import DATASET_FORMAT, history_h5, history_index, history_json, metadata_path
+from go2bench.histories.names import (DATASET_FORMAT, DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_index,
+                                      history_json, metadata_path)
 from go2bench.histories.stats import history_stats, pooled_stats
 from go2bench.histories.writer import HistoryWriter
 
 __all__ = ["collect"]
 
 
-def _observation_layout(robot: RobotDescription, obs_mode: str) -> list[dict[str, Any]]:
+def _observation_layout(robot: RobotDescription, obs_mode: str, family: str | None = None) -> list[dict[str, Any]]:
     """The env's observation blocks with their offsets, recorded so that readers need not know the env."""
     out, i = [], 0
-    for name, size in observation_layout(robot, obs_mode):
+    for name, size in observation_layout(robot, obs_mode, family):
         out.append({"name": name, "start": i, "size": size})
         i += size
     return out
@@ -65,6 +73,7 @@ def _dataset_meta(cfg: CollectConfig, robot: RobotDescription, teacher_info: dic
         "obs_mode": cfg.obs_mode,
         "observation_layout": _observation_layout(robot, cfg.obs_mode),
         "action_bounds": {"low": [float(x) for x in bounds[0]], "high": [float(x) for x in bounds[1]]},
+        "dataset_keys": [*DATASET_KEYS, DEMONSTRATOR_KEY],
         "noise": {"p": cfg.p, "f": cfg.f, "max_perf": cfg.max_perf, "steps_per_history": cfg.steps_per_history},
         "num_histories": cfg.num_histories,
         "steps_per_history": cfg.steps_per_history,
@@ -75,23 +84,27 @@ def _dataset_meta(cfg: CollectConfig, robot: RobotDescription, teacher_info: dic
         "go2bench_version": versions()["go2bench"],
         "versions": versions(),
         "status": "incomplete",
+        "family": cfg.family,
     }
 
 
-def _check_resume_identity(out: Path, meta_path: Path, meta: dict, resuming: bool) -> None:
-    """A resumed dataset must be the one on disk, even if its folder was renamed since."""
+def _check_resume_identity(out: Path, meta_path: Path, meta: dict, resuming: bool) -> dict | None:
+    """A resumed dataset must be the one on disk, even if its folder was renamed since; returns its metadata."""
     remove_stale_temp_files(out)
     if meta_path.exists():
-        _check_same_dataset(meta_path, _read_meta(meta_path), meta)
-        return
+        old = _read_meta(meta_path)
+        _check_same_dataset(meta_path, old, meta)
+        return old
     others = [p for p in out.glob("*.json") if history_index(p) is None] if out.is_dir() else []
     if resuming and not others:
         raise ValueError(f"{out}: history files but no dataset metadata ({meta_path.name}); cannot check what they "
                          "hold. Restore it or run `go2bench data fix` first")
     for old_path in others:  # the folder was renamed: its metadata still carries the old name
-        _check_same_dataset(old_path, _read_meta(old_path), meta)
+        old = _read_meta(old_path)
+        _check_same_dataset(old_path, old, meta)
         old_path.replace(meta_path)
-        return
+        return old
+    return None
 
 
 def _read_meta(path: Path) -> dict:
@@ -105,8 +118,9 @@ def _read_meta(path: Path) -> dict:
 
 
 def _check_same_dataset(meta_path: Path, old: dict, new: dict) -> None:
+    defaults = asdict(CollectConfig())
     for key in IDENTITY_FIELDS:
-        a, b = old.get("collection", {}).get(key), new["collection"][key]
+        a, b = old.get("collection", {}).get(key, defaults[key]), new["collection"][key]
         if a != b:
             raise ValueError(
                 f"{meta_path}: cannot resume: collection.{key} is {a!r} on disk but {b!r} was requested; "
@@ -139,7 +153,6 @@ def collect(
     per collected history (it is reset, not closed); default: a new one on ``backend``.
     ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.
     """
-    from go2bench.agents.teacher import load_teacher
     from go2bench.envs.walk_sim import make_walk_sim
 
     out = Path(out_dir)
@@ -160,35 +173,32 @@ def collect(
 
     # the simulation's torch device: Genesis' GPU backend is the current CUDA device
     device = str(sim.device) if sim is not None else ("cuda" if backend == "gpu" else "cpu")
-    teacher = load_teacher(cfg.teacher or env_id, device=device, trust_checkpoint=trust_checkpoint)
-    teacher_file = Path(teacher.source)
-    card = teacher.model_card or {}
-    if card.get("env_id") not in (None, env_id):
-        raise ValueError(f"the teacher {teacher_file} was trained on {card['env_id']}, not {env_id}")
-    teacher_info = {
-        # the shipped teacher by its place in the package ("zoo/<env>/..."), any other by its path
-        "source": str(teacher_file.relative_to(ZOO_DIR.parent)) if not cfg.teacher else str(teacher_file),
-        "sha256": file_sha256(teacher_file),
-        "expert_score": card.get("expert_score"),
-        "random_score": card.get("random_score"),
-        "obs_mode": card.get("obs_mode"),
-    }
-    obs_dim = observation_dim(robot, cfg.obs_mode)
-    if teacher.obs_dim != obs_dim:
-        raise ValueError(f"the teacher expects {teacher.obs_dim}-dim observations; collect.obs_mode is {cfg.obs_mode!r}")
+    teacher = F.load_collect_teacher(cfg, device, trust_checkpoint)
+    obs_dim = observation_dim(robot, cfg.obs_mode)  # the agent's: what the rows hold
+    teacher_dim = observation_dim(robot, cfg.obs_mode, cfg.family)  # + the theta block in a family
+    if teacher.obs_dim != teacher_dim:
+        raise ValueError(f"the teacher expects {teacher.obs_dim}-dim observations; collect.obs_mode {cfg.obs_mode!r}"
+                         + (f" with the {cfg.family} theta block" if cfg.family else "") + f" gives {teacher_dim}")
     # Identity and writability are settled before the scene is built (a build takes minutes on a GPU).
-    meta = _dataset_meta(cfg, robot, teacher_info, task.task_name, group_name, reward_scale, obs_dim,
-                         robot.action_bounds())
-    _check_resume_identity(out, meta_path, meta, resume and bool(existing))
+    meta = _dataset_meta(cfg, robot, F.teacher_record(teacher, cfg), task.task_name, group_name, reward_scale,
+                         obs_dim, robot.action_bounds())
+    if cfg.family is not None:
+        meta["task_layout"] = F.layout_record(cfg, robot)
+        meta["teacher_observation_layout"] = _observation_layout(robot, cfg.obs_mode, cfg.family)
+        meta["tasks"] = F.planned_tasks(cfg, robot)
+    old = _check_resume_identity(out, meta_path, meta, resume and bool(existing))
+    if old is not None and DEMONSTRATOR_KEY not in (old.get("dataset_keys") or ()):
+        meta["dataset_keys"] = list(DATASET_KEYS)  # collected before demonstrator_action: keep its layout
+        meta["format"] = old.get("format", meta["format"])
     write_json_atomic(meta_path, meta)
 
+    specs = F.history_task_specs(cfg, robot, ids) if cfg.family is not None else None
     own_sim = sim is None
     if own_sim:
-        sim = make_walk_sim(env_id, len(ids), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps)
-    elif (sim.num_envs != len(ids) or sim.robot_description.name != robot.name
-          or sim.max_episode_steps != cfg.max_episode_steps or sim.config.obs_mode != cfg.obs_mode):
-        raise ValueError(f"the given sim does not match: need {len(ids)} envs of {robot.name}, max_episode_steps "
-                         f"{cfg.max_episode_steps}, obs_mode {cfg.obs_mode!r}")
+        sim = make_walk_sim(env_id, len(ids), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps,
+                            family=cfg.family, tasks=specs, privileged=cfg.family is not None)
+    else:
+        _use_given_sim(sim, cfg, robot, ids, specs)
     try:
         c = sim.config
         if not c.commands.is_fixed or c.randomization.any_enabled:
@@ -204,10 +214,27 @@ def collect(
             sim.close()
 
 
+def _use_given_sim(sim, cfg: CollectConfig, robot: RobotDescription, ids: list[int], specs) -> None:
+    """Check that a caller's simulation fits the collection and give its envs the histories' thetas."""
+    privileged = cfg.family is not None
+    if (sim.num_envs != len(ids) or sim.robot_description.name != robot.name
+            or sim.max_episode_steps != cfg.max_episode_steps or sim.config.obs_mode != cfg.obs_mode
+            or sim.family != cfg.family or sim.privileged != privileged):
+        raise ValueError(f"the given sim does not match: need {len(ids)} envs of {robot.name}, max_episode_steps "
+                         f"{cfg.max_episode_steps}, obs_mode {cfg.obs_mode!r}, family {cfg.family}, privileged "
+                         f"{privileged}")
+    if specs is not None:
+        from go2bench.envs.tasks import resolve
+
+        sim.tasks.assign(resolve(cfg.family, robot, specs, len(ids)))
+
+
 def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot) -> dict[str, Any]:
     dev, H, A, C = sim.device, len(ids), sim.robot_description.num_joints, cfg.chunk_steps
+    D = meta["observation_shape"]["proprio"][0]  # the agent's observation: the sim's first D columns
     N = cfg.steps_per_history
     schedule = cfg.schedule
+    demo = DEMONSTRATOR_KEY in meta["dataset_keys"]
     done_json = {i: history_json(out, i) for i in ids}
     writers, write_from, start_row = {}, np.zeros(H, np.int64), np.zeros(H, np.int64)
     active_np = np.ones(H, bool)
@@ -215,7 +242,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         if done_json[i].exists() and h5_paths[i].exists():
             active_np[j] = False
             continue
-        w = HistoryWriter(h5_paths[i], sim.obs_dim, A, cfg.group_size, compression=cfg.compression)
+        w = HistoryWriter(h5_paths[i], D, A, cfg.group_size, compression=cfg.compression, demonstrator=demo)
         writers[i] = w
         write_from[j], start_row[j] = w.steps_written, w.last_episode_start()
     resumed = int((write_from > 0).sum())
@@ -228,8 +255,9 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     policy = teacher.policy
     t_low, t_high = teacher._low, teacher._high
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
-    buf_obs = torch.empty((C, H, sim.obs_dim), device=dev)
+    buf_obs = torch.empty((C, H, D), device=dev)
     buf_act = torch.empty((C, H, A), device=dev)
+    buf_demo = torch.empty((C, H, A), device=dev)
     buf_rew = torch.empty((C, H), device=dev)
     buf_step = torch.empty((C, H), device=dev, dtype=torch.int32)
     buf_rec = torch.empty((C, H), device=dev, dtype=torch.bool)
@@ -242,7 +270,8 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         bar = tqdm(total=max(total_target, 0), unit="step", desc=f"collect {name}", dynamic_ncols=True)
     written = simulated = 0
     t0 = time.perf_counter()
-    obs = sim.reset()
+    obs = sim.reset()  # the family's thetas take effect here, held from now on (no new trial is started)
+    tasks = _history_tasks(sim, ids, meta)
     finished_ids: list[int] = []
     try:
         while bool(active.any()):
@@ -253,8 +282,9 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
                 for t in range(C):
                     a = torch.clamp(policy._predict(obs, deterministic=True), t_low, t_high)
                     act = blend_actions(eps[t], a, noise[t], low, high)
-                    buf_obs[t] = obs
+                    buf_obs[t] = obs[:, :D]
                     buf_act[t] = act
+                    buf_demo[t] = a
                     buf_step[t] = sim.episode_step
                     buf_rec[t] = active & (grid[t] >= wfrom)
                     r = sim.step(act)
@@ -264,11 +294,12 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
                     obs = sim.reset(done) if bool(done.any()) else r.obs
             row = row + C
             simulated += C * H
-            written += _write_chunk(ids, writers, buf_obs, buf_act, buf_rew, buf_step, buf_rec)
+            written += _write_chunk(ids, writers, (buf_obs, buf_act, buf_rew, buf_step, buf_demo if demo else None),
+                                    buf_rec)
             still = active.cpu().numpy()
             finished = [i for j, i in enumerate(ids) if i in writers and not still[j]]
             for i in finished:
-                _finish_history(writers.pop(i), h5_paths[i], done_json[i], meta, i, cfg)
+                _finish_history(writers.pop(i), h5_paths[i], done_json[i], meta, i, cfg, tasks.get(i, {}))
                 finished_ids.append(i)
             if bar is not None:
                 bar.update(min(written - bar.n, bar.total - bar.n))
@@ -299,12 +330,29 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     return summary
 
 
-def _write_chunk(ids, writers, buf_obs, buf_act, buf_rew, buf_step, buf_rec) -> int:
-    """Copy a chunk to the host once and append each history's recorded rows; returns rows written."""
+def _history_tasks(sim, ids: list[int], meta: dict) -> dict[int, dict[str, Any]]:
+    """Each history's theta as the simulation holds it (after the first reset), checked against the plan."""
+    if sim.tasks is None:
+        return {}
+    out = {}
+    for j, i in enumerate(ids):
+        rec = {"task": sim.tasks.as_dict(j), "task_id": sim.tasks.ids[j]}
+        plan = meta["tasks"][str(i)]
+        if rec["task_id"] != plan["task_id"] or any(abs(rec["task"][k] - v) > 1e-9 for k, v in plan["task"].items()):
+            raise RuntimeError(f"history {i}: the simulation holds task {rec} instead of the planned {plan}")
+        out[i] = rec
+    return out
+
+
+def _write_chunk(ids, writers, bufs, buf_rec) -> int:
+    """Copy a chunk to the host once and append each history's recorded rows; returns rows written.
+
+    ``bufs``: (obs, action, reward, step_num, demonstrator_action or None), each (C, H, ...).
+    """
     rec = buf_rec.cpu().numpy()
     if not rec.any():
         return 0
-    obs, act, rew, step = (b.cpu().numpy() for b in (buf_obs, buf_act, buf_rew, buf_step))
+    host = [None if b is None else b.cpu().numpy() for b in bufs]
     n = 0
     for j, i in enumerate(ids):
         rows = np.flatnonzero(rec[:, j])
@@ -312,13 +360,13 @@ def _write_chunk(ids, writers, buf_obs, buf_act, buf_rew, buf_step, buf_rec) -> 
             continue
         a, b = rows[0], rows[-1] + 1
         assert b - a == len(rows), "recorded rows of a history are contiguous"
-        writers[i].append(obs[a:b, j], act[a:b, j], rew[a:b, j], step[a:b, j])
+        writers[i].append(*(None if x is None else x[a:b, j] for x in host))
         n += int(b - a)
     return n
 
 
 def _finish_history(writer: HistoryWriter, path_h5: Path, path_json: Path, meta: dict, index: int,
-                    cfg: CollectConfig) -> None:
+                    cfg: CollectConfig, task: dict[str, Any]) -> None:
     writer.close(final=True)
     stats = history_stats(path_h5)
     record = {
@@ -334,6 +382,8 @@ def _finish_history(writer: HistoryWriter, path_h5: Path, path_json: Path, meta:
         "action_type": "continuous",
         "reward_scale": meta["reward_scale"],
         "noise": meta["noise"],
+        "dataset_keys": meta["dataset_keys"],
+        **({"family": cfg.family, "split": cfg.split, **task} if cfg.family is not None else {}),
         **stats,
         "go2bench_version": meta["go2bench_version"],
     }
@@ -354,6 +404,7 @@ def _finish_dataset(out: Path, meta: dict) -> dict[str, Any]:
             str(r["history_index"]): {
                 "total_transitions": r["total_transitions"], "num_episodes": r["num_episodes"],
                 "first_return": r["episode_returns"][0], "last_return": r["episode_returns"][-1],
+                **({"task_id": r.get("task_id")} if "task_id" in r else {}),
             }
             for r in records
         }

@@ -12,19 +12,28 @@ from pathlib import Path
 
 from go2bench.collect.schedule import NoiseSchedule
 from go2bench.core.config import from_dict
+from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
 from go2bench.histories.dataset_config import DatasetSpec, load_dataset_configs
 
-__all__ = ["CollectConfig", "IDENTITY_FIELDS", "parse_env_ids", "dataset_collect_configs"]
+__all__ = ["CollectConfig", "IDENTITY_FIELDS", "SPLITS", "parse_env_ids", "dataset_collect_configs"]
 
-# Fields that define a dataset: a resumed run must match them exactly.
+# Fields that define a dataset: a resumed run must match them exactly (a field missing from an
+# older dataset's metadata counts as its default).
 IDENTITY_FIELDS = ("env", "num_histories", "steps_per_history", "p", "f", "max_perf", "seed", "group_size",
-                   "max_episode_steps", "obs_mode")
+                   "max_episode_steps", "obs_mode", "family", "split")
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class CollectConfig:
-    """What a dataset is: env, number and length of histories, noise schedule, teacher, seed."""
+    """What a dataset is: env, number and length of histories, noise schedule, teacher, seed.
+
+    ``family`` (None: the env's default task): every history gets one theta of the family's
+    ``split`` in its suite, history i the theta of index i mod (tasks in the split), held for the
+    whole history; the teacher is then the family's privileged teacher (it observes theta) while
+    the rows hold the agent's observation.
+    """
 
     env: str = "Go2Walk-v0"
     num_histories: int = 10
@@ -39,6 +48,8 @@ class CollectConfig:
     obs_mode: str = "noleak"
     compression: str | None = None  # None, "gzip" or "lzf"
     chunk_steps: int = 1000
+    family: str | None = None  # a task family (velocity, dynamics); None: the default task
+    split: str = "train"  # the suite split whose thetas the histories take (with a family)
 
     def __post_init__(self) -> None:
         if self.env.split(":", 1)[-1] not in TASKS:
@@ -51,6 +62,10 @@ class CollectConfig:
             raise ValueError(f"collect.compression must be null, 'gzip' or 'lzf', got {self.compression!r}")
         if self.obs_mode not in ("noleak", "full"):
             raise ValueError(f"collect.obs_mode must be 'noleak' or 'full', got {self.obs_mode!r}")
+        if self.family is not None and self.family not in FAMILIES:
+            raise ValueError(f"collect.family: unknown task family {self.family!r}; known: {sorted(FAMILIES)}")
+        if self.split not in SPLITS:
+            raise ValueError(f"collect.split must be one of {list(SPLITS)}, got {self.split!r}")
         self.schedule  # validates p, f, max_perf
 
     @property

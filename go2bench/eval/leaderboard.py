@@ -10,7 +10,10 @@
   agent with its 95% CI band (the in-context curve);
 * ``learning_curves.png`` (with ``--datasets``): per dataset, each history's episode returns
   against the cumulative env step, from its ``trajectories_env_XXXX.json`` files
-  (``episode_returns`` and ``episode_lengths``).
+  (``episode_returns`` and ``episode_lengths``);
+* task-family results (format ``go2bench.eval/2``) get their own sections of ``leaderboard.md``,
+  ``leaderboard_families.csv`` and ``curves_<family>.png`` (:mod:`go2bench.eval.family_leaderboard`);
+  the tables and plot above then hold the default-task results only (and are written only if any).
 """
 
 from __future__ import annotations
@@ -230,23 +233,38 @@ def plot_learning_curves(datasets: Sequence[dict[str, Any]], path: str | Path) -
 def make_leaderboard(
     result_paths: Iterable[str | Path], out: str | Path, datasets: Iterable[str | Path] = ()
 ) -> dict[str, Any]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``in_context.png`` (and ``learning_curves.png``).
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``in_context.png`` (and ``learning_curves.png``);
+    with family results also ``leaderboard_families.csv`` and ``curves_<family>.png``.
 
-    Returns ``{"rows", "markdown", "files"}``.
+    Returns ``{"rows", "family_rows", "markdown", "files"}``.
     """
+    from go2bench.eval import family_leaderboard as fl
+
     paths = [Path(p) for p in result_paths]
     if not paths:
         raise LeaderboardError("no result files given")
     results = [load_result(p) for p in paths]
     curves = [load_dataset_curves(d) for d in datasets]  # check everything before writing anything
-    rows = table_rows(results)
+    plain = [r for r in results if not fl.is_family_result(r)]
+    rows = table_rows(plain)
+    fam_rows = fl.family_rows([r for r in results if fl.is_family_result(r)])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    md = "# Leaderboard\n\n" + markdown_table(rows)
-    files = [out / "leaderboard.md", out / "leaderboard.csv", out / "in_context.png"]
+    md = "# Leaderboard\n\n"
+    if rows:
+        md += markdown_table(rows)
+    if fam_rows:
+        md += ("\n" if rows else "") + "# Task families\n\n" + fl.family_markdown(fam_rows)
+    files = [out / "leaderboard.md"]
     files[0].write_text(md)
-    write_csv(rows, files[1])
-    plot_in_context(results, files[2])
+    if rows:
+        files += [out / "leaderboard.csv", out / "in_context.png"]
+        write_csv(rows, files[-2])
+        plot_in_context(plain, files[-1])
+    if fam_rows:
+        files.append(out / "leaderboard_families.csv")
+        fl.write_family_csv(fam_rows, files[-1])
+        files += fl.plot_family_curves(fam_rows, out)
     if curves:
         files.append(plot_learning_curves(curves, out / "learning_curves.png"))
-    return {"rows": rows, "markdown": md, "files": [str(f) for f in files]}
+    return {"rows": rows, "family_rows": fam_rows, "markdown": md, "files": [str(f) for f in files]}

@@ -52,6 +52,10 @@ class EpisodeRecord(NamedTuple):
     diverged: bool
     tracking_error_sum: float  # sum over steps of |forward velocity - commanded forward velocity|
     reward_terms: tuple[float, ...]  # episode sum of each reward term, in ``reward_term_names`` order
+    # sum over steps of the step's |target - actual| of vx, vy, yaw rate (StepResult.tracking_error)
+    tracking_error_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # (suite id, theta values) the env ran the episode with, when the simulation has a task family
+    task: tuple[str | None, tuple[float, ...]] | None = None
 
 
 # ------------------------------------------------------------------------------------- episode loop
@@ -74,6 +78,7 @@ def run_episodes(
     progress=None,
     frames: list | None = None,
     max_frames: int = 0,
+    trial_keys: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Run the batch until env i has counted ``quota[i]`` episodes; the agent is cold-started first.
 
@@ -81,14 +86,17 @@ def run_episodes(
     (the simulation's reward terms, empty if its steps report none), ``steps`` (batch steps) and
     ``wall_s``. ``progress``: a tqdm-like object updated once per counted episode. ``frames``: a
     list to append env 0's rendered frames to (at most ``max_frames``; the simulation must have a
-    camera). Torch gets one thread while a CPU simulation steps beside it (see
-    ``torch_threads_beside_simulation``).
+    camera). ``trial_keys``: after seeding, env i's trial counter (a key of its random draws, see
+    :mod:`go2bench.envs.streams`) is set to ``trial_keys[i]``: the family protocol keys each env's
+    draws by the seed of its trial. Torch gets one thread while a CPU simulation steps beside it
+    (see ``torch_threads_beside_simulation``).
     """
     with torch_threads_beside_simulation(sim.device):
-        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, frames, max_frames)
+        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, frames, max_frames,
+                             trial_keys)
 
 
-def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames) -> dict[str, Any]:
+def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames, trial_keys) -> dict[str, Any]:
     n, dev = sim.num_envs, sim.device
     action_shape = (n, sim.robot_description.num_joints)
     quota = np.asarray(quota, dtype=np.int64)
@@ -106,12 +114,19 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
     with _agent_code(agent, "reset"):
         agent.reset(n, env_id, seed)
     sim.seed(seed)
+    if trial_keys is not None:
+        keys = torch.as_tensor(np.asarray(trial_keys, dtype=np.int64), device=dev)
+        if keys.shape != (n,):
+            raise ValueError(f"trial_keys must have one entry per env ({n}); got shape {tuple(keys.shape)}")
+        sim.trial = keys
+    tasks = getattr(sim, "tasks", None)
     obs = sim.reset()
     prev_reward = torch.zeros(n, dtype=torch.float32, device=dev)
     episode_start = torch.ones(n, dtype=torch.bool, device=dev)
     ep_ret = torch.zeros(n, dtype=torch.float64, device=dev)
     ep_len = torch.zeros(n, dtype=torch.int64, device=dev)
     ep_err = torch.zeros(n, dtype=torch.float64, device=dev)
+    ep_xyz = torch.zeros((n, 3), dtype=torch.float64, device=dev)
     term_names: list[str] = []
     ep_terms = torch.zeros((n, 0), dtype=torch.float64, device=dev)  # (N, terms), sized at the first step
     if frames is not None and len(frames) < max_frames:
@@ -132,6 +147,9 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
         # a diverged step's velocity is not physical: it adds no tracking error (its reward is 0 too)
         err = (sim.base_lin_vel[:, 0] - command_x).abs()
         ep_err += torch.where(r.diverged, torch.zeros_like(err), err)
+        xyz = getattr(r, "tracking_error", None)
+        if xyz is not None:
+            ep_xyz += xyz
         terms = getattr(r, "reward_terms", None)
         if terms:
             if not term_names:
@@ -146,18 +164,21 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames)
             rows = torch.cat((
                 torch.stack((ep_ret[idx], ep_len[idx].double(), ep_err[idx], r.terminated[idx].double(),
                              r.diverged[idx].double()), dim=1),
-                ep_terms[idx],
+                ep_terms[idx], ep_xyz[idx],
             ), dim=1).cpu().numpy()
             for i, row in zip(idx.tolist(), rows):
                 if counted[i] < quota[i]:
+                    task = None if tasks is None else (tasks.ids[i], tuple(float(v) for v in tasks.host[i]))
                     records.append(EpisodeRecord(i, int(counted[i]), float(row[0]), int(row[1]), bool(row[3]),
-                                                 bool(row[4]), float(row[2]), tuple(float(x) for x in row[5:])))
+                                                 bool(row[4]), float(row[2]), tuple(float(x) for x in row[5:-3]),
+                                                 tuple(float(x) for x in row[-3:]), task))
                     counted[i] += 1
                     if progress is not None:
                         progress.update(1)
             ep_ret[idx] = 0.0
             ep_len[idx] = 0
             ep_err[idx] = 0.0
+            ep_xyz[idx] = 0.0
             ep_terms[idx] = 0.0
             obs = sim.reset(done)
         else:

@@ -1,10 +1,16 @@
 """The results file of ``go2bench eval``: one versioned schema, built, saved, loaded and checked here.
 
-Format ``go2bench.eval/1`` (a JSON object): the run's ``config`` and provenance (``versions``,
+Formats: ``go2bench.eval/1`` (a JSON object, written by :func:`build_results`): the run's ``config`` and provenance (``versions``,
 ``checkpoint`` and its sha256), the statistics of :func:`go2bench.eval.stats.summarize`, the
 reference scores used (:mod:`go2bench.eval.reference`), fall rate, tracking error, the mean
 per-episode sum of each reward term, and every episode's return and length (flat lists in the
 order seed, env, episode; ``per_seed`` holds them as envs x episodes arrays).
+
+``go2bench.eval/2`` (task families, :mod:`go2bench.eval.family_results`): every field of
+``/1`` (``config.num_envs`` counts the thetas run per seed; the top-level normalised numbers are
+means of per-theta normalised scores with ``random_score``/``expert_score`` null), plus
+``config.family``/``config.split`` and the required ``family`` block (per-trial returns and
+normalised scores, per-theta references, IQMs with bootstrap intervals). Both formats load.
 
 :func:`load_results` checks the version and the type of every field, and that the arrays agree
 with ``config``; a :class:`ResultsError` names the file and the field. The leaderboard and the
@@ -27,6 +33,9 @@ from go2bench.eval.stats import summarize
 
 __all__ = [
     "RESULTS_FORMAT",
+    "FAMILY_RESULTS_FORMAT",
+    "READABLE_FORMATS",
+    "agent_fields",
     "ResultsError",
     "build_results",
     "renormalize_results",
@@ -36,6 +45,8 @@ __all__ = [
 ]
 
 RESULTS_FORMAT = "go2bench.eval/1"
+FAMILY_RESULTS_FORMAT = "go2bench.eval/2"
+READABLE_FORMATS = (RESULTS_FORMAT, FAMILY_RESULTS_FORMAT)
 
 
 class ResultsError(ValueError):
@@ -58,6 +69,18 @@ def _registered_name(spec: str, fallback: str) -> str:
         return fallback
 
 
+def agent_fields(agent, agent_spec: str | None = None) -> dict[str, Any]:
+    """``agent`` (registered name), ``agent_spec``, ``checkpoint`` and its ``checkpoint_sha256``."""
+    name = getattr(agent, "name", type(agent).__name__)
+    checkpoint = getattr(agent, "checkpoint", None)
+    ckpt_path = Path(checkpoint) if checkpoint else None
+    sha = file_sha256(ckpt_path) if ckpt_path is not None and ckpt_path.is_file() else None
+    if agent_spec is None:
+        agent_spec = name if checkpoint is None else f"{name}:{checkpoint}"
+    return {"agent": _registered_name(agent_spec, name), "agent_spec": agent_spec,
+            "checkpoint": str(checkpoint) if checkpoint else None, "checkpoint_sha256": sha}
+
+
 def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_seed: list[dict[str, Any]],
                   refs: ReferenceScores, reward_terms: dict[str, float], agent_spec: str | None = None,
                   device: str | None = None, wall_s: float = 0.0, video: str | None = None) -> dict[str, Any]:
@@ -66,15 +89,11 @@ def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_
     L = np.array([s["lengths"] for s in per_seed], dtype=np.float64)
     F = np.array([s["falls"] for s in per_seed], dtype=np.float64)
     E = np.array([s["tracking_errors"] for s in per_seed], dtype=np.float64)
-    name = getattr(agent, "name", type(agent).__name__)
-    checkpoint = getattr(agent, "checkpoint", None)
-    ckpt_path = Path(checkpoint) if checkpoint else None
-    sha = file_sha256(ckpt_path) if ckpt_path is not None and ckpt_path.is_file() else None
-    if agent_spec is None:
-        agent_spec = name if checkpoint is None else f"{name}:{checkpoint}"
+    who = agent_fields(agent, agent_spec)
+    agent_spec = who["agent_spec"]
     return {
         "format": RESULTS_FORMAT,
-        "agent": _registered_name(agent_spec, name),
+        "agent": who["agent"],
         "agent_spec": agent_spec,
         "env": env_id,
         "config": {
@@ -90,8 +109,8 @@ def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_
             "walk_config": sim.config.to_dict(),
         },
         "versions": versions(),
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "checkpoint_sha256": sha,
+        "checkpoint": who["checkpoint"],
+        "checkpoint_sha256": who["checkpoint_sha256"],
         "episodes": int(R.size),
         "num_envs": sim.num_envs,
         "seeds": list(seeds),
@@ -202,7 +221,7 @@ PER_SEED_FIELDS: list[tuple[str, Kind, bool]] = [
 ]
 
 _MISSING = object()
-_EXPECTED = f"expected a results file of `go2bench eval --out` (format {RESULTS_FORMAT})"
+_EXPECTED = f"expected a results file of `go2bench eval --out` (format {' or '.join(READABLE_FORMATS)})"
 
 
 def _get(data: dict, dotted: str):
@@ -220,7 +239,7 @@ def _shown(value: Any) -> str:
 
 
 def validate_results(data: Any, source: str | Path = "results") -> dict[str, Any]:
-    """``data`` if it follows the schema of format ``go2bench.eval/1``; else a :class:`ResultsError`.
+    """``data`` if it follows the schema of its format (``go2bench.eval/1`` or ``/2``); else a :class:`ResultsError`.
 
     ``source`` (a file name) starts every message.
     """
@@ -229,8 +248,9 @@ def validate_results(data: Any, source: str | Path = "results") -> dict[str, Any
     fmt = data.get("format", _MISSING)
     if fmt is _MISSING:
         raise ResultsError(f"{source}: missing field 'format'; {_EXPECTED}")
-    if fmt != RESULTS_FORMAT:
-        raise ResultsError(f"{source}: field 'format' is {_shown(fmt)}; this go2bench reads {RESULTS_FORMAT!r}")
+    if fmt not in READABLE_FORMATS:
+        raise ResultsError(f"{source}: field 'format' is {_shown(fmt)}; this go2bench reads "
+                           f"{' and '.join(map(repr, READABLE_FORMATS))}")
     for field, kind, required in FIELDS:
         value = _get(data, field)
         if value is _MISSING:
@@ -240,6 +260,12 @@ def validate_results(data: Any, source: str | Path = "results") -> dict[str, Any
         if not kind(value):
             raise ResultsError(f"{source}: field {field!r} must be {kind.text}, got {_shown(value)}")
     _check_shapes(data, source)
+    if fmt == FAMILY_RESULTS_FORMAT:
+        from go2bench.eval.family_results import validate_family_block
+
+        validate_family_block(data, source)
+    elif "family" in data:
+        raise ResultsError(f"{source}: field 'family' belongs to format {FAMILY_RESULTS_FORMAT!r}, not {fmt!r}")
     return data
 
 

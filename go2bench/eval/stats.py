@@ -11,7 +11,9 @@ schema and the leaderboard all use it. Only numpy (scipy for the t quantile when
 * ``normalized_score = (mean_return - random_score) / (expert_score - random_score)`` and its
   interval (the same affine map of ``ci95``);
 * ``per_episode``: for each episode index k (the in-context curve), the mean return over the
-  envs x seeds of their k-th episode, its t-interval over those envs, and both normalised.
+  envs x seeds of their k-th episode, its t-interval over those envs, and both normalised;
+* ``normalize_per_theta``: task families normalise each trial's returns with the references of its
+  own theta (the IQM and its bootstrap intervals are in :mod:`go2bench.eval.iqm`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "mean_ci",
     "halfwidth",
     "summarize",
+    "normalize_per_theta",
 ]
 
 CI_UNIT = (
@@ -126,3 +129,24 @@ def summarize(returns: np.ndarray, random_score: float | None, expert_score: flo
         "normalized_score_ci95": list(normalize_interval(lo, hi, random_score, expert_score)),
         "per_episode": {"episode_index": list(range(R.shape[2])), **per, "ci_unit": PER_EPISODE_CI_UNIT},
     }
+
+
+def normalize_per_theta(returns: Any, random_returns: Any, privileged_returns: Any) -> np.ndarray:
+    """(return - random(theta)) / (privileged(theta) - random(theta)), theta along axis 1.
+
+    ``returns`` (seeds, thetas, episodes); ``random_returns`` and ``privileged_returns`` (thetas,),
+    measured on the same theta with the same episode length. A theta whose privileged return does
+    not exceed the random one cannot normalise anything: a ValueError names its index.
+    """
+    R = np.asarray(returns, dtype=np.float64)
+    lo = np.asarray(random_returns, dtype=np.float64).reshape(-1)
+    hi = np.asarray(privileged_returns, dtype=np.float64).reshape(-1)
+    if R.ndim != 3 or R.shape[1] != lo.size or lo.shape != hi.shape:
+        raise ValueError(f"returns (seeds, thetas, episodes) {R.shape} need one random and one privileged return "
+                         f"per theta, got {lo.shape} and {hi.shape}")
+    bad = np.flatnonzero(~(hi > lo) | ~np.isfinite(hi) | ~np.isfinite(lo))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(f"theta {j}: the privileged return {hi[j]} does not exceed the random return {lo[j]}; "
+                         "no scale to normalise with")
+    return (R - lo[None, :, None]) / (hi - lo)[None, :, None]

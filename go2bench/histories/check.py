@@ -14,8 +14,10 @@ from pathlib import Path
 
 from go2bench.core.config import ConfigError
 from go2bench.histories.dataset_config import load_dataset_config
-from go2bench.histories.names import HISTORY_H5_FILES, history_paths, metadata_path
-from go2bench.histories.reader import scan_history
+import h5py
+
+from go2bench.histories.names import DEMONSTRATOR_KEY, HISTORY_H5_FILES, history_paths, metadata_path
+from go2bench.histories.reader import has_demonstrator, scan_history
 
 __all__ = ["check_dataset", "dataset_report", "check_config", "DataProblems"]
 
@@ -83,7 +85,8 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
     JSON (dims, task_name, env_id, ...); group names of the form start-end; no overlapping or
     missing step ranges; equal dataset lengths; obs/action widths matching the metadata;
     numeric data without NaN/inf; an integer step_num counting each episode's steps from 0;
-    readable, untruncated .h5 files.  One pass over the data, a chunk at a time.  The original
+    readable, untruncated .h5 files; ``demonstrator_action`` (optional) like ``action``, in every
+    group of a history or none, and in every history when the dataset JSON's ``dataset_keys`` lists it.  One pass over the data, a chunk at a time.  The original
     collector's T+1 observation rows are a warning: readers accept them (dropping the extra
     row of each group), but samples crossing its group boundaries were misaligned at collection.
     """
@@ -100,6 +103,7 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
     elif meta is not None:
         obs_dim, act_dim = _meta_dims(meta_path, meta, problems)
     h5s = history_paths(d)
+    with_demo: dict[Path, bool] = {}  # readable history -> has demonstrator_action
     if not h5s:
         problems.append(f"{d}: no {HISTORY_H5_FILES} files")
     expected = meta.get("num_histories") if meta is not None else None
@@ -125,7 +129,23 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
         file_problems, warnings, _ = scan_history(h5, load=False, obs_dim=dims[0], act_dim=dims[1])
         problems += file_problems
         all_warnings += warnings
+        if not file_problems:
+            with_demo[h5] = _has_demonstrator(h5)
+    keys = meta.get("dataset_keys") if meta is not None else None
+    declared = isinstance(keys, list) and DEMONSTRATOR_KEY in keys
+    lacking = [p.name for p, has in with_demo.items() if not has]
+    if declared and lacking:
+        problems.append(f"{meta_path}: dataset_keys lists {DEMONSTRATOR_KEY}, but {len(lacking)} history file(s) "
+                        f"lack it: {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''}")
+    elif lacking and len(lacking) < len(with_demo):
+        all_warnings.append(f"{d}: {DEMONSTRATOR_KEY} in {len(with_demo) - len(lacking)} of {len(with_demo)} "
+                            f"histories; training on demonstrator targets needs it in all")
     return problems, all_warnings
+
+
+def _has_demonstrator(path) -> bool:
+    with h5py.File(path, "r") as f:
+        return has_demonstrator(f)
 
 
 def _task_names(d: Path) -> set[str]:

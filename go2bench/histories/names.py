@@ -7,6 +7,11 @@ Each .h5 holds consecutive groups named ``"start-end"`` with an inclusive end ("
 ``proprio_observation`` (T, obs_dim) float32, ``action`` (T, act_dim) float32, ``reward`` (T,)
 float32 and ``step_num`` (T,) int32.  These names are the Vintix format's, read by the original
 workflow's tools, so they never change.
+
+Optional datasets (:data:`OPTIONAL_KEYS`), in every group of a history or in none:
+``demonstrator_action`` (T, act_dim) float32, the teacher's clean action at that step (the key
+dunnolab's Vintix II datasets use), beside ``action``, the noisy action actually executed; it makes
+DPT-style training on demonstrator targets possible.  Format 1 datasets do not have it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 __all__ = [
     "DATASET_FORMAT",
     "DATASET_KEYS",
+    "DEMONSTRATOR_KEY",
+    "OPTIONAL_KEYS",
     "TMP_PREFIX",
     "HISTORY_H5_FILES",
     "HISTORY_JSON_FILES",
@@ -29,8 +36,10 @@ __all__ = [
     "metadata_path",
 ]
 
-DATASET_FORMAT = "go2bench-learning-histories/1"  # the dataset JSON's "format" field, written by the collector
-DATASET_KEYS = ("proprio_observation", "action", "reward", "step_num")
+DATASET_FORMAT = "go2bench-learning-histories/2"  # the dataset JSON's "format" field; /1 had no demonstrator_action
+DATASET_KEYS = ("proprio_observation", "action", "reward", "step_num")  # required in every group
+DEMONSTRATOR_KEY = "demonstrator_action"
+OPTIONAL_KEYS = (DEMONSTRATOR_KEY,)  # in every group of a history or in none
 TMP_PREFIX = "_incomplete_"  # a group being written; see HistoryWriter
 
 _HISTORY_PREFIX = "trajectories_env_"

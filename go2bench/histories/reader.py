@@ -2,6 +2,8 @@
 
 Readers accept any group size (the original workflow's 50,000-step groups too) and the original
 collector's T+1 observation rows (one extra observation at the end of each group, never read).
+The optional ``demonstrator_action`` is checked like ``action`` (rows, width, finite values) and
+must be in every group of a history or in none; histories without it (format 1) stay valid.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 
 from go2bench.histories.names import (
     DATASET_KEYS,
+    DEMONSTRATOR_KEY,
+    OPTIONAL_KEYS,
     HISTORY_H5_FILES,
     TMP_PREFIX,
     history_paths,
@@ -22,7 +26,7 @@ from go2bench.histories.names import (
     parse_group,
 )
 
-__all__ = ["read_history", "scan_history", "group_table", "history_files", "read_metadata"]
+__all__ = ["read_history", "scan_history", "group_table", "history_files", "read_metadata", "has_demonstrator"]
 
 CHUNK = 65536  # rows read at a time when scanning
 
@@ -34,11 +38,12 @@ def scan_history(path, load: bool, obs_dim=None, act_dim=None, chunk: int = CHUN
     concatenated arrays are returned (the original collector's T+1 observation rows are
     trimmed, with a warning). Every value is read, ``chunk`` rows at a time, so NaN/inf, a
     broken step counter and truncation are detected without holding a whole file in memory.
+    The data holds ``demonstrator_action`` when every group has it.
     """
     path = Path(path)
     problems: list[str] = []
     warnings: list[str] = []
-    parts = {k: [] for k in DATASET_KEYS} if load else None
+    parts = {k: [] for k in DATASET_KEYS + OPTIONAL_KEYS} if load else None
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -68,17 +73,23 @@ def scan_history(path, load: bool, obs_dim=None, act_dim=None, chunk: int = CHUN
                 scan.prev_step = None  # the counter cannot be followed across a gap or an overlap
             nxt = max(nxt, end + 1)
             problems += scan.group(f.get(name), name, end - start + 1)
+        for key, have in scan.optional.items():
+            if 0 < len(have) < len(ranges):
+                missing = [n for _, _, n in ranges if n not in have]
+                problems.append(f"{path}: {key}: in {len(have)} of {len(ranges)} groups (missing in "
+                                f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); a history has "
+                                "it in every group or in none")
     except (OSError, KeyError, RuntimeError) as exc:
         problems.append(f"{path}: unreadable or truncated HDF5 file ({exc})")
     finally:
         f.close()
     if not load or problems:
         return problems, warnings, None
-    data = {k: np.concatenate(v) for k, v in parts.items()}
+    data = {k: np.concatenate(v) for k, v in parts.items() if v}
     return problems, warnings, data
 
 
-_WIDTH_FIELD = {"proprio_observation": "observation_shape", "action": "action_dim"}
+_WIDTH_FIELD = {"proprio_observation": "observation_shape", "action": "action_dim", DEMONSTRATOR_KEY: "action_dim"}
 
 
 class _GroupScan:
@@ -86,7 +97,8 @@ class _GroupScan:
 
     def __init__(self, path, obs_dim, act_dim, chunk, warnings, parts):
         self.path, self.chunk, self.warnings, self.parts = path, int(chunk), warnings, parts
-        self.meta_width = {"proprio_observation": obs_dim, "action": act_dim}
+        self.meta_width = {"proprio_observation": obs_dim, "action": act_dim, DEMONSTRATOR_KEY: act_dim}
+        self.optional: dict[str, set[str]] = {k: set() for k in OPTIONAL_KEYS}  # key -> groups that have it
         self.first_width: dict[str, tuple[str, int]] = {}  # key -> (group, width) of the file's first group
         self.prev_step = -1  # step_num before the next row; -1: the history's first row must be 0; None: unknown
         self.t_plus_1 = False  # the current group has the original collector's extra observation row
@@ -99,8 +111,12 @@ class _GroupScan:
         problems: list[str] = []
         dsets = {}
         self.t_plus_1 = False
-        for key in DATASET_KEYS:
+        for key in DATASET_KEYS + OPTIONAL_KEYS:
             d = grp.get(key)
+            if d is None and key in OPTIONAL_KEYS:
+                continue
+            if key in OPTIONAL_KEYS:
+                self.optional[key].add(name)
             if d is None:
                 problems.append(f"{path}: {name}/{key}: dataset missing")
             elif not isinstance(d, h5py.Dataset):
@@ -124,7 +140,7 @@ class _GroupScan:
         if "step_num" not in dsets or self.t_plus_1:
             self.prev_step = None  # the original's T+1 groups need not continue the counter of the next group
         if keep is not None and not problems:
-            for key in DATASET_KEYS:
+            for key in keep:
                 self.parts[key].append(np.concatenate(keep[key]))
         return problems
 
@@ -154,6 +170,9 @@ class _GroupScan:
             first = self.first_width.setdefault(key, (name, width))
             if width != first[1]:
                 return f"{path}: {name}/{key}: width {width} differs from group {first[0]}'s {first[1]}"
+            act = _action_width(d.parent)
+            if key == DEMONSTRATOR_KEY and act not in (None, width):
+                return f"{path}: {name}/{key}: width {width} differs from the group's action width {act}"
         return None
 
     def _values_problem(self, d, name, key, length, keep) -> str | None:
@@ -193,8 +212,22 @@ class _GroupScan:
         return n, (i, int(s[i]), int(prev[i]))
 
 
+def _action_width(grp) -> int | None:
+    d = grp.get("action")
+    return int(d.shape[1]) if isinstance(d, h5py.Dataset) and d.ndim == 2 else None
+
+
+def has_demonstrator(f: h5py.File) -> bool:
+    """Whether every 'start-end' group of an open history file has ``demonstrator_action``."""
+    groups = [n for n in f.keys() if parse_group(n) is not None]
+    return bool(groups) and all(DEMONSTRATOR_KEY in f[n] for n in groups)
+
+
 def read_history(path_h5) -> dict:
     """Read one history file into concatenated arrays plus a ``warnings`` list.
+
+    Keys: ``proprio_observation``, ``action``, ``reward``, ``step_num`` and, when the file has it,
+    ``demonstrator_action``.
 
     Accepts any group size (the original's 50,000-step groups too) and the original
     collector's T+1 observation rows. Raises ValueError listing every problem (overlapping or

@@ -7,7 +7,8 @@ squares, which loses the std of a dimension whose mean is large next to its spre
 
 Three on-disk records are made from them: the per-history JSON (:func:`history_stats`), the
 pooled fields of the dataset JSON (:func:`pooled_stats`, from the per-history records alone)
-and the normalisation statistics of training (:func:`compute_stats`).
+and the normalisation statistics of training (:func:`compute_stats`), whose divisors come from
+:func:`normaliser_std`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,30 @@ import numpy as np
 
 from go2bench.histories.reader import group_table, history_files
 
-__all__ = ["Moments", "StepMoments", "read_moments", "history_stats", "pooled_stats", "compute_stats"]
+__all__ = ["Moments", "StepMoments", "read_moments", "history_stats", "pooled_stats", "compute_stats",
+           "CONSTANT_STD", "STD_RULE", "normaliser_std"]
 
 CHUNK = 65536  # rows read at a time
+CONSTANT_STD = 1e-2  # a slot whose std is below this is constant for normalisation
+STD_RULE = "std<0.01->1"  # names the rule in stats files and checkpoints
+
+
+def normaliser_std(std) -> np.ndarray:
+    """The divisor of each slot's normalisation: its std, or 1 where the std is below :data:`CONSTANT_STD`.
+
+    Why not a floor: a slot that is (nearly) constant in the data, such as the command slots
+    (fixed, or zero in the velocity family) or the z of projected gravity, carries no
+    information, but with a floor of 0.01 any change of it at evaluation (a command of 0.8
+    instead of 0.5 m/s is +0.6 after the env's x2 command scale) became a +-60 sigma input.
+    With a divisor of 1 the slot is only centred: its deviation reaches the model in the
+    observation's own units, which the env's ``obs_scales`` keep of order 1, so a shift of 0.5
+    is an input of 0.5.  Slots that do vary (std >= 0.01, i.e. 1% of that unit) keep their std
+    exactly as before, so informative inputs are not squashed the way a large floor would
+    squash them.  The rule is idempotent (a divisor of 1 or >= 0.01 maps to itself), so stats
+    already floored at 0.01 in old checkpoints are kept as they were trained.
+    """
+    s = np.asarray(std, dtype=np.float64)
+    return np.where(np.isfinite(s) & (s >= CONSTANT_STD), s, 1.0)
 
 
 class Moments:
@@ -143,7 +165,12 @@ def pooled_stats(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compute_stats(dataset_dir: Path, chunk: int = CHUNK) -> dict[str, Any]:
-    """Normalisation statistics of training: mean/std over every step of every history."""
+    """Normalisation statistics of training: mean/std over every step of every history.
+
+    ``obs_std``/``act_std`` are the data's; ``obs_norm_std``/``act_norm_std`` the divisors that
+    training uses (:func:`normaliser_std`, rule named by ``std_rule``).  The actions' are those of
+    ``action``; ``demonstrator_action`` targets share them, so both live in one output space.
+    """
     m = None
     for path in history_files(dataset_dir):
         m, _, _ = read_moments(path, m, chunk)
@@ -155,4 +182,7 @@ def compute_stats(dataset_dir: Path, chunk: int = CHUNK) -> dict[str, Any]:
         "act_std": m.act.std.tolist(),
         "reward_mean": float(m.reward.mean[0]),
         "reward_std": float(m.reward.std[0]),
+        "std_rule": STD_RULE,
+        "obs_norm_std": normaliser_std(m.obs.std).tolist(),
+        "act_norm_std": normaliser_std(m.act.std).tolist(),
     }

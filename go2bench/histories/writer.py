@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from go2bench.core.provenance import write_error
-from go2bench.histories.names import DATASET_KEYS, TMP_PREFIX, format_group, parse_group
+from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, TMP_PREFIX, format_group, parse_group
 
 __all__ = ["HistoryWriter"]
 
@@ -27,14 +27,20 @@ class HistoryWriter:
     :attr:`steps_written` tells how many complete steps are on disk; the caller continues
     from there.  ``close(final=True)`` (also on a clean ``with`` exit) writes the remaining
     rows as a final, shorter group; ``close(final=False)`` drops them.
+
+    ``demonstrator=True`` adds the ``demonstrator_action`` dataset to every group (then
+    :meth:`append` needs it); a resumed file must agree, so that no history mixes the layouts.
     """
 
-    def __init__(self, path_h5, obs_dim: int, act_dim: int, group_size: int = 10_000, compression=None):
+    def __init__(self, path_h5, obs_dim: int, act_dim: int, group_size: int = 10_000, compression=None,
+                 demonstrator: bool = False):
         if int(group_size) < 1:
             raise ValueError(f"group_size must be >= 1, got {group_size!r}")
         self.path = Path(path_h5)
         self.obs_dim, self.act_dim, self.group_size = int(obs_dim), int(act_dim), int(group_size)
         self.compression = compression
+        self.demonstrator = bool(demonstrator)
+        self.keys = DATASET_KEYS + ((DEMONSTRATOR_KEY,) if self.demonstrator else ())
         self.removed_temporary: list[str] = []
         try:
             self._f = h5py.File(self.path, "a")
@@ -52,6 +58,8 @@ class HistoryWriter:
             "reward": np.empty((g,), np.float32),
             "step_num": np.empty((g,), np.int32),
         }
+        if self.demonstrator:
+            self._buf[DEMONSTRATOR_KEY] = np.empty((g, self.act_dim), np.float32)
         self._n = 0  # rows in the buffer
 
     def _recover(self) -> int:
@@ -79,6 +87,11 @@ class HistoryWriter:
                 "reward": (end - start + 1,),
                 "step_num": (end - start + 1,),
             }
+            if self.demonstrator:
+                shapes[DEMONSTRATOR_KEY] = (end - start + 1, self.act_dim)
+            elif DEMONSTRATOR_KEY in grp:
+                raise ValueError(f"{self.path}: cannot resume, {name} has {DEMONSTRATOR_KEY} but this writer "
+                                 "writes none (the dataset's layout says so)")
             for key, shape in shapes.items():
                 if key not in grp or grp[key].shape != shape:
                     got = grp[key].shape if key in grp else "missing"
@@ -100,10 +113,14 @@ class HistoryWriter:
         """Steps written to disk plus those buffered for the group in progress."""
         return self.steps_written + self._n
 
-    def append(self, obs, action, reward, step_num) -> None:
-        """Append T rows: obs (T, obs_dim), action (T, act_dim), reward (T,), step_num (T,)."""
+    def append(self, obs, action, reward, step_num, demonstrator_action=None) -> None:
+        """Append T rows: obs (T, obs_dim), action (T, act_dim), reward (T,), step_num (T,) and, for a
+        ``demonstrator`` writer (only then), demonstrator_action (T, act_dim)."""
         if self._f is None:
             raise ValueError(f"{self.path}: writer is closed")
+        if (demonstrator_action is None) == self.demonstrator:
+            raise ValueError(f"{self.path}: demonstrator_action must be given "
+                             f"{'to' if self.demonstrator else 'only to'} a writer made with demonstrator=True")
         obs = np.asarray(obs, dtype=np.float32)
         action = np.asarray(action, dtype=np.float32)
         reward = np.asarray(reward, dtype=np.float32).reshape(-1)
@@ -118,6 +135,11 @@ class HistoryWriter:
                 f"step_num (T,); got {obs.shape}, {action.shape}, {reward.shape}, {step_num.shape}"
             )
         rows = {"proprio_observation": obs, "action": action, "reward": reward, "step_num": step_num}
+        if self.demonstrator:
+            demo = np.asarray(demonstrator_action, dtype=np.float32)
+            if demo.shape != action.shape:
+                raise ValueError(f"{self.path}: demonstrator_action has shape {demo.shape}, action {action.shape}")
+            rows[DEMONSTRATOR_KEY] = demo
         i = 0
         while i < t:
             k = min(self.group_size - self._n, t - i)
@@ -139,7 +161,7 @@ class HistoryWriter:
             if tmp in self._f:
                 del self._f[tmp]
             grp = self._f.create_group(tmp)
-            for key in DATASET_KEYS:
+            for key in self.keys:
                 grp.create_dataset(key, data=self._buf[key][:n], compression=self.compression)
             self._f.flush()
             self._f.move(tmp, final)

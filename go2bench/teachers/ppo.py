@@ -12,6 +12,16 @@ Settings follow Genesis' Go2 locomotion example (rsl-rl), translated to SB3:
 SB3 applies the rate adaptation per iteration (rsl-rl per minibatch): the callback reads the
 ``train/approx_kl`` of the last update (mean of its last epoch) before the next update starts.
 
+Family teachers (``family="velocity"`` or ``"dynamics"``): per (robot, family) a *privileged*
+teacher, whose observation ends with the block "task" (theta normalised to [-1, 1], the per-theta
+expert and upper bound), and a *blind* one, the same recipe without theta (a robust policy, the
+baseline in-context learning must beat). Both train over the suite's train thetas, a new theta at
+every episode start of every env (``tasks="train", resample_tasks="episode"``). One scene holds one
+family, so each family has its own teachers. (One policy over both families would be cheap with an
+adapter concatenating two simulations, one per family, and a privileged block padded to the union of
+both theta layouts; not built.) After training, their cards cache per-theta returns of the teacher
+and of a random agent on every test theta (:mod:`go2bench.teachers.task_eval`).
+
 Outputs under ``out``: ``final.zip`` (the SB3 model), ``model_card.json``, ``checkpoints/``
 (``ppo_<steps>_steps.zip`` with a ``.json`` of the wall time so far; ``resume=True`` continues
 from the newest) and ``tb/`` (TensorBoard).
@@ -20,7 +30,6 @@ from the newest) and ``tb/`` (TensorBoard).
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,10 +38,15 @@ from typing import Any
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from go2bench.agents.sb3_checkpoint import ACTIVATIONS, CheckpointError, read_zip_plain_data, read_zip_tensors
 from go2bench.core.provenance import hardware, versions, write_json_atomic
+from go2bench.envs import spaces as S
+from go2bench.teachers.callbacks import (  # noqa: F401  (public here too)
+    AdaptiveLR, KLAdaptiveLRCallback, ProgressLineCallback, TimedCheckpointCallback, WallTimeLimitCallback,
+    mean_training_return,
+)
 from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
 
@@ -68,88 +82,6 @@ class PPOConfig:
 
 
 
-class AdaptiveLR:
-    """A learning-rate 'schedule' whose value the KL callback moves; SB3 reads it before each update.
-
-    It is stored in the saved model as ``learning_rate``, so a resumed run continues at the
-    adapted rate.
-    """
-
-    def __init__(self, value: float) -> None:
-        self.value = float(value)
-
-    def __call__(self, progress_remaining: float) -> float:
-        return self.value
-
-    def __repr__(self) -> str:
-        return f"AdaptiveLR({self.value:.3g})"
-
-
-class KLAdaptiveLRCallback(BaseCallback):
-    """rsl-rl's KL-adaptive learning rate, applied once per PPO iteration."""
-
-    def __init__(self, desired_kl: float = 0.01, lr_min: float = 1e-5, lr_max: float = 1e-2, verbose: int = 0):
-        super().__init__(verbose)
-        self.desired_kl, self.lr_min, self.lr_max = desired_kl, lr_min, lr_max
-        self.schedule: AdaptiveLR | None = None
-
-    def _on_training_start(self) -> None:
-        lr = self.model.learning_rate
-        if not isinstance(lr, AdaptiveLR):  # a model made elsewhere: take over its current rate
-            lr = AdaptiveLR(self.model.lr_schedule(self.model._current_progress_remaining))
-            self.model.learning_rate = lr
-        self.model.lr_schedule = lr  # PPO.train() sets the optimizer's rate from this
-        self.schedule = lr
-
-    def _on_rollout_end(self) -> None:
-        kl = self.model.logger.name_to_value.get("train/approx_kl")  # the previous update's, None at first
-        if kl is None or not math.isfinite(kl) or self.schedule is None:
-            return
-        lr = self.schedule.value
-        if kl > 2.0 * self.desired_kl:
-            lr = max(self.lr_min, lr / 2.0)
-        elif kl < 0.5 * self.desired_kl:
-            lr = min(self.lr_max, lr * 1.5)
-        self.schedule.value = lr
-
-    def _on_step(self) -> bool:
-        return True
-
-
-class TimedCheckpointCallback(CheckpointCallback):
-    """SB3's CheckpointCallback that also writes the wall time so far next to each checkpoint."""
-
-    def __init__(self, *args, wall_time_before: float = 0.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.wall_time_before = wall_time_before
-        self.t0 = time.perf_counter()
-
-    def _on_step(self) -> bool:
-        keep_going = super()._on_step()
-        if self.n_calls % self.save_freq == 0:
-            side = Path(self._checkpoint_path(extension="json"))
-            side.write_text(json.dumps({"num_timesteps": self.num_timesteps, "wall_time_s": self.wall_time_s()}))
-        return keep_going
-
-    def wall_time_s(self) -> float:
-        return round(self.wall_time_before + time.perf_counter() - self.t0, 2)
-
-
-class WallTimeLimitCallback(BaseCallback):
-    """Stops learning once ``max_seconds`` of wall time have passed (for fixed-length GPU sessions)."""
-
-    def __init__(self, max_seconds: float) -> None:
-        super().__init__(0)
-        self.max_seconds = max_seconds
-        self.t0 = time.perf_counter()
-
-    def _on_training_start(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def _on_step(self) -> bool:
-        return time.perf_counter() - self.t0 < self.max_seconds
-
-
 def latest_checkpoint(out: str | Path) -> Path | None:
     """The checkpoint with the most steps in ``out/checkpoints``, or None."""
     found = []
@@ -167,13 +99,16 @@ def latest_checkpoint(out: str | Path) -> Path | None:
 RUN_CONFIG_FILE = "ppo_config.json"
 
 
-def _check_run_config(out: Path, cfg: PPOConfig, env_id: str, resuming: bool) -> None:
+def _check_run_config(out: Path, cfg: PPOConfig, env_id: str, resuming: bool,
+                      task: dict[str, Any] | None = None) -> None:
     """Record the run's recipe; a resumed run must use the same one (named field by field)."""
     path = out / RUN_CONFIG_FILE
-    new = {"env_id": env_id, "ppo": asdict(cfg)}
+    new = {"env_id": env_id, "ppo": asdict(cfg), "task": task or {}}
     if resuming and path.exists():
         old = json.loads(path.read_text())
         diff = [f"{k}: {old['ppo'].get(k)!r} -> {v!r}" for k, v in new["ppo"].items() if old["ppo"].get(k) != v]
+        diff += [f"{k}: {old.get('task', {}).get(k)!r} -> {v!r}" for k, v in new["task"].items()
+                 if old.get("task", {}).get(k) != v]
         if old.get("env_id") != env_id:
             diff.insert(0, f"env: {old.get('env_id')!r} -> {env_id!r}")
         if diff:
@@ -247,6 +182,14 @@ def train_teacher(
     verbose: int = 1,
     venv: WalkSB3VecEnv | None = None,
     max_minutes: float | None = None,
+    family: str | None = None,
+    privileged: bool = False,
+    tasks: Any = "train",
+    resample_tasks: str = "episode",
+    stop_at: float | None = None,
+    task_eval_episodes: int = 4,
+    task_eval_train: int | None = None,
+    log_every_s: float | None = None,
 ) -> tuple[PPO, dict[str, Any]]:
     """Train a PPO teacher on ``env_id``; return the model and its model card (both also saved in ``out``).
 
@@ -255,15 +198,30 @@ def train_teacher(
         device: torch device of the policy ("cpu", "cuda", "auto").
         backend: Genesis backend of the simulation ("cpu" or "gpu").
         resume: continue from the newest checkpoint in ``out/checkpoints`` (fresh start if none),
-            reading only its tensors and counters (never unpickling it); ``ppo`` and ``env_id`` must
-            equal the run's recorded ``ppo_config.json``.
+            reading only its tensors and counters (never unpickling it); ``ppo``, ``env_id`` and the
+            task setup must equal the run's recorded ``ppo_config.json``.
         checkpoint_every: env steps between checkpoints.
-        eval_episodes: after training, evaluate the deterministic policy and a random agent on
-            the training simulation with the in-context protocol (one seed, ``ceil(eval_episodes /
-            num_envs)`` episodes per env); their mean returns go into the card as ``expert_score``
-            and ``random_score`` (0 skips).
-        venv: an existing adapter to train on (its env_id/num_envs/backend win).
+        eval_episodes: (teachers without a family) after training, evaluate the deterministic policy
+            and a random agent on the training simulation with the in-context protocol (one seed,
+            ``ceil(eval_episodes / num_envs)`` episodes per env); their mean returns go into the card
+            as ``expert_score`` and ``random_score`` (0 skips).
+        venv: an existing adapter to train on (its env_id/num_envs/backend/family/privileged win).
         max_minutes: stop learning after this much wall time (then save, evaluate and write the card).
+        family: a task family ("velocity", "dynamics"): the teacher trains over that family's thetas
+            (one scene holds one family, so there is one teacher per (robot, family)); None: today's
+            default task.
+        privileged: append the normalised theta to the observation (the per-theta expert); False:
+            the blind teacher, the same recipe without theta (a robust policy).
+        tasks, resample_tasks: the thetas to train over (family teachers): by default each env draws a
+            theta of the suite's train split at every episode start.
+        stop_at: a Unix time (``time.time()``) at which learning stops whatever else is left, so that
+            a fixed-length session still has time to evaluate and export.
+        task_eval_episodes: (family teachers) after training, the deterministic policy and a random
+            agent run on every test theta of the suite (and ``task_eval_train`` train thetas: None all,
+            0 none), at least this many full episodes per (agent, theta); the per-theta mean returns go
+            into the card (:mod:`go2bench.teachers.task_eval`), their test-split means into
+            ``expert_score``/``random_score``. 0 skips.
+        log_every_s: print one progress line this often (seconds); None: no such lines.
     """
     cfg = ppo or PPOConfig()
     out = Path(out)
@@ -273,12 +231,15 @@ def train_teacher(
     if venv is None:
         venv = WalkSB3VecEnv(
             env_id, num_envs, backend=backend, seed=seed, obs_mode=obs_mode, config=config,
-            max_episode_steps=max_episode_steps,
+            max_episode_steps=max_episode_steps, family=family, privileged=privileged,
+            tasks=tasks if family is not None else None,
+            resample_tasks=resample_tasks if family is not None else "trial",
         )
     env_id, num_envs, backend = venv.env_id, venv.num_envs, venv.sim.backend
+    task = family_setup(venv)
 
     ckpt = latest_checkpoint(out) if resume else None
-    _check_run_config(out, cfg, env_id, resuming=ckpt is not None)
+    _check_run_config(out, cfg, env_id, resuming=ckpt is not None, task=task)
     wall_before = 0.0
     model = make_ppo(venv, cfg, device, seed, str(out / "tb"), verbose)
     if ckpt is not None:
@@ -300,10 +261,12 @@ def train_teacher(
     callbacks: list[BaseCallback] = [checkpoints]
     if cfg.adaptive_lr:
         callbacks.append(KLAdaptiveLRCallback(cfg.desired_kl, cfg.lr_min, cfg.lr_max))
-    if max_minutes is not None:
-        callbacks.append(WallTimeLimitCallback(60.0 * max_minutes))
+    if max_minutes is not None or stop_at is not None:
+        callbacks.append(WallTimeLimitCallback(None if max_minutes is None else 60.0 * max_minutes, stop_at))
+    if log_every_s is not None:
+        callbacks.append(ProgressLineCallback(log_every_s, label=f"{out.name}: "))
     remaining = max(0, total_steps - model.num_timesteps)
-    if remaining > 0:
+    if remaining > 0 and (stop_at is None or time.time() < stop_at):
         model.learn(
             total_timesteps=remaining,
             callback=CallbackList(callbacks),
@@ -317,10 +280,15 @@ def train_teacher(
     card: dict[str, Any] = {
         "env_id": env_id,
         "algorithm": "PPO (stable-baselines3)",
+        "family": task.get("family"),
+        "privileged": bool(task.get("privileged", False)),
         "obs_mode": venv.config.obs_mode,
         "obs_dim": venv.obs_dim,
+        "obs_layout": [[name, size] for name, size in S.observation_layout(
+            venv.robot_description, venv.config.obs_mode, venv.family if venv.privileged else None)],
         "max_episode_steps": venv.max_episode_steps,
         "training_steps": int(model.num_timesteps),
+        "final_training_return": mean_training_return(model),
         "wall_time_s": wall,
         "env_steps_per_s": round(model.num_timesteps / wall, 1) if wall > 0 else None,
         "num_envs": num_envs,
@@ -335,14 +303,30 @@ def train_teacher(
         "versions": versions(),
         "checkpoint": "final.zip",
     }
-    if eval_episodes > 0:
+    if task:
+        card.update(family_card_fields(venv, task))
+    from go2bench.agents.teacher import TeacherAgent
+
+    teacher = TeacherAgent(model.policy, device=device)
+    if task and task_eval_episodes > 0:
+        from go2bench.teachers.task_eval import evaluate_tasks
+
+        ev = evaluate_tasks(teacher, env_id, venv.sim, train_tasks=task_eval_train,
+                            min_episodes=task_eval_episodes, seed=seed + 1, progress=log_every_s is not None)
+        test = ev["family_scores"]["test"]
+        card.update(ev, expert_score=test["teacher_mean_return"], random_score=test["random_mean_return"],
+                    fall_rate=test["teacher_fall_rate"], random_fall_rate=test["random_fall_rate"],
+                    scores_note="expert_score/random_score: mean over the suite's test thetas of per-theta "
+                                "mean returns (per_task_returns)")
+        if venv.tasks_spec is not None:
+            venv.assign_tasks(venv.tasks_spec, venv.resample_tasks)  # back to the training thetas
+    elif not task and eval_episodes > 0:
         from go2bench.agents.random import RandomAgent
-        from go2bench.agents.teacher import TeacherAgent
         from go2bench.eval.protocol import evaluate_in_context
 
         per_env = -(-eval_episodes // num_envs)  # K episodes per env, at least eval_episodes in all
         protocol = dict(episodes=per_env, seeds=[seed + 1], sim=venv.sim, progress=False)
-        ev = evaluate_in_context(TeacherAgent(model.policy, device=device), env_id, **protocol)
+        ev = evaluate_in_context(teacher, env_id, **protocol)
         rnd = evaluate_in_context(RandomAgent(seed=seed + 1), env_id, **protocol)
         card.update(
             evaluated_episodes=ev["episodes"],
@@ -355,6 +339,35 @@ def train_teacher(
             random_mean_tracking_error=rnd["mean_tracking_error"],
             reward_terms=ev["reward_terms"],
         )
-        venv._needs_reset = True  # evaluation moved the shared simulation
-    (out / "model_card.json").write_text(json.dumps(card, indent=2))
+    venv._needs_reset = True  # evaluation moved the shared simulation
+    (out / "model_card.json").write_text(json.dumps(card, indent=2))  # NaN allowed: never lose a finished run
     return model, card
+
+
+def family_setup(venv: WalkSB3VecEnv) -> dict[str, Any]:
+    """The task setup of a run ({} without a family): recorded in ``ppo_config.json`` and the card."""
+    if venv.family is None:
+        return {}
+    spec = json.loads(json.dumps(venv.tasks_spec, default=str))  # JSON-safe ((split, i) -> [split, i])
+    return {"family": venv.family, "privileged": bool(venv.privileged), "tasks": spec,
+            "resample_tasks": venv.resample_tasks}
+
+
+def family_card_fields(venv: WalkSB3VecEnv, task: dict[str, Any]) -> dict[str, Any]:
+    """Suite and theta layout of a family teacher's card (what its privileged block means)."""
+    from go2bench.core.provenance import file_sha256
+    from go2bench.envs.suites import CURRENT_SUITE, SUITES_DIR, load_suite
+
+    layout = venv.sim.tasks.layout
+    suite = load_suite(venv.family, venv.robot_description.name)
+    path = SUITES_DIR / f"{CURRENT_SUITE[venv.family]}.yaml"
+    return {
+        "suite": {"name": suite.name, "file": f"go2bench/suites/{path.name}", "sha256": file_sha256(path),
+                  "seed": suite.seed, "train_tasks": len(suite.train), "test_tasks": len(suite.test)},
+        "theta_layout": {"names": list(layout.names), "low": list(layout.low), "high": list(layout.high),
+                         "units": list(layout.units),
+                         "privileged_block": "task: theta mapped linearly from [low, high] to [-1, 1]"
+                         if task["privileged"] else None},
+        "training_tasks": task["tasks"],
+        "resample_tasks": task["resample_tasks"],
+    }

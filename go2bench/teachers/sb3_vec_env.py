@@ -57,6 +57,11 @@ class WalkSB3VecEnv(VecEnv):
         render_mode: None or "rgb_array" (env 0 through a headless camera).
         sim: an already built :class:`WalkSimulation` to use instead of building one (``close()``
             then leaves it open).
+        family, tasks, resample_tasks, privileged: the task family arguments of
+            :func:`~go2bench.envs.walk_sim.make_walk_sim` (None: no family, today's default task).
+            Teachers train with ``tasks="train", resample_tasks="episode"``: each env draws a train
+            theta of the family's suite at every episode start; ``privileged=True`` appends the
+            normalised theta to the observation (the privileged teacher's input).
         **overrides: other WalkConfig fields.
     """
 
@@ -71,15 +76,27 @@ class WalkSB3VecEnv(VecEnv):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         sim: WalkSimulation | None = None,
+        family: str | None = None,
+        tasks: Any = None,
+        resample_tasks: str = "trial",
+        privileged: bool = False,
         **overrides: Any,
     ) -> None:
         S.check_render_mode(render_mode)
         self._owns_sim = sim is None
         if sim is None:
             sim = make_walk_sim(
-                env_id, num_envs, backend, config, obs_mode, max_episode_steps, render_mode is not None, **overrides
+                env_id, num_envs, backend, config, obs_mode, max_episode_steps, render_mode is not None,
+                family=family, tasks=tasks, resample_tasks=resample_tasks, privileged=privileged, **overrides,
             )
+        elif family is not None or tasks is not None or privileged:
+            raise ValueError("family/tasks/privileged are the built simulation's own when sim= is given")
         self.sim = sim
+        self.family = sim.family
+        self.privileged = sim.privileged
+        # the task spec training draws from (restored by :meth:`assign_tasks` after an evaluation moved it)
+        self.tasks_spec = tasks
+        self.resample_tasks = resample_tasks
         self.env_id = env_id
         self.render_mode = render_mode
         self.config = sim.config
@@ -95,6 +112,16 @@ class WalkSB3VecEnv(VecEnv):
         self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._t_start = time.time()
+        self._needs_reset = True
+
+    def assign_tasks(self, tasks: Any, resample_tasks: str = "trial") -> None:
+        """Give every env the task spec ``tasks`` (see :mod:`go2bench.envs.tasks`); a new trial at the next reset()."""
+        from go2bench.envs.tasks import resolve
+
+        if self.sim.tasks is None:
+            raise ValueError("this simulation has no task family")
+        self.sim.tasks.assign(resolve(self.sim.tasks.family, self.robot_description, tasks, self.num_envs,
+                                      resample_tasks))
         self._needs_reset = True
 
     # ------------------------------------------------------------------ VecEnv core

@@ -7,8 +7,14 @@ apart (0, s, 2s, ... while the window fits).
 
 Token inputs at step t: normalised obs_t, normalised a_{t-1} and r_{t-1} * reward_scale, where
 a_{t-1} and r_{t-1} are zeros when ``step_num_t == 0`` (episode start) or t is the first row of
-the stream; the target is normalised a_t.  Samples are padded with zeros to the largest obs and
-action widths among the groups, so that the default collate function batches mixed groups.
+the stream; the target is normalised a_t, the action executed (``target="action"``, Algorithm
+Distillation), or the teacher's clean action at t (``target="demonstrator_action"``, DPT-style;
+every history must have it), normalised with the same action statistics.  Samples are padded with
+zeros to the largest obs and action widths among the groups, so that the default collate function
+batches mixed groups.
+
+Normalisation divides by :func:`go2bench.histories.stats.normaliser_std`: a slot that is constant
+in the data is only centred (divisor 1), so changing it at evaluation stays a small input.
 
 Memory: building the index reads only the ``step_num`` arrays (4 bytes a step, one history at
 a time); what stays resident is one (history, start) pair per sample (12 bytes) and one
@@ -32,13 +38,15 @@ import torch
 
 from go2bench.core.provenance import write_json_atomic
 from go2bench.histories.dataset_config import DatasetSpec
-from go2bench.histories.names import metadata_path
-from go2bench.histories.reader import group_table, history_files, read_metadata
-from go2bench.histories.stats import compute_stats
+from go2bench.histories.names import DEMONSTRATOR_KEY, metadata_path
+from go2bench.histories.reader import group_table, has_demonstrator, history_files, read_metadata
+from go2bench.histories.stats import CONSTANT_STD, STD_RULE, compute_stats, normaliser_std
 
 __all__ = [
     "STATS_FILE",
-    "STD_FLOOR",
+    "STATS_VERSION",
+    "CONSTANT_STD",
+    "TARGETS",
     "HistoryStream",
     "MultiTaskWindows",
     "dataset_fingerprint",
@@ -48,8 +56,8 @@ __all__ = [
 ]
 
 STATS_FILE = "vintix_stats.json"
-STATS_VERSION = 1
-STD_FLOOR = 1e-2
+STATS_VERSION = 2  # 2: normalisation divisors by normaliser_std (1: a 0.01 std floor)
+TARGETS = ("action", DEMONSTRATOR_KEY)
 
 
 # --------------------------------------------------------------------------------------- stats cache
@@ -131,6 +139,7 @@ class HistoryStream:
     group_rows: np.ndarray  # (G,) rows (steps) of each group
     seg_file_start: np.ndarray  # (K,) first file row of each kept episode
     seg_stream_start: np.ndarray  # (K+1,) first stream position of each kept episode, then the length
+    has_demonstrator: bool = False  # every group holds demonstrator_action
 
     @property
     def stream_len(self) -> int:
@@ -141,6 +150,7 @@ class HistoryStream:
         with h5py.File(path, "r") as f:
             table = group_table(f, path)
             step_num = np.concatenate([f[name]["step_num"][()] for name, _ in table])
+            demo = has_demonstrator(f)
         rows = np.array([n for _, n in table], np.int64)
         seg = episode_segments(step_num, episode_sparsity)
         return cls(
@@ -151,6 +161,7 @@ class HistoryStream:
             group_rows=rows,
             seg_file_start=seg[:, 0].copy(),
             seg_stream_start=np.concatenate([[0], np.cumsum(seg[:, 1])]).astype(np.int64),
+            has_demonstrator=demo,
         )
 
     def file_ranges(self, a: int, b: int) -> list[tuple[int, int]]:
@@ -197,7 +208,10 @@ class MultiTaskWindows(torch.utils.data.Dataset):
     """
 
     def __init__(self, specs: list[DatasetSpec], context_len: int, trajectory_sparsity: int,
-                 stats: dict[str, dict] | None = None, use_stats_cache: bool = True):
+                 stats: dict[str, dict] | None = None, use_stats_cache: bool = True, target: str = "action"):
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.target = target
         self.context_len = int(context_len)
         self.trajectory_sparsity = int(trajectory_sparsity)
         self.group_names: list[str] = []
@@ -231,14 +245,19 @@ class MultiTaskWindows(torch.utils.data.Dataset):
                 "reward_scale": float(spec.entry.reward_scale),
                 "episode_sparsity": int(spec.entry.episode_sparsity),
                 "obs_mean": list(st["obs_mean"]),
-                "obs_std": [max(float(s), STD_FLOOR) for s in st["obs_std"]],
+                # the divisors (already applied in a checkpoint's groups: the rule is idempotent)
+                "obs_std": normaliser_std(st.get("obs_norm_std", st["obs_std"])).tolist(),
                 "act_mean": list(st["act_mean"]),
-                "act_std": [max(float(s), STD_FLOOR) for s in st["act_std"]],
+                "act_std": normaliser_std(st.get("act_norm_std", st["act_std"])).tolist(),
+                "std_rule": STD_RULE,
                 "num_histories": len(files),
             }
             short = []
             for path in files:
                 h = HistoryStream.build(path, gi, spec.entry.episode_sparsity)
+                if target == DEMONSTRATOR_KEY and not h.has_demonstrator:
+                    raise ValueError(f"{path}: no {DEMONSTRATOR_KEY} (collected before it was recorded?); "
+                                     "train with target 'action' or collect the dataset again")
                 s = window_starts(h.stream_len, self.context_len, self.trajectory_sparsity)
                 if len(s) == 0:
                     short.append(f"{Path(path).name} ({h.stream_len} steps)")
@@ -300,7 +319,8 @@ class MultiTaskWindows(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ reading
     def raw_window(self, i: int, pad_prev: bool = True) -> dict[str, np.ndarray]:
-        """Raw rows of sample ``i`` (and the row before it, for the previous action/reward)."""
+        """Raw rows of sample ``i`` (and the row before it, for the previous action/reward);
+        ``demonstrator_action`` too when the history has it."""
         h = self.histories[int(self.sample_history[i])]
         s = int(self.sample_start[i])
         L = self.context_len
@@ -316,6 +336,8 @@ class MultiTaskWindows(torch.utils.data.Dataset):
             "action": act[s - lo:],
             "reward": rew[s - lo:],
         }
+        if h.has_demonstrator:
+            out[DEMONSTRATOR_KEY] = h.read(f, DEMONSTRATOR_KEY, out_ranges)
         prev_act = np.zeros_like(out["action"])
         prev_rew = np.zeros_like(out["reward"])
         if s > 0:
@@ -342,7 +364,7 @@ class MultiTaskWindows(torch.utils.data.Dataset):
         obs = np.zeros((L, self.max_obs_dim), np.float32)
         obs[:, : info["obs_dim"]] = (raw["proprio_observation"] - om) / osd
         tgt = np.zeros((L, self.max_act_dim), np.float32)
-        tgt[:, : info["act_dim"]] = (raw["action"] - am) / asd
+        tgt[:, : info["act_dim"]] = (raw[self.target] - am) / asd
         prev = np.zeros((L, self.max_act_dim), np.float32)
         prev[:, : info["act_dim"]] = (raw["prev_action"] - am) / asd
         prev[start] = 0.0
