@@ -513,6 +513,13 @@ def test_blind_teacher_has_no_task_block(blind_trained, priv_trained, tmp_path):
     assert cmp["gap"] == pytest.approx(1 - x.mean(), abs=1e-3)
     with pytest.raises(ValueError, match="privileged teacher's card first"):
         compare_teachers(card, priv)
+    # the device script's summary table reads the zoo layout
+    from go2bench.teachers.task_eval import family_teachers_table
+
+    export_teacher(priv_trained[0], zoo_root=tmp_path / "zoo")
+    rows = family_teachers_table(tmp_path / "zoo").splitlines()
+    assert len(rows) == 4 and "| blind |" in rows[2] and "| privileged |" in rows[3]
+    assert f"| {cmp['gap']:.2f} |" in rows[2] and "1.00 (by definition)" in rows[3]
 
 
 def test_task_eval_slots_and_subsamples():

@@ -110,9 +110,10 @@ def test_bootstrap_agrees_with_rliable():
     scores = np.random.default_rng(0).gamma(2.0, 0.4, size=(5, 12))  # (seeds, thetas)
     reps = 20000
     for task_bootstrap, key in ((False, "ci95"), (True, "ci95_thetas")):
-        np.random.seed(0)  # rliable draws from NumPy's global generator
+        np.random.seed(0)  # rliable draws its resamples from NumPy's global generator
         point, interval = library.get_interval_estimates(
-            {"a": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, task_bootstrap=task_bootstrap)
+            {"a": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, task_bootstrap=task_bootstrap,
+            random_state=np.random.RandomState(0))  # (newer arch versions refuse random_state=None)
         ours = aggregate(scores, reps=reps, seed=0)
         assert ours["iqm"] == pytest.approx(float(point["a"][0]), abs=1e-12)
         lo, hi = interval["a"][:, 0]
@@ -230,6 +231,18 @@ def test_results_schema_numbers_and_tracking(sim, tmp_path):
         validate_results(bad, "bad.json")
 
 
+def test_unusable_references_stop_the_evaluation_before_it_runs(sim):
+    class Never(StandAgent):
+        def act(self, obs, prev_reward, episode_start):
+            raise AssertionError("the agent ran")
+
+    bad = {**REFS, TEST[1].id: {"random": 2.0, "privileged": 2.0}}
+    with pytest.raises(ValueError, match=f"{TEST[1].id}: the privileged teacher's reference return 2.0 does not "):
+        run(Never(), sim, references=bad)
+    with pytest.raises(ValueError, match="no reference returns for 2 task"):
+        run(Never(), sim, references={}, compute_references=False)
+
+
 def test_reference_returns_cache_cards_and_measurement(sim, tmp_path, monkeypatch):
     ids = [t.id for t in SUITE.test[:4]]
     specs = [("test", t.index) for t in SUITE.test[:4]]
@@ -262,16 +275,24 @@ def test_reference_returns_cache_cards_and_measurement(sim, tmp_path, monkeypatc
     monkeypatch.setattr(registry, "ZOO_DIR", tmp_path / "zoo")
     card = tmp_path / "zoo" / ENV / FAMILY / "privileged" / "model_card.json"
     card.parent.mkdir(parents=True)
-    card.write_text(json.dumps({"max_episode_steps": T, "per_task_returns": {t: 7.0 for t in ids},
-                                "random_per_task_returns": {t: 0.5 for t in ids}}))
+    # what go2bench.teachers.task_eval writes: {"teacher": {...}, "random": {...}} and per_task_eval
+    from go2bench.envs.walk_config import WalkConfig
+
+    card.write_text(json.dumps({"max_episode_steps": 1000, "walk_config": WalkConfig().to_dict(),
+                                "per_task_returns": {"teacher": {t: 7.0 for t in ids}, "random": {t: 0.5 for t in ids}},
+                                "per_task_eval": {"max_episode_steps": T}}))
     from_card = fr.resolve_family_references(ENV, FAMILY, SUITE.name, ids, specs, T, cache_dir=None, compute=False)
     assert from_card.arrays(ids)[0].tolist() == [0.5] * 4 and from_card.arrays(ids)[1].tolist() == [7.0] * 4
     assert from_card.sources[ids[0]]["privileged"] == f"go2bench/zoo/{ENV}/{FAMILY}/privileged/model_card.json"
-    assert fr.card_returns({"per_task_returns": {"random": {"a": 1.0}, "privileged": {"a": 2.0}}}, "blind") == \
+    assert fr.card_returns({"per_task_returns": {"teacher": {"a": 2.0}, "random": {"a": 1.0}}}, "privileged") == \
         fr.card_returns({"per_task_returns": {"a": {"random": 1.0, "privileged": 2.0}}}, "blind") == \
         {"random": {"a": 1.0}, "privileged": {"a": 2.0}}
-    with pytest.raises(ValueError, match="no reference returns"):  # a card of other episodes is not used
+    # a card measured in other episodes, or with another WalkConfig, is not used
+    with pytest.raises(ValueError, match="no reference returns"):
         fr.resolve_family_references(ENV, FAMILY, SUITE.name, ids, specs, T + 1, cache_dir=None, compute=False)
+    with pytest.raises(ValueError, match="no reference returns"):
+        fr.resolve_family_references(ENV, FAMILY, SUITE.name, ids, specs, T, config=CONFIG, cache_dir=None,
+                                     compute=False)
 
 
 def test_privileged_agents_are_recognised_by_observation_size():
@@ -312,6 +333,7 @@ def test_cli_family_eval_micro_run(tmp_path):
                 [(x - ref["random"]) / (ref["privileged"] - ref["random"]) for x in t["returns"]])
             assert t["lengths"][0] <= 30
         assert fam["references"]["sources"][TEST[0].id]["random"] == str(refs)
+    assert load_results(out["teacher"])["checkpoint"].endswith(f"{ENV}/policy.pt")  # the default-task teacher
     made = make_leaderboard(out.values(), tmp_path / "lb")
     assert "## velocity family, Go2Walk-v0" in made["markdown"] and (tmp_path / "lb" / "curves_velocity.png").exists()
     # flags of the other protocol are refused

@@ -127,9 +127,14 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(LeaderboardError, match=r"old\.json: missing field 'format'"):
         load_result(old)
     future = tmp_path / "future.json"
-    future.write_text(json.dumps({**fixture(FILES[0].name), "format": "go2bench.eval/2"}))
-    with pytest.raises(LeaderboardError, match=r"future\.json: field 'format' is 'go2bench\.eval/2'"):
+    future.write_text(json.dumps({**fixture(FILES[0].name), "format": "go2bench.eval/3"}))
+    with pytest.raises(LeaderboardError, match=r"future\.json: field 'format' is 'go2bench\.eval/3'"):
         load_result(future)
+    # a default-task file announced as a family file lacks the family fields
+    fam = tmp_path / "fam.json"
+    fam.write_text(json.dumps({**fixture(FILES[0].name), "format": "go2bench.eval/2"}))
+    with pytest.raises(LeaderboardError, match=r"fam\.json: missing field 'config\.family'"):
+        load_result(fam)
     lst = tmp_path / "list.json"
     lst.write_text("[1, 2]")
     with pytest.raises(LeaderboardError, match="list.json: not a go2bench eval results file"):
@@ -230,3 +235,95 @@ def test_labels_keep_a_shipped_and_a_run_checkpoint_apart():
     run = {**res, "agent": "vintix", "agent_spec": "vintix:runs/pipeline_cpu/runs/vintix/final.pt"}
     assert agent_label(shipped) == "vintix:zoo/vintix/vintix.pt"
     assert agent_label(run) == "vintix:runs/vintix/final.pt"
+
+
+# ---------------------------------------------------------------------------------- task families
+def family_result(folder: Path, agent: str, split: str, level: float, slope: float, seed: int = 0) -> Path:
+    """A family results file built by the real builder from synthetic returns (2 seeds x 4 thetas x 5 episodes):
+    references random 0 and privileged 10 on every theta, so the normalised score is return / 10."""
+    import types
+
+    from go2bench.envs.suites import load_suite
+    from go2bench.eval.family_reference import FamilyReferences
+    from go2bench.eval.family_results import FamilyRun, build_family_results
+
+    tasks = load_suite("velocity", "go2").split(split)[:4]
+    S, M, K = 2, len(tasks), 5
+    rng = np.random.default_rng(seed)
+    R = 10 * (level + slope * np.arange(K)[None, None, :] + 0.05 * rng.normal(size=(S, M, K)))
+    refs = FamilyReferences(100)
+    for t in tasks:
+        refs.put(t.id, "random", 0.0, "fixture")
+        refs.put(t.id, "privileged", 10.0, "fixture")
+    meta = {"backend": "cpu", "device": "cpu", "max_episode_steps": 100, "obs_mode": "noleak", "walk_config": {},
+            "privileged": agent == "teacher-privileged", "steps": 500, "wall_s": 1.0, "suite": "velocity-v0",
+            "robot": "go2"}
+    zeros = np.zeros((S, M, K))
+    run = FamilyRun(types.SimpleNamespace(name=agent), agent, "Go2Walk-v0", "velocity", split, tasks, [0, 1], K,
+                    refs, meta, R, zeros + 100, zeros.astype(bool), zeros.astype(bool), np.zeros((S, M, K, 3)),
+                    {"tracking_lin_vel": R})
+    path = folder / f"{agent}_{split}.json"
+    save_results(build_family_results(run, bootstrap_reps=300), path)
+    return path
+
+
+@pytest.fixture
+def family_files(tmp_path):
+    specs = {"random": (0.0, 0.0), "teacher-privileged": (1.0, 0.0), "teacher-blind": (0.5, 0.0),
+             "vintix": (0.4, 0.08), "vintix-nocontext": (0.9, 0.0)}
+    return [family_result(tmp_path, agent, split, *ab, seed=i) for i, (agent, ab) in enumerate(specs.items())
+            for split in ("train", "test")]
+
+
+def test_family_tables_columns_and_curves(tmp_path, family_files):
+    made = make_leaderboard(family_files + FILES, tmp_path / "lb")
+    names = {Path(p).name for p in made["files"]}
+    assert names == {"leaderboard.md", "leaderboard.csv", "in_context.png", "leaderboard_families.csv",
+                     "curves_velocity.png"}
+    assert (tmp_path / "lb" / "curves_velocity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = made["markdown"]
+    assert len(made["rows"]) == 4  # the default-task table is unchanged by the family results
+    lines = md.splitlines()
+    head = lines.index("## velocity family, Go2Walk-v0") + 2
+    assert lines[head] == ("| agent | role | train zero-shot | train final | train AUC | test zero-shot | test final | "
+                           "test AUC | trials (train / test) | episodes/trial | steps/episode |")
+    body = [ln for ln in lines[head + 2:] if ln.startswith("|")]
+    assert len(body) == 5
+    agents = [ln.split(" | ")[0][2:] for ln in body]
+    assert agents[-1] == "vintix-nocontext" and "diagnostic" in body[-1]  # the old ablation: labelled, last
+    assert agents[:4] == ["teacher-privileged", "vintix", "teacher-blind", "random"]  # best test final first
+    assert "reference: privileged teacher" in body[0] and "baseline: blind teacher" in body[2]
+    for path in family_files:
+        res = load_results(path)
+        fam = res["family"]
+        row = body[agents.index(res["agent"])].split(" | ")
+        col = {"train": 2, "test": 5}[fam["split"]]
+        for k, m in enumerate(("zero_shot", "final", "auc")):
+            lo, hi = fam[m]["ci95"]
+            assert row[col + k] == f"{fam[m]['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+        assert row[8] == "4 x 2 / 4 x 2" and row[9] == "5"
+        # the numbers are the IQMs of the normalised scores (return / 10 here)
+        N = np.array([t["normalized"] for t in fam["trials"]])
+        assert N == pytest.approx(np.array([t["returns"] for t in fam["trials"]]) / 10)
+        assert fam["final"]["iqm"] == pytest.approx(float(np.sort(N[:, -3:].mean(1))[2:6].mean()))
+    with open(tmp_path / "lb" / "leaderboard_families.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert len(csv_rows) == 10 and {r["split"] for r in csv_rows} == {"train", "test"}
+    vin = next(r for r in csv_rows if r["agent"] == "vintix" and r["split"] == "test")
+    res = load_results(next(p for p in family_files if p.name == "vintix_test.json"))
+    assert float(vin["final_iqm"]) == pytest.approx(res["family"]["final"]["iqm"])
+    assert float(vin["auc_ci95_thetas_high"]) == pytest.approx(res["family"]["auc"]["ci95_thetas"][1])
+    # only family results: no default-task table or plot
+    only = make_leaderboard(family_files[:2], tmp_path / "lb2")
+    assert {Path(p).name for p in only["files"]} == {"leaderboard.md", "leaderboard_families.csv",
+                                                     "curves_velocity.png"}
+    # an agent and split twice is an error; odd agent names stay inside their cell
+    with pytest.raises(LeaderboardError, match="already in"):
+        make_leaderboard([family_files[0], family_files[0]], tmp_path / "lb3")
+    evil = json.loads(family_files[0].read_text())
+    evil["agent"] = evil["agent_spec"] = evil["config"]["agent"] = "evil|agent\nx"
+    (tmp_path / "evil.json").write_text(json.dumps(evil))
+    md = make_leaderboard([tmp_path / "evil.json"], tmp_path / "lb4")["markdown"]
+    row = next(ln for ln in md.splitlines() if "evil" in ln)
+    header = next(ln for ln in md.splitlines() if ln.startswith("| agent |"))
+    assert re.sub(r"\\\|", "", row).count("|") == header.count("|")

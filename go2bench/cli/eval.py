@@ -12,7 +12,7 @@ from go2bench.envs.registry import TASKS
 
 FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_references", "reference_episodes",
                "bootstrap_reps")
-DEFAULT_TASK_ONLY = ("num_envs", "walk_config", "video", "random_score", "expert_score")
+DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -100,7 +100,7 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
         raise click.UsageError(f"{', '.join(used)} {'do not go' if family else 'go only'} with --family")
     if family:
         _eval_family(agent_spec, env_id, family, split or "test", trials, episodes, seeds, backend, device, obs_mode,
-                     max_episode_steps, references, reference_cache, not no_measure_references,
+                     max_episode_steps, walk_config, references, reference_cache, not no_measure_references,
                      reference_episodes or 3, bootstrap_reps or 2000, no_progress, trust_checkpoint, out)
         return
     from go2bench.agents.registry import make_agent
@@ -138,7 +138,7 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
 
 
 def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, backend, device, obs_mode,
-                 max_episode_steps, references, reference_cache, measure, reference_episodes, bootstrap_reps,
+                 max_episode_steps, walk_config, references, reference_cache, measure, reference_episodes, bootstrap_reps,
                  no_progress, trust_checkpoint, out) -> None:
     from go2bench.eval.family_protocol import DEFAULT_FAMILY_SEEDS, evaluate_family, make_family_agent
     from go2bench.eval.family_reference import DEFAULT_CACHE
@@ -151,7 +151,7 @@ def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, bac
                                   trust_checkpoint=trust_checkpoint)
         res = evaluate_family(
             agent, env_id, family, split, trials=trials, episodes=episodes, seeds=seeds, backend=backend,
-            obs_mode=obs_mode, max_episode_steps=max_episode_steps, references=references,
+            obs_mode=obs_mode, max_episode_steps=max_episode_steps, config=walk_config, references=references,
             reference_cache=reference_cache or DEFAULT_CACHE, compute_references=measure,
             reference_episodes=reference_episodes, agent_spec=agent_spec, device=device, progress=not no_progress,
             bootstrap_reps=bootstrap_reps)

@@ -43,6 +43,12 @@ TASKS: dict[str, TaskSpec] = {
                  "Unitree Go2, URDF shipped with genesis-world"),
         TaskSpec("MiniCheetahWalk-v0", "mini_cheetah", "minicheetah_walking", "minicheetah_walking_ad",
                  "minicheetah_ad", "MIT Mini Cheetah, our own primitive-shape URDF from published parameters"),
+        TaskSpec("A1Walk-v0", "a1", "a1_walking", "a1_walking_ad", "a1_ad",
+                 "Unitree A1, our own primitive-shape URDF from published parameters"),
+        TaskSpec("Go1Walk-v0", "go1", "go1_walking", "go1_walking_ad", "go1_ad",
+                 "Unitree Go1, our own primitive-shape URDF from published parameters"),
+        TaskSpec("AnymalCWalk-v0", "anymal_c", "anymalc_walking", "anymalc_walking_ad", "anymalc_ad",
+                 "ANYbotics ANYmal C, URDF shipped with genesis-world"),
     )
 }
 

@@ -1,8 +1,9 @@
 """Robot descriptions: everything that differs between quadrupeds, as data.
 
 The environment code is one implementation; a :class:`RobotDescription` is the only thing that
-changes between the Unitree Go2 and the MIT Mini Cheetah. Joints are always looked up by name,
-never by their order in the URDF.
+changes between robots (Unitree Go2, A1 and Go1, MIT Mini Cheetah, ANYbotics ANYmal C). Joints are
+always looked up by name, never by their order in the URDF: ``joint_names`` lists the URDF's names
+in the order below (ANYmal C's ``RF_HAA``... are mapped onto it that way).
 
 Joint order (the order of actions and of joint observations), shared by every robot::
 
@@ -104,6 +105,19 @@ def _repeat(hip: float, thigh: float, calf: float) -> tuple[float, ...]:
     return (hip, thigh, calf) * len(LEGS)
 
 
+def _per_side(hip_out: float, front_thigh: float, rear_thigh: float, calf: float) -> dict[str, float]:
+    """Unitree-style pose with the hips splayed outwards: +hip_out on left legs, -hip_out on right legs."""
+    angles = _per_leg(0.0, front_thigh, rear_thigh, calf)
+    for leg in LEGS:
+        angles[f"{leg}_hip_joint"] = hip_out if leg[1] == "L" else -hip_out
+    return angles
+
+
+def _asset(robot: str) -> str:
+    """Absolute path of a URDF shipped in go2bench/envs/assets/<robot>/<robot>.urdf."""
+    return str(resources.files("go2bench.envs") / "assets" / robot / f"{robot}.urdf")
+
+
 # Unitree Go2, from the URDF shipped with genesis-world; angles and gains from Genesis' Go2
 # locomotion example (the original workflow's settings). Limits from that URDF (front and rear
 # thighs share the same range).
@@ -123,15 +137,11 @@ GO2 = RobotDescription(
 )
 
 
-def _mini_cheetah_urdf() -> str:
-    return str(resources.files("go2bench.envs") / "assets" / "mini_cheetah" / "mini_cheetah.urdf")
-
-
 # MIT Mini Cheetah, our own primitive-shape URDF built from published physical parameters (see
 # assets/mini_cheetah/README.md). PD gains and default angles are the original workflow's.
 MINI_CHEETAH = RobotDescription(
     name="mini_cheetah",
-    urdf=_mini_cheetah_urdf(),
+    urdf=_asset("mini_cheetah"),
     default_joint_angles=_per_leg(hip=0.0, front_thigh=-0.8, rear_thigh=-0.8, calf=1.5),
     joint_lower=_repeat(-1.6, -2.6, -2.6),
     joint_upper=_repeat(1.6, 2.6, 2.6),
@@ -144,7 +154,78 @@ MINI_CHEETAH = RobotDescription(
     base_mass_kg=3.3,
 )
 
-ROBOTS: dict[str, RobotDescription] = {r.name: r for r in (GO2, MINI_CHEETAH)}
+# Unitree A1, our own primitive-shape URDF from Unitree's published model (assets/a1/README.md): 13.74 kg,
+# 0.2 m thigh and calf. Pose and gains as legged_gym's A1 config (and Go2's): hips splayed 0.1 rad,
+# thighs 0.8 front / 1.0 rear, calves -1.5; kp 20, kd 0.5, action scale 0.25. Limits and the
+# 33.5 N m torque limit are the published ones (also in the URDF).
+A1 = RobotDescription(
+    name="a1",
+    urdf=_asset("a1"),
+    default_joint_angles=_per_side(hip_out=0.1, front_thigh=0.8, rear_thigh=1.0, calf=-1.5),
+    joint_lower=_repeat(-0.802851, -1.047198, -2.696534),
+    joint_upper=_repeat(0.802851, 4.18879, -0.916298),
+    torque_limits=_repeat(33.5, 33.5, 33.5),
+    kp=20.0,
+    kd=0.5,
+    action_scale=0.25,
+    base_init_height=0.42,
+    base_height_target=0.30,
+    base_mass_kg=6.0,  # the trunk (base) link
+)
+
+# Unitree Go1, our own primitive-shape URDF from Unitree's published model (assets/go1/README.md):
+# 12.01 kg, 0.213 m thigh and calf. Pose and gains as A1; limits and torques (23.7 / 23.7 /
+# 35.55 N m: the knee has a 1.5x higher gear ratio) from Unitree's MuJoCo model.
+GO1 = RobotDescription(
+    name="go1",
+    urdf=_asset("go1"),
+    default_joint_angles=_per_side(hip_out=0.1, front_thigh=0.8, rear_thigh=1.0, calf=-1.5),
+    joint_lower=_repeat(-0.863, -0.686, -2.818),
+    joint_upper=_repeat(0.863, 4.501, -0.888),
+    torque_limits=_repeat(23.7, 23.7, 35.55),
+    kp=20.0,
+    kd=0.5,
+    action_scale=0.25,
+    base_init_height=0.42,
+    base_height_target=0.30,
+    base_mass_kg=5.204,  # the trunk (base) link
+)
+
+# ANYbotics ANYmal C, the URDF shipped with genesis-world (BSD-3-Clause, ANYbotics). Its joints are
+# {LF,RF,LH,RH}_{HAA,HFE,KFE}: RF -> FR, LF -> FL, RH -> RR, LH -> RL and HAA -> hip, HFE -> thigh,
+# KFE -> calf (``joint_names``). In this URDF every HAA turns about +x (positive: left legs out, right
+# legs in) and every HFE/KFE about +y (positive: the limb swings backwards), so the "X" stance of
+# legged_gym's anymal_c config is HFE +0.4 / -0.4 and KFE -0.8 / +0.8 (front / hind), knees pointing
+# inwards. Gains and action scale are that config's (kp 80, kd 2, 0.5). The URDF has no position
+# limits: HAA uses ANYmal C's published range (abduction 0.49, adduction 0.72 rad); HFE and KFE
+# turn freely on the robot (+-3 pi in MuJoCo Menagerie), so go2bench bounds them to a working range,
+# HFE +-1.5 and KFE from a straight knee (0) to 2.4 rad bent. Torque limit: the drives' 80 N m.
+_ANYMAL_LEGS = {"FR": "RF", "FL": "LF", "RR": "RH", "RL": "LH"}
+_ANYMAL_JOINTS = {"hip": "HAA", "thigh": "HFE", "calf": "KFE"}
+ANYMAL_C_JOINT_NAMES = tuple(f"{_ANYMAL_LEGS[leg]}_{_ANYMAL_JOINTS[j]}" for leg in LEGS for j in LEG_JOINTS)
+ANYMAL_C = RobotDescription(
+    name="anymal_c",
+    urdf="urdf/anymal_c/urdf/anymal_c.urdf",
+    joint_names=ANYMAL_C_JOINT_NAMES,
+    default_joint_angles={
+        "RF_HAA": 0.0, "RF_HFE": 0.4, "RF_KFE": -0.8,
+        "LF_HAA": 0.0, "LF_HFE": 0.4, "LF_KFE": -0.8,
+        "RH_HAA": 0.0, "RH_HFE": -0.4, "RH_KFE": 0.8,
+        "LH_HAA": 0.0, "LH_HFE": -0.4, "LH_KFE": 0.8,
+    },
+    #            FR (RF)            FL (LF)            RR (RH)            RL (LH)
+    joint_lower=(-0.49, -1.5, -2.4, -0.72, -1.5, -2.4, -0.49, -1.5, 0.0, -0.72, -1.5, 0.0),
+    joint_upper=(0.72, 1.5, 0.0, 0.49, 1.5, 0.0, 0.72, 1.5, 2.4, 0.49, 1.5, 2.4),
+    torque_limits=_repeat(80.0, 80.0, 80.0),
+    kp=80.0,
+    kd=2.0,
+    action_scale=0.5,
+    base_init_height=0.6,
+    base_height_target=0.5,
+    base_mass_kg=26.37317,  # base 6.222 kg + shells, battery, sensors and the four HAA drives merged into it
+)
+
+ROBOTS: dict[str, RobotDescription] = {r.name: r for r in (GO2, MINI_CHEETAH, A1, GO1, ANYMAL_C)}
 
 
 def get_robot(name: str) -> RobotDescription:

@@ -38,6 +38,7 @@ from go2bench.envs import spaces as S
 from go2bench.envs.families import get_family
 from go2bench.envs.robots import get_robot
 from go2bench.envs.suites import load_suite
+from go2bench.envs.walk_config import make_walk_config
 from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
 from go2bench.eval.family_reference import DEFAULT_CACHE, resolve_family_references
 from go2bench.eval.family_results import FamilyRun, build_family_results
@@ -99,8 +100,8 @@ def evaluate_family(
     """The family protocol (module docstring); returns the results dict of ``go2bench eval --family``.
 
     ``sim``: an existing simulation of ``family`` with exactly one env per trial (its tasks are
-    reassigned; ``backend``/``obs_mode``/``config``/``max_episode_steps`` are then its own; pass
-    ``config`` too when it is not the default, for the reference lookup). ``references``: reference
+    reassigned; ``backend``/``obs_mode``/``config``/``max_episode_steps`` are then its own).
+    ``references``: reference
     returns given by the caller (a mapping or JSON file, see :mod:`go2bench.eval.family_reference`);
     missing ones come from the cache, the model cards, or are measured (``compute_references``).
     """
@@ -131,14 +132,17 @@ def evaluate_family(
     if sim is not None and sim.privileged != privileged:
         raise ValueError(f"the agent {'reads' if privileged else 'does not read'} the privileged observation but "
                          f"the simulation was built with privileged={sim.privileged}")
-    from go2bench.envs.walk_config import make_walk_config
-
     steps = max_episode_steps or make_walk_config(config).max_episode_steps
     task_ids = [t.id for t in tasks]
     refs = resolve_family_references(
-        env_id, fam.name, suite.name, task_ids, [(split, t.index) for t in tasks], steps, config=config,
-        given=references, cache_dir=reference_cache, compute=compute_references, episodes=reference_episodes,
-        backend=backend if sim is None else sim.backend, device=device or "cpu")
+        env_id, fam.name, suite.name, task_ids, [(split, t.index) for t in tasks], steps,
+        config=config if sim is None else sim.config, given=references, cache_dir=reference_cache,
+        compute=compute_references, episodes=reference_episodes, backend=backend if sim is None else sim.backend,
+        device=device or "cpu")
+    for task_id, lo, hi in zip(task_ids, *refs.arrays(task_ids)):  # usable references, checked before running
+        if not hi > lo:
+            raise ValueError(f"{task_id}: the privileged teacher's reference return {hi} does not exceed the random "
+                             f"agent's {lo} ({refs.sources[task_id]}); no scale to normalise this theta with")
 
     own_sim = sim is None
     if sim is None:

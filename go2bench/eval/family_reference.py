@@ -8,9 +8,11 @@ reference agents, the return is taken from the first of:
 1. ``given``: a mapping or a JSON file passed by the caller (``go2bench eval --references FILE``),
    never written back;
 2. the cache: ``<cache_dir>/<env>/<suite>-T<steps>-<config hash>.json`` (default ``runs/references``);
-3. the teachers' model cards, only with the default WalkConfig:
-   ``go2bench/zoo/<env>/<family>/{privileged,blind}/model_card.json`` with ``per_task_returns``
-   measured in episodes of the same length (:func:`card_returns` lists the layouts it reads);
+3. the teachers' model cards ``go2bench/zoo/<env>/<family>/{privileged,blind}/model_card.json``
+   (``per_task_returns`` of :mod:`go2bench.teachers.task_eval`), when measured in episodes of the
+   same length (``per_task_eval.max_episode_steps``) with the same WalkConfig (the card's
+   ``walk_config``; a card without one counts only for the default config). :func:`card_returns`
+   lists the layouts it reads;
 4. a measurement (``compute=True``): one env per missing theta, ``episodes`` episodes each, the
    privileged teacher (``teacher-privileged`` from the agent registry, else the zoo folder above)
    and :class:`~go2bench.agents.random.RandomAgent` (seed 0) in one privileged scene; written to
@@ -135,37 +137,43 @@ def parse_references(data: Any, where: str, max_episode_steps: int | None = None
 def card_returns(card: Mapping[str, Any], own: str) -> dict[str, dict[str, float]]:
     """Reference returns in a teacher's model card, ``{agent: {task_id: return}}``.
 
-    ``per_task_returns`` may be ``{task_id: number}`` (the card's own agent, ``own``: "privileged"
-    or "blind"), ``{agent: {task_id: number}}`` or ``{task_id: {agent: number}}`` (agents among
-    random, privileged, blind); ``random_per_task_returns: {task_id: number}`` adds the random agent.
+    ``per_task_returns`` may be ``{agent: {task_id: number}}`` (what the teachers write, with agents
+    "teacher" -- the card's own, ``own``: "privileged" or "blind" -- and "random"),
+    ``{task_id: number}`` (the card's own agent) or ``{task_id: {agent: number}}``;
+    ``random_per_task_returns: {task_id: number}`` adds the random agent.
     """
     out: dict[str, dict[str, float]] = {}
+    agents = {"teacher": own, "random": "random", "privileged": "privileged", "blind": "blind"}
     ptr = card.get("per_task_returns") or {}
     if isinstance(ptr, Mapping):
         for k, v in ptr.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out.setdefault(own, {})[str(k)] = float(v)
-            elif isinstance(v, Mapping) and k in ("random", "privileged", "blind"):
-                out.setdefault(str(k), {}).update({str(t): float(x) for t, x in v.items()})
+            elif isinstance(v, Mapping) and k in agents:
+                out.setdefault(agents[k], {}).update({str(t): float(x) for t, x in v.items()})
             elif isinstance(v, Mapping):
                 for agent, x in v.items():
-                    out.setdefault(str(agent), {})[str(k)] = float(x)
+                    out.setdefault(agents.get(agent, str(agent)), {})[str(k)] = float(x)
     rnd = card.get("random_per_task_returns")
     if isinstance(rnd, Mapping):
         out.setdefault("random", {}).update({str(t): float(x) for t, x in rnd.items()})
     return out
 
 
-def _card_references(env_id: str, family: str, max_episode_steps: int) -> list[tuple[str, dict[str, dict[str, float]]]]:
-    """(card path, returns) of the zoo's privileged and blind cards of ``family`` whose episodes match."""
+def _card_references(env_id: str, family: str, max_episode_steps: int, config_hash: str
+                     ) -> list[tuple[str, dict[str, dict[str, float]]]]:
+    """(card path, returns) of the zoo's privileged and blind cards of ``family`` measured like this evaluation."""
     found = []
     for own in ("privileged", "blind"):
         path = task_spec(env_id).zoo_dir / family / own / "model_card.json"
         if not path.is_file():
             continue
         card = json.loads(path.read_text())
-        steps = card.get("per_task_returns_max_episode_steps", card.get("max_episode_steps"))
+        measured = card.get("per_task_eval") if isinstance(card.get("per_task_eval"), Mapping) else {}
+        steps = measured.get("max_episode_steps", card.get("max_episode_steps"))
         if steps is None or int(steps) != int(max_episode_steps):
+            continue
+        if walk_config_hash(card.get("walk_config")) != config_hash:
             continue
         found.append((f"go2bench/zoo/{env_id}/{family}/{own}/model_card.json", card_returns(card, own)))
     return found
@@ -223,12 +231,11 @@ def resolve_family_references(
             for a, v in entry.items():
                 if t in task_ids and not refs.has(t, a):
                     refs.put(t, a, v, str(cache))
-    if config is None:
-        for source, by_agent in _card_references(env_id, family, max_episode_steps):
-            for a in REFERENCE_AGENTS:
-                for t, v in by_agent.get(a, {}).items():
-                    if t in task_ids and not refs.has(t, a):
-                        refs.put(t, a, v, source)
+    for source, by_agent in _card_references(env_id, family, max_episode_steps, sha):
+        for a in REFERENCE_AGENTS:
+            for t, v in by_agent.get(a, {}).items():
+                if t in task_ids and not refs.has(t, a):
+                    refs.put(t, a, v, source)
     missing = [(t, s) for t, s in zip(task_ids, specs) if not all(refs.has(t, a) for a in REFERENCE_AGENTS)]
     if not missing:
         return refs

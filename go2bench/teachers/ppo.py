@@ -305,6 +305,8 @@ def train_teacher(
     }
     if task:
         card.update(family_card_fields(venv, task))
+    card_path = out / "model_card.json"
+    card_path.write_text(json.dumps(card, indent=2))  # a usable card already, should the evaluation not finish
     from go2bench.agents.teacher import TeacherAgent
 
     teacher = TeacherAgent(model.policy, device=device)
@@ -340,7 +342,7 @@ def train_teacher(
             reward_terms=ev["reward_terms"],
         )
     venv._needs_reset = True  # evaluation moved the shared simulation
-    (out / "model_card.json").write_text(json.dumps(card, indent=2))  # NaN allowed: never lose a finished run
+    card_path.write_text(json.dumps(card, indent=2))  # NaN allowed: never lose a finished run
     return model, card
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ from go2bench.envs.suites import load_suite
 from go2bench.envs.tasks import resolve
 from go2bench.eval.protocol import run_episodes
 
-__all__ = ["MixedAgent", "train_subsample", "evaluate_tasks", "compare_teachers"]
+__all__ = ["MixedAgent", "train_subsample", "evaluate_tasks", "compare_teachers", "family_teachers_table"]
 
 AGENTS = ("teacher", "random")
 
@@ -199,3 +200,42 @@ def compare_teachers(privileged_card: dict[str, Any], blind_card: dict[str, Any]
         "per_task": per_task,
     }
 
+
+
+def _fmt(x: Any, spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def family_teachers_table(zoo_root: str | Path) -> str:
+    """A Markdown table of every family teacher under ``zoo_root`` (``<env>/<family>/<kind>/model_card.json``).
+
+    Per teacher: training steps and wall time, final training return, mean return over the test
+    thetas (teacher and random) and its fall rate; for a blind teacher whose privileged sibling is
+    there, its per-theta normalised score (mean and IQM over the test thetas) and the gap to the
+    privileged one (1 - mean; the issue asks for >= 0.2 per family).
+    """
+    import json
+
+    root = Path(zoo_root)
+    rows = ["| env | family | teacher | steps | learn s | train return | test return | random | falls | "
+            "normalised (mean / IQM) | gap |", "|" + "---|" * 11]
+    for path in sorted(root.glob("*/*/*/model_card.json")):
+        card = json.loads(path.read_text())
+        if "family" not in card or card.get("family") is None:
+            continue
+        test = card.get("family_scores", {}).get("test", {})
+        norm, gap = ("1.00 (by definition)", "") if card.get("privileged") else ("n/a", "n/a")
+        sibling = path.parent.parent / "privileged" / "model_card.json"
+        if not card.get("privileged") and sibling.exists() and "per_task_returns" in card:
+            try:
+                cmp = compare_teachers(json.loads(sibling.read_text()), card)
+                norm = f"{_fmt(cmp.get('blind_normalised_mean'))} / {_fmt(cmp.get('blind_normalised_iqm'))}"
+                gap = _fmt(cmp.get("gap"))
+            except ValueError as e:
+                norm = f"n/a ({e})"
+        rows.append(f"| {card['env_id']} | {card['family']} | {'privileged' if card.get('privileged') else 'blind'} | "
+                    f"{card.get('training_steps', 0):,} | {_fmt(card.get('wall_time_s'), '.0f')} | "
+                    f"{_fmt(card.get('final_training_return'))} | {_fmt(test.get('teacher_mean_return'))} | "
+                    f"{_fmt(test.get('random_mean_return'))} | {_fmt(test.get('teacher_fall_rate'), '.0%')} | "
+                    f"{norm} | {gap} |")
+    return "\n".join(rows)

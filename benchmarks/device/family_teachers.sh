@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The 8 task-family PPO teachers (issue 14) in ONE device call on one H200: {Go2Walk-v0, MiniCheetahWalk-v0}
+# x {velocity, dynamics} x {privileged, blind}, trained side by side (one process each, NUM_ENVS envs, Genesis
+# GPU backend, policy on cuda) over the suite's train thetas (a new theta at every episode start), then each
+# evaluated on every test theta and 128 train thetas (teacher and random, >= 8 full episodes per theta each,
+# cached per theta in its model card) and exported weights-only in the zoo layout:
+#   $OUT/zoo/<EnvId>/<family>/{privileged,blind}/{policy.pt,model_card.json}
+# plus $OUT/teach_<env>_<family>_<kind>.log, $OUT/summary.md (the table printed at the end) and the kernel
+# caches ($OUT/qcache.tar.xz, $OUT/gcache.tar.xz: copy them to .devpack/cache/ for the next fresh machine).
+#
+# Run from the repo root on the device (see ../shared/device/README.md and benchmarks/device/setup.sh):
+#   run(carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
+#       command="bash benchmarks/device/family_teachers.sh 6")
+#   bash benchmarks/device/family_teachers.sh [MINUTES=6] [BUDGET_S=560] [NUM_ENVS=4096]
+# MINUTES caps each teacher's learning; whatever the scene builds took (75-150 s per new scene on a fresh
+# machine, ~35-40 s with carried caches; the 8 processes build in parallel), learning stops at the latest
+# RESERVE_S (default 170) seconds before the end of BUDGET_S, counted from the start of this script, which
+# leaves time for the per-theta evaluation (one 1000-step pass of all NUM_ENVS envs), the export, the summary
+# and the caches. A process still running 40 s before the end is killed (its card written before the
+# evaluation is still exported). Afterwards, here: copy $OUT/zoo/* into go2bench/zoo/.
+# Environment: RESERVE_S (see above), TEACH_ARGS (more `go2bench teach` options, e.g. "--task-eval-train 32"),
+# ENVS and FAMILIES (space-separated subsets, default all).
+set -u
+T0=$(date +%s)
+MIN=${1:-6}
+BUDGET=${2:-560}
+NUM_ENVS=${3:-4096}
+RESERVE=${RESERVE_S:-170}
+. benchmarks/device/setup.sh || exit 1
+STOP_AT=$((T0 + BUDGET - RESERVE))
+HARD_END=$((T0 + BUDGET - 40))
+mkdir -p "$OUT/zoo" runs
+echo "setup took $(( $(date +%s) - T0 )) s; learning stops by $((STOP_AT - T0)) s, hard end at $((HARD_END - T0)) s"
+
+for env in ${ENVS:-Go2Walk-v0 MiniCheetahWalk-v0}; do
+  for fam in ${FAMILIES:-velocity dynamics}; do
+    for kind in privileged blind; do
+      name=${env}_${fam}_${kind}
+      flag=""
+      [ "$kind" = privileged ] && flag="--privileged"
+      (
+        OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+          --env "$env" --family "$fam" $flag --tasks train --resample-tasks episode \
+          --num-envs "$NUM_ENVS" --total-steps 2000000000 --device cuda --backend gpu --out "runs/fam_$name" \
+          --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 \
+          --task-eval-episodes 8 --log-every 30 --quiet --no-progress-bar ${TEACH_ARGS:-}
+        echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
+        python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('runs/fam_$name', zoo_root='$OUT/zoo'))"
+      ) > "$OUT/teach_$name.log" 2>&1 &
+    done
+  done
+done
+wait
+echo "all teachers done at $(( $(date +%s) - T0 )) s"
+
+python3 - "$OUT" <<'EOF' | tee "$OUT/summary.md"
+import json, sys
+from pathlib import Path
+from go2bench.teachers.task_eval import family_teachers_table
+
+out = Path(sys.argv[1])
+print(family_teachers_table(out / "zoo"))
+print()
+for card_path in sorted((out / "zoo").glob("*/*/*/model_card.json")):
+    card = json.loads(card_path.read_text())
+    ev = card.get("per_task_eval", {})
+    bins = card.get("family_scores", {}).get("test", {}).get("by_bin", {})
+    print(f"{card_path.parent.relative_to(out / 'zoo')}: {card.get('env_steps_per_s')} env-steps/s learning, "
+          f"per-theta eval {ev.get('wall_s', 'not done')} s, {ev.get('episodes_per_task_min', 0)}+ episodes per theta; "
+          + ", ".join(f"{b} {v['teacher_mean_return']:.2f}/{v['random_mean_return']:.2f}" for b, v in bins.items()))
+EOF
+for f in "$OUT"/teach_*.log; do echo "== $f"; tail -n 4 "$f"; done
+save_caches
+echo "call took $(( $(date +%s) - T0 )) s"
