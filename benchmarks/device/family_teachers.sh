@@ -12,6 +12,8 @@
 #   run(carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
 #       command="bash benchmarks/device/family_teachers.sh 6")
 #   bash benchmarks/device/family_teachers.sh [MINUTES=6] [BUDGET_S=560] [NUM_ENVS=4096]
+# With several GPUs the processes are spread over them (CUDA_VISIBLE_DEVICES), e.g. 4 per GPU on 2 H200s.
+# Brings back: family_teachers.tar.xz (zoo/ and the logs), summary.md and the two kernel caches.
 # MINUTES caps each teacher's learning; whatever the scene builds took (75-150 s per new scene on a fresh
 # machine, ~35-40 s with carried caches; the 8 processes build in parallel), learning stops at the latest
 # RESERVE_S (default 170) seconds before the end of BUDGET_S, counted from the start of this script, which
@@ -19,7 +21,7 @@
 # and the caches. A process still running 40 s before the end is killed (its card written before the
 # evaluation is still exported). Afterwards, here: copy $OUT/zoo/* into go2bench/zoo/.
 # Environment: RESERVE_S (see above), TEACH_ARGS (more `go2bench teach` options, e.g. "--task-eval-train 32"),
-# ENVS and FAMILIES (space-separated subsets, default all).
+# ENVS, FAMILIES and KINDS (space-separated subsets, default all).
 set -u
 T0=$(date +%s)
 MIN=${1:-6}
@@ -30,16 +32,20 @@ RESERVE=${RESERVE_S:-170}
 STOP_AT=$((T0 + BUDGET - RESERVE))
 HARD_END=$((T0 + BUDGET - 40))
 mkdir -p "$OUT/zoo" runs
+NGPU=$(nvidia-smi -L | wc -l)
+[ "$NGPU" -ge 1 ] || NGPU=1
+i=0
 echo "setup took $(( $(date +%s) - T0 )) s; learning stops by $((STOP_AT - T0)) s, hard end at $((HARD_END - T0)) s"
 
 for env in ${ENVS:-Go2Walk-v0 MiniCheetahWalk-v0}; do
   for fam in ${FAMILIES:-velocity dynamics}; do
-    for kind in privileged blind; do
+    for kind in ${KINDS:-privileged blind}; do
       name=${env}_${fam}_${kind}
       flag=""
       [ "$kind" = privileged ] && flag="--privileged"
+      gpu=$((i % NGPU)); i=$((i + 1))
       (
-        OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+        CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
           --env "$env" --family "$fam" $flag --tasks train --resample-tasks episode \
           --num-envs "$NUM_ENVS" --total-steps 2000000000 --device cuda --backend gpu --out "runs/fam_$name" \
           --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 \
@@ -70,5 +76,7 @@ for card_path in sorted((out / "zoo").glob("*/*/*/model_card.json")):
           + ", ".join(f"{b} {v['teacher_mean_return']:.2f}/{v['random_mean_return']:.2f}" for b, v in bins.items()))
 EOF
 for f in "$OUT"/teach_*.log; do echo "== $f"; tail -n 4 "$f"; done
+# $OUT brings back at most 8 files, two folders deep: the zoo and the logs travel as one archive
+(cd "$OUT" && tar -cJf family_teachers.tar.xz zoo teach_*.log && rm -rf zoo teach_*.log)
 save_caches
 echo "call took $(( $(date +%s) - T0 )) s"

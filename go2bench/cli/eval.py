@@ -33,8 +33,9 @@ def _fmt(x, spec=".3f") -> str:
 
 @click.command("eval")
 @click.option("--agent", "agent_spec", default="teacher", show_default=True,
-              help="NAME[:checkpoint]: random, teacher[:PATH], vintix[:PATH], vintix-nocontext[:PATH], or a "
-                   "third-party agent of the 'go2bench.agents' entry-point group.")
+              help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
+                   "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
+                   "'go2bench.agents' entry-point group.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default="Go2Walk-v0", show_default=True)
 @click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
               help="Evaluate on a task family: one trial per (theta of --split, seed), each a cold start and "

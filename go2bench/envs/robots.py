@@ -154,6 +154,10 @@ MINI_CHEETAH = RobotDescription(
     base_mass_kg=3.3,
 )
 
+# Base height targets: about 1.05x the height each robot settles at under zero action after 2 s
+# (Go2: 0.3 for 0.288; A1 0.258, Go1 0.279, ANYmal C 0.491 m, on CPU), so that holding the target is
+# reachable by straightening the legs a little, as for Go2.
+
 # Unitree A1, our own primitive-shape URDF from Unitree's published model (assets/a1/README.md): 13.74 kg,
 # 0.2 m thigh and calf. Pose and gains as legged_gym's A1 config (and Go2's): hips splayed 0.1 rad,
 # thighs 0.8 front / 1.0 rear, calves -1.5; kp 20, kd 0.5, action scale 0.25. Limits and the
@@ -169,7 +173,7 @@ A1 = RobotDescription(
     kd=0.5,
     action_scale=0.25,
     base_init_height=0.42,
-    base_height_target=0.30,
+    base_height_target=0.27,
     base_mass_kg=6.0,  # the trunk (base) link
 )
 
@@ -187,7 +191,7 @@ GO1 = RobotDescription(
     kd=0.5,
     action_scale=0.25,
     base_init_height=0.42,
-    base_height_target=0.30,
+    base_height_target=0.29,
     base_mass_kg=5.204,  # the trunk (base) link
 )
 
@@ -196,10 +200,11 @@ GO1 = RobotDescription(
 # KFE -> calf (``joint_names``). In this URDF every HAA turns about +x (positive: left legs out, right
 # legs in) and every HFE/KFE about +y (positive: the limb swings backwards), so the "X" stance of
 # legged_gym's anymal_c config is HFE +0.4 / -0.4 and KFE -0.8 / +0.8 (front / hind), knees pointing
-# inwards. Gains and action scale are that config's (kp 80, kd 2, 0.5). The URDF has no position
-# limits: HAA uses ANYmal C's published range (abduction 0.49, adduction 0.72 rad); HFE and KFE
-# turn freely on the robot (+-3 pi in MuJoCo Menagerie), so go2bench bounds them to a working range,
-# HFE +-1.5 and KFE from a straight knee (0) to 2.4 rad bent. Torque limit: the drives' 80 N m.
+# inwards. Gains, action scale, spawn height (0.6) and height target (0.5) are that config's (kp 80,
+# kd 2, 0.5). The URDF has no position limits: HAA uses ANYmal C's range (abduction 0.49, adduction
+# 0.72 rad, as in MuJoCo Menagerie's model); HFE and KFE have none there either (+-3 pi), so go2bench
+# bounds them to a working range, HFE +-1.5 and KFE from a straight knee (0) to 2.4 rad bent.
+# Torque limit: the drives' 80 N m (the URDF's effort).
 _ANYMAL_LEGS = {"FR": "RF", "FL": "LF", "RR": "RH", "RL": "LH"}
 _ANYMAL_JOINTS = {"hip": "HAA", "thigh": "HFE", "calf": "KFE"}
 ANYMAL_C_JOINT_NAMES = tuple(f"{_ANYMAL_LEGS[leg]}_{_ANYMAL_JOINTS[j]}" for leg in LEGS for j in LEG_JOINTS)

@@ -173,7 +173,11 @@ def _card_references(env_id: str, family: str, max_episode_steps: int, config_ha
         steps = measured.get("max_episode_steps", card.get("max_episode_steps"))
         if steps is None or int(steps) != int(max_episode_steps):
             continue
-        if walk_config_hash(card.get("walk_config")) != config_hash:
+        try:
+            same = walk_config_hash(card.get("walk_config")) == config_hash
+        except (ValueError, TypeError):  # a config this go2bench cannot read is not this evaluation's
+            same = False
+        if not same:
             continue
         found.append((f"go2bench/zoo/{env_id}/{family}/{own}/model_card.json", card_returns(card, own)))
     return found

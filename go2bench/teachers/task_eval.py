@@ -201,7 +201,6 @@ def compare_teachers(privileged_card: dict[str, Any], blind_card: dict[str, Any]
     }
 
 
-
 def _fmt(x: Any, spec: str = ".2f") -> str:
     return "n/a" if x is None else format(x, spec)
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Default-task PPO teachers of the robots that have none yet (issue 15), side by side in ONE device call,
+# spread over the GPUs; each is evaluated for its model card and exported weights-only:
+#   $OUT/robot_teachers.tar.xz holding zoo/<EnvId>/{policy.pt,model_card.json} and teach_<EnvId>.log,
+#   plus the kernel caches. Run from the repo root on the device:
+#   run(carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
+#       command="bash benchmarks/device/robot_teachers.sh 6 560")
+#   bash benchmarks/device/robot_teachers.sh [MINUTES=6] [BUDGET_S=560] [ENVS="A1Walk-v0 Go1Walk-v0 AnymalCWalk-v0"]
+# Learning stops at the latest RESERVE_S (default 90) seconds before the end of BUDGET_S, leaving time
+# for the model-card evaluation and the export.
+set -u
+T0=$(date +%s)
+MIN=${1:-6}
+BUDGET=${2:-560}
+ENVS=${3:-A1Walk-v0 Go1Walk-v0 AnymalCWalk-v0}
+RESERVE=${RESERVE_S:-90}
+. benchmarks/device/setup.sh > /dev/null || exit 1
+STOP_AT=$((T0 + BUDGET - RESERVE))
+HARD_END=$((T0 + BUDGET - 30))
+NGPU=$(nvidia-smi -L | wc -l); [ "$NGPU" -ge 1 ] || NGPU=1
+mkdir -p "$OUT/zoo" runs
+i=0
+for env in $ENVS; do
+  gpu=$((i % NGPU)); i=$((i + 1))
+  (
+    CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+      --env "$env" --num-envs 4096 --total-steps 2000000000 --device cuda --backend gpu --out "runs/teach_$env" \
+      --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 --eval-episodes 256 \
+      --log-every 30 --quiet --no-progress-bar
+    echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
+    python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('runs/teach_$env', zoo_root='$OUT/zoo'))"
+  ) > "$OUT/teach_$env.log" 2>&1 &
+done
+wait
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+import json, sys
+from pathlib import Path
+print("| env | steps | learn s | expert (mean return) | random | falls | tracking error |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for card_path in sorted(Path(sys.argv[1], "zoo").glob("*/model_card.json")):
+    c = json.loads(card_path.read_text())
+    print(f"| {c['env_id']} | {c['training_steps']:,} | {c['wall_time_s']:.0f} | {c.get('expert_score', float('nan')):.2f} | "
+          f"{c.get('random_score', float('nan')):.2f} | {c.get('fall_rate', float('nan')):.0%} | "
+          f"{c.get('mean_tracking_error', float('nan')):.3f} |")
+PY
+for f in "$OUT"/teach_*.log; do echo "== $f"; tail -n 3 "$f"; done
+(cd "$OUT" && tar -cJf robot_teachers.tar.xz zoo teach_*.log && rm -rf zoo teach_*.log)
+save_caches
+echo "call took $(( $(date +%s) - T0 )) s"
