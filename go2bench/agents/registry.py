@@ -203,6 +203,10 @@ def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, tr
             raise AgentError(f"agent {name!r}: its factory raised {type(e).__name__}: {e}") from e
         if agent is None:
             raise AgentError(f"agent {name!r}: its factory returned None instead of an agent")
+        try:
+            agent = as_batched_agent(agent)
+        except TypeError as e:
+            raise AgentError(f"agent {name!r}: {e}") from None
     agent = as_batched_agent(agent)
     for attr, value in (("name", name), ("spec", spec), ("checkpoint", checkpoint)):
         if getattr(agent, attr, None) is None:

@@ -22,7 +22,7 @@ from go2bench.envs.registry import robot_for_env
 from go2bench.envs.robots import get_robot
 
 __all__ = ["CheckpointError", "ACTIVATIONS", "build_policy", "read_zip_tensors", "read_zip_plain_data",
-           "load_policy_state", "save_policy_state"]
+           "load_policy_state", "save_policy_state", "load_actor_state"]
 
 ACTIVATIONS = {"elu": torch.nn.ELU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
 
@@ -100,8 +100,34 @@ def load_policy_state(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_policy_state(policy, path: str | Path) -> Path:
-    """Write the policy's tensors as a weights-only ``.pt`` file (loadable with ``weights_only=True``)."""
+# The parameters that act: a shipped teacher needs no critic (half of the network's size).
+ACTOR_PREFIXES = ("log_std", "mlp_extractor.policy_net.", "action_net.")
+
+
+def _is_actor(key: str) -> bool:
+    return key.startswith(ACTOR_PREFIXES)
+
+
+def save_policy_state(policy, path: str | Path, actor_only: bool = True) -> Path:
+    """Write the policy's tensors as a weights-only ``.pt`` file (loadable with ``weights_only=True``).
+
+    ``actor_only``: keep only what :func:`load_actor_state` needs to act (no value network).
+    """
     path = Path(path)
-    torch.save({k: v.detach().cpu() for k, v in policy.state_dict().items()}, path)
+    torch.save({k: v.detach().cpu() for k, v in policy.state_dict().items() if _is_actor(k) or not actor_only},
+               path)
     return path
+
+
+def load_actor_state(policy, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load ``state`` into ``policy``: every actor tensor must be there with its shape; the critic may be absent."""
+    missing = [k for k in policy.state_dict() if _is_actor(k) and k not in state]
+    unexpected = [k for k in state if k not in policy.state_dict()]
+    if missing or unexpected:
+        raise CheckpointError(f"{where}: weights do not match the architecture in the model card "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    try:
+        policy.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape that differs from the card's architecture
+        raise CheckpointError(f"{where}: weights do not match the architecture in the model card: "
+                              f"{str(e).splitlines()[0]}") from None

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from go2bench.agents.sb3_checkpoint import CheckpointError, build_policy, load_policy_state, save_policy_state
+from go2bench.agents.sb3_checkpoint import (CheckpointError, build_policy, load_actor_state, load_policy_state,
+                                             save_policy_state)
 from go2bench.core.provenance import write_json_atomic
 from go2bench.envs.registry import TASKS, task_spec
 
@@ -121,7 +122,15 @@ def read_model_card(path: str | Path) -> dict[str, Any] | None:
     """The model card next to a checkpoint (or in a directory), None if there is none."""
     p = Path(path)
     card = p / CARD_FILE if p.is_dir() else p.with_name(CARD_FILE)
-    return json.loads(card.read_text()) if card.exists() else None
+    if not card.exists():
+        return None
+    try:
+        data = json.loads(card.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{card}: unreadable model card: {e}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{card}: a model card must be a JSON object")
+    return data
 
 
 def _checkpoint_in(directory: Path) -> Path | None:
@@ -190,11 +199,7 @@ def load_teacher(env_id_or_path: str | Path, device: str = "cpu", trust_checkpoi
         model = PPO.load(path, device=device, custom_objects=_INFERENCE_ONLY)
         return TeacherAgent(model.policy, device=device, model_card=None, source=str(path))
     policy = build_policy(card, str(path.with_name(CARD_FILE)))
-    try:
-        policy.load_state_dict(load_policy_state(path))
-    except RuntimeError as e:  # shapes or names that do not match the card's architecture
-        raise CheckpointError(f"{path}: weights do not match the architecture in {CARD_FILE}: "
-                              f"{str(e).splitlines()[0]}") from None
+    load_actor_state(policy, load_policy_state(path), str(path))
     return TeacherAgent(policy, device=device, model_card=card, source=str(path))
 
 
@@ -232,7 +237,7 @@ def export_teacher(run: str | Path, dest: str | Path | None = None, zoo_root: st
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     policy = build_policy(card, str(src.with_name(CARD_FILE)))
-    policy.load_state_dict(load_policy_state(src))
+    load_actor_state(policy, load_policy_state(src), str(src))
     save_policy_state(policy, dest / POLICY_FILE)
     card = {**card, "checkpoint": POLICY_FILE, "exported_from": str(src)}
     write_json_atomic(dest / CARD_FILE, card)

@@ -19,7 +19,7 @@ def one_line_errors(prefix: str = "") -> Iterator[None]:
         yield
     except click.ClickException:
         raise
-    except (ValueError, OSError, RuntimeError, ImportError) as e:
+    except (ValueError, OSError, RuntimeError, ImportError, MemoryError, RecursionError) as e:
         if os.environ.get(TRACEBACK_VARIABLE):
             raise
         raise click.ClickException(prefix + " ".join(str(e).split())) from None

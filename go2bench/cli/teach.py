@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from go2bench.cli.errors import one_line_errors
+from go2bench.core.devices import check_torch_device
 from go2bench.envs.registry import TASKS
 
 FAMILY_CHOICES = ["velocity", "dynamics"]  # go2bench.envs.families.FAMILIES (kept literal: --help stays cheap)
@@ -66,8 +67,10 @@ def teach_command(env_id, family, privileged, tasks, resample_tasks, num_envs, t
 
     if family is None and privileged:
         raise click.UsageError("--privileged needs --family (the teacher observes that family's theta)")
-    cfg = PPOConfig(target_kl=target_kl, adaptive_lr=not no_adaptive_lr)
     with one_line_errors():
+        if device != "auto":
+            check_torch_device(device)
+        cfg = PPOConfig(target_kl=target_kl, adaptive_lr=not no_adaptive_lr)
         _, card = train_teacher(
             env_id, num_envs=num_envs, total_steps=total_steps, device=device, backend=backend, out=out, seed=seed,
             resume=resume, ppo=cfg, obs_mode=obs_mode, max_episode_steps=max_episode_steps,

@@ -155,6 +155,13 @@ def collect(
     """
     from go2bench.envs.walk_sim import make_walk_sim
 
+    from go2bench.core.devices import check_torch_device
+    from go2bench.envs.walk_sim import check_memory
+
+    if sim is None:  # before anything is allocated per history or loaded onto a device
+        check_memory(len(env_ids) if isinstance(env_ids, list) else cfg.num_histories, backend)
+        if backend == "gpu":
+            check_torch_device("cuda", "--backend gpu")
     out = Path(out_dir)
     name = out.name
     env_id = cfg.env_id

@@ -66,6 +66,8 @@ class CollectConfig:
             raise ValueError(f"collect.family: unknown task family {self.family!r}; known: {sorted(FAMILIES)}")
         if self.split not in SPLITS:
             raise ValueError(f"collect.split must be one of {list(SPLITS)}, got {self.split!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
+            raise ValueError(f"collect.seed must be an integer in [0, 2**31), got {self.seed!r}")
         self.schedule  # validates p, f, max_perf
 
     @property

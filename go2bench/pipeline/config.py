@@ -16,7 +16,7 @@ from typing import Any, Iterable, Literal
 
 from go2bench.collect.config import CollectConfig
 from go2bench.core.config import ConfigError, from_dict, parse_yaml, to_dict
-from go2bench.envs.registry import TASKS, task_spec
+from go2bench.envs.registry import task_spec
 from go2bench.vintix.config import TrainConfig
 
 __all__ = ["EvalConfig", "PipelineConfig", "PRESETS", "PIPELINE_FIELDS", "override_keys", "apply_overrides",
@@ -58,6 +58,12 @@ class EvalConfig:
                 raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
         if not self.seeds:
             raise ValueError("eval.seeds: at least one seed is needed")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"eval.seeds must be >= 0, got {list(self.seeds)}")
+        known = {"random", "teacher", "vintix", "vintix-nocontext", "vintix-zoo"}
+        unknown = [a for a in self.agents if a not in known]
+        if unknown:
+            raise ValueError(f"eval.agents: unknown {unknown}; the pipeline evaluates {sorted(known)}")
         if not self.agents:
             raise ValueError("eval.agents: at least one agent is needed")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
@@ -71,7 +77,7 @@ class PipelineConfig:
     """One end-to-end run: collect a dataset per env, train one Vintix on them, evaluate every agent."""
 
     name: str = "cpu"
-    envs: tuple[str, ...] = tuple(TASKS)
+    envs: tuple[str, ...] = ("Go2Walk-v0", "MiniCheetahWalk-v0")  # the two robots of the original workflow
     backend: Literal["cpu", "gpu"] = "cpu"  # Genesis backend of collection and evaluation
     gpus: int = 1  # GPUs to spread collections and evaluation processes over
     train_gpus: int = 1  # >1: DDP through torchrun; train.batch_size is then split over the GPUs
@@ -87,6 +93,8 @@ class PipelineConfig:
             raise ValueError("envs: at least one env is needed")
         for env_id in self.envs:
             task_spec(env_id)
+        if not (self.reward_scale > 0 and self.reward_scale < float("inf")):
+            raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
         if self.gpus < 1 or self.train_gpus < 1:
             raise ValueError(f"gpus and train_gpus must be >= 1, got {self.gpus} and {self.train_gpus}")
         if self.train_gpus > 1 and self.backend != "gpu":

@@ -30,6 +30,7 @@ from the newest) and ``tb/`` (TensorBoard).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,24 @@ class PPOConfig:
     net_arch: list[int] = field(default_factory=lambda: [512, 256, 128])
     activation: str = "elu"
     log_std_init: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive = ("learning_rate", "clip_range", "max_grad_norm", "desired_kl", "lr_min", "lr_max", "n_steps",
+                    "n_minibatches", "n_epochs")
+        for name in positive + ("ent_coef", "vf_coef", "log_std_init", "gamma", "gae_lambda"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"ppo.{name} must be a finite number, got {v!r}")
+            if name in positive and v <= 0:
+                raise ValueError(f"ppo.{name} must be > 0, got {v!r}")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError(f"ppo.gamma must be in (0, 1] and gae_lambda in [0, 1], got {self.gamma}, {self.gae_lambda}")
+        if self.target_kl is not None and not (math.isfinite(self.target_kl) and self.target_kl > 0):
+            raise ValueError(f"--target-kl must be a finite number > 0, got {self.target_kl!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"ppo.batch_size must be >= 1, got {self.batch_size}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"ppo.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 
     def resolved_batch_size(self, num_envs: int) -> int:
         if self.batch_size is not None:
@@ -223,6 +242,9 @@ def train_teacher(
             ``expert_score``/``random_score``. 0 skips.
         log_every_s: print one progress line this often (seconds); None: no such lines.
     """
+    for name, value in (("--max-minutes", max_minutes), ("--log-every", log_every_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     cfg = ppo or PPOConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

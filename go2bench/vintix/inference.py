@@ -33,7 +33,14 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
         if not found:
             raise FileNotFoundError(f"{path}: no final.pt or latest.pt checkpoint")
         path = found[0]
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # noqa: BLE001 - truncated file, not a torch file, or objects refused unpickled
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable weights-only Vintix checkpoint ({type(e).__name__}: "
+                         f"{first[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "go2bench-vintix":
         raise ValueError(f"{path}: not a go2bench Vintix checkpoint")
     return ckpt
