@@ -170,6 +170,7 @@ def trained(venv, tmp_path_factory):
     return out, model, card
 
 
+@pytest.mark.slow  # trains PPO
 def test_ppo_trains_saves_and_reloads_identically(venv, trained):
     out, model, card = trained
     assert (out / "final.zip").exists() and (out / "model_card.json").exists()
@@ -202,6 +203,7 @@ def test_ppo_trains_saves_and_reloads_identically(venv, trained):
     assert exported.model_card["expert_score"] == card["expert_score"]
 
 
+@pytest.mark.slow  # trains PPO
 def test_ppo_resume_continues_from_latest_checkpoint(venv, trained):
     out, _, _ = trained
     ckpt = latest_checkpoint(out)
@@ -217,6 +219,7 @@ def test_ppo_resume_continues_from_latest_checkpoint(venv, trained):
                       ppo=PPOConfig(n_epochs=2), eval_episodes=0, progress_bar=False, verbose=0)
 
 
+@pytest.mark.slow  # trains PPO
 def test_a_checkpoint_with_a_pickle_payload_never_runs_its_code(trained, tmp_path):
     """A zip whose data entry carries cloudpickle code: refused without a card, tensors only with one."""
     import base64

@@ -31,6 +31,8 @@ from go2bench.collect.noise import hash32, history_seed, uniform_noise
 from go2bench.collect.schedule import NoiseSchedule, blend_actions
 from go2bench.envs.robots import GO2
 
+pytestmark = pytest.mark.slow  # collects real histories in its own scenes; the fast lane skips it
+
 CFG = CollectConfig(env="Go2Walk-v0", num_histories=3, steps_per_history=2000, max_episode_steps=100,
                     group_size=256, chunk_steps=64, seed=7)
 CLI_ARGS = ["--env", "Go2Walk-v0", "--num-histories", "3", "--steps-per-history", "2000", "--max-episode-steps",

@@ -29,6 +29,8 @@ from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_actions
 from go2bench.envs.robots import GO2
 
+pytestmark = pytest.mark.slow  # builds its own Genesis scenes; the fast lane skips it
+
 KEYS = ("proprio_observation", "action", "reward", "step_num", "demonstrator_action")
 
 

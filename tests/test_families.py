@@ -21,6 +21,8 @@ from go2bench.envs import streams, suites, tasks as T
 from go2bench.envs.families import get_family, theta_layout
 from go2bench.envs.robots import GO2, MINI_CHEETAH
 
+pytestmark = pytest.mark.slow  # builds one scene per family; the fast lane skips it
+
 VEL_TASKS = [{"lin_vel_x": 0.9}, {"lin_vel_x": 0.1, "lin_vel_y": 0.3}, ("test", 3), {}]
 
 

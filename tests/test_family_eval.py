@@ -25,6 +25,8 @@ from go2bench.eval.iqm import aggregate, bootstrap_distribution, iqm, percentile
 from go2bench.eval.results import FAMILY_RESULTS_FORMAT, ResultsError, load_results, save_results, validate_results
 from go2bench.eval.stats import normalize_per_theta
 
+pytestmark = pytest.mark.slow  # builds its own Genesis scenes; the fast lane skips it
+
 ENV, FAMILY = "Go2Walk-v0", "velocity"
 T, K = 60, 3
 SEEDS = (0, 1)

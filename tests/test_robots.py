@@ -22,6 +22,8 @@ from go2bench.envs import suites
 from go2bench.envs.registry import TASKS, task_spec
 from go2bench.envs.robots import JOINT_NAMES, ROBOTS, get_robot
 
+pytestmark = pytest.mark.slow  # builds its own Genesis scenes; the fast lane skips it
+
 NEW_ENVS = ("A1Walk-v0", "Go1Walk-v0", "AnymalCWalk-v0")
 # total mass of the URDF as Genesis builds it (kg), and the legs' URDF names for FR, FL, RR, RL
 TOTAL_MASS = {"a1": 13.74, "go1": 12.012, "anymal_c": 52.13485}

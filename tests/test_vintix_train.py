@@ -139,6 +139,7 @@ def _ddp_worker(rank, world, port, cfg_dict, q):
     q.put((rank, s["step"], s["final_loss"]))
 
 
+@pytest.mark.slow  # two processes
 def test_ddp_two_processes_gloo(data, tmp_path):
     with socket.socket() as sk:
         sk.bind(("127.0.0.1", 0))

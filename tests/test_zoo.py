@@ -14,6 +14,8 @@ from go2bench.envs.spaces import to_action_tensor
 from go2bench.envs.walk_sim import make_walk_sim
 from go2bench.eval.reference import shipped_reference_scores
 
+pytestmark = pytest.mark.slow  # rolls the shipped teachers out for full episodes; the fast lane skips it
+
 ENV_IDS = ["Go2Walk-v0", "MiniCheetahWalk-v0"]
 N, STEPS = 8, 150  # 3 s of walking
 

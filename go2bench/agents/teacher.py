@@ -27,7 +27,6 @@ returns of the teacher and of a random agent (:mod:`go2bench.teachers.task_eval`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import torch
 
 from go2bench.agents.sb3_checkpoint import (CheckpointError, build_policy, load_actor_state, load_policy_state,
                                              save_policy_state)
-from go2bench.core.provenance import write_json_atomic
+from go2bench.core.provenance import read_json_object, write_json_atomic
 from go2bench.envs.registry import TASKS, task_spec
 
 POLICY_FILE = "policy.pt"  # weights only; the network is rebuilt from the model card
@@ -124,13 +123,7 @@ def read_model_card(path: str | Path) -> dict[str, Any] | None:
     card = p / CARD_FILE if p.is_dir() else p.with_name(CARD_FILE)
     if not card.exists():
         return None
-    try:
-        data = json.loads(card.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{card}: unreadable model card: {e}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{card}: a model card must be a JSON object")
-    return data
+    return read_json_object(card, "model card")
 
 
 def _checkpoint_in(directory: Path) -> Path | None:

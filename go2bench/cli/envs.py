@@ -59,6 +59,7 @@ def rollout_command(env_ids, agents, num_envs, steps, backend, seed, out) -> Non
                 f"height {s['mean_base_height']:.3f} m  forward {s['mean_forward_velocity']:+.2f} m/s"
             )
     if out:
-        with open(out, "w") as f:
-            json.dump({"go2bench_version": go2bench.__version__, "rollouts": summaries}, f, indent=2)
+        with one_line_errors():
+            with open(out, "w") as f:
+                json.dump({"go2bench_version": go2bench.__version__, "rollouts": summaries}, f, indent=2)
         click.echo(f"wrote {out}")

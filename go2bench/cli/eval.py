@@ -22,9 +22,11 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s != ""]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 0,1,2; got {text!r}") from None
+        raise click.BadParameter(f"--seeds: expected comma-separated integers such as 0,1,2; got {text!r}") from None
     if not seeds:
-        raise click.BadParameter("at least one seed is needed")
+        raise click.BadParameter("--seeds: at least one seed is needed")
+    if any(s < 0 for s in seeds):
+        raise click.BadParameter(f"--seeds: seeds must be >= 0, got {seeds}")
     return seeds
 
 
@@ -92,6 +94,13 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
     trials; per-theta normalised scores, IQM over trials with 95% stratified bootstrap CIs per episode index,
     zero-shot (episode 1), final (last 3) and AUC.
     """
+    import math
+
+    for name, value in (("--random-score", random_score), ("--expert-score", expert_score)):
+        if value is not None and not math.isfinite(value):
+            raise click.BadParameter(f"{name} must be a finite number, got {value}")
+    if random_score is not None and expert_score is not None and random_score == expert_score:
+        raise click.BadParameter(f"--random-score and --expert-score are equal ({random_score}): no scale to normalise")
     given = dict(split=split, trials=trials, references=references, reference_cache=reference_cache,
                  no_measure_references=no_measure_references, reference_episodes=reference_episodes,
                  bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,

@@ -83,5 +83,5 @@ def train_command(**params) -> None:
     with one_line_errors(), _data_problems_one_per_line():
         summary = train(train_config(**params))
     if summary.get("is_main", True):
-        click.echo(f"step {summary['step']} epoch {summary['epoch']}: loss {summary['final_loss']:.4f}, "
+        click.echo(f"step {summary['step']} epoch {summary['epoch']}: loss {summary['final_loss'] or float('nan'):.4f}, "
                    f"{summary['params']:,} params, {summary['wall_s']:.1f} s; wrote {summary['checkpoint']}")

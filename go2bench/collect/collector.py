@@ -37,7 +37,7 @@ from go2bench.collect import family as F
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_actions
-from go2bench.core.provenance import remove_stale_temp_files, versions, write_json_atomic
+from go2bench.core.provenance import read_json_object, remove_stale_temp_files, versions, write_json_atomic
 from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
 from go2bench.envs.spaces import observation_dim, observation_layout
@@ -108,13 +108,7 @@ def _check_resume_identity(out: Path, meta_path: Path, meta: dict, resuming: boo
 
 
 def _read_meta(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable dataset metadata ({e}); restore it or run `go2bench data fix`") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: dataset metadata is not a JSON object")
-    return data
+    return read_json_object(path, "dataset metadata (restore it or run `go2bench data fix`)")
 
 
 def _check_same_dataset(meta_path: Path, old: dict, new: dict) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from go2bench._version import __version__
 
-__all__ = ["versions", "hardware", "file_sha256", "write_json_atomic", "remove_stale_temp_files", "OutputWriteError"]
+__all__ = ["versions", "hardware", "file_sha256", "read_json_object", "write_json_atomic", "remove_stale_temp_files",
+           "OutputWriteError"]
 
 _TMP_SUFFIX = ".tmp"
 
@@ -55,6 +56,17 @@ def hardware(device: str = "cpu", backend: str = "cpu") -> str:
         if torch.cuda.is_available():
             text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
+
+
+def read_json_object(path: str | Path, what: str = "JSON file") -> dict[str, Any]:
+    """A JSON object from ``path``; a one-line ValueError naming the file (and ``what`` it is) otherwise."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: unreadable {what}: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a {what} must be a JSON object")
+    return data
 
 
 def file_sha256(path: str | Path) -> str:

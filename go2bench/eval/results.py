@@ -316,6 +316,6 @@ def load_results(path: str | Path) -> dict[str, Any]:
         data = json.loads(p.read_text())
     except OSError as e:
         raise ResultsError(f"{p}: cannot read: {e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ResultsError(f"{p}: not a JSON file ({e}); {_EXPECTED}") from None
     return validate_results(data, p)

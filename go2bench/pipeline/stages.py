@@ -198,7 +198,7 @@ def train_stage(cfg: PipelineConfig, out: Path, config_path: Path) -> Path:
         log(f"train: {train.model} model, context {train.context_len}, batch {train.batch_size}, device "
             f"{train.device}")
         summary = run_training(train)
-        log(f"train: step {summary['step']}, loss {summary['final_loss']:.4f}, {summary['wall_s']:.1f} s")
+        log(f"train: step {summary['step']}, loss {summary['final_loss'] or float('nan'):.4f}, {summary['wall_s']:.1f} s")
     from go2bench.vintix.train import SUMMARY_FILE
 
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())

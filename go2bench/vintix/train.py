@@ -369,7 +369,7 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
     # A time cap that ends training before its planned steps leaves the schedule unfinished: say so.
     cut_short = step < total_steps and cfg.max_minutes is not None and (cfg.max_steps is None or step < cfg.max_steps)
     summary = {"run_dir": str(run_dir), "checkpoint": str(final), "step": step, "planned_steps": total_steps,
-               "epoch": epoch, "final_loss": last_loss, "params": raw.num_params(), "wall_s": wall,
+               "epoch": epoch, "final_loss": last_loss if math.isfinite(last_loss) else None, "params": raw.num_params(), "wall_s": wall,
                "world_size": world, "loss_history": loss_history, "is_main": is_main,
                "cut_short_by": "max_minutes" if cut_short else None}
     if is_main:
