@@ -116,3 +116,19 @@ def test_every_config_reader_refuses_yaml_aliases(tmp_path):
             load()
     with pytest.raises(ConfigError, match="aliases"):
         pipeline_config("cpu", ["train.lr=*a"])
+
+
+def test_duplicate_yaml_keys_are_refused():
+    with pytest.raises(ConfigError, match="duplicate key 'dt'"):
+        parse_yaml("dt: 0.02\ndt: 0.05", "w.yaml")
+
+
+def test_an_output_path_that_cannot_be_written_fails_before_the_work(tmp_path, no_genesis):
+    from click.testing import CliRunner
+
+    from go2bench.cli import main
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    r = CliRunner().invoke(main, ["eval", "--agent", "random", "--out", str(blocker / "r.json")])
+    assert r.exit_code == 1 and "cannot create its folder" in r.output and "Traceback" not in r.output

@@ -9,6 +9,7 @@ import click
 
 import go2bench
 from go2bench.cli.errors import one_line_errors
+from go2bench.core.provenance import check_output_path
 from go2bench.envs.registry import TASKS
 
 
@@ -39,11 +40,15 @@ def envs_command(obs_mode: str) -> None:
 @click.option("--num-envs", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the summary as JSON here.")
 def rollout_command(env_ids, agents, num_envs, steps, backend, seed, out) -> None:
     """Build each env and run short batched rollouts of each agent, printing a summary."""
     from go2bench.eval.rollout import rollout_summary
+
+    if out:
+        with one_line_errors():
+            check_output_path(out)
 
     summaries = []
     for env_id in env_ids:

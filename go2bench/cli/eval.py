@@ -8,6 +8,7 @@ import click
 
 from go2bench.cli.errors import one_line_errors
 from go2bench.core.devices import check_torch_device
+from go2bench.core.provenance import check_output_path
 from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
 
@@ -123,6 +124,8 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
     t0 = time.perf_counter()
     with one_line_errors():
         check_torch_device(device)
+        if out:
+            check_output_path(out)
         agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
         res = evaluate_in_context(
             agent, env_id, episodes=episodes, num_envs=num_envs, seeds=seeds, backend=backend, obs_mode=obs_mode,
@@ -160,6 +163,8 @@ def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, bac
     t0 = time.perf_counter()
     with one_line_errors():
         check_torch_device(device)
+        if out:
+            check_output_path(out)
         agent = make_family_agent(agent_spec, env_id, family, device=device, seed=seeds[0],
                                   trust_checkpoint=trust_checkpoint)
         res = evaluate_family(

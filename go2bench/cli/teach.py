@@ -29,7 +29,7 @@ FAMILY_CHOICES = ["velocity", "dynamics"]  # go2bench.envs.families.FAMILIES (ke
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
               help="Genesis backend of the simulation.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
 @click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default="noleak", show_default=True)
 @click.option("--max-episode-steps", type=click.IntRange(min=1), default=None,

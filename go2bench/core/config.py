@@ -44,6 +44,13 @@ class _NoAliasSafeLoader(yaml.SafeLoader):
                 event.start_mark)
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=True) for k, _ in node.value]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {dup!r}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
 
 def read_yaml(path: str | Path) -> Any:
     """The data of a YAML file (safe types only, no aliases); one-line :class:`ConfigError` otherwise."""

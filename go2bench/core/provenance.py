@@ -69,6 +69,17 @@ def read_json_object(path: str | Path, what: str = "JSON file") -> dict[str, Any
     return data
 
 
+def check_output_path(path: str | Path) -> None:
+    """Fail now, not after the work, if ``path`` cannot be written (its folder cannot be made, or it is a folder)."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{p}: is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"{p}: cannot create its folder: {e}") from None
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()

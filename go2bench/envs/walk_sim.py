@@ -82,7 +82,7 @@ class WalkSimulation:
         family: str | None = None,
         privileged: bool = False,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if privileged and family is None:
             raise ValueError("privileged=True appends the task's theta to the observation: it needs a family")
