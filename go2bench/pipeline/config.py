@@ -93,6 +93,13 @@ class PipelineConfig:
             raise ValueError("envs: at least one env is needed")
         for env_id in self.envs:
             task_spec(env_id)
+        from go2bench.envs.sim_support import check_memory
+
+        for what, n in (("eval.num_envs", self.eval.num_envs), ("collect.num_histories", self.collect.num_histories)):
+            try:
+                check_memory(n, self.backend)
+            except MemoryError as e:
+                raise ValueError(f"{what}: {e}") from None
         if not (self.reward_scale > 0 and self.reward_scale < float("inf")):
             raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
         if self.gpus < 1 or self.train_gpus < 1:
