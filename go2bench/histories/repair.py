@@ -14,8 +14,8 @@ from pathlib import Path
 
 from go2bench.core.provenance import write_json_atomic
 from go2bench.envs.registry import TASKS
-from go2bench.histories.names import HISTORY_H5_FILES, history_paths, metadata_path
-from go2bench.histories.reader import read_history
+from go2bench.histories.names import metadata_path
+from go2bench.histories.reader import history_files, read_history
 from go2bench.histories.stats import history_stats
 
 __all__ = ["fix_dataset", "resolve_task_name"]
@@ -32,11 +32,7 @@ def resolve_task_name(value: str) -> str:
 def fix_dataset(dataset_dir, task_name: str | None = None, dry_run: bool = False) -> list[str]:
     """Repair the metadata of one dataset folder; returns one line per change (made unless dry_run)."""
     d = Path(dataset_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"{d}: not a directory")
-    h5s = history_paths(d)
-    if not h5s:
-        raise ValueError(f"{d}: no {HISTORY_H5_FILES} files; nothing to repair")
+    h5s = history_files(d)  # FileNotFoundError naming the folder when there is nothing to repair
     task = resolve_task_name(task_name) if task_name else None
     changes: list[str] = []
 
