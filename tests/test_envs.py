@@ -99,6 +99,7 @@ def test_same_seed_same_trajectory(go2_env):
     np.testing.assert_array_equal(a_rew, b_rew)
 
 
+@pytest.mark.slow  # builds a scene of its own
 def test_widened_commands_are_seeded_and_within_range():
     env = gym.make("Go2Walk-v0", commands={"lin_vel_x": [-1.0, 1.0], "ang_vel_yaw": [-0.5, 0.5]})
     try:
@@ -111,6 +112,7 @@ def test_widened_commands_are_seeded_and_within_range():
         env.close()
 
 
+@pytest.mark.slow  # builds a scene of its own
 def test_full_obs_mode_appends_the_clipped_last_action():
     env = gym.make("Go2Walk-v0", obs_mode="full")
     try:
@@ -180,6 +182,7 @@ def test_same_step_autoreset_returns_fresh_obs_and_final_obs(go2_vec4):
         assert int(sim.episode_step.max()) == 0
 
 
+@pytest.mark.slow  # builds a scene of its own
 def test_next_step_autoreset_follows_gymnasium():
     env = gym.make_vec("Go2Walk-v0", num_envs=2, max_episode_steps=5, autoreset_mode="next_step")
     try:
@@ -232,6 +235,7 @@ def test_diverged_simulation_is_reset_and_reported(go2_vec4):
     assert np.isfinite(obs).all()
 
 
+@pytest.mark.slow  # builds a scene of its own
 def test_dynamics_randomization_is_seeded():
     rand = {
         "friction_range": [0.5, 1.25],
@@ -257,6 +261,7 @@ def test_dynamics_randomization_is_seeded():
         env.close()
 
 
+@pytest.mark.slow  # builds a scene of its own
 def test_rgb_array_rendering_headless():
     env = gym.make("MiniCheetahWalk-v0", render_mode="rgb_array")
     try:
