@@ -439,3 +439,29 @@ def test_names_round_trip(tmp_path):
         history_h5(tmp_path, i).touch()
     assert [history_index(p) for p in history_paths(tmp_path)] == [2, 999, 10000]
     assert history_paths(tmp_path, ".json") == [] and history_paths(tmp_path / "missing") == []
+
+
+def test_a_kill_while_a_history_file_is_created_leaves_no_truncated_file(tmp_path, monkeypatch):
+    """The file appears only once HDF5 has written it whole: a kill before that leaves a hidden temp file."""
+    import os
+
+    import go2bench.histories.writer as writer_module
+
+    path = tmp_path / "trajectories_env_0001.h5"
+
+    class Killed(BaseException):
+        """The process dies between writing the file and renaming it."""
+
+    def killed(src, dst):
+        raise Killed
+
+    real_replace = os.replace
+    monkeypatch.setattr(writer_module.os, "replace", killed)
+    with pytest.raises(Killed):
+        HistoryWriter(path, 3, 2, group_size=4)
+    assert not path.exists() and (tmp_path / ".trajectories_env_0001.h5.creating").exists()
+    monkeypatch.setattr(writer_module.os, "replace", real_replace)
+    w = HistoryWriter(path, 3, 2, group_size=4)  # resume: a fresh, valid file
+    assert w.steps_written == 0
+    w.close()
+    assert not (tmp_path / ".trajectories_env_0001.h5.creating").exists()

@@ -9,6 +9,7 @@ middle of a metadata update can still damage the file; the flushes keep that win
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -43,6 +44,8 @@ class HistoryWriter:
         self.keys = DATASET_KEYS + ((DEMONSTRATOR_KEY,) if self.demonstrator else ())
         self.removed_temporary: list[str] = []
         try:
+            if not self.path.exists():
+                _create_empty(self.path)
             self._f = h5py.File(self.path, "a")
         except OSError as exc:
             raise write_error(self.path, "open for writing (unreadable or truncated HDF5?)", exc) from exc
@@ -190,3 +193,12 @@ class HistoryWriter:
     def __exit__(self, exc_type, exc, tb):
         self.close(final=exc_type is None)
         return False
+
+
+def _create_empty(path: Path) -> None:
+    """Create an empty HDF5 file atomically: a kill while HDF5 writes its first superblock leaves only
+    a hidden ``.<name>.creating`` file (overwritten next time), never a truncated history file."""
+    tmp = path.with_name(f".{path.name}.creating")
+    with h5py.File(tmp, "w"):
+        pass
+    os.replace(tmp, path)
