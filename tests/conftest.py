@@ -28,3 +28,14 @@ def go2_vec4():
     env = gym.make_vec("Go2Walk-v0", num_envs=4, max_episode_steps=20)
     yield env
     env.close()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Training tests run torch on one thread (deterministic and not fighting Genesis for the 2 cores)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -8,7 +8,6 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-import torch
 import yaml
 from click.testing import CliRunner
 
@@ -39,12 +38,7 @@ def ds(pristine, tmp_path):
     return d
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(tmp_path, **kw):

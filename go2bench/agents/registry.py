@@ -108,6 +108,9 @@ def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: in
     return load_vintix_agent(checkpoint, device=device, no_context=True)
 
 
+# The built-ins that load a teacher checkpoint: they also take trust_checkpoint and family.
+TEACHER_AGENTS = ("teacher", "teacher-privileged", "teacher-blind")
+
 BUILTIN_AGENTS: dict[str, Factory] = {
     "random": _random,
     "teacher": _teacher,
@@ -190,13 +193,12 @@ def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, tr
 
     name, checkpoint = parse_spec(spec)
     factory = resolve_factory(name)
-    if factory is _teacher:
-        agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint, family=family)
-    elif factory in (_teacher_privileged, _teacher_blind):
-        agent = factory(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint, family=family)
+    if name in TEACHER_AGENTS:
+        agent = as_batched_agent(factory(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint,
+                                         family=family))
     elif name in BUILTIN_AGENTS:
-        agent = factory(env_id, checkpoint, device, seed)
-    else:  # a plug-in: whatever its factory raises is reported as that agent's failure
+        agent = as_batched_agent(factory(env_id, checkpoint, device, seed))
+    else:  # a plug-in: whatever its factory does wrong is reported as that agent's failure
         try:
             agent = factory(env_id, checkpoint, device, seed)
         except Exception as e:  # noqa: BLE001 - third-party code
@@ -207,7 +209,6 @@ def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, tr
             agent = as_batched_agent(agent)
         except TypeError as e:
             raise AgentError(f"agent {name!r}: {e}") from None
-    agent = as_batched_agent(agent)
     for attr, value in (("name", name), ("spec", spec), ("checkpoint", checkpoint)):
         if getattr(agent, attr, None) is None:
             try:
