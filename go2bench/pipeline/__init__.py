@@ -33,6 +33,7 @@ from typing import Any, Sequence
 from go2bench.core.config import to_dict
 from go2bench.pipeline.config import (
     PRESETS,
+    check_fits,
     EvalConfig,
     PipelineConfig,
     apply_overrides,
@@ -75,6 +76,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, stages: Sequence[str] 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
+    check_fits(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "pipeline.json"

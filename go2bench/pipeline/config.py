@@ -93,13 +93,6 @@ class PipelineConfig:
             raise ValueError("envs: at least one env is needed")
         for env_id in self.envs:
             task_spec(env_id)
-        from go2bench.envs.sim_support import check_memory
-
-        for what, n in (("eval.num_envs", self.eval.num_envs), ("collect.num_histories", self.collect.num_histories)):
-            try:
-                check_memory(n, self.backend)
-            except MemoryError as e:
-                raise ValueError(f"{what}: {e}") from None
         if not (self.reward_scale > 0 and self.reward_scale < float("inf")):
             raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
         if self.gpus < 1 or self.train_gpus < 1:
@@ -182,10 +175,23 @@ def apply_overrides(config: PipelineConfig, items: Iterable[str]) -> PipelineCon
 
 
 def pipeline_config(preset: str = "cpu", overrides: Iterable[str] = ()) -> PipelineConfig:
-    """A preset with ``--set`` overrides applied."""
+    """A preset with ``--set`` overrides applied, checked to fit this machine."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-    return apply_overrides(PRESETS[preset], overrides)
+    config = apply_overrides(PRESETS[preset], overrides)
+    check_fits(config)
+    return config
+
+
+def check_fits(config: PipelineConfig) -> None:
+    """Refuse scenes this machine cannot hold now, not after collection and training (imports torch)."""
+    from go2bench.envs.sim_support import check_memory
+
+    for what, n in (("eval.num_envs", config.eval.num_envs), ("collect.num_histories", config.collect.num_histories)):
+        try:
+            check_memory(n, config.backend)
+        except MemoryError as e:
+            raise ConfigError(f"pipeline: {what}: {e}") from None
 
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
