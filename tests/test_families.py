@@ -221,7 +221,7 @@ def test_suite_files_regenerate_identically_and_splits_are_disjoint(name):
     assert suites.generate_suite(name, 99) != path.read_text()
     family = suites.SUITE_SPECS[name].family
     for robot in (GO2, MINI_CHEETAH):
-        suite = suites.load_suite(family, robot.name)
+        suite = suites.load_suite(family, robot.name, name=name)
         assert len(suite.train) >= 64 and len(suite.test) >= 32
         train = {tuple(t.theta.values()) for t in suite.train}
         assert len(train) == len(suite.train) and not train & {tuple(t.theta.values()) for t in suite.test}
@@ -236,9 +236,11 @@ def test_suite_files_regenerate_identically_and_splits_are_disjoint(name):
                 assert not lo * scale <= t.theta[axis] <= hi * scale
             if t.bin == "extrapolation:weak_leg":
                 assert min(v for k, v in t.theta.items() if k.startswith("strength_")) < 0.55
-        if family == "dynamics":
-            assert max(t.theta["added_mass"] for t in suite.test) <= 0.5 * robot.base_mass_kg
-            assert max(t.theta["added_mass"] for t in suite.test) > 0.35 * robot.base_mass_kg
+        if family == "dynamics":  # the payload extrapolation band, in kg: above every train theta's
+            (lo, hi), = g.extrapolation_bands["added_mass"]
+            assert max(t.theta["added_mass"] for t in suite.test) <= hi * robot.base_mass_kg
+            assert max(t.theta["added_mass"] for t in suite.test) > lo * robot.base_mass_kg
+            assert max(t.theta["added_mass"] for t in suite.train) <= g.train_ranges["added_mass"][1] * robot.base_mass_kg
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -246,7 +248,7 @@ def test_suite_files_regenerate_identically_and_splits_are_disjoint(name):
     ({"family": "velocity", "task": {"lin_vel_x": 1.5}}, r"lin_vel_x: 1.5 is outside .* \[0, 1\]"),
     ({"family": "velocity", "task": {"lin_vel_x": float("nan")}}, "lin_vel_x: expected a finite number, got nan"),
     ({"family": "dynamics", "task": {"latency_steps": 1.5}}, "latency_steps: expected a whole number"),
-    ({"family": "dynamics", "task": {"added_mass": 4.0}}, r"added_mass: 4.0 is outside .*\[-0.6923, 3.4615\]"),
+    ({"family": "dynamics", "task": {"added_mass": 8.0}}, r"added_mass: 8.0 is outside .*\[-1.3846, 6.923\]"),
     ({"family": "velocity", "task": ("test", 32)}, "index 32 is outside the 32 'test' tasks"),
     ({"family": "velocity", "task": "validation"}, "unknown split 'validation'"),
     ({"family": "velocity", "task": {"lin_vel_x": 0.8}, "resample_tasks": "episode"}, "needs a split name"),

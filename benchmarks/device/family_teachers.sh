@@ -21,7 +21,8 @@
 # and the caches. A process still running 40 s before the end is killed (its card written before the
 # evaluation is still exported). Afterwards, here: copy $OUT/zoo/* into go2bench/zoo/.
 # Environment: RESERVE_S (see above), TEACH_ARGS (more `go2bench teach` options, e.g. "--task-eval-train 32"),
-# ENVS, FAMILIES and KINDS (space-separated subsets, default all).
+# ENVS, FAMILIES and KINDS (space-separated subsets, default all); DEFAULT_ENVS: env ids whose default-task
+# teacher is trained in the same call, side by side (exported to $OUT/zoo/<EnvId>/, 256 evaluation episodes).
 set -u
 T0=$(date +%s)
 MIN=${1:-6}
@@ -55,6 +56,17 @@ for env in ${ENVS:-Go2Walk-v0 MiniCheetahWalk-v0}; do
       ) > "$OUT/teach_$name.log" 2>&1 &
     done
   done
+done
+for env in ${DEFAULT_ENVS:-}; do
+  gpu=$((i % NGPU)); i=$((i + 1))
+  (
+    CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+      --env "$env" --num-envs "$NUM_ENVS" --total-steps 2000000000 --device cuda --backend gpu --out "runs/teach_$env" \
+      --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 --eval-episodes 256 \
+      --log-every 30 --quiet --no-progress-bar
+    echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
+    python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('runs/teach_$env', zoo_root='$OUT/zoo'))"
+  ) > "$OUT/teach_$env.log" 2>&1 &
 done
 wait
 echo "all teachers done at $(( $(date +%s) - T0 )) s"

@@ -17,9 +17,9 @@ in it, and it is the range that ``normalise`` maps to [-1, 1]):
 
 ``dynamics`` (the command stays visible at the config's default, 0.5 m/s)::
 
-    added_mass    kg     [-0.1, 0.5] x the robot's base mass   default 0   payload on the base link
-    friction      -      [0.2, 1.25]   default 1.0   contact friction coefficient with the ground
-    strength_FR   -      [0.4, 1.1]    default 1.0   torque multiplier of the FR leg's 3 motors
+    added_mass    kg     [-0.2, 1.0] x the robot's base mass   default 0   payload on the base link
+    friction      -      [0.1, 1.25]   default 1.0   contact friction coefficient with the ground
+    strength_FR   -      [0.1, 1.1]    default 1.0   torque multiplier of the FR leg's 3 motors
     strength_FL, strength_RR, strength_RL            the same for the other legs
     latency_steps steps  [0, 2]        default 1     integer: the action executed is the one of
                                                      ``latency_steps`` control steps ago
@@ -29,6 +29,12 @@ limits are scaled together, so clip(s * PD, +-s * limit) = s * clip(PD, +-limit)
 applied to the ground plane and to every robot geom of that env (Genesis combines two surfaces by
 the maximum of their coefficients, so lowering only the robot's would change nothing). Without a
 family, ``action_latency`` of the config gives 1 step (True) or 0 (False) as before.
+
+The dynamics ranges were widened for ``dynamics-v1`` (heavier payloads, icier ground, a nearly
+dead leg): on ``dynamics-v0``'s narrower thetas a blind teacher scored within 0.2 of the
+privileged one (Go2 0.84, Mini Cheetah 1.00 normalised), so that suite could not reward adapting.
+Every ``dynamics-v0`` theta still lies inside the wider ranges, but the privileged observation
+normalises theta over these ranges, so teachers trained before the change read a different input.
 
 A later ``robot`` family (leave one robot out) fits this shape as a family whose theta selects the
 scene itself: it has no per-env fields (one robot per batched scene), ``robot_specific`` is False,
@@ -178,10 +184,10 @@ VELOCITY = Family(
 DYNAMICS = Family(
     name="dynamics",
     fields=(
-        ThetaField("added_mass", -0.1, 0.5, 0.0, "kg", "mass added to the base link (times the robot's base mass)",
+        ThetaField("added_mass", -0.2, 1.0, 0.0, "kg", "mass added to the base link (times the robot's base mass)",
                    per_base_mass=True),
-        ThetaField("friction", 0.2, 1.25, 1.0, "", "ground contact friction coefficient"),
-        *(ThetaField(f"strength_{leg}", 0.4, 1.1, 1.0, "", f"torque multiplier of the {leg} leg's motors")
+        ThetaField("friction", 0.1, 1.25, 1.0, "", "ground contact friction coefficient"),
+        *(ThetaField(f"strength_{leg}", 0.1, 1.1, 1.0, "", f"torque multiplier of the {leg} leg's motors")
           for leg in LEGS),
         ThetaField("latency_steps", 0.0, 2.0, 1.0, "steps", "control steps between an action and its execution",
                    integer=True),

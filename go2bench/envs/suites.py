@@ -79,8 +79,15 @@ SUITE_SPECS: dict[str, SuiteSpec] = {s.name: s for s in (
                       **{f"strength_{leg}": (0.85, 1.1) for leg in LEGS}, "latency_steps": (0.0, 2.0)},
         extrapolation_bands={"added_mass": [(0.35, 0.5)], "friction": [(0.2, 0.35)], "weak_leg": [(0.4, 0.55)]},
         weak_leg_probability=0.5, weak_leg_range=(0.55, 0.85))),
+    # v1: wide enough that knowing theta matters (v0's blind teachers were within 0.2 of the privileged)
+    SuiteSpec("dynamics-v1", "dynamics", 15, GeneratorParams(
+        train=128, test_interpolation=16, test_extrapolation=16, decimals=3,
+        train_ranges={"added_mass": (-0.2, 0.8), "friction": (0.2, 1.25),
+                      **{f"strength_{leg}": (0.8, 1.1) for leg in LEGS}, "latency_steps": (0.0, 2.0)},
+        extrapolation_bands={"added_mass": [(0.8, 1.0)], "friction": [(0.1, 0.2)], "weak_leg": [(0.1, 0.25)]},
+        weak_leg_probability=0.75, weak_leg_range=(0.25, 0.6))),
 )}
-CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v0"}  # what load_suite reads by default
+CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v1"}  # what load_suite reads by default
 
 
 @dataclass(frozen=True)
