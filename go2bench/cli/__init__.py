@@ -1,7 +1,7 @@
 """The ``go2bench`` command line: one click group, one module per stage.
 
-``envs``/``rollout`` (cli.envs), ``teach`` (cli.teach), ``collect`` and ``data check|fix``
-(cli.collect), ``train`` (cli.train; ``cli.train_main`` under torchrun), ``eval`` and
+``envs``/``rollout`` (cli.envs), ``teach`` (cli.teach), ``collect`` and ``data check|fix`` (cli.collect;
+``data export-minari``: cli.export), ``train`` (cli.train; ``cli.train_main`` under torchrun), ``eval`` and
 ``leaderboard`` (cli.eval), ``pipeline`` (cli.pipeline). Heavy imports happen inside the commands.
 """
 

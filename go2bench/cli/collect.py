@@ -1,4 +1,4 @@
-"""CLI of the collection stage: `go2bench collect` (an option per CollectConfig field) and `go2bench data check|fix`."""
+"""CLI of the collection stage: `go2bench collect` (an option per CollectConfig field) and `go2bench data ...`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from go2bench.cli.errors import one_line_errors
+from go2bench.cli.export import export_minari_command
 from go2bench.cli.options import dataclass_options
 from go2bench.collect.config import SPLITS, CollectConfig
 from go2bench.envs.families import FAMILIES
@@ -98,7 +99,10 @@ def collect_command(out, config, data_dir, backend, env_ids, resume, no_progress
 
 @click.group("data")
 def data_group() -> None:
-    """Validate and repair learning-history datasets (ours or the original workflow's)."""
+    """Validate, repair and export learning-history datasets (ours or the original workflow's)."""
+
+
+data_group.add_command(export_minari_command)
 
 
 @data_group.command("check")
