@@ -129,6 +129,11 @@ def test_fold_training_set_pools_the_training_robots_only(data):
     assert cache.exists()
     write_fold_config(ts)
     assert cache.exists()
+    # other sources: the pool is rebuilt (old links and stale stats gone), the sources' files untouched
+    write_fold_config(fold_training_set(fold, cfg, root, ["mini_cheetah"]))
+    assert sorted(p.name for p in spec.dir.glob("*.h5")) == ["trajectories_env_0000.h5", "trajectories_env_0001.h5"]
+    assert not cache.exists() and (root / "go2_ad" / "trajectories_env_0000.h5").is_file()
+    assert [p.name for p in (root / "robots-v0").iterdir() if p.name.startswith(".")] == []
 
 
 def test_pooling_never_replaces_a_real_dataset(data):
