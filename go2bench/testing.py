@@ -39,6 +39,7 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
     ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
     ``-|a|^2 / act_dim``.  ``obs_dim``/``act_dim`` default to those of ``env_id``'s robot.
     ``demonstrator``: also write ``demonstrator_action`` = ``obs @ weight`` (the noise-free action).
+    The metadata's ``robot`` is ``env_id``'s robot when it is given, else ``name``.
     Returns the dataset folder.
     """
     if obs_dim is None or act_dim is None:
@@ -54,7 +55,9 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
     meta = {"task_name": task_name or name, "robot": name, "observation_shape": {"proprio": [obs_dim]},
             "action_dim": act_dim, "steps_per_history": steps, "num_histories": n_histories}
     if env_id is not None:
-        meta["env_id"] = env_id
+        from go2bench.envs.registry import task_spec
+
+        meta.update(env_id=env_id, robot=task_spec(env_id).robot)
     for h in range(n_histories):
         step_num = np.empty(steps, np.int32)
         pos, k = 0, 0

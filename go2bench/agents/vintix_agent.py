@@ -5,6 +5,10 @@ envs): ``reset`` starts empty contexts for the env's task group, ``act`` forward
 (obs, prev_reward, episode_start). ``no_context=True`` is the ablation: before acting, the context
 of every env whose episode starts is cleared (``policy.clear_context(episode_start)``), so the
 model only ever sees the current episode. Everything else is the same code path.
+
+By default ``reset`` uses the group trained on the env (``policy.group_for_env``); :meth:`VintixAgent.pin_group`
+fixes the group instead, for a robot the model never saw (the leave-one-robot-out evaluation runs the held-out
+robot through the group of its pooled training robots, :mod:`go2bench.eval.robot_split`).
 """
 
 from __future__ import annotations
@@ -29,14 +33,21 @@ class VintixAgent:
         self.checkpoint = checkpoint
         self.name = name or ("vintix-nocontext" if self.no_context else "vintix")
         self.group: str | None = None
+        self.pinned_group: str | None = None
         self.obs_dim: int | None = None
         self.act_dim: int | None = None
         self.num_envs: int | None = None
         self.model_card = None
 
+    def pin_group(self, group: str) -> None:
+        """Use ``group`` on every env from now on, whatever env it is (a KeyError names the known groups)."""
+        if group not in self.policy.groups:
+            raise KeyError(f"the checkpoint has no group {group!r}; it has {sorted(self.policy.groups)}")
+        self.pinned_group = group
+
     def reset(self, num_envs: int, env_id: str, seed: int | None = None) -> None:
-        """Cold start: empty contexts for ``num_envs`` envs of ``env_id``'s task group."""
-        self.group = self.policy.group_for_env(env_id)
+        """Cold start: empty contexts for ``num_envs`` envs of ``env_id``'s task group (or the pinned group)."""
+        self.group = self.pinned_group or self.policy.group_for_env(env_id)
         info = self.policy.groups.get(self.group, {})
         self.obs_dim = info.get("obs_dim")
         self.act_dim = info.get("act_dim")

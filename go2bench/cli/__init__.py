@@ -1,7 +1,8 @@
 """The ``go2bench`` command line: one click group, one module per stage.
 
 ``envs``/``rollout`` (cli.envs), ``teach`` (cli.teach), ``collect`` and ``data check|fix`` (cli.collect;
-``data export-minari``: cli.export), ``train`` (cli.train; ``cli.train_main`` under torchrun), ``eval`` and
+``data export-minari``: cli.export; ``data robot-split``: cli.robot_split), ``train`` (cli.train;
+``cli.train_main`` under torchrun), ``eval`` and
 ``leaderboard`` (cli.eval), ``pipeline`` (cli.pipeline). Heavy imports happen inside the commands.
 """
 
@@ -17,6 +18,7 @@ from go2bench.cli.collect import collect_command, data_group
 from go2bench.cli.envs import envs_command, rollout_command
 from go2bench.cli.eval import eval_command, leaderboard_command
 from go2bench.cli.pipeline import pipeline_command
+from go2bench.cli.robot_split import robot_split_command
 from go2bench.cli.teach import teach_command
 from go2bench.cli.train import train_command
 
@@ -35,3 +37,4 @@ def main(debug: bool) -> None:
 for command in (envs_command, rollout_command, teach_command, collect_command, data_group, train_command,
                 eval_command, leaderboard_command, pipeline_command):
     main.add_command(command)
+data_group.add_command(robot_split_command)

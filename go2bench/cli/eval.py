@@ -1,4 +1,5 @@
-"""``go2bench eval`` (in-context evaluation of one agent on one env, or on a task family) and ``go2bench leaderboard``."""
+"""``go2bench eval`` (in-context evaluation of one agent on one env, on a task family, or on the held-out robot of a
+leave-one-robot-out split) and ``go2bench leaderboard``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from go2bench.core.devices import check_torch_device
 from go2bench.core.provenance import check_output_path
 from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
+from go2bench.envs.robot_split import ROBOT_SPLIT_SPECS
 
 FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_references", "reference_episodes",
                "bootstrap_reps")
 DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
+NOT_WITH_ROBOTS_SPLIT = ("split", "trials", "references", "reference_cache", "no_measure_references",
+                         "reference_episodes", "walk_config")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -40,16 +44,23 @@ def _fmt(x, spec=".3f") -> str:
               help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
                    "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
                    "'go2bench.agents' entry-point group.")
-@click.option("--env", "env_id", type=click.Choice(list(TASKS)), default="Go2Walk-v0", show_default=True)
+@click.option("--env", "env_id", type=click.Choice(list(TASKS)), default=None,
+              help="[default: Go2Walk-v0; with --robots-split the held-out robot's env]")
 @click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
               help="Evaluate on a task family: one trial per (theta of --split, seed), each a cold start and "
                    "--episodes episodes with theta held; scores normalised per theta, IQM with bootstrap CIs.")
+@click.option("--robots-split", type=click.Choice(sorted(ROBOT_SPLIT_SPECS)), default=None,
+              help="Evaluate on the held-out robot of a leave-one-robot-out split (go2bench/suites/<split>.yaml) from "
+                   "a cold start, with the split's episodes, envs, seeds and episode length unless given; normalised "
+                   "per episode, IQM with bootstrap CIs. Needs --held-out.")
+@click.option("--held-out", default=None, help="With --robots-split: the held-out robot (e.g. go2) or its env id.")
 @click.option("--split", type=click.Choice(["train", "test"]), default=None,
               help="With --family: the suite split whose thetas are evaluated [default: test].")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="With --family: only the first N thetas of the split [default: all].")
-@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Consecutive episodes per env / per trial (an in-context agent keeps its context across them).")
+@click.option("--episodes", type=click.IntRange(min=1), default=None,
+              help="Consecutive episodes per env / per trial (an in-context agent keeps its context across them) "
+                   "[default: 10; with --robots-split the split's].")
 @click.option("--num-envs", type=click.IntRange(min=1), default=None, help="Envs per seed [default: 10]; not with "
               "--family (one env per trial).")
 @click.option("--seeds", "seeds", default=None, callback=lambda ctx, param, v: _parse_seeds(v),
@@ -79,14 +90,14 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--reference-episodes", type=click.IntRange(min=1), default=None,
               help="With --family: episodes per theta when measuring reference returns [default: 3].")
 @click.option("--bootstrap-reps", type=click.IntRange(min=100), default=None,
-              help="With --family: bootstrap resamples of the IQM intervals [default: 2000].")
+              help="With --family or --robots-split: bootstrap resamples of the IQM intervals [default: 2000].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
                    "only for files you wrote.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, seeds, backend, device, obs_mode,
-                 max_episode_steps, walk_config, video, video_frames, random_score, expert_score, references,
+def eval_command(agent_spec, env_id, family, robots_split, held_out, split, trials, episodes, num_envs, seeds, backend,
+                 device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score, expert_score, references,
                  reference_cache, no_measure_references, reference_episodes, bootstrap_reps, no_progress,
                  trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
@@ -94,6 +105,9 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
     With --family: per (theta, seed) trial a cold start and K episodes with theta held, one batched scene for all
     trials; per-theta normalised scores, IQM over trials with 95% stratified bootstrap CIs per episode index,
     zero-shot (episode 1), final (last 3) and AUC.
+
+    With --robots-split S --held-out R: the same statistics for a cold start on robot R's default task, normalised by
+    R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
     """
     import math
 
@@ -106,10 +120,26 @@ def eval_command(agent_spec, env_id, family, split, trials, episodes, num_envs, 
                  no_measure_references=no_measure_references, reference_episodes=reference_episodes,
                  bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,
                  random_score=random_score, expert_score=expert_score)
+    if held_out is not None and robots_split is None:
+        raise click.UsageError("--held-out goes only with --robots-split")
+    if robots_split is not None:
+        if held_out is None:
+            raise click.UsageError(f"--robots-split needs --held-out ROBOT (one of "
+                                   f"{', '.join(ROBOT_SPLIT_SPECS[robots_split].robots)})")
+        used = [f"--{k.replace('_', '-')}" for k in NOT_WITH_ROBOTS_SPLIT if given[k] is not None]
+        used += ["--family"] if family else []
+        if used:
+            raise click.UsageError(f"{', '.join(used)} do not go with --robots-split")
+        _eval_robot_split(agent_spec, robots_split, held_out, env_id, episodes, num_envs, seeds, backend, device,
+                          obs_mode, max_episode_steps, video, video_frames, random_score, expert_score,
+                          bootstrap_reps or 2000, no_progress, trust_checkpoint, out)
+        return
     wrong = DEFAULT_TASK_ONLY if family else FAMILY_ONLY
     used = [f"--{k.replace('_', '-')}" for k in wrong if given[k] is not None]
     if used:
         raise click.UsageError(f"{', '.join(used)} {'do not go' if family else 'go only'} with --family")
+    episodes = episodes or 10
+    env_id = env_id or "Go2Walk-v0"
     if family:
         _eval_family(agent_spec, env_id, family, split or "test", trials, episodes, seeds, backend, device, obs_mode,
                      max_episode_steps, walk_config, references, reference_cache, not no_measure_references,
@@ -187,6 +217,54 @@ def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, bac
         f"{show(fam['final'])}  AUC {show(fam['auc'])}  falls {res['fall_rate']:.1%}  tracking error "
         f"x {te['x']:.3f} m/s, y {te['y']:.3f} m/s, yaw {te['yaw']:.3f} rad/s")
     click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"]))
+    if out:
+        with one_line_errors():
+            save_results(res, out)
+        click.echo(f"wrote {out}")
+
+
+def _eval_robot_split(agent_spec, split, held_out, env_id, episodes, num_envs, seeds, backend, device, obs_mode,
+                      max_episode_steps, video, video_frames, random_score, expert_score, bootstrap_reps, no_progress,
+                      trust_checkpoint, out) -> None:
+    from go2bench.agents.registry import make_agent
+    from go2bench.envs.robot_split import load_robot_split
+    from go2bench.eval.results import save_results
+    from go2bench.eval.robot_split_protocol import evaluate_robot_split
+
+    t0 = time.perf_counter()
+    with one_line_errors():
+        fold = load_robot_split(split).fold(held_out)
+        if env_id is not None and env_id != fold.env_id:
+            raise ValueError(f"--env {env_id} is not the env of the held-out robot {fold.held_out} ({fold.env_id}); "
+                             "leave --env out")
+        check_torch_device(device)
+        if out:
+            check_output_path(out)
+        agent = make_agent(agent_spec, fold.env_id, device=device, seed=(seeds or fold.seeds)[0],
+                           trust_checkpoint=trust_checkpoint)
+        res = evaluate_robot_split(
+            agent, split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
+            max_episode_steps=max_episode_steps, bootstrap_reps=bootstrap_reps, backend=backend, obs_mode=obs_mode,
+            agent_spec=agent_spec, device=device, progress=not no_progress, random_score=random_score,
+            expert_score=expert_score, video=video, video_max_frames=video_frames)
+    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
+    rs = res["robot_split"]
+    p = rs["protocol"]
+
+    def show(m):
+        lo, hi = m["ci95"]
+        return f"{m['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    click.echo(
+        f"{split} held out {fold.held_out} ({fold.env_id}), trained on {', '.join(rs['train_robots'])}; "
+        f"agent={agent_spec} {p['num_envs']} envs x {p['episodes']} episodes x {len(p['seeds'])} seed(s)"
+        f"{'' if p['as_split'] else ' (not the split protocol)'}  normalised IQM [95% CI]: zero-shot "
+        f"{show(rs['zero_shot'])}  final {show(rs['final'])}  AUC {show(rs['auc'])}  rise {show(rs['rise'])}  "
+        f"falls {res['fall_rate']:.1%}")
+    click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in rs["per_episode"]["iqm"]))
+    t = rs["target"]
+    click.echo(f"target final >= {t['final_iqm_at_least']}: {'met' if t['final_met'] else 'not met'}; "
+               f"rising curve: {'yes' if t['rising'] else 'no'}")
     if out:
         with one_line_errors():
             save_results(res, out)

@@ -39,7 +39,7 @@ from go2bench.eval.results import (BOOL, FAMILY_RESULTS_FORMAT, INT, INTERVAL, N
                                    ResultsError, agent_fields, list_of)
 from go2bench.eval.stats import normalize_per_theta, summarize
 
-__all__ = ["FamilyRun", "build_family_results", "validate_family_block", "FINAL_EPISODES", "METRICS"]
+__all__ = ["FamilyRun", "build_family_results", "validate_family_block", "metric_scores", "FINAL_EPISODES", "METRICS"]
 
 FINAL_EPISODES = 3
 METRICS = ("zero_shot", "final", "auc")
@@ -72,7 +72,9 @@ class FamilyRun:
     reward_terms: dict[str, np.ndarray]
 
 
-def _metric_scores(N: np.ndarray) -> dict[str, tuple[list[int], np.ndarray]]:
+def metric_scores(N: np.ndarray) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Zero-shot, final and AUC of normalised scores ``N`` (rows, columns, episodes): per metric, the
+    episode indices it uses and its (rows, columns) matrix (rows = runs, columns = strata for :func:`aggregate`)."""
     K = N.shape[2]
     last = list(range(max(0, K - FINAL_EPISODES), K))
     return {"zero_shot": ([0], N[:, :, 0]), "final": (last, N[:, :, last].mean(axis=2)),
@@ -107,13 +109,13 @@ def build_family_results(run: FamilyRun, bootstrap_reps: int = BOOTSTRAP_REPS, b
     raw["per_episode"]["ci_unit"] = nrm["per_episode"]["ci_unit"] + " (per-theta normalised scores)"
     terms = {name: np.asarray(v, dtype=np.float64) for name, v in run.reward_terms.items()}
     agg = {name: {"episodes": eps, **aggregate(x, bootstrap_reps, bootstrap_seed)}
-           for name, (eps, x) in _metric_scores(N).items()}
+           for name, (eps, x) in metric_scores(N).items()}
     per_k = [aggregate(N[:, :, k], bootstrap_reps, bootstrap_seed) for k in range(K)]
     groups = sorted({_bin_group(t.bin) for t in run.tasks})
     by_bin = {}
     for g in groups:
         cols = [j for j, t in enumerate(run.tasks) if _bin_group(t.bin) == g]
-        by_bin[g] = {"trials": len(cols) * S_, **{name: iqm(x[:, cols]) for name, (_, x) in _metric_scores(N).items()}}
+        by_bin[g] = {"trials": len(cols) * S_, **{name: iqm(x[:, cols]) for name, (_, x) in metric_scores(N).items()}}
     trials = []
     for s, seed in enumerate(seeds):
         for j, task in enumerate(run.tasks):

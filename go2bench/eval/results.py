@@ -12,6 +12,9 @@ means of per-theta normalised scores with ``random_score``/``expert_score`` null
 ``config.family``/``config.split`` and the required ``family`` block (per-trial returns and
 normalised scores, per-theta references, IQMs with bootstrap intervals). Both formats load.
 
+A ``/1`` file of a leave-one-robot-out evaluation also has ``config.robots_split``/``config.held_out``
+and the ``robot_split`` block (:mod:`go2bench.eval.robot_split_results`), checked when present.
+
 :func:`load_results` checks the version and the type of every field, and that the arrays agree
 with ``config``; a :class:`ResultsError` names the file and the field. The leaderboard and the
 pipeline read results only through it.
@@ -266,6 +269,10 @@ def validate_results(data: Any, source: str | Path = "results") -> dict[str, Any
         validate_family_block(data, source)
     elif "family" in data:
         raise ResultsError(f"{source}: field 'family' belongs to format {FAMILY_RESULTS_FORMAT!r}, not {fmt!r}")
+    if "robot_split" in data:
+        from go2bench.eval.robot_split_results import validate_robot_split_block
+
+        validate_robot_split_block(data, source)
     return data
 
 

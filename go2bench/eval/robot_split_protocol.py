@@ -1,0 +1,69 @@
+"""Running the cold-start evaluation of a leave-one-robot-out fold; see :mod:`go2bench.eval.robot_split_results`.
+
+The protocol, the agent checks and the scores are described there; this module only checks the
+agent, runs :func:`go2bench.eval.protocol.evaluate_in_context` with the fold's parameters and adds
+the ``robot_split`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from go2bench.envs.robot_split import Fold, load_robot_split
+from go2bench.eval.iqm import BOOTSTRAP_REPS
+from go2bench.eval.protocol import evaluate_in_context
+from go2bench.eval.robot_split_results import robot_split_block
+
+__all__ = ["prepare_agent", "evaluate_robot_split"]
+
+
+def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
+    """Check that ``agent`` never saw the held-out robot and pin a Vintix agent to the split's group.
+
+    Returns the group's record (name, dataset, histories) for the results, or None for agents
+    without task groups. ValueError (one line) for a checkpoint that saw the robot or lacks the group.
+    """
+    groups = getattr(getattr(agent, "policy", None), "groups", None)
+    if not isinstance(groups, dict):
+        return None
+    seen = [g for g, info in groups.items()
+            if info.get("env_id") == fold.env_id or info.get("robot") == fold.held_out]
+    if seen:
+        raise ValueError(f"the checkpoint's group(s) {seen} were trained on {fold.held_out} ({fold.env_id}), the "
+                         f"held-out robot of this {fold.split} fold: not a cold start; train on the fold's "
+                         "dataset config (go2bench data robot-split)")
+    info = groups.get(fold.group)
+    if info is None:
+        raise ValueError(f"the checkpoint has no group {fold.group!r} (it has {sorted(groups)}); train it on the "
+                         f"dataset config of `go2bench data robot-split --split {fold.split} --held-out "
+                         f"{fold.held_out}`")
+    if info.get("dataset") != fold.dataset:
+        raise ValueError(f"the checkpoint's group {fold.group!r} was trained on dataset {info.get('dataset')!r}, not "
+                         f"on {fold.dataset!r}, the training set of the fold holding out {fold.held_out}")
+    agent.pin_group(fold.group)
+    return {"name": fold.group, "dataset": info.get("dataset"), "num_histories": info.get("num_histories")}
+
+
+def evaluate_robot_split(agent, split: str, held_out: str, *, episodes: int | None = None,
+                         num_envs: int | None = None, seeds: Sequence[int] | None = None,
+                         max_episode_steps: int | None = None, bootstrap_reps: int = BOOTSTRAP_REPS,
+                         **protocol: Any) -> dict[str, Any]:
+    """Evaluate ``agent`` from a cold start on the held-out robot of ``split``'s fold (module docstring).
+
+    ``episodes``/``num_envs``/``seeds``/``max_episode_steps`` default to the fold's; ``protocol``
+    goes to :func:`~go2bench.eval.protocol.evaluate_in_context` (backend, obs_mode, sim, random_score,
+    expert_score, agent_spec, device, progress, ...). Returns the results dict.
+    """
+    fold = load_robot_split(split).fold(held_out)
+    chosen = {"episodes": episodes, "num_envs": num_envs, "seeds": None if seeds is None else tuple(seeds),
+              "max_episode_steps": max_episode_steps}
+    if protocol.get("sim") is not None:
+        chosen["num_envs"], chosen["max_episode_steps"] = protocol["sim"].num_envs, protocol["sim"].max_episode_steps
+    as_split = all(v is None or v == getattr(fold, k) for k, v in chosen.items())
+    run = {k: (getattr(fold, k) if v is None else v) for k, v in chosen.items()}
+    group = prepare_agent(agent, fold)
+    res = evaluate_in_context(agent, fold.env_id, episodes=run["episodes"], num_envs=run["num_envs"],
+                              seeds=run["seeds"], max_episode_steps=run["max_episode_steps"], **protocol)
+    res["config"].update(robots_split=fold.split, held_out=fold.held_out)
+    res["robot_split"] = robot_split_block(res, fold, as_split, group, bootstrap_reps)
+    return res
