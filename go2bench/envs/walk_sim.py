@@ -119,9 +119,13 @@ class WalkSimulation:
             vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
             show_viewer=False,
         )
-        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True))
+        # Visual meshes only matter for a camera; skipping them when nothing renders saves the
+        # slowest part of adding a robot (Go2's 34 COLLADA meshes: about a quarter of a cached build).
+        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True,
+                                                          visualization=render))
         self.robot = self.scene.add_entity(
-            gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0))
+            gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0),
+                           visualization=render)
         )
         self.camera = None
         if render:
