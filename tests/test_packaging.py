@@ -1,9 +1,10 @@
 """The built wheel and sdist carry the whole package: installed from the wheel, go2bench works outside the repo.
 
 ``python -m build`` writes both into a temporary folder (the wheel is built from the sdist, so the
-sdist must hold everything too); the wheel goes into a fresh venv (seeing the
-dependencies of the running environment, ``--no-deps`` so nothing is downloaded) and ``tests/wheel_smoke.py`` loads every suite,
-teacher, Vintix checkpoint, URDF and dataset config from there. Expected files and counts come from
+sdist must hold everything too); the wheel goes into a fresh venv (``pip --python``, pip >= 22.3;
+``--no-deps --no-index``: nothing is downloaded, the dependencies are the running environment's)
+and ``tests/wheel_smoke.py`` loads every suite, teacher, Vintix checkpoint, URDF and dataset config
+from there, run from a folder outside the repository. Expected files and counts come from
 walking the repository's ``go2bench/`` folder, not from the packaging configuration under test.
 """
 
@@ -72,10 +73,12 @@ def venv(tmp_path_factory, dist) -> Path:
     a .pth file adds its site directories (their .pth files too) after the venv's own.
     """
     where = tmp_path_factory.mktemp("venv") / "venv"
-    _run([sys.executable, "-m", "venv", str(where)])
+    _run([sys.executable, "-m", "venv", "--without-pip", str(where)])
     python = where / "bin" / "python"
-    # install first, while the venv sees nothing else: pip cannot mistake (or touch) the editable install
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(dist["wheel"])])
+    # this pip, run by the venv's interpreter (--python), installs before the venv sees anything else:
+    # it cannot mistake (or touch) the editable install, and the console script points at the venv
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
+          str(dist["wheel"])])
     own = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
     parents = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
     (own / "_parent_env.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in parents))
