@@ -1,24 +1,35 @@
-"""The README's numbers come from commands: its leaderboard block is the tool's output on committed results."""
+"""The README's and the docs' generated tables are the tool's output on committed results."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_leaderboard_is_generated_from_the_committed_results():
+def test_generated_tables_are_current_with_the_committed_results():
     spec = importlib.util.spec_from_file_location("readme_leaderboard", ROOT / "benchmarks" / "readme_leaderboard.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    text = (ROOT / "README.md").read_text()
     for markers in module.BLOCKS:
-        assert module.current_block(text, markers) == module.generated_block(markers), \
-            "README tables are stale: run python benchmarks/readme_leaderboard.py"
+        path = module.target(markers)
+        assert module.current_block(path.read_text(), markers) == module.generated_block(markers), \
+            f"{path.name}: generated tables are stale: run python benchmarks/readme_leaderboard.py"
+    assert module.target((module.START, module.END)) == ROOT / "README.md", "the leaderboard stays in the README"
 
 
 def test_readme_starts_with_the_two_setup_commands():
     first, second = (ROOT / "README.md").read_text().splitlines()[:2]
     assert first.strip().startswith("pip install torch==2.13.0 -e .") and "go2bench pipeline --preset cpu" in first
     assert second.strip().startswith('pip install torch==2.13.0 -e ".[test]"') and "pytest" in second
+
+
+def test_readme_is_short_and_links_to_docs_pages_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme) <= 8192, "the README holds set-up, leaderboard, quick start and links; the rest goes to docs/"
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert len(links) >= 10
+    missing = [link for link in links if not (ROOT / link).is_file()]
+    assert not missing, f"README links to missing docs pages: {missing}"

@@ -231,8 +231,8 @@ def train_teacher(
             default task.
         privileged: append the normalised theta to the observation (the per-theta expert); False:
             the blind teacher, the same recipe without theta (a robust policy).
-        tasks, resample_tasks: the thetas to train over (family teachers): by default each env draws a
-            theta of the suite's train split at every episode start.
+        tasks: the thetas to train over (family teachers): by default the suite's train split.
+        resample_tasks: when an env draws a new theta; by default at every episode start.
         stop_at: a Unix time (``time.time()``) at which learning stops whatever else is left, so that
             a fixed-length session still has time to evaluate and export.
         task_eval_episodes: (family teachers) after training, the deterministic policy and a random

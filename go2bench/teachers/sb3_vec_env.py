@@ -57,11 +57,11 @@ class WalkSB3VecEnv(VecEnv):
         render_mode: None or "rgb_array" (env 0 through a headless camera).
         sim: an already built :class:`WalkSimulation` to use instead of building one (``close()``
             then leaves it open).
-        family, tasks, resample_tasks, privileged: the task family arguments of
-            :func:`~go2bench.envs.walk_sim.make_walk_sim` (None: no family, today's default task).
-            Teachers train with ``tasks="train", resample_tasks="episode"``: each env draws a train
-            theta of the family's suite at every episode start; ``privileged=True`` appends the
-            normalised theta to the observation (the privileged teacher's input).
+        family: a task family, passed to :func:`~go2bench.envs.walk_sim.make_walk_sim` with the next
+            three (None: no family, today's default task).
+        tasks: the family's thetas; teachers train with ``"train"``, the suite's train split.
+        resample_tasks: when an env draws a new theta; teachers use ``"episode"``, every episode start.
+        privileged: True appends the normalised theta to the observation (the privileged teacher's input).
         **overrides: other WalkConfig fields.
     """
 
