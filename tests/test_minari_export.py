@@ -129,12 +129,12 @@ def test_default_task_takes_the_shipped_cards_scores_and_given_ones_win(tmp_path
     assert export(d, tmp_path / "a", "--dataset-id", "mine/plain-v2").exit_code == 0
     assert export(d, tmp_path / "b", "--ref-min-score", "-1", "--ref-max-score", "3").exit_code == 0
     for out, dataset_id, refs in ((tmp_path / "a", "mine/plain-v2", (card["random_score"], card["expert_score"])),
-                                  (tmp_path / "b", "go2bench/plain-walk/plain-v0", (-1.0, 3.0))):
+                                  (tmp_path / "b", "go2bench/go2-walk/plain-v0", (-1.0, 3.0))):
         monkeypatch.setenv("MINARI_DATASETS_PATH", str(out))
         meta = minari.load_dataset(dataset_id).storage.metadata
         assert (meta["ref_min_score"], meta["ref_max_score"]) == pytest.approx(refs)
         assert meta["go2bench"]["infos"]["noise_eps"] is None  # no schedule in this dataset's metadata
-    ds = minari.load_dataset("go2bench/plain-walk/plain-v0")
+    ds = minari.load_dataset("go2bench/go2-walk/plain-v0")
     ep = ds[1]  # rows 100-119: the history's cut last episode
     assert len(ep) == 19 and ep.truncations[-1] and not ep.terminations.any()
     assert [m["source_end"] for m in ds.storage.get_episode_metadata([0, 1])] == ["episode_end", "history_end"]
@@ -148,7 +148,7 @@ def test_episode_ends_and_no_scores_for_other_episode_lengths(tmp_path, monkeypa
     r = export(d, tmp_path / "out")
     assert r.exit_code == 0 and "no ref scores" in r.output, r.output
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "out"))
-    ds = minari.load_dataset("go2bench/short-walk/short-v0")
+    ds = minari.load_dataset("go2bench/go2-walk/short-v0")
     assert "ref_min_score" not in ds.storage.metadata and "1000-step" in ds.storage.metadata["go2bench"][
         "reference_scores_source"]
     ends = [m["source_end"] for m in ds.storage.get_episode_metadata([0, 1])]

@@ -181,6 +181,18 @@ def suites() -> str:
                 "extrapolation axes"], rows, "lllrrll")
 
 
+def robot_splits() -> str:
+    from go2bench.envs.robot_split import CURRENT_ROBOT_SPLIT, ROBOT_SPLIT_SPECS
+
+    rows = []
+    for s in ROBOT_SPLIT_SPECS.values():
+        current = " (current)" if s.name == CURRENT_ROBOT_SPLIT else ""
+        rows.append([f"`{s.name}`{current}", ", ".join(f"`{r}`" for r in s.robots), f"`{s.group}`", s.episodes,
+                     f"{s.num_envs} x {len(s.seeds)} seeds", s.max_episode_steps])
+    return _md(["split", "robots (each held out once)", "shared task group", "episodes (K)", "envs per fold",
+                "steps/episode"], rows, "lllrlr")
+
+
 def model_presets() -> str:
     import torch
 
@@ -270,7 +282,7 @@ def cli() -> str:
     return f"```text\n{main.get_help(root)}\n```\n\n" + "\n\n".join(parts)
 
 
-TABLES = {f.__name__: f for f in (envs, observation, joints, rewards, walk_config, robots, families, suites,
+TABLES = {f.__name__: f for f in (envs, observation, joints, rewards, walk_config, robots, families, suites, robot_splits,
                                   model_presets, presets, agents, zoo, layers, cli)}
 
 
