@@ -113,3 +113,22 @@ def test_both_models_train_on_the_family_datasets_and_are_skipped_once_done(tmp_
     train_family(cfg, tmp_path, "velocity")
     assert {n: p.stat().st_mtime_ns for n, p in ckpts.items()} == stamp
     assert capsys.readouterr().out.count("complete, skipped") == 2
+
+
+def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_path):
+    """With eval.jobs > 1 the evaluations are `go2bench eval --family` processes: the same settings."""
+    from go2bench.cli.eval import eval_command
+    from go2bench.pipeline.family import _eval_command
+
+    cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[2, 5]", "family.episodes=4",
+                                  "family.reference_episodes=2"])
+    job = next(j for j in family_jobs(cfg, tmp_path) if j["agent"] == "vintix-episodic")
+    cmd = _eval_command(cfg, job, tmp_path / "refs")
+    params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
+    assert params["agent_spec"] == job["spec"] and params["out"] == str(job["path"])
+    assert (params["env_id"], params["family"], params["split"], params["trials"]) == ("Go2Walk-v0", "velocity",
+                                                                                      "test", 3)
+    assert (params["episodes"], params["seeds"], params["max_episode_steps"]) == (4, [2, 5], 100)
+    assert (params["reference_cache"], params["reference_episodes"]) == (str(tmp_path / "refs"), 2)
+    assert (params["backend"], params["device"], params["obs_mode"], params["no_progress"]) == ("cpu", "cpu",
+                                                                                              "noleak", True)
