@@ -86,7 +86,8 @@ def test_family_stage_trains_both_models_and_ranks_every_agent(run):
     refs = res["random"]["family"]["references"]["returns"]
     for agent, r in res.items():
         f = r["family"]
-        assert r["agent"] == agent and (f["name"], f["split"], f["episodes"], f["seeds"]) == ("velocity", "test", 2, [0])
+        assert r["agent"] == agent
+        assert (f["name"], f["split"], f["episodes"], f["seeds"]) == ("velocity", "test", 2, [0])
         assert [t["task_id"] for t in f["trials"]] == ["velocity-v0/test/0", "velocity-v0/test/1"]
         assert f["references"]["returns"] == refs  # measured once, shared through the run's cache
         assert max(r["lengths"]) <= 20

@@ -88,7 +88,8 @@ def test_datasets_and_jobs_of_the_family_part(tmp_path):
     ckpt = family_checkpoints(tmp_path, "velocity")
     specs = {j["agent"]: j["spec"] for j in jobs if (j["family"], j["env"]) == ("velocity", "MiniCheetahWalk-v0")}
     assert specs["vintix-episodic"] == f"vintix-episodic:{ckpt['vintix-episodic']}"
-    assert specs["vintix"] == f"vintix:{ckpt['vintix']}" and specs["vintix-nocontext"] == f"vintix-nocontext:{ckpt['vintix']}"
+    assert specs["vintix"] == f"vintix:{ckpt['vintix']}"
+    assert specs["vintix-nocontext"] == f"vintix-nocontext:{ckpt['vintix']}"
     assert specs["teacher-blind"] == "teacher-blind" and specs["random"] == "random"
     assert len({str(j["path"]) for j in jobs}) == len(jobs)
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from go2bench.envs.registry import task_spec
 from go2bench.pipeline.config import PipelineConfig
-from go2bench.pipeline.stages import (CLI, Dataset, _genesis_here, _gpu, _start, _wait, collect_stage, log,
-                                      train_run, write_dataset_config)
+from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, genesis_here, gpu_for, log, start_process,
+                                      train_run, wait_all, write_dataset_config)
 
 __all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "train_family", "family_jobs", "family_stage"]
 
@@ -148,7 +148,7 @@ def _eval(cfg: PipelineConfig, out: Path, jobs: list[dict[str, Any]]) -> None:
     todo = [j for j in jobs if not j["path"].exists()]
     for j in todo:
         j["path"].parent.mkdir(parents=True, exist_ok=True)
-    if cfg.eval.jobs == 1 and _genesis_here(cfg.backend):
+    if cfg.eval.jobs == 1 and genesis_here(cfg.backend):
         scenes = _Scenes(cfg)
         try:
             for job in todo:
@@ -160,8 +160,8 @@ def _eval(cfg: PipelineConfig, out: Path, jobs: list[dict[str, Any]]) -> None:
     first = [j for j in todo if j["agent"] == "random"]  # one per (family, env): measures its references
     for batch in (first, [j for j in todo if j["agent"] != "random"]):
         for i in range(0, len(batch), n):
-            _wait([(f"family eval {j['family']} {j['agent']} {j['env']}",
-                    _start(_eval_command(cfg, j, references), out / FAMILY_DIR / "eval.log", _gpu(cfg, k)))
+            wait_all([(f"family eval {j['family']} {j['agent']} {j['env']}",
+                    start_process(_eval_command(cfg, j, references), out / FAMILY_DIR / "eval.log", gpu_for(cfg, k)))
                    for k, j in enumerate(batch[i: i + n])])
 
 

@@ -42,7 +42,7 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- processes
-def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
+def start_process(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -53,18 +53,18 @@ def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None)
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _wait(procs: list[tuple[str, subprocess.Popen]]) -> None:
+def wait_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
     failed = [f"{what} (exit {p.returncode})" for what, p in procs if p.wait() != 0]
     if failed:
         raise RuntimeError("pipeline stage failed: " + ", ".join(failed) + "; see its output or the logs in the "
                            "run folder")
 
 
-def _gpu(cfg: PipelineConfig, i: int) -> int | None:
+def gpu_for(cfg: PipelineConfig, i: int) -> int | None:
     return i % cfg.gpus if cfg.backend == "gpu" and cfg.gpus > 1 else None
 
 
-def _genesis_here(backend: str) -> bool:
+def genesis_here(backend: str) -> bool:
     """Whether this process can run Genesis on ``backend`` (it has no other backend already)."""
     from go2bench.envs.genesis_runtime import backend_in_use
 
@@ -142,18 +142,18 @@ def collect_stage(cfg: PipelineConfig, out: Path, items: list[Dataset] | None = 
             log(f"collect {d.name}: complete, skipped")
         else:
             todo.append(d)
-    if cfg.backend == "gpu" and cfg.gpus > 1 or not _genesis_here(cfg.backend):
+    if cfg.backend == "gpu" and cfg.gpus > 1 or not genesis_here(cfg.backend):
         procs = []
         for i, d in enumerate(todo):
             one = write_dataset_config(cfg, out / f"dataset_config_{d.name}.yaml", only=d, items=items)
             cmd = [*CLI, "collect", "--config", str(one), "--data-dir", str(data_dir), "--backend", cfg.backend,
                    "--resume"]
             if cfg.gpus > 1:  # at once, one GPU each, output to a log per dataset
-                procs.append((f"collect {d.name}", _start([*cmd, "--no-progress-bar"], out / f"collect_{d.name}.log",
-                                                          _gpu(cfg, i))))
+                procs.append((f"collect {d.name}", start_process([*cmd, "--no-progress-bar"],
+                                                                 out / f"collect_{d.name}.log", gpu_for(cfg, i))))
             else:
-                _wait([(f"collect {d.name}", _start(cmd))])
-        _wait(procs)
+                wait_all([(f"collect {d.name}", start_process(cmd))])
+        wait_all(procs)
     else:
         from go2bench.collect.collector import collect
 
@@ -201,7 +201,7 @@ def train_run(cfg: PipelineConfig, train, label: str = "train", section: str = "
         train = replace(train, batch_size=max(1, train.batch_size // cfg.train_gpus))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train_gpus}",
                "-m", "go2bench.cli.train_main", *train_arguments(train)]
-        _wait([(label, _start(cmd))])
+        wait_all([(label, start_process(cmd))])
     else:
         from go2bench.vintix.train import train as run_training
 
@@ -241,7 +241,7 @@ class _Evaluator:
         self.device = "cuda" if cfg.backend == "gpu" else "cpu"
 
     def run(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
-        if self.cfg.eval.jobs > 1 or not _genesis_here(self.cfg.backend):
+        if self.cfg.eval.jobs > 1 or not genesis_here(self.cfg.backend):
             self._processes(jobs, refs)
         else:
             for job in jobs:
@@ -277,8 +277,8 @@ class _Evaluator:
         for i in range(0, len(jobs), n):
             batch = [(job, self._command(job, refs[job.env] if refs else None)) for job in jobs[i: i + n]]
             # each process to the log: the pipeline prints one summary per result once its scores are final
-            _wait([(f"eval {job.agent} {job.env}", _start([*cmd, "--no-progress"], self.out / "eval.log",
-                                                           _gpu(self.cfg, j)))
+            wait_all([(f"eval {job.agent} {job.env}", start_process([*cmd, "--no-progress"], self.out / "eval.log",
+                                                           gpu_for(self.cfg, j)))
                    for j, (job, cmd) in enumerate(batch)])
 
 
