@@ -54,6 +54,7 @@ def test_family_overrides_reach_their_sections():
     ("family_train.context=episode", r"set by the pipeline \(both are trained"),
     ("family_train.out_dir=x", r"set by the pipeline"),
     ("family_train.max_step=3", r"unknown key; family_train keys: model, "),
+    ("family_collect.max_episode_steps=1", r"the episode-context Vintix needs episodes of at least 2 steps"),
 ])
 def test_bad_family_settings_are_one_line_errors(item, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -158,6 +158,9 @@ class PipelineConfig:
             raise ValueError(f"gpus and train_gpus must be >= 1, got {self.gpus} and {self.train_gpus}")
         if self.train_gpus > 1 and self.backend != "gpu":
             raise ValueError("train_gpus > 1 (DDP) needs backend gpu")
+        if self.family.families and self.episodic_context_len < 2:
+            raise ValueError(f"family_collect.max_episode_steps {self.family_collect.max_episode_steps}: the "
+                             "episode-context Vintix needs episodes of at least 2 steps")
         for key, reason in PIPELINE_FIELDS.items():
             section, name = key.split(".")
             value = getattr(getattr(self, section), name)
