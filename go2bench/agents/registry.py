@@ -9,8 +9,12 @@ Built-ins:
   privileged observation (``agent.privileged_family``: evaluate it in an env made with
   ``family=F, privileged=True``, or give it ``agent.use_task_source(...)``);
 * ``teacher-blind``: the blind teacher of the family (``go2bench/zoo/<env>/<F>/blind``), or ``teacher-blind:PATH``;
-* ``vintix``: a Vintix checkpoint (``vintix:PATH``; without one, ``go2bench/zoo/vintix/vintix.pt``);
-* ``vintix-nocontext``: the same model with each env's context cleared at every episode start.
+* ``vintix``: a Vintix checkpoint trained on whole histories (``vintix:PATH``; without one,
+  ``go2bench/zoo/vintix/vintix.pt``);
+* ``vintix-episodic``: a Vintix checkpoint trained with ``go2bench train --context episode`` (every
+  window inside one episode): the no-context baseline, ``vintix-episodic:PATH``;
+* ``vintix-nocontext``: a diagnostic, a ``vintix`` model with each env's context cleared at every
+  episode start (which it reads as the start of a noisy history; not a baseline).
 
 Third-party agents register a factory in the entry-point group ``go2bench.agents``::
 
@@ -99,13 +103,22 @@ _teacher_blind = _family_teacher(False)
 def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
-    return load_vintix_agent(checkpoint, device=device, no_context=False)
+    return load_vintix_agent(checkpoint, device=device, no_context=False, context="history")
+
+
+def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int):
+    from go2bench.agents.vintix_agent import load_vintix_agent
+
+    if checkpoint is None:
+        raise ValueError("vintix-episodic needs a checkpoint trained with `go2bench train --context episode`: "
+                         "give it as vintix-episodic:PATH")
+    return load_vintix_agent(checkpoint, device=device, no_context=False, context="episode")
 
 
 def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: int):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
-    return load_vintix_agent(checkpoint, device=device, no_context=True)
+    return load_vintix_agent(checkpoint, device=device, no_context=True, context="history")
 
 
 # The built-ins that load a teacher checkpoint: they also take trust_checkpoint and family.
@@ -117,6 +130,7 @@ BUILTIN_AGENTS: dict[str, Factory] = {
     "teacher-privileged": _teacher_privileged,
     "teacher-blind": _teacher_blind,
     "vintix": _vintix,
+    "vintix-episodic": _vintix_episodic,
     "vintix-nocontext": _vintix_nocontext,
 }
 

@@ -2,13 +2,18 @@
 
 :class:`VintixAgent` adapts a ``go2bench.vintix.inference.VintixPolicy`` (KV-cached, batched over
 envs): ``reset`` starts empty contexts for the env's task group, ``act`` forwards
-(obs, prev_reward, episode_start). ``no_context=True`` is the ablation: before acting, the context
-of every env whose episode starts is cleared (``policy.clear_context(episode_start)``), so the
-model only ever sees the current episode. Everything else is the same code path.
+(obs, prev_reward, episode_start). Two ways to see only the current episode:
+
+* a checkpoint trained with ``--context episode`` (``policy.context == "episode"``): the
+  well-posed no-context baseline, ``vintix-episodic``; its policy forgets at every episode start
+  by itself, as in its training windows;
+* ``no_context=True`` on a checkpoint trained on whole histories, ``vintix-nocontext``: a
+  diagnostic, not a baseline. Its context is cleared at episode starts
+  (``policy.clear_context(episode_start)``), which that model reads as the start of a noisy history.
 
 By default ``reset`` uses the group trained on the env (``policy.group_for_env``); :meth:`VintixAgent.pin_group`
 fixes the group instead, for a robot the model never saw (the leave-one-robot-out evaluation runs the held-out
-robot through the group of its pooled training robots, :mod:`go2bench.eval.robot_split`).
+robot through the group of its pooled training robots, :mod:`go2bench.eval.robot_split_protocol`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "zoo" / "vintix" /
 
 __all__ = ["VintixAgent", "load_vintix_agent", "DEFAULT_CHECKPOINT"]
 
+# registry name of each agent kind: (trained context, cleared at episode starts by the agent)
+AGENT_NAMES = {("history", False): "vintix", ("history", True): "vintix-nocontext",
+               ("episode", False): "vintix-episodic", ("episode", True): "vintix-episodic"}
+
 
 class VintixAgent:
     """In-context agent over a VintixPolicy; keeps each env's context across its episodes."""
@@ -30,8 +39,9 @@ class VintixAgent:
                  name: str | None = None) -> None:
         self.policy = policy
         self.no_context = bool(no_context)
+        self.context = getattr(policy, "context", "history")  # what its training windows spanned
         self.checkpoint = checkpoint
-        self.name = name or ("vintix-nocontext" if self.no_context else "vintix")
+        self.name = name or AGENT_NAMES[(self.context, self.no_context)]
         self.group: str | None = None
         self.pinned_group: str | None = None
         self.obs_dim: int | None = None
@@ -75,8 +85,13 @@ class VintixAgent:
             return self.policy.act(obs, prev_reward, episode_start)
 
 
-def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu", no_context: bool = False) -> VintixAgent:
-    """A :class:`VintixAgent` from a checkpoint (default: the shipped ``go2bench/zoo/vintix/vintix.pt``)."""
+def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu", no_context: bool = False,
+                      context: str | None = None) -> VintixAgent:
+    """A :class:`VintixAgent` from a checkpoint (default: the shipped ``go2bench/zoo/vintix/vintix.pt``).
+
+    ``context``: the training context the checkpoint must have ("history" or "episode"); a
+    checkpoint of the other kind is refused naming the agent to evaluate it as.
+    """
     if checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
             raise FileNotFoundError(
@@ -92,5 +107,12 @@ def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu",
     except ImportError as e:
         raise ImportError(f"the vintix agent needs go2bench.vintix.inference.VintixPolicy: {e}") from e
     policy = VintixPolicy.load(str(path), device=device)
+    trained = getattr(policy, "context", "history")
+    if context is not None and trained != context:
+        raise ValueError(
+            f"{path} was trained with context {trained!r}, not {context!r}: evaluate it as "
+            + ("vintix-episodic:PATH (the no-context baseline)" if trained == "episode" else
+               "vintix:PATH (or vintix-nocontext:PATH, the diagnostic)")
+            + "; `go2bench train --context episode` trains the baseline")
     return VintixAgent(policy, no_context=no_context, checkpoint=str(path))
 

@@ -20,6 +20,8 @@ HELP = {
     "model": "Preset (tiny, seed, small, paper) or a model YAML file.",
     "batch_size": "Sequences per process per micro-step (global batch = batch_size x world_size x grad_accum).",
     "trajectory_sparsity": "Steps between window starts.",
+    "context": "history: windows span episodes (in-context learning across episodes); episode: windows stay inside "
+               "one episode (the no-context baseline; its policy forgets at every episode start).",
     "save_every": "Epochs between checkpoints.",
     "beta1": "AdamW beta1.",
     "beta2": "AdamW beta2.",

@@ -1,8 +1,9 @@
-"""What one pipeline run is: :class:`PipelineConfig` (collect, train and eval sections), its presets
-and the ``--set section.field=value`` override syntax.
+"""What one pipeline run is: :class:`PipelineConfig` (collect, train and eval sections, and the task
+family part: family, family_collect, family_train), its presets and the ``--set section.field=value``
+override syntax.
 
-The ``collect`` and ``train`` sections are the stages' own config dataclasses
-(:class:`~go2bench.collect.config.CollectConfig`, :class:`~go2bench.vintix.config.TrainConfig`);
+The ``collect``/``family_collect`` and ``train``/``family_train`` sections are the stages' own config
+dataclasses (:class:`~go2bench.collect.config.CollectConfig`, :class:`~go2bench.vintix.config.TrainConfig`);
 the pipeline fills in the fields that follow from the run folder and the task list
 (:data:`PIPELINE_FIELDS`), so those cannot be set.
 """
@@ -16,11 +17,12 @@ from typing import Any, Iterable, Literal
 
 from go2bench.collect.config import CollectConfig
 from go2bench.core.config import ConfigError, from_dict, parse_yaml, to_dict
-from go2bench.envs.registry import task_spec
+from go2bench.envs.families import FAMILIES
+from go2bench.envs.registry import TASKS, task_spec
 from go2bench.vintix.config import TrainConfig
 
-__all__ = ["EvalConfig", "PipelineConfig", "PRESETS", "PIPELINE_FIELDS", "override_keys", "apply_overrides",
-           "pipeline_config", "flatten"]
+__all__ = ["EvalConfig", "FamilyConfig", "PipelineConfig", "PRESETS", "PIPELINE_FIELDS", "FAMILY_AGENTS",
+           "override_keys", "apply_overrides", "pipeline_config", "flatten", "check_zoo"]
 
 # "vintix-zoo": the Vintix checkpoint shipped in go2bench/zoo/vintix (trained by the gpu preset);
 # "vintix" and "vintix-nocontext": the checkpoint this run trains; any other name: a registered agent.
@@ -35,7 +37,21 @@ PIPELINE_FIELDS: dict[str, str] = {
     "train.name": "runs/vintix in the run folder",
     "train.out_dir": "runs/vintix in the run folder",
     "train.resume": "a stopped training run is always resumed",
+    "family_collect.env": "one dataset per env of family.envs and family of family.families",
+    "family_collect.teacher": "each env's shipped privileged teacher of the family",
+    "family_collect.family": "one dataset per family of family.families",
+    "family_collect.split": "histories take the train thetas; the test thetas are held out",
+    "family_train.data_dir": "the run folder's family/data/",
+    "family_train.dataset_config_paths": "the family's dataset config in the run folder",
+    "family_train.name": "family/runs/<family>/{vintix,vintix-episodic} in the run folder",
+    "family_train.out_dir": "family/runs/<family> in the run folder",
+    "family_train.resume": "a stopped training run is always resumed",
+    "family_train.context": "both are trained: vintix on whole histories, vintix-episodic on single episodes",
 }
+
+# "vintix" and "vintix-nocontext" (the diagnostic): the run's Vintix of the family; "vintix-episodic": its
+# episode-context twin (the no-context baseline); the others: the registry's agents.
+FAMILY_AGENTS = ("random", "teacher-blind", "teacher-privileged", "vintix", "vintix-episodic", "vintix-nocontext")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,44 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class FamilyConfig:
+    """The task-family part (stage ``family``): for each family, histories on its train thetas written by
+    each env's privileged teacher (the rows without theta), a Vintix on them and its episode-context twin
+    (``vintix-episodic``, the no-context baseline), and every agent under the family protocol
+    (``go2bench eval --family``) on ``split``. No families: the stage does nothing."""
+
+    families: tuple[str, ...] = ("velocity",)
+    envs: tuple[str, ...] = ("Go2Walk-v0",)
+    agents: tuple[str, ...] = FAMILY_AGENTS[:5]
+    split: Literal["train", "test"] = "test"
+    trials: int | None = None  # the first N thetas of the split; None: all of them
+    seeds: tuple[int, ...] = (0, 1, 2)
+    episodes: int = 10  # consecutive episodes per trial (theta held)
+    reference_episodes: int = 3  # episodes per theta when the random / privileged reference returns are measured
+
+    def __post_init__(self) -> None:
+        for key, values, known in (("families", self.families, FAMILIES), ("envs", self.envs, TASKS),
+                                   ("agents", self.agents, FAMILY_AGENTS)):
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise ValueError(f"family.{key}: unknown {unknown}; known: {', '.join(sorted(known))}")
+        if self.families and not self.envs:
+            raise ValueError("family.envs: at least one env is needed")
+        if self.families and not self.agents:
+            raise ValueError("family.agents: at least one agent is needed")
+        for name in ("episodes", "reference_episodes") + (("trials",) if self.trials is not None else ()):
+            if getattr(self, name) < 1:
+                raise ValueError(f"family.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"family.seeds: distinct seeds >= 0 are needed, got {list(self.seeds)}")
+
+
+# context 200 = two 100-step episodes; the episode-context twin gets 100 (PipelineConfig.episodic_context_len)
+_CPU_FAMILY_TRAIN = TrainConfig(model="tiny", context_len=200, batch_size=8, trajectory_sparsity=50, epochs=20,
+                                save_every=20, max_steps=150, lr=1e-3, num_workers=0, device="auto")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """One end-to-end run: collect a dataset per env, train one Vintix on them, evaluate every agent."""
 
@@ -87,6 +141,11 @@ class PipelineConfig:
         model="tiny", context_len=512, batch_size=8, trajectory_sparsity=64, epochs=3, save_every=3, max_steps=700,
         lr=1e-3, num_workers=1, device="auto"))  # bounded by steps, never by wall time
     eval: EvalConfig = EvalConfig()
+    # the task-family part, at micro scale: Go2, velocity family, 8 test thetas x 2 seeds x 5 episodes of 100 steps
+    family: FamilyConfig = FamilyConfig(trials=8, seeds=(0, 1), episodes=5, reference_episodes=1)
+    family_collect: CollectConfig = CollectConfig(num_histories=8, steps_per_history=1500, max_episode_steps=100,
+                                                  chunk_steps=100)
+    family_train: TrainConfig = field(default_factory=lambda: _CPU_FAMILY_TRAIN)
 
     def __post_init__(self) -> None:
         if not self.envs:
@@ -99,6 +158,9 @@ class PipelineConfig:
             raise ValueError(f"gpus and train_gpus must be >= 1, got {self.gpus} and {self.train_gpus}")
         if self.train_gpus > 1 and self.backend != "gpu":
             raise ValueError("train_gpus > 1 (DDP) needs backend gpu")
+        if self.family.families and self.episodic_context_len < 2:
+            raise ValueError(f"family_collect.max_episode_steps {self.family_collect.max_episode_steps}: the "
+                             "episode-context Vintix needs episodes of at least 2 steps")
         for key, reason in PIPELINE_FIELDS.items():
             section, name = key.split(".")
             value = getattr(getattr(self, section), name)
@@ -110,10 +172,21 @@ class PipelineConfig:
     def eval_max_episode_steps(self) -> int:
         return self.eval.max_episode_steps or self.collect.max_episode_steps
 
+    @property
+    def episodic_context_len(self) -> int:
+        """The episode-context Vintix's context: longer than an episode would only add padding."""
+        return min(self.family_train.context_len, self.family_collect.max_episode_steps)
+
 
 _GPU_COLLECT = CollectConfig(num_histories=1024, steps_per_history=10_000, max_episode_steps=1000)
 _GPU_EVAL = EvalConfig(agents=("random", "teacher", "vintix", "vintix-nocontext"), measured_reference_scores=False,
                        jobs=8)
+# every family and robot with shipped family teachers; the test thetas in full (32 x 3 seeds x 10 episodes)
+_GPU_FAMILY = FamilyConfig(families=("velocity", "dynamics"), envs=("Go2Walk-v0", "MiniCheetahWalk-v0"),
+                           agents=FAMILY_AGENTS)
+_GPU_FAMILY_COLLECT = CollectConfig(num_histories=512, steps_per_history=10_000, max_episode_steps=1000)
+_GPU_FAMILY_TRAIN = TrainConfig(model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=1,
+                                save_every=1, max_steps=4000, lr=3e-4, num_workers=6, device="cuda")
 
 PRESETS: dict[str, PipelineConfig] = {
     # a demonstration on a 2-core CPU in about 6 minutes
@@ -123,7 +196,7 @@ PRESETS: dict[str, PipelineConfig] = {
         name="gpu", backend="gpu", collect=_GPU_COLLECT,
         train=TrainConfig(model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=1,
                           save_every=1, max_steps=8000, lr=3e-4, num_workers=6, device="cuda"),
-        eval=_GPU_EVAL,
+        eval=_GPU_EVAL, family=_GPU_FAMILY, family_collect=_GPU_FAMILY_COLLECT, family_train=_GPU_FAMILY_TRAIN,
     ),
     # the original's layout: 10 histories x 1M steps per robot
     "seed": PipelineConfig(
@@ -131,11 +204,12 @@ PRESETS: dict[str, PipelineConfig] = {
         collect=CollectConfig(num_histories=10, steps_per_history=1_000_000, max_episode_steps=1000),
         train=TrainConfig(model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=100,
                           save_every=100, lr=3e-4, num_workers=6, device="cuda"),
-        eval=_GPU_EVAL,
+        eval=_GPU_EVAL, family=_GPU_FAMILY, family_collect=_GPU_FAMILY_COLLECT, family_train=_GPU_FAMILY_TRAIN,
     ),
 }
 
-_SECTIONS = {"collect": CollectConfig, "train": TrainConfig, "eval": EvalConfig}
+_SECTIONS = {"collect": CollectConfig, "train": TrainConfig, "eval": EvalConfig, "family": FamilyConfig,
+             "family_collect": CollectConfig, "family_train": TrainConfig}
 
 
 def override_keys() -> dict[str, list[str]]:
@@ -179,19 +253,46 @@ def pipeline_config(preset: str = "cpu", overrides: Iterable[str] = ()) -> Pipel
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
     config = apply_overrides(PRESETS[preset], overrides)
+    check_zoo(config)
     check_fits(config)
     return config
+
+
+def check_zoo(config: PipelineConfig) -> None:
+    """Every (env, family) of the family part has the shipped teachers it needs, else a one-line ConfigError."""
+    kinds = ["privileged"] + (["blind"] if "teacher-blind" in config.family.agents else [])
+    for env_id in config.family.envs if config.family.families else ():
+        for family in config.family.families:
+            for kind in kinds:
+                folder = task_spec(env_id).zoo_dir / family / kind
+                if not (folder / "model_card.json").is_file():
+                    raise ConfigError(f"family: {env_id} has no shipped {kind} teacher of the {family} family "
+                                      f"({folder}); set family.envs to robots that have one")
 
 
 def check_fits(config: PipelineConfig) -> None:
     """Refuse scenes this machine cannot hold now, not after collection and training (imports torch)."""
     from go2bench.envs.sim_support import check_memory
 
-    for what, n in (("eval.num_envs", config.eval.num_envs), ("collect.num_histories", config.collect.num_histories)):
+    scenes = [("eval.num_envs", config.eval.num_envs), ("collect.num_histories", config.collect.num_histories)]
+    if config.family.families:
+        scenes += [("family.trials x family.seeds", family_scene_envs(config)),
+                   ("family_collect.num_histories", config.family_collect.num_histories)]
+    for what, n in scenes:
         try:
             check_memory(n, config.backend)
         except MemoryError as e:
             raise ConfigError(f"pipeline: {what}: {e}") from None
+
+
+def family_scene_envs(config: PipelineConfig) -> int:
+    """Envs of the family protocol's scene (one per trial): thetas x seeds, the largest over the families."""
+    from go2bench.envs.registry import robot_for_env
+    from go2bench.envs.suites import load_suite
+
+    f = config.family
+    thetas = [len(load_suite(fam, robot_for_env(env)).split(f.split)) for fam in f.families for env in f.envs]
+    return min(f.trials or max(thetas), max(thetas)) * len(f.seeds)
 
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:

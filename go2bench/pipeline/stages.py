@@ -30,7 +30,7 @@ from go2bench.core.config import to_dict
 from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.pipeline.config import PipelineConfig
 
-__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "eval_stage",
+__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "train_run", "eval_stage",
            "leaderboard_stage", "train_arguments"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
@@ -42,7 +42,7 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- processes
-def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
+def start_process(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -53,18 +53,18 @@ def _start(cmd: list[str], log_file: Path | None = None, gpu: int | None = None)
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _wait(procs: list[tuple[str, subprocess.Popen]]) -> None:
+def wait_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
     failed = [f"{what} (exit {p.returncode})" for what, p in procs if p.wait() != 0]
     if failed:
         raise RuntimeError("pipeline stage failed: " + ", ".join(failed) + "; see its output or the logs in the "
                            "run folder")
 
 
-def _gpu(cfg: PipelineConfig, i: int) -> int | None:
+def gpu_for(cfg: PipelineConfig, i: int) -> int | None:
     return i % cfg.gpus if cfg.backend == "gpu" and cfg.gpus > 1 else None
 
 
-def _genesis_here(backend: str) -> bool:
+def genesis_here(backend: str) -> bool:
     """Whether this process can run Genesis on ``backend`` (it has no other backend already)."""
     from go2bench.envs.genesis_runtime import backend_in_use
 
@@ -116,40 +116,44 @@ def datasets(cfg: PipelineConfig) -> list[Dataset]:
     return out
 
 
-def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None = None) -> Path:
-    """The run's multitask dataset config (the seed's format, with collect sections), or one dataset's."""
+def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None = None,
+                         items: list[Dataset] | None = None) -> Path:
+    """The run's multitask dataset config (the seed's format, with collect sections), or one dataset's.
+
+    ``items``: these datasets instead of the run's default-task ones (:func:`datasets`)."""
     entries = {
         d.name: {"type": "default", "path": d.path, "group": d.group, "reward_scale": cfg.reward_scale,
                  "episode_sparsity": 1, "collect": to_dict(d.collect)}
-        for d in datasets(cfg) if only is None or d == only
+        for d in (datasets(cfg) if items is None else items) if only is None or d == only
     }
     path.write_text(yaml.safe_dump(entries, sort_keys=False))
     return path
 
 
-def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
-    """Every env's dataset under ``out/data``; returns the dataset folders."""
+def collect_stage(cfg: PipelineConfig, out: Path, items: list[Dataset] | None = None) -> list[Path]:
+    """Every env's dataset (or those of ``items``) under ``out/data``; returns the dataset folders."""
     from go2bench.histories.reader import read_metadata
 
     data_dir = out / "data"
+    items = datasets(cfg) if items is None else items
     todo = []
-    for d in datasets(cfg):
+    for d in items:
         if read_metadata(data_dir / d.path).get("status") == "complete":
             log(f"collect {d.name}: complete, skipped")
         else:
             todo.append(d)
-    if cfg.backend == "gpu" and cfg.gpus > 1 or not _genesis_here(cfg.backend):
+    if cfg.backend == "gpu" and cfg.gpus > 1 or not genesis_here(cfg.backend):
         procs = []
         for i, d in enumerate(todo):
-            one = write_dataset_config(cfg, out / f"dataset_config_{d.name}.yaml", only=d)
+            one = write_dataset_config(cfg, out / f"dataset_config_{d.name}.yaml", only=d, items=items)
             cmd = [*CLI, "collect", "--config", str(one), "--data-dir", str(data_dir), "--backend", cfg.backend,
                    "--resume"]
             if cfg.gpus > 1:  # at once, one GPU each, output to a log per dataset
-                procs.append((f"collect {d.name}", _start([*cmd, "--no-progress-bar"], out / f"collect_{d.name}.log",
-                                                          _gpu(cfg, i))))
+                procs.append((f"collect {d.name}", start_process([*cmd, "--no-progress-bar"],
+                                                                 out / f"collect_{d.name}.log", gpu_for(cfg, i))))
             else:
-                _wait([(f"collect {d.name}", _start(cmd))])
-        _wait(procs)
+                wait_all([(f"collect {d.name}", start_process(cmd))])
+        wait_all(procs)
     else:
         from go2bench.collect.collector import collect
 
@@ -158,7 +162,7 @@ def collect_stage(cfg: PipelineConfig, out: Path) -> list[Path]:
             log(f"collect {d.name}: {c.num_histories} histories x {c.steps_per_history:,} steps")
             collect(data_dir / d.path, c, backend=cfg.backend, resume=True, group_name=d.group,
                     reward_scale=cfg.reward_scale)
-    return [data_dir / d.path for d in datasets(cfg)]
+    return [data_dir / d.path for d in items]
 
 
 # ------------------------------------------------------------------------------------- train
@@ -181,32 +185,39 @@ def train_arguments(train) -> list[str]:
 
 def train_stage(cfg: PipelineConfig, out: Path, config_path: Path) -> Path:
     """One Vintix on every dataset of the run: ``out/runs/vintix/final.pt``."""
-    run_dir = out / "runs" / "vintix"
+    return train_run(cfg, replace(cfg.train, data_dir=str(out / "data"), dataset_config_paths=[str(config_path)],
+                                  name="vintix", out_dir=str(out / "runs")))
+
+
+def train_run(cfg: PipelineConfig, train, label: str = "train", section: str = "train") -> Path:
+    """Train (or resume, or skip when done) the run ``train.out_dir/train.name`` of config ``section``;
+    returns its ``final.pt``."""
+    run_dir = Path(train.out_dir) / train.name
     if (run_dir / "final.pt").exists() and (run_dir / "done").exists():
-        log("train: complete, skipped")
+        log(f"{label}: complete, skipped")
         return run_dir / "final.pt"
-    train = replace(cfg.train, data_dir=str(out / "data"), dataset_config_paths=[str(config_path)], name="vintix",
-                    out_dir=str(out / "runs"), resume=(run_dir / "latest.json").exists())
+    train = replace(train, resume=(run_dir / "latest.json").exists())
     if cfg.train_gpus > 1:  # batch_size is per process: split the global batch over the GPUs
         train = replace(train, batch_size=max(1, train.batch_size // cfg.train_gpus))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.train_gpus}",
                "-m", "go2bench.cli.train_main", *train_arguments(train)]
-        _wait([("train", _start(cmd))])
+        wait_all([(label, start_process(cmd))])
     else:
         from go2bench.vintix.train import train as run_training
 
-        log(f"train: {train.model} model, context {train.context_len}, batch {train.batch_size}, device "
-            f"{train.device}")
+        log(f"{label}: {train.model} model, context {train.context_len} ({train.context}), batch {train.batch_size}, "
+            f"device {train.device}")
         summary = run_training(train)
-        log(f"train: step {summary['step']}, loss {summary['final_loss'] or float('nan'):.4f}, {summary['wall_s']:.1f} s")
+        log(f"{label}: step {summary['step']}, loss {summary['final_loss'] or float('nan'):.4f}, "
+            f"{summary['wall_s']:.1f} s")
     from go2bench.vintix.train import SUMMARY_FILE
 
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     if summary.get("cut_short_by"):
         raise RuntimeError(
-            f"train stage CUT SHORT by train.{summary['cut_short_by']} at step {summary['step']} of "
+            f"{label} stage CUT SHORT by {section}.{summary['cut_short_by']} at step {summary['step']} of "
             f"{summary['planned_steps']}; the stage is not marked done. Run the same command again to continue "
-            f"training, or raise train.{summary['cut_short_by']}"
+            f"training, or raise {section}.{summary['cut_short_by']}"
         )
     (run_dir / "done").write_text("")
     return run_dir / "final.pt"
@@ -230,7 +241,7 @@ class _Evaluator:
         self.device = "cuda" if cfg.backend == "gpu" else "cpu"
 
     def run(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
-        if self.cfg.eval.jobs > 1 or not _genesis_here(self.cfg.backend):
+        if self.cfg.eval.jobs > 1 or not genesis_here(self.cfg.backend):
             self._processes(jobs, refs)
         else:
             for job in jobs:
@@ -266,8 +277,8 @@ class _Evaluator:
         for i in range(0, len(jobs), n):
             batch = [(job, self._command(job, refs[job.env] if refs else None)) for job in jobs[i: i + n]]
             # each process to the log: the pipeline prints one summary per result once its scores are final
-            _wait([(f"eval {job.agent} {job.env}", _start([*cmd, "--no-progress"], self.out / "eval.log",
-                                                           _gpu(self.cfg, j)))
+            wait_all([(f"eval {job.agent} {job.env}", start_process([*cmd, "--no-progress"], self.out / "eval.log",
+                                                           gpu_for(self.cfg, j)))
                    for j, (job, cmd) in enumerate(batch)])
 
 

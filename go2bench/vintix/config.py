@@ -122,7 +122,9 @@ class TrainConfig:
     """Settings of ``go2bench train``.
 
     Global batch (sequences per optimizer step) = ``batch_size x world_size x grad_accum``;
-    ``batch_size`` is per process (per GPU).
+    ``batch_size`` is per process (per GPU).  ``context``: "history" (Algorithm Distillation: windows
+    span episodes, so the model learns from earlier episodes) or "episode" (windows never leave one
+    episode: the no-context baseline; its checkpoint makes the policy forget at every episode start).
     """
 
     data_dir: str = "data"
@@ -132,6 +134,7 @@ class TrainConfig:
     model: str = "seed"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     context_len: int = 2048
+    context: Literal["history", "episode"] = "history"
     batch_size: int = 8
     trajectory_sparsity: int = 128
     epochs: int = 100

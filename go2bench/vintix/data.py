@@ -5,6 +5,11 @@ history's episodes with every ``episode_sparsity``-th episode kept (episodes 0, 
 concatenated back together with their ``step_num``.  Window starts are ``trajectory_sparsity``
 apart (0, s, 2s, ... while the window fits).
 
+``context="episode"`` (the no-context baseline, trained to see only the current episode): windows
+never cross an episode boundary.  In each kept episode they start at offsets 0, s, 2s, ... while a
+full window fits, and always at offset 0; a window that the episode's end cuts short is padded at
+its end (``mask`` False there: no loss).  Causal attention keeps padding out of the real steps.
+
 Token inputs at step t: normalised obs_t, normalised a_{t-1} and r_{t-1} * reward_scale, where
 a_{t-1} and r_{t-1} are zeros when ``step_num_t == 0`` (episode start) or t is the first row of
 the stream; the target is normalised a_t, the action executed (``target="action"``, Algorithm
@@ -47,17 +52,20 @@ __all__ = [
     "STATS_VERSION",
     "CONSTANT_STD",
     "TARGETS",
+    "CONTEXTS",
     "HistoryStream",
     "MultiTaskWindows",
     "dataset_fingerprint",
     "load_or_compute_stats",
     "episode_segments",
     "window_starts",
+    "episode_windows",
 ]
 
 STATS_FILE = "vintix_stats.json"
 STATS_VERSION = 2  # 2: normalisation divisors by normaliser_std (1: a 0.01 std floor)
 TARGETS = ("action", DEMONSTRATOR_KEY)
+CONTEXTS = ("history", "episode")  # what a training window may span: the stream, or one episode
 
 
 # --------------------------------------------------------------------------------------- stats cache
@@ -126,6 +134,24 @@ def window_starts(stream_len: int, context_len: int, trajectory_sparsity: int) -
     if stream_len < context_len:
         return np.zeros(0, np.int64)
     return np.arange(0, stream_len - context_len + 1, trajectory_sparsity, dtype=np.int64)
+
+
+def episode_windows(seg_stream_start: np.ndarray, context_len: int, trajectory_sparsity: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(stream starts, lengths) of windows inside single episodes (``seg_stream_start``: (K+1,) bounds).
+
+    In an episode of n steps: offsets 0, s, 2s, ... while ``offset + context_len <= n``, and offset
+    0 in any case, with length ``min(context_len, n - offset)``.
+    """
+    bounds = np.asarray(seg_stream_start, np.int64)
+    n = np.diff(bounds)
+    n = n[n > 0]
+    first = bounds[:-1][np.diff(bounds) > 0]
+    L, s = int(context_len), int(trajectory_sparsity)
+    counts = np.maximum(n - L, 0) // s + 1
+    ep = np.repeat(np.arange(len(n)), counts)
+    offset = (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)) * s
+    return first[ep] + offset, np.minimum(L, n[ep] - offset)
 
 
 @dataclass
@@ -208,17 +234,21 @@ class MultiTaskWindows(torch.utils.data.Dataset):
     """
 
     def __init__(self, specs: list[DatasetSpec], context_len: int, trajectory_sparsity: int,
-                 stats: dict[str, dict] | None = None, use_stats_cache: bool = True, target: str = "action"):
+                 stats: dict[str, dict] | None = None, use_stats_cache: bool = True, target: str = "action",
+                 context: str = "history"):
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
         self.target = target
+        self.context = context
         self.context_len = int(context_len)
         self.trajectory_sparsity = int(trajectory_sparsity)
         self.group_names: list[str] = []
         self.groups: dict[str, dict[str, Any]] = {}
         self.stats_cache_hits: dict[str, bool] = {}
         self.histories: list[HistoryStream] = []
-        hist_ids, starts = [], []
+        hist_ids, starts, lengths = [], [], []
         for spec in specs:
             gi = len(self.group_names)
             group = spec.entry.group
@@ -258,11 +288,16 @@ class MultiTaskWindows(torch.utils.data.Dataset):
                 if target == DEMONSTRATOR_KEY and not h.has_demonstrator:
                     raise ValueError(f"{path}: no {DEMONSTRATOR_KEY} (collected before it was recorded?); "
                                      "train with target 'action' or collect the dataset again")
-                s = window_starts(h.stream_len, self.context_len, self.trajectory_sparsity)
+                if context == "episode":
+                    s, n = episode_windows(h.seg_stream_start, self.context_len, self.trajectory_sparsity)
+                else:
+                    s = window_starts(h.stream_len, self.context_len, self.trajectory_sparsity)
+                    n = np.full(s.shape, self.context_len, np.int64)
                 if len(s) == 0:
                     short.append(f"{Path(path).name} ({h.stream_len} steps)")
                 hist_ids.append(np.full(s.shape, len(self.histories), np.int32))
                 starts.append(s)
+                lengths.append(n.astype(np.int32))
                 self.histories.append(h)
             if len(short) == len(files):
                 raise ValueError(
@@ -276,6 +311,7 @@ class MultiTaskWindows(torch.utils.data.Dataset):
                               + (" ..." if len(short) > 5 else ""), stacklevel=2)
         self.sample_history = np.concatenate(hist_ids) if hist_ids else np.zeros(0, np.int32)
         self.sample_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self.sample_len = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)  # steps before padding
         self.max_obs_dim = max(g["obs_dim"] for g in self.groups.values())
         self.max_act_dim = max(g["act_dim"] for g in self.groups.values())
         self._norm = {
@@ -320,10 +356,10 @@ class MultiTaskWindows(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ reading
     def raw_window(self, i: int, pad_prev: bool = True) -> dict[str, np.ndarray]:
         """Raw rows of sample ``i`` (and the row before it, for the previous action/reward);
-        ``demonstrator_action`` too when the history has it."""
+        ``demonstrator_action`` too when the history has it.  ``sample_len[i]`` rows (no padding)."""
         h = self.histories[int(self.sample_history[i])]
         s = int(self.sample_start[i])
-        L = self.context_len
+        L = int(self.sample_len[i])
         f = self._file(h.path)
         lo = s - 1 if s > 0 else s
         ranges = h.file_ranges(lo, s + L)
@@ -356,24 +392,28 @@ class MultiTaskWindows(torch.utils.data.Dataset):
         gi = h.group_idx
         info = self.groups[self.group_names[gi]]
         om, osd, am, asd = self._norm[gi]
-        L = self.context_len
+        L, n = self.context_len, int(self.sample_len[i])
         start = raw["step_num"] == 0
         if raw["first_row_of_stream"]:
             start = start.copy()
             start[0] = True
         obs = np.zeros((L, self.max_obs_dim), np.float32)
-        obs[:, : info["obs_dim"]] = (raw["proprio_observation"] - om) / osd
+        obs[:n, : info["obs_dim"]] = (raw["proprio_observation"] - om) / osd
         tgt = np.zeros((L, self.max_act_dim), np.float32)
-        tgt[:, : info["act_dim"]] = (raw[self.target] - am) / asd
+        tgt[:n, : info["act_dim"]] = (raw[self.target] - am) / asd
         prev = np.zeros((L, self.max_act_dim), np.float32)
-        prev[:, : info["act_dim"]] = (raw["prev_action"] - am) / asd
-        prev[start] = 0.0
-        prew = (raw["prev_reward"] * info["reward_scale"]).astype(np.float32)
-        prew[start] = 0.0
+        prev[:n, : info["act_dim"]] = (raw["prev_action"] - am) / asd
+        prev[:n][start] = 0.0
+        prew = np.zeros(L, np.float32)
+        prew[:n] = raw["prev_reward"] * info["reward_scale"]
+        prew[:n][start] = 0.0
+        mask = np.zeros(L, bool)
+        mask[:n] = True
         return {
             "obs": torch.from_numpy(obs),
             "prev_action": torch.from_numpy(prev),
             "prev_reward": torch.from_numpy(prew),
             "target": torch.from_numpy(tgt),
+            "mask": torch.from_numpy(mask),
             "group": torch.tensor(gi, dtype=torch.long),
         }

@@ -10,6 +10,10 @@ window): the outputs are those of a full forward pass with sliding-window causal
 width ``context_len`` over the env's whole stream since its last reset (identical to plain causal
 attention while the stream is no longer than ``context_len``).  Positions are RoPE (relative),
 so cached keys never need re-encoding.
+
+A checkpoint trained with ``context="episode"`` (:attr:`VintixPolicy.context`) saw only the current
+episode in every training window, so its policy forgets each env's context at that env's episode
+starts: the same inputs as in training, without any caller having to know.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from go2bench.vintix.config import model_config_from_dict
 from go2bench.vintix.model import VintixModel, rope_tables
 
-__all__ = ["VintixPolicy", "load_checkpoint"]
+__all__ = ["VintixPolicy", "load_checkpoint", "checkpoint_context"]
 
 
 def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
@@ -46,14 +50,26 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
     return ckpt
 
 
-class VintixPolicy:
-    """An in-context policy over N envs of one group (task)."""
+def checkpoint_context(ckpt: dict[str, Any]) -> str:
+    """What the checkpoint's training windows spanned: "history" or "episode" (older checkpoints: history)."""
+    context = ckpt.get("context") or (ckpt.get("train_config") or {}).get("context") or "history"
+    if context not in ("history", "episode"):
+        raise ValueError(f"checkpoint context {context!r}: expected 'history' or 'episode'")
+    return context
 
-    def __init__(self, model: VintixModel, groups: dict[str, dict], context_len: int, device="cpu"):
+
+class VintixPolicy:
+    """An in-context policy over N envs of one group (task); ``context="episode"``: forgets at episode starts."""
+
+    def __init__(self, model: VintixModel, groups: dict[str, dict], context_len: int, device="cpu",
+                 context: str = "history"):
+        if context not in ("history", "episode"):
+            raise ValueError(f"context must be 'history' or 'episode', got {context!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.groups = groups
         self.context_len = int(context_len)
+        self.context = context
         self.group: str | None = None
         self.num_envs = 0
 
@@ -64,8 +80,9 @@ class VintixPolicy:
         groups = {g: dict(ckpt["groups"][g]) for g in ckpt["group_names"]}
         model = VintixModel(cfg, groups)
         model.load_state_dict(ckpt["model_state"])
-        pol = cls(model, groups, ckpt["context_len"], device)
+        pol = cls(model, groups, ckpt["context_len"], device, context=checkpoint_context(ckpt))
         pol.checkpoint_info = {k: ckpt.get(k) for k in ("step", "epoch", "versions", "train_config")}
+        pol.checkpoint_info["context"] = pol.context
         return pol
 
     def group_for_env(self, env_id: str) -> str:
@@ -130,6 +147,9 @@ class VintixPolicy:
             raise ValueError(f"obs has shape {tuple(obs.shape)}, expected {(N, self._obs_dim)} (group {self.group})")
         prev_reward = torch.as_tensor(prev_reward, device=dev, dtype=torch.float32).reshape(N)
         start = torch.as_tensor(episode_start, device=dev).bool().reshape(N)
+        if self.context == "episode":  # without a host sync: forget the envs whose episode starts
+            self._valid &= ~start[:, None]
+            self._pos.masked_fill_(start, 0)
         o = self.normalize_obs(obs)
         pa = torch.where(start[:, None], torch.zeros_like(self._prev_act), self._prev_act)
         pr = torch.where(start, torch.zeros_like(prev_reward), prev_reward * self._rscale)

@@ -280,8 +280,9 @@ class VintixModel(nn.Module):
         h = self.trunk(x, cos, sin, mask)
         return self.head(h, group)
 
-    def loss(self, pred, target, group):
-        return masked_mse(pred, target, self.act_mask[group])
+    def loss(self, pred, target, group, token_mask=None):
+        """MSE over each group's action dims and, with ``token_mask`` (B, L) bool, over the unpadded steps."""
+        return masked_mse(pred, target, self.act_mask[group], token_mask)
 
     def flops_per_token(self, context_len: int) -> float:
         """Training FLOPs per token: 6 x matmul params + attention (12 n_layers d L, halved for causality)."""
@@ -291,8 +292,10 @@ class VintixModel(nn.Module):
         return 6.0 * n + 6.0 * c.n_layers * c.d_model * context_len
 
 
-def masked_mse(pred, target, mask):
-    """Mean squared error over valid action dims; mask (B, A) bool."""
-    m = mask[:, None, :].to(pred.dtype)
+def masked_mse(pred, target, mask, token_mask=None):
+    """Mean squared error over valid action dims, mask (B, A) bool, and valid steps, token_mask (B, L) bool
+    (None: every step)."""
+    m = mask[:, None, :].float()
+    m = m.expand(-1, pred.shape[1], -1) if token_mask is None else m * token_mask[:, :, None].float()
     err = (pred.float() - target.float()) ** 2 * m
-    return err.sum() / (m.sum() * pred.shape[1]).clamp_min(1)
+    return err.sum() / m.sum().clamp_min(1)

@@ -183,7 +183,7 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
     stats = ckpt["groups"] if ckpt else None
 
     def build():
-        return MultiTaskWindows(specs, cfg.context_len, cfg.trajectory_sparsity, stats=stats)
+        return MultiTaskWindows(specs, cfg.context_len, cfg.trajectory_sparsity, stats=stats, context=cfg.context)
 
     if world > 1:
         ds = build() if is_main else None
@@ -246,13 +246,15 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         "train_config": to_dict(cfg), "model_config": to_dict(mcfg), "params": raw.num_params(),
         "world_size": world, "global_batch": global_batch, "tokens_per_step": tokens_per_step,
         "windows": len(ds), "windows_per_group": ds.samples_per_group(), "steps_per_epoch": steps_per_epoch,
+        "context": cfg.context, "window_fill": float(ds.sample_len.mean()) / cfg.context_len,  # 1 - padding
         "total_steps": total_steps, "warmup_steps": warmup, "device": str(device), "versions": versions(),
         "groups": {g: {k: v for k, v in i.items() if not k.endswith(("_mean", "_std"))} for g, i in ds.groups.items()},
     }
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", info)
-        print(f"{raw.num_params():,} parameters; {len(ds):,} windows {ds.samples_per_group()}; "
+        print(f"{raw.num_params():,} parameters; {len(ds):,} windows {ds.samples_per_group()} "
+              f"(context: {cfg.context}, {info['window_fill']:.0%} of window steps are data); "
               f"{steps_per_epoch} steps/epoch of {global_batch} x {cfg.context_len} tokens; world {world}")
     metrics_f = None
     if is_main:  # a resumed run logs the steps after its checkpoint again; a new run starts a new file
@@ -273,7 +275,7 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         obj = {
             "format": CKPT_FORMAT, "version": 1, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
             "model_state": raw.state_dict(), "model_config": to_dict(mcfg), "group_names": ds.group_names,
-            "groups": ds.groups, "context_len": cfg.context_len, "train_config": to_dict(cfg),
+            "groups": ds.groups, "context_len": cfg.context_len, "context": cfg.context, "train_config": to_dict(cfg),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "loss_history": loss_history,
             "rng": {str(r): s for r, s in enumerate(rngs)}, "versions": versions(), "params": raw.num_params(),
         }
@@ -319,7 +321,7 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
                 ctx = contextlib.nullcontext() if sync else net.no_sync()
                 with ctx, torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     pred = net(b["obs"], b["prev_action"], b["prev_reward"], b["group"])
-                    loss = raw.loss(pred, b["target"], b["group"]) / cfg.grad_accum
+                    loss = raw.loss(pred, b["target"], b["group"], b["mask"]) / cfg.grad_accum
                 loss.backward()
                 acc += loss.detach()
             batch_in_epoch += cfg.grad_accum

@@ -1,0 +1,136 @@
+"""The task-family part of the pipeline without a simulation: its config sections and their checks, the
+datasets and evaluation jobs it plans, and its training step on synthetic family histories (both
+models, each with its context mode, skipped once done). The stage end to end, simulation included,
+is in test_pipeline.py (slow)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from go2bench.cli import main
+from go2bench.core.config import ConfigError
+from go2bench.pipeline import pipeline_config
+from go2bench.pipeline.family import family_checkpoints, family_datasets, family_jobs, train_family
+from go2bench.testing import write_synthetic_dataset
+from go2bench.vintix.inference import load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_presets_hold_one_family_on_cpu_and_every_family_on_gpu():
+    cpu = pipeline_config("cpu")
+    assert cpu.family.families == ("velocity",) and cpu.family.envs == ("Go2Walk-v0",)
+    assert {"random", "teacher-blind", "teacher-privileged", "vintix", "vintix-episodic"} == set(cpu.family.agents)
+    assert cpu.family_collect.max_episode_steps == 100 and cpu.episodic_context_len == 100
+    assert cpu.family_train.context_len == 200 and cpu.family_train.model == "tiny"
+    gpu = pipeline_config("gpu")
+    assert set(gpu.family.families) == {"velocity", "dynamics"}
+    assert set(gpu.family.envs) == {"Go2Walk-v0", "MiniCheetahWalk-v0"} and "vintix-nocontext" in gpu.family.agents
+    assert gpu.episodic_context_len == 1000  # one 1000-step episode, not the history model's 2048
+
+
+def test_family_overrides_reach_their_sections():
+    cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[4, 5]", "family.families=[dynamics]",
+                                  "family_collect.num_histories=4", "family_train.max_steps=9",
+                                  "family_collect.max_episode_steps=50"])
+    assert (cfg.family.trials, cfg.family.seeds, cfg.family.families) == (3, (4, 5), ("dynamics",))
+    assert cfg.family_collect.num_histories == 4 and cfg.family_train.max_steps == 9
+    assert cfg.episodic_context_len == 50
+    assert cfg.collect.num_histories == 16 and cfg.train.max_steps == 700  # the default-task part is untouched
+
+
+@pytest.mark.parametrize("item, message", [
+    ("family.families=[speed]", r"family.families: unknown \['speed'\]; known: dynamics, velocity"),
+    ("family.envs=[Foo-v0]", r"family.envs: unknown \['Foo-v0'\]"),
+    ("family.envs=[A1Walk-v0]", r"A1Walk-v0 has no shipped privileged teacher of the velocity family"),
+    ("family.agents=[teacher]", r"family.agents: unknown \['teacher'\]"),
+    ("family.trial=3", r"unknown key; family keys: families, envs, agents, split, trials"),
+    ("family.split=val", r"family.split: 'val' is not one of \['train', 'test'\]"),
+    ("family.seeds=[1, 1]", r"family.seeds: distinct seeds"),
+    ("family.episodes=0", r"family.episodes must be >= 1"),
+    ("family_collect.teacher=x.zip", r"set by the pipeline \(each env's shipped privileged teacher"),
+    ("family_collect.split=test", r"set by the pipeline \(histories take the train thetas"),
+    ("family_train.context=episode", r"set by the pipeline \(both are trained"),
+    ("family_train.out_dir=x", r"set by the pipeline"),
+    ("family_train.max_step=3", r"unknown key; family_train keys: model, "),
+    ("family_collect.max_episode_steps=1", r"the episode-context Vintix needs episodes of at least 2 steps"),
+])
+def test_bad_family_settings_are_one_line_errors(item, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        pipeline_config("cpu", [item])
+    assert "\n" not in str(e.value)
+
+
+def test_cli_prints_and_refuses_family_settings():
+    runner = CliRunner()
+    shown = runner.invoke(main, ["pipeline", "--set", "family.trials=4", "--print-config"])
+    assert shown.exit_code == 0, shown.output
+    text = shown.output
+    assert "family:\n  families:\n  - velocity" in text and "trials: 4" in text and "family_train:" in text
+    assert "context: history" not in text.split("family_train:")[1]  # set by the pipeline: not shown
+    bad = runner.invoke(main, ["pipeline", "--set", "family.families=[speed]"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert bad.output.strip().splitlines()[-1].startswith("Error: pipeline.family: family.families: unknown")
+
+
+def test_datasets_and_jobs_of_the_family_part(tmp_path):
+    cfg = pipeline_config("gpu")
+    ds = family_datasets(cfg, "dynamics")
+    assert [(d.name, d.path, d.group) for d in ds] == [
+        ("go2_dynamics", "dynamics/go2_dynamics", "go2_walking_dynamics"),
+        ("minicheetah_dynamics", "dynamics/minicheetah_dynamics", "minicheetah_walking_dynamics")]
+    assert [(d.collect.env, d.collect.family, d.collect.split, d.collect.seed) for d in ds] == [
+        ("Go2Walk-v0", "dynamics", "train", 0), ("MiniCheetahWalk-v0", "dynamics", "train", 1)]
+    jobs = family_jobs(cfg, tmp_path)
+    assert len(jobs) == 2 * 2 * 6
+    first = jobs[0]
+    assert (first["family"], first["env"], first["agent"]) == ("velocity", "Go2Walk-v0", "random")
+    ckpt = family_checkpoints(tmp_path, "velocity")
+    specs = {j["agent"]: j["spec"] for j in jobs if (j["family"], j["env"]) == ("velocity", "MiniCheetahWalk-v0")}
+    assert specs["vintix-episodic"] == f"vintix-episodic:{ckpt['vintix-episodic']}"
+    assert specs["vintix"] == f"vintix:{ckpt['vintix']}"
+    assert specs["vintix-nocontext"] == f"vintix-nocontext:{ckpt['vintix']}"
+    assert specs["teacher-blind"] == "teacher-blind" and specs["random"] == "random"
+    assert len({str(j["path"]) for j in jobs}) == len(jobs)
+
+
+def test_both_models_train_on_the_family_datasets_and_are_skipped_once_done(tmp_path, capsys):
+    cfg = pipeline_config("cpu", ["family_collect.max_episode_steps=30", "family_train.context_len=64",
+                                  "family_train.trajectory_sparsity=8", "family_train.max_steps=3",
+                                  "family_train.batch_size=4", "family_train.device=cpu",
+                                  "family_train.progress_bar=false"])
+    (d,) = family_datasets(cfg, "velocity")
+    data = tmp_path / "family" / "data"
+    write_synthetic_dataset(data / "velocity", "go2_velocity", n_histories=2, steps=300, episode_len=[30, 12],
+                            env_id="Go2Walk-v0")
+    ckpts = train_family(cfg, tmp_path, "velocity")
+    assert ckpts == family_checkpoints(tmp_path, "velocity")
+    for name, context, context_len in (("vintix", "history", 64), ("vintix-episodic", "episode", 30)):
+        ckpt = load_checkpoint(ckpts[name])
+        assert (ckpt["context"], ckpt["context_len"], ckpt["step"]) == (context, context_len, 3)
+        assert list(ckpt["groups"]) == [d.group] and (ckpts[name].parent / "done").exists()
+    stamp = {n: p.stat().st_mtime_ns for n, p in ckpts.items()}
+    capsys.readouterr()
+    train_family(cfg, tmp_path, "velocity")
+    assert {n: p.stat().st_mtime_ns for n, p in ckpts.items()} == stamp
+    assert capsys.readouterr().out.count("complete, skipped") == 2
+
+
+def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_path):
+    """With eval.jobs > 1 the evaluations are `go2bench eval --family` processes: the same settings."""
+    from go2bench.cli.eval import eval_command
+    from go2bench.pipeline.family import _eval_command
+
+    cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[2, 5]", "family.episodes=4",
+                                  "family.reference_episodes=2"])
+    job = next(j for j in family_jobs(cfg, tmp_path) if j["agent"] == "vintix-episodic")
+    cmd = _eval_command(cfg, job, tmp_path / "refs")
+    params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
+    assert params["agent_spec"] == job["spec"] and params["out"] == str(job["path"])
+    assert (params["env_id"], params["family"], params["split"], params["trials"]) == ("Go2Walk-v0", "velocity",
+                                                                                      "test", 3)
+    assert (params["episodes"], params["seeds"], params["max_episode_steps"]) == (4, [2, 5], 100)
+    assert (params["reference_cache"], params["reference_episodes"]) == (str(tmp_path / "refs"), 2)
+    assert (params["backend"], params["device"], params["obs_mode"], params["no_progress"]) == ("cpu", "cpu",
+                                                                                              "noleak", True)
