@@ -301,7 +301,7 @@ def test_family_tables_columns_and_curves(tmp_path, family_files):
         row = body[agents.index(res["agent"])].split(" | ")
         col = {"train": 2, "test": 5}[fam["split"]]
         for k, m in enumerate(("zero_shot", "final", "auc")):
-            lo, hi = fam[m]["ci95"]
+            lo, hi = fam[m]["ci95_thetas"]
             assert row[col + k] == f"{fam[m]['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
         assert row[8] == "4 x 2 / 4 x 2" and row[9] == "5"
         # the numbers are the IQMs of the normalised scores (return / 10 here)

@@ -24,7 +24,10 @@ from go2bench.eval.leaderboard import LeaderboardError, _pyplot, agent_label, ma
 __all__ = ["ROLES", "CI_KEY", "agent_role", "family_rows", "family_markdown", "write_family_csv",
            "plot_family_curves", "is_family_result"]
 
-CI_KEY = "ci95"  # the interval shown in tables and bands ("ci95_thetas": thetas resampled too)
+# The interval shown in tables and bands: thetas and seeds resampled ("ci95": seeds within each theta
+# only). A deterministic agent on a family without random resets (velocity) repeats its episode for
+# every seed of a theta, so the seeds-only interval has zero width and hides the spread over tasks.
+CI_KEY = "ci95_thetas"
 SPLITS = ("train", "test")
 METRIC_HEADERS = {"zero_shot": "zero-shot", "final": "final", "auc": "AUC"}
 
