@@ -4,18 +4,19 @@ Why: SB3's ``collect_rollouts`` talks to a VecEnv in numpy, so every step copies
 rewards and flags to the host, builds one info dict per env, bootstraps each timed-out env with
 its own forward pass in a Python loop, and copies the policy's outputs back for the buffer. With
 the batched simulation and the policy on one GPU, that round trip and the per-env Python work
-were most of a teacher's wall time (177.5k env-steps/s incl. learning, the simulation alone
-~1M). Here one PPO iteration is:
+were most of a teacher's wall time (on one H200 at 4096 envs: 177.5k env-steps/s incl. learning;
+the simulation's torch path alone 1.44M). Here one PPO iteration is:
 
 * per step: the policy's forward pass on the device observations, the action clipped to the
   action space (as SB3 does), one batched ``WalkSimulation.step``, one masked ``reset`` of the
-  finished envs (the simulation's one host sync: it checks whether any env finished), the
-  time-out bootstrap for all envs in one critic pass (``reward += gamma * V(terminal obs)`` where
-  the episode hit its time limit and neither fell nor diverged, SB3's ``TimeLimit.truncated``
-  rule), episode return/length accumulators, and the buffer writes, all on the device;
-* per rollout: GAE on the device, then a few host syncs: the finished episodes of the rollout
-  (their returns and lengths, oldest first, the last ``stats_window_size`` of them) go into
-  ``ep_info_buffer`` as SB3's Monitor would have put them, and a check that all actions were finite.
+  finished envs (the simulation's one host sync: it checks whether any env finished), episode
+  return/length accumulators, and the buffer writes, all on the device;
+* per rollout, a few host syncs: the time-out bootstrap, ``reward += gamma * V(terminal obs)``
+  where an episode hit its time limit and neither fell nor diverged (SB3's ``TimeLimit.truncated``
+  rule), in one critic pass over just those rows (the policy does not change during a rollout, so
+  this is SB3's per-env value, batched); GAE on the device; the finished episodes of the rollout
+  (returns and lengths, oldest first, the last ``stats_window_size`` of them) into
+  ``ep_info_buffer`` as SB3's Monitor would have put them; a check that all actions were finite.
 
 ``train()`` is SB3's own, fed by :class:`~go2bench.teachers.device_buffer.DeviceRolloutBuffer`.
 Callbacks are called exactly where SB3 calls them (``on_step`` after every env step, so step-based
@@ -53,6 +54,8 @@ class _RolloutState:
     finished: torch.Tensor  # (n_steps, N) bool
     fin_return: torch.Tensor  # (n_steps, N) float64
     fin_length: torch.Tensor  # (n_steps, N) int64
+    timeouts: torch.Tensor  # (n_steps, N) bool: hit the time limit, did not fall, did not diverge
+    terminal_obs: torch.Tensor  # (n_steps, N, obs_dim) float32: the step's observation before any reset
 
 
 class DeviceRolloutPPO(PPO):
@@ -94,6 +97,8 @@ class DeviceRolloutPPO(PPO):
                 finished=torch.zeros(steps, device=dev, dtype=torch.bool),
                 fin_return=torch.zeros(steps, device=dev, dtype=torch.float64),
                 fin_length=torch.zeros(steps, device=dev, dtype=torch.int64),
+                timeouts=torch.zeros(steps, device=dev, dtype=torch.bool),
+                terminal_obs=torch.zeros((*steps, *self.observation_space.shape), device=dev, dtype=torch.float32),
             )
         return out
 
@@ -123,8 +128,8 @@ class DeviceRolloutPPO(PPO):
                 done = done_sim.to(dev)
                 timeout = (result.truncated & ~result.terminated & ~result.diverged).to(dev)
                 reward = result.reward.to(dev)
-                terminal_values = self.policy.predict_values(result.obs.to(dev)).reshape(-1)
-                rewards = torch.where(timeout, reward + self.gamma * terminal_values, reward)
+                st.timeouts[n_steps] = timeout
+                st.terminal_obs[n_steps] = result.obs.to(dev)
 
                 st.ep_return += reward
                 st.ep_length += 1
@@ -142,10 +147,11 @@ class DeviceRolloutPPO(PPO):
             if not callback.on_step():
                 self._record_episodes(n_steps + 1)
                 return False
-            rollout_buffer.add(last_obs, actions, rewards, last_starts, values, log_probs)
+            rollout_buffer.add(last_obs, actions, reward, last_starts, values, log_probs)
             n_steps += 1
 
         with torch.no_grad():
+            self._bootstrap_timeouts(rollout_buffer, n_steps)
             last_values = self.policy.predict_values(st.obs)
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         self._record_episodes(n_steps)
@@ -155,6 +161,17 @@ class DeviceRolloutPPO(PPO):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _bootstrap_timeouts(self, rollout_buffer: DeviceRolloutBuffer, n_steps: int) -> None:
+        """``reward += gamma * V(terminal obs)`` at every time-out of the rollout: one critic pass over those rows."""
+        st = self._rollout
+        index = st.timeouts[:n_steps].reshape(-1).nonzero().reshape(-1)  # one host sync
+        if index.numel() == 0:
+            return
+        obs = st.terminal_obs[:n_steps].reshape(-1, st.terminal_obs.shape[-1])[index]
+        values = self.policy.predict_values(obs).reshape(-1)
+        rewards = rollout_buffer.tensor("rewards")[:n_steps].reshape(-1)  # a view of the stored rewards
+        rewards[index] += self.gamma * values
 
     def _record_episodes(self, n_steps: int) -> None:
         """Episodes finished in the first ``n_steps`` steps of this rollout -> ``ep_info_buffer`` (a few syncs).
