@@ -113,8 +113,12 @@ def _tilt(sim, envs, angle=0.5):
     sim.robot.set_quat(q, envs_idx=torch.tensor(envs))
 
 
-def _one_rollout(venv, rollout, tilt=(), step_hook=None):
-    """A fresh PPO (seed 0) on ``venv``: SB3's learn setup (reset), then one collect_rollouts."""
+def _one_rollout(venv, rollout, tilt=(), step_hook=None, snapshots=None):
+    """A fresh PPO (seed 0) on ``venv``: SB3's learn setup (reset), then collect_rollouts.
+
+    With a list ``snapshots``: first one more rollout whose buffer arrays are appended to it (the
+    second rollout then continues the first's episodes).
+    """
     cfg = PPOConfig(n_steps=STEPS, n_minibatches=2, gamma=GAMMA)
     model = make_ppo(venv, cfg, device="cpu", seed=0, tensorboard_log=None, verbose=0, rollout=rollout)
     _, callback = model._setup_learn(10**6, None, True, "test", False)
@@ -124,6 +128,9 @@ def _one_rollout(venv, rollout, tilt=(), step_hook=None):
     if step_hook is not None:
         venv.sim.step = step_hook(real_step)
     try:
+        if snapshots is not None:
+            assert model.collect_rollouts(model.env, callback, model.rollout_buffer, STEPS)
+            snapshots.append({k: v.copy() for k, v in _arrays(model.rollout_buffer).items()})
         assert model.collect_rollouts(model.env, callback, model.rollout_buffer, STEPS)
     finally:
         venv.sim.step = real_step
@@ -131,27 +138,30 @@ def _one_rollout(venv, rollout, tilt=(), step_hook=None):
 
 
 def _arrays(buf):
-    return {k: np.asarray(getattr(buf, k)).reshape(STEPS, N, -1)
+    host = lambda v: v.numpy() if isinstance(v, torch.Tensor) else v  # noqa: E731
+    return {k: np.array(host(getattr(buf, k))).reshape(STEPS, N, -1)
             for k in ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "advantages",
                       "returns")}
 
 
 def test_device_rollout_collects_the_host_rollouts_transitions(venv, one_torch_thread):
-    host = _one_rollout(venv, "host", tilt=(0, 5))
-    device = _one_rollout(venv, "device", tilt=(0, 5))
+    """Two consecutive rollouts (no update between), episodes running across the rollouts' boundary."""
+    first_h, first_d = [], []
+    host = _one_rollout(venv, "host", tilt=(0, 5), snapshots=first_h)
+    device = _one_rollout(venv, "device", tilt=(0, 5), snapshots=first_d)
     assert type(device) is DeviceRolloutPPO and type(host) is not DeviceRolloutPPO
-    h, d = _arrays(host.rollout_buffer), _arrays(device.rollout_buffer)
-    starts = h["episode_starts"][..., 0]
+    starts = first_h[0]["episode_starts"][..., 0]
     assert starts[0].all() and starts[1, [0, 5]].all() and not starts[1, 1:5].any()  # the tilted envs fell
     assert starts[T, 1:5].all() and starts[T + 1, [0, 5]].all()  # time limits inside the rollout
-    for key in ("observations", "episode_starts", "actions"):
-        np.testing.assert_array_equal(d[key], h[key], err_msg=key)
-    for key in ("rewards", "values", "log_probs", "advantages", "returns"):
-        np.testing.assert_allclose(d[key], h[key], rtol=0, atol=1e-5, err_msg=key)
+    for h, d in ((first_h[0], first_d[0]), (_arrays(host.rollout_buffer), _arrays(device.rollout_buffer))):
+        for key in ("observations", "episode_starts", "actions"):
+            np.testing.assert_array_equal(d[key], h[key], err_msg=key)
+        for key in ("rewards", "values", "log_probs", "advantages", "returns"):
+            np.testing.assert_allclose(d[key], h[key], rtol=0, atol=1e-5, err_msg=key)
     eps = lambda m: np.array([(e["r"], e["l"]) for e in m.ep_info_buffer])  # noqa: E731
-    assert len(host.ep_info_buffer) >= 2 * N
+    assert len(host.ep_info_buffer) >= 4 * N and set(eps(host)[:, 1]) == {1, T}  # falls at step 1, time limits
     np.testing.assert_allclose(eps(device), eps(host), rtol=0, atol=1e-5)
-    assert host.num_timesteps == device.num_timesteps == STEPS * N
+    assert host.num_timesteps == device.num_timesteps == 2 * STEPS * N
 
 
 def test_timeout_bootstrap_by_hand(venv, one_torch_thread):
