@@ -1,8 +1,9 @@
 """Issue 16: PPO rollouts on the simulation's device (DeviceRolloutBuffer, DeviceRolloutPPO, --rollout).
 
 Checked against SB3's own code on the same data: its RolloutBuffer's GAE, and its
-``collect_rollouts`` through the numpy adapter (same seed: the same transitions). One small Go2
-scene (N envs, T-step episodes) is built per module and shared; the CLI test builds its own.
+``collect_rollouts`` through the numpy adapter (same seed: the same transitions). The rollout tests
+use the session's 4-env Go2 scene (conftest ``go2_vec4``) with T-step episodes; the CLI test builds
+its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from go2bench.teachers.device_ppo import DeviceRolloutPPO, resolve_rollout
 from go2bench.teachers.ppo import PPOConfig, make_ppo
 from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
-N, T, STEPS = 16, 6, 16  # envs, steps per episode, rollout steps per env (two time limits in one rollout)
+N, T, STEPS = 4, 6, 16  # envs, steps per episode, rollout steps per env (two time limits in one rollout)
 GAMMA = 0.99
 
 
@@ -101,10 +102,13 @@ def test_rollout_mode_resolution():
 
 # ---------------------------------------------------------------------------------- on the simulation
 @pytest.fixture(scope="module")
-def venv():
-    env = WalkSB3VecEnv("Go2Walk-v0", num_envs=N, backend="cpu", seed=0, max_episode_steps=T)
-    yield env
-    env.close()
+def venv(go2_vec4):
+    """The shared 4-env scene as an SB3 adapter; its time limit is T steps while this module runs."""
+    sim = go2_vec4.unwrapped.sim
+    limit, sim.max_episode_steps = sim.max_episode_steps, T
+    yield WalkSB3VecEnv("Go2Walk-v0", sim=sim, seed=0)
+    sim.max_episode_steps = limit
+    sim.reset()
 
 
 def _tilt(sim, envs, angle=0.5):
@@ -147,12 +151,12 @@ def _arrays(buf):
 def test_device_rollout_collects_the_host_rollouts_transitions(venv, one_torch_thread):
     """Two consecutive rollouts (no update between), episodes running across the rollouts' boundary."""
     first_h, first_d = [], []
-    host = _one_rollout(venv, "host", tilt=(0, 5), snapshots=first_h)
-    device = _one_rollout(venv, "device", tilt=(0, 5), snapshots=first_d)
+    host = _one_rollout(venv, "host", tilt=(0, 2), snapshots=first_h)
+    device = _one_rollout(venv, "device", tilt=(0, 2), snapshots=first_d)
     assert type(device) is DeviceRolloutPPO and type(host) is not DeviceRolloutPPO
     starts = first_h[0]["episode_starts"][..., 0]
-    assert starts[0].all() and starts[1, [0, 5]].all() and not starts[1, 1:5].any()  # the tilted envs fell
-    assert starts[T, 1:5].all() and starts[T + 1, [0, 5]].all()  # time limits inside the rollout
+    assert starts[0].all() and starts[1, [0, 2]].all() and not starts[1, [1, 3]].any()  # the tilted envs fell
+    assert starts[T, [1, 3]].all() and starts[T + 1, [0, 2]].all()  # time limits inside the rollout
     for h, d in ((first_h[0], first_d[0]), (_arrays(host.rollout_buffer), _arrays(device.rollout_buffer))):
         for key in ("observations", "episode_starts", "actions"):
             np.testing.assert_array_equal(d[key], h[key], err_msg=key)
