@@ -164,7 +164,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device of the policy")
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--modes", default="host,device",
-                   help="comma-separated rollout modes, run in this order (repeat them to interleave on a busy machine)")
+                   help="comma-separated rollout modes, run in this order (repeat to interleave on a busy machine)")
     p.add_argument("--train-seconds", type=float, default=100.0,
                    help="wall time of each mode's training (it stops earlier once the highest threshold is reached)")
     p.add_argument("--thresholds", default="15,20,21", help="training returns whose first crossing is timed")

@@ -84,7 +84,8 @@ def teach_command(env_id, family, privileged, tasks, resample_tasks, num_envs, t
             log_every_s=log_every, verbose=0 if quiet else 1, rollout=rollout,
         )
     kind = f" {family} {'privileged' if privileged else 'blind'}" if family else ""
-    line = f"{env_id}{kind}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s ({card['rollout']} rollouts)"
+    line = (f"{env_id}{kind}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s "
+            f"({card['rollout']} rollouts)")
     if card.get("final_training_return") is not None:
         line += f", training return {card['final_training_return']:.2f}"
     if "family_scores" in card:
