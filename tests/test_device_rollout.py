@@ -192,8 +192,10 @@ def test_timeout_bootstrap_by_hand(venv, one_torch_thread):
             return r
         return step
 
+    validating = torch.distributions.Distribution._validate_args
     model = _one_rollout(venv, "device", step_hook=hook)
     assert len(seen) == STEPS
+    assert torch.distributions.Distribution._validate_args == validating  # switched off only inside the rollout
     raw = torch.stack([r.reward for r in seen])
     rewards = model.rollout_buffer.rewards
     k = T - 1

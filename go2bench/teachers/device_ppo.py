@@ -19,6 +19,9 @@ the simulation's torch path alone 1.44M). Here one PPO iteration is:
   ``ep_info_buffer`` as SB3's Monitor would have put them; a check that all actions were finite.
 
 ``train()`` is SB3's own, fed by :class:`~go2bench.teachers.device_buffer.DeviceRolloutBuffer`.
+Rollouts and updates run with ``torch.distributions``' argument validation off (as rsl-rl runs):
+it checks every Gaussian's parameters with a ``.all()``, a host sync per policy call on the GPU;
+a policy that turned NaN still stops training (the finite-action check per rollout).
 Callbacks are called exactly where SB3 calls them (``on_step`` after every env step, so step-based
 checkpoints and wall-time stops behave as in the host path, at a few microseconds per call).
 The environment must be a :class:`~go2bench.teachers.sb3_vec_env.WalkSB3VecEnv` (its ``sim`` is
@@ -29,10 +32,12 @@ sees exactly the observations of the host path.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from torch.distributions import Distribution
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -56,6 +61,17 @@ class _RolloutState:
     fin_length: torch.Tensor  # (n_steps, N) int64
     timeouts: torch.Tensor  # (n_steps, N) bool: hit the time limit, did not fall, did not diverge
     terminal_obs: torch.Tensor  # (n_steps, N, obs_dim) float32: the step's observation before any reset
+
+
+@contextmanager
+def unvalidated_distributions() -> Iterator[None]:
+    """``torch.distributions`` without argument validation inside the block (restored after)."""
+    before = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(before)
 
 
 class DeviceRolloutPPO(PPO):
@@ -102,9 +118,19 @@ class DeviceRolloutPPO(PPO):
             )
         return out
 
+    def train(self) -> None:
+        """SB3's PPO update, unchanged (distributions unvalidated: no host sync per minibatch for it)."""
+        with unvalidated_distributions():
+            super().train()
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: DeviceRolloutBuffer,
                          n_rollout_steps: int) -> bool:
         """Fill ``rollout_buffer`` with ``n_rollout_steps`` steps of every env (see the module docstring)."""
+        with unvalidated_distributions():
+            return self._collect(env, callback, rollout_buffer, n_rollout_steps)
+
+    def _collect(self, env: VecEnv, callback: BaseCallback, rollout_buffer: DeviceRolloutBuffer,
+                 n_rollout_steps: int) -> bool:
         if self._rollout is None:
             raise RuntimeError("collect_rollouts() before learn() set the rollout up")
         if getattr(env, "_needs_reset", False):
