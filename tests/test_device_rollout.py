@@ -168,6 +168,29 @@ def test_device_rollout_collects_the_host_rollouts_transitions(venv, one_torch_t
     assert host.num_timesteps == device.num_timesteps == 2 * STEPS * N
 
 
+def test_learning_equals_sb3s_own_loop_over_three_iterations(venv, one_torch_thread):
+    """SB3's PPO (its collect_rollouts) fed into the device buffer vs DeviceRolloutPPO: the same policy after
+    three iterations (rollout + SB3's unchanged update); both draw minibatches from torch's generator."""
+    cfg = PPOConfig(n_steps=STEPS, n_minibatches=2, gamma=GAMMA)
+    host = make_ppo(venv, cfg, device="cpu", seed=0, tensorboard_log=None, verbose=0, rollout="host")
+    host.rollout_buffer = DeviceRolloutBuffer(STEPS, host.observation_space, host.action_space, "cpu",
+                                              gae_lambda=cfg.gae_lambda, gamma=GAMMA, n_envs=N)
+    host.learn(3 * STEPS * N)
+    device = make_ppo(venv, cfg, device="cpu", seed=0, tensorboard_log=None, verbose=0, rollout="device")
+    device.learn(3 * STEPS * N)
+    h, d = host.policy.state_dict(), device.policy.state_dict()
+    assert h.keys() == d.keys()
+    for k in h:
+        torch.testing.assert_close(d[k], h[k], rtol=0, atol=1e-4, msg=k)
+    start = make_ppo(venv, cfg, device="cpu", seed=0, tensorboard_log=None, verbose=0).policy.state_dict()
+    moved = max((h[k] - start[k]).abs().max().item() for k in h)
+    assert moved > 1e-3  # three updates did change the policy
+    assert [e["l"] for e in device.ep_info_buffer] == [e["l"] for e in host.ep_info_buffer]
+    np.testing.assert_allclose([e["r"] for e in device.ep_info_buffer], [e["r"] for e in host.ep_info_buffer],
+                               rtol=0, atol=1e-5)
+    assert host._n_updates == device._n_updates == 3 * cfg.n_epochs
+
+
 def test_timeout_bootstrap_by_hand(venv, one_torch_thread):
     """reward += gamma * V(terminal obs) exactly where an episode hit its time limit without falling or diverging.
 
