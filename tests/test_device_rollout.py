@@ -245,6 +245,25 @@ def test_timeout_bootstrap_by_hand(venv, one_torch_thread):
     assert any(e["l"] == T and e["r"] == pytest.approx(env1_first, abs=1e-5) for e in ep)
 
 
+@pytest.mark.slow  # builds its own scene
+def test_privileged_family_teacher_sees_the_host_paths_observations(one_torch_thread):
+    """A privileged velocity teacher (theta block, a new train theta at every episode start): same transitions."""
+    env = WalkSB3VecEnv("Go2Walk-v0", num_envs=N, backend="cpu", seed=0, max_episode_steps=T, family="velocity",
+                        privileged=True, tasks="train", resample_tasks="episode")
+    try:
+        host, device = _one_rollout(env, "host"), _one_rollout(env, "device")
+    finally:
+        env.close()
+    h, d = _arrays(host.rollout_buffer), _arrays(device.rollout_buffer)
+    assert h["observations"].shape[-1] == 36  # 33 + the velocity theta (vx, vy, yaw rate)
+    theta = h["observations"][..., 33:]
+    assert (np.abs(theta - theta[T - 1]) > 1e-3).any(axis=-1)[T].all()  # new thetas after the time limit
+    for key in ("observations", "episode_starts", "actions"):
+        np.testing.assert_array_equal(d[key], h[key], err_msg=key)
+    for key in ("rewards", "values", "log_probs", "advantages", "returns"):
+        np.testing.assert_allclose(d[key], h[key], rtol=0, atol=1e-5, err_msg=key)
+
+
 @pytest.mark.slow  # builds its own scene and trains two PPO iterations
 def test_cli_teach_with_device_rollouts_records_the_mode(tmp_path):
     from go2bench.agents.teacher import load_teacher
