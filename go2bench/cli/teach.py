@@ -51,12 +51,15 @@ FAMILY_CHOICES = ["velocity", "dynamics"]  # go2bench.envs.families.FAMILIES (ke
               help="Stop learning at this Unix time (seconds), whatever is left: leaves time to evaluate.")
 @click.option("--log-every", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Print one progress line every this many seconds.")
+@click.option("--rollout", type=click.Choice(["auto", "host", "device"]), default="auto", show_default=True,
+              help="Where rollouts are collected: host (SB3's numpy VecEnv loop) or device (tensors stay on the "
+                   "simulation's device; same PPO update); auto: device with --device cuda --backend gpu.")
 @click.option("--quiet", is_flag=True, help="No SB3 per-iteration tables (use --log-every for progress).")
 @click.option("--no-progress-bar", is_flag=True)
 def teach_command(env_id, family, privileged, tasks, resample_tasks, num_envs, total_steps, device, backend, out,
                   seed, resume, obs_mode, max_episode_steps, checkpoint_every, target_kl, no_adaptive_lr,
-                  eval_episodes, task_eval_episodes, task_eval_train, max_minutes, stop_at, log_every, quiet,
-                  no_progress_bar) -> None:
+                  eval_episodes, task_eval_episodes, task_eval_train, max_minutes, stop_at, log_every, rollout,
+                  quiet, no_progress_bar) -> None:
     """Train a PPO teacher (stable-baselines3) on the batched env; writes OUT/final.zip and a model card.
 
     With --family, a teacher of that task family: privileged (--privileged, observes theta) or blind,
@@ -78,10 +81,11 @@ def teach_command(env_id, family, privileged, tasks, resample_tasks, num_envs, t
             max_minutes=max_minutes, family=family, privileged=privileged,
             tasks="train" if tasks == "train" else None, resample_tasks=resample_tasks if tasks == "train" else "trial",
             stop_at=stop_at, task_eval_episodes=task_eval_episodes, task_eval_train=task_eval_train,
-            log_every_s=log_every, verbose=0 if quiet else 1,
+            log_every_s=log_every, verbose=0 if quiet else 1, rollout=rollout,
         )
     kind = f" {family} {'privileged' if privileged else 'blind'}" if family else ""
-    line = f"{env_id}{kind}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s"
+    line = (f"{env_id}{kind}: {card['training_steps']:,} steps in {card['wall_time_s']:.0f} s "
+            f"({card['rollout']} rollouts)")
     if card.get("final_training_return") is not None:
         line += f", training return {card['final_training_return']:.2f}"
     if "family_scores" in card:

@@ -22,6 +22,10 @@ adapter concatenating two simulations, one per family, and a privileged block pa
 both theta layouts; not built.) After training, their cards cache per-theta returns of the teacher
 and of a random agent on every test theta (:mod:`go2bench.teachers.task_eval`).
 
+Rollouts (``rollout=``): "host" is SB3's own loop over the numpy VecEnv adapter; "device"
+(:mod:`go2bench.teachers.device_ppo`, the default with a CUDA policy on the GPU backend) steps the
+simulation on its device with the same observations, rewards, time-out bootstrap and PPO update.
+
 Outputs under ``out``: ``final.zip`` (the SB3 model), ``model_card.json``, ``checkpoints/``
 (``ppo_<steps>_steps.zip`` with a ``.json`` of the wall time so far; ``resume=True`` continues
 from the newest) and ``tb/`` (TensorBoard).
@@ -48,6 +52,7 @@ from go2bench.teachers.callbacks import (  # noqa: F401  (public here too)
     AdaptiveLR, KLAdaptiveLRCallback, ProgressLineCallback, TimedCheckpointCallback, WallTimeLimitCallback,
     mean_training_return,
 )
+from go2bench.teachers.device_ppo import DeviceRolloutPPO, resolve_rollout
 from go2bench.teachers.sb3_vec_env import WalkSB3VecEnv
 
 
@@ -154,9 +159,11 @@ def _restore(model: PPO, ckpt: Path, cfg: PPOConfig) -> None:
         model.lr_schedule = model.learning_rate
 
 
-def make_ppo(venv, cfg: PPOConfig, device: str, seed: int, tensorboard_log: str | None, verbose: int = 1) -> PPO:
-    """A fresh SB3 PPO with ``cfg`` on ``venv``."""
-    return PPO(
+def make_ppo(venv, cfg: PPOConfig, device: str, seed: int, tensorboard_log: str | None, verbose: int = 1,
+             rollout: str = "host") -> PPO:
+    """A fresh SB3 PPO with ``cfg`` on ``venv``; ``rollout="device"``: a :class:`DeviceRolloutPPO`."""
+    algorithm = DeviceRolloutPPO if resolve_rollout(rollout, device, venv.sim.backend) == "device" else PPO
+    return algorithm(
         "MlpPolicy",
         venv,
         learning_rate=AdaptiveLR(cfg.learning_rate) if cfg.adaptive_lr else cfg.learning_rate,
@@ -209,6 +216,7 @@ def train_teacher(
     task_eval_episodes: int = 4,
     task_eval_train: int | None = None,
     log_every_s: float | None = None,
+    rollout: str = "auto",
 ) -> tuple[PPO, dict[str, Any]]:
     """Train a PPO teacher on ``env_id``; return the model and its model card (both also saved in ``out``).
 
@@ -241,6 +249,9 @@ def train_teacher(
             into the card (:mod:`go2bench.teachers.task_eval`), their test-split means into
             ``expert_score``/``random_score``. 0 skips.
         log_every_s: print one progress line this often (seconds); None: no such lines.
+        rollout: "host" (SB3's own rollouts through the numpy VecEnv), "device" (rollouts stepped
+            on the simulation's device, :mod:`go2bench.teachers.device_ppo`; same PPO update) or
+            "auto" (device when the policy is on CUDA and the backend is the GPU); in the card.
     """
     for name, value in (("--max-minutes", max_minutes), ("--log-every", log_every_s)):
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -250,6 +261,7 @@ def train_teacher(
     out.mkdir(parents=True, exist_ok=True)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolve_rollout(rollout, device, backend)  # a bad mode fails before the scene is built
     if venv is None:
         venv = WalkSB3VecEnv(
             env_id, num_envs, backend=backend, seed=seed, obs_mode=obs_mode, config=config,
@@ -258,12 +270,13 @@ def train_teacher(
             resample_tasks=resample_tasks if family is not None else "trial",
         )
     env_id, num_envs, backend = venv.env_id, venv.num_envs, venv.sim.backend
+    rollout = resolve_rollout(rollout, device, backend)
     task = family_setup(venv)
 
     ckpt = latest_checkpoint(out) if resume else None
     _check_run_config(out, cfg, env_id, resuming=ckpt is not None, task=task)
     wall_before = 0.0
-    model = make_ppo(venv, cfg, device, seed, str(out / "tb"), verbose)
+    model = make_ppo(venv, cfg, device, seed, str(out / "tb"), verbose, rollout=rollout)
     if ckpt is not None:
         _restore(model, ckpt, cfg)
         side = ckpt.with_suffix(".json")
@@ -316,6 +329,7 @@ def train_teacher(
         "num_envs": num_envs,
         "device": device,
         "backend": backend,
+        "rollout": rollout,
         "hardware": hardware(device, backend),
         "seed": seed,
         "resumed_from": str(ckpt) if ckpt is not None else None,
