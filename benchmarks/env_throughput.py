@@ -1,13 +1,17 @@
-"""Env-steps per second of go2bench's vector env against a raw Genesis loop doing the same work.
+"""Env-steps per second of go2bench's vector env against raw Genesis loops, in one run.
 
 Why: go2bench wraps one batched Genesis scene in a Gymnasium ``VectorEnv``. The wrapper must not
-cost much: the target is a go2bench vector env at >= 95% of the throughput of a hand-written Genesis
-loop for N >= 64 parallel envs (below that, per-step Python overhead dominates for any loop).
+cost much: the targets (issue 16) are the NumPy ``VectorEnv`` at >= 0.9 of a minimal Genesis loop on
+the CPU and >= 0.85 of the raw task loop on the GPU, and the torch ``VectorEnv`` (``array_api=
+"torch"``: device tensors in and out) at >= 0.95 of the raw loop on the GPU at 4096 and 16384 envs.
 
-For each N, in one process, this script builds its scenes once (two raw, one go2bench) and times
-three paths on the same pre-generated random actions (uniform in [-A, A], A =
+For each N, in one process, this script builds its scenes once (one or two raw, one go2bench) and
+times these paths on the same pre-generated random actions (uniform in [-A, A], A =
 ``--action-amplitude``, in action units, i.e. joint offsets of up to A * action_scale rad):
 
+(m) ``minimal``: the raw scene stepped with only ``control_dofs_position`` (PD targets),
+               ``scene.step()`` and the state readout (pos, quat, lin/ang vel, dof pos/vel, the
+               six Genesis getters): no task math, no resets; the floor for any task loop.
 (a) ``raw``:   a loop written directly against Genesis, using only the robot data
                (:class:`RobotDescription`), the default ``WalkConfig`` numbers and
                ``genesis_runtime.init`` (for ``gs.init``). Same scene options as ``WalkSimulation``
@@ -24,13 +28,17 @@ three paths on the same pre-generated random actions (uniform in [-A, A], A =
                their rate is reported (``*_reset_fraction``): at the default A = 0.3 robots
                seldom fall, and the only reset is the 1000-step time limit of the go2bench
                scene, which (b) and (c) share; A = 1.0 makes ~0.5% of env-steps end an episode.
+(t) ``vec_torch``: the same scene as a ``VectorEnv`` with ``array_api="torch"`` (a second
+               ``WalkVectorEnv`` over ``env.unwrapped.sim``), stepped with device tensors; same-step
+               autoresets, info dict on the device.
 (c) ``torch``: ``WalkSimulation.step`` of the same env (``env.unwrapped.sim``) with torch actions,
-               plus ``sim.reset(done)`` of finished envs: the torch path with no numpy.
+               plus ``sim.reset(done)`` of finished envs: the torch path with no Gymnasium API.
 
-The raw loop runs in two identical scenes, one built before and one after the go2bench scene: on
-CPU, the first scene built for a given N in a process was seen to step slower (a few percent at
-N >= 64, up to ~10-30% at N <= 4) than later, identical ones. In every round the faster of the two
-raw scenes is the baseline, which is conservative for the wrapper.
+The raw loops run in one or two identical scenes (``--raw-scenes``; default two on the CPU, one on
+the GPU, where a scene of 16384 envs takes minutes to build), one built before and one after the
+go2bench scene: on CPU, the first scene built for a given N in a process was seen to step slower
+(a few percent at N >= 64, up to ~10-30% at N <= 4) than later, identical ones. In every round the
+faster of the two raw scenes is the baseline, which is conservative for the wrapper.
 
 After a warmup of every path, ``--reps`` rounds each time every path for ``--steps`` steps, in an
 order that rotates between rounds. The table shows each path's best round (env-steps/s) and two
@@ -40,8 +48,9 @@ resists load from other processes that drifts between rounds); the JSON keeps ev
 Usage::
 
     python benchmarks/env_throughput.py                       # CPU, Go2, N = 1,16,64,256,1024
+    python benchmarks/env_throughput.py --num-envs 64 --reps 30
     python benchmarks/env_throughput.py --env MiniCheetahWalk-v0
-    python benchmarks/env_throughput.py --backend gpu --num-envs 1024,4096,16384
+    python benchmarks/env_throughput.py --backend gpu --num-envs 4096,16384
 """
 
 from __future__ import annotations
@@ -66,7 +75,7 @@ import torch
 
 DEFAULT_NUM_ENVS = {"cpu": (1, 16, 64, 256, 1024), "gpu": (1, 64, 1024, 4096, 16384)}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PATHS = ("raw", "vec", "torch")
+PATHS = ("minimal", "raw", "vec", "vec_torch", "torch")  # minimal and raw: the faster of the raw scenes per round
 
 
 # ---------------------------------------------------------------------------------------------- raw
@@ -132,6 +141,14 @@ class RawGenesisLoop:
         self.episode_step.masked_fill_(mask, 0)
         self.last_actions.masked_fill_(mask[:, None], 0.0)
 
+    def step_minimal(self, actions: torch.Tensor):
+        """PD targets, one physics step and the state readout: what every task loop does at the least."""
+        r = self.robot
+        r.control_dofs_position(self.default + self.rd.action_scale * actions, self.dofs_idx)
+        self.scene.step()
+        return (r.get_pos(), r.get_quat(), r.get_vel(), r.get_ang(), r.get_dofs_position(self.dofs_idx),
+                r.get_dofs_velocity(self.dofs_idx))
+
     def _observe(self):
         r = self.robot
         pos, quat = r.get_pos(), r.get_quat()
@@ -194,35 +211,50 @@ def _time_steps(step: Callable[[int], None], first: int, count: int, backend: st
 
 
 def bench_one_n(gs, gym, args, rd, cfg, n: int, steps: int) -> dict[str, Any]:
+    from go2bench.envs.walk_vector_env import WalkVectorEnv
+
     backend = args.backend
     gen = torch.Generator().manual_seed(args.seed)
     total = args.warmup + steps
     a_cpu = (torch.rand((total, n, 12), generator=gen) * 2.0 - 1.0) * args.action_amplitude
-    a_dev = a_cpu.to(gs.device)
+    a_dev = a_cpu.to(gs.device)  # what a torch user hands over (made outside the timing)
     a_np = a_cpu.numpy()  # what a numpy user hands to the Gymnasium env (made outside the timing)
 
-    # Two raw scenes, one built before and one after the go2bench scene: in one process, the scene
-    # built first was seen to step a few percent slower than later, identical ones (CPU backend), so
-    # the raw baseline of a round is the faster of the two (conservative for the wrapper).
+    # Raw scenes around the go2bench scene: in one process, the scene built first was seen to step a
+    # few percent slower than later, identical ones (CPU backend), so the raw baseline of a round is the
+    # faster of the two (conservative for the wrapper).
     build: dict[str, float] = {}
+    raws: dict[str, RawGenesisLoop] = {}
     t0 = time.perf_counter()
-    raws = {"raw_a": RawGenesisLoop(gs, rd, cfg, n)}
+    raws["raw_a"] = RawGenesisLoop(gs, rd, cfg, n)
     build["raw_a"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     env = gym.make_vec(args.env, num_envs=n, backend=backend)
     build["vec"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    raws["raw_b"] = RawGenesisLoop(gs, rd, cfg, n)
-    build["raw_b"] = time.perf_counter() - t0
+    if args.raw_scenes == 2:
+        t0 = time.perf_counter()
+        raws["raw_b"] = RawGenesisLoop(gs, rd, cfg, n)
+        build["raw_b"] = time.perf_counter() - t0
     env.reset(seed=args.seed)
     sim = env.unwrapped.sim
+    try:
+        tenv = WalkVectorEnv(num_envs=n, sim=sim, array_api="torch")  # the same scene, torch in and out
+        tenv.reset(seed=args.seed)
+    except (TypeError, ValueError):  # a go2bench from before the torch mode (to measure a baseline with this script)
+        tenv = None
 
-    counts = {"vec": 0, "torch": torch.zeros((), device=sim.device, dtype=torch.int64)}
+    zero = torch.zeros((), device=sim.device, dtype=torch.int64)
+    counts = {"vec": 0, "vec_torch": zero.clone(), "torch": zero.clone()}
 
     def step_vec(i: int) -> None:
         _, _, _, _, info = env.step(a_np[i])
         if "_final_obs" in info:
             counts["vec"] += int(info["_final_obs"].sum())
+
+    def step_vec_torch(i: int) -> None:
+        _, _, _, _, info = tenv.step(a_dev[i])
+        if "_final_obs" in info:
+            counts["vec_torch"] += info["_final_obs"].sum()  # stays on the device
 
     def step_torch(i: int) -> None:
         r = sim.step(a_dev[i])
@@ -231,17 +263,19 @@ def bench_one_n(gs, gym, args, rd, cfg, n: int, steps: int) -> dict[str, Any]:
         if bool(done.any()):
             sim.reset(done)
 
-    fns = {
-        "raw_a": lambda i: raws["raw_a"].step(a_dev[i]),
-        "vec": step_vec,
-        "torch": step_torch,
-        "raw_b": lambda i: raws["raw_b"].step(a_dev[i]),
-    }
+    fns: dict[str, Callable[[int], Any]] = {}
+    for name, raw in raws.items():
+        fns[f"minimal_{name[-1]}"] = lambda i, raw=raw: raw.step_minimal(a_dev[i])
+        fns[name] = lambda i, raw=raw: raw.step(a_dev[i])
+    fns.update(vec=step_vec, vec_torch=step_vec_torch, torch=step_torch)
+    if tenv is None:
+        del fns["vec_torch"], counts["vec_torch"]
     timed = tuple(fns)
 
     def n_resets() -> dict[str, int]:
-        return {"raw_a": int(raws["raw_a"].resets), "raw_b": int(raws["raw_b"].resets),
-                "vec": counts["vec"], "torch": int(counts["torch"])}
+        out = {name: int(raw.resets) for name, raw in raws.items()}
+        out.update({p: int(c) for p, c in counts.items()})
+        return out
 
     warm = {p: _time_steps(fns[p], 0, args.warmup, backend)[0] for p in timed}
     resets0 = n_resets()
@@ -255,32 +289,42 @@ def bench_one_n(gs, gym, args, rd, cfg, n: int, steps: int) -> dict[str, Any]:
             cpu_times[p].append(cpu)
     resets = {p: v - resets0[p] for p, v in n_resets().items()}
 
-    env.close()  # releases the go2bench scene (WalkSimulation.close) in current go2bench
-    if getattr(sim, "scene", None) is not None:  # older go2bench: close() did not release it
-        sim.scene.destroy()
+    if tenv is not None:
+        tenv.close()  # leaves the shared scene open
+    env.close()  # releases the go2bench scene (WalkSimulation.close)
     for r in raws.values():
         r.close()
-    del env, sim, raws, fns, a_dev
+    del env, tenv, sim, raws, fns, a_dev
     gc.collect()
 
-    times["raw"] = [min(a, b) for a, b in zip(times["raw_a"], times["raw_b"])]
-    cpu_times["raw"] = [min(a, b) for a, b in zip(cpu_times["raw_a"], cpu_times["raw_b"])]
-    warm["raw"] = min(warm["raw_a"], warm["raw_b"])
-    resets["raw"] = resets["raw_a"] + resets["raw_b"]
+    scenes = [name[-1] for name in ("raw_a", "raw_b") if name in times]
+    for base in ("raw", "minimal"):  # the faster raw scene of each round
+        parts = [f"{base}_{x}" if base == "minimal" else f"raw_{x}" for x in scenes]
+        times[base] = [min(ts) for ts in zip(*(times[q] for q in parts))]
+        cpu_times[base] = [min(ts) for ts in zip(*(cpu_times[q] for q in parts))]
+        warm[base] = min(warm[q] for q in parts)
+    resets["raw"] = sum(resets[f"raw_{x}"] for x in scenes)
+    resets["minimal"] = 0  # the minimal loop never resets
     row: dict[str, Any] = {"num_envs": n, "steps": steps, "build_s": build}
-    for p in ("raw", "vec", "torch", "raw_a", "raw_b"):
+    for p in tuple(q for q in PATHS if q in times) + tuple(q for q in timed if q not in PATHS):
         row[f"{p}_sps"] = n * steps / min(times[p])
         row[f"{p}_sps_median"] = n * steps / statistics.median(times[p])
         row[f"{p}_times_s"] = times[p]
         row[f"{p}_cpu_times_s"] = cpu_times[p]  # process CPU time (all threads) of each round
         row[f"{p}_warmup_s"] = warm[p]
-        # fraction of env-steps that ended an episode (and were reset) during the timed rounds
-        row[f"{p}_reset_fraction"] = resets[p] / (n * steps * args.reps * (2 if p == "raw" else 1))
-    for p in ("vec", "torch"):
-        row[f"{p}_over_raw"] = row[f"{p}_sps"] / row["raw_sps"]  # best / best
-        # median over rounds of the ratio within one round: robust to load that drifts between rounds
-        row[f"{p}_over_raw_paired"] = statistics.median(r / t for r, t in zip(times["raw"], times[p]))
-    row["raw_a_over_raw_b_paired"] = statistics.median(b / a for a, b in zip(times["raw_a"], times["raw_b"]))
+        if p in resets:  # fraction of env-steps that ended an episode (and were reset) during the timed rounds
+            row[f"{p}_reset_fraction"] = resets[p] / (n * steps * args.reps * (len(scenes) if p == "raw" else 1))
+    for p in ("raw", "vec", "vec_torch", "torch"):
+        for base in ("raw", "minimal"):
+            if p not in times:
+                continue
+            if p == base:
+                continue
+            row[f"{p}_over_{base}"] = row[f"{p}_sps"] / row[f"{base}_sps"]  # best / best
+            # median over rounds of the ratio within one round: robust to load that drifts between rounds
+            row[f"{p}_over_{base}_paired"] = statistics.median(b / t for b, t in zip(times[base], times[p]))
+    if len(scenes) == 2:
+        row["raw_a_over_raw_b_paired"] = statistics.median(b / a for a, b in zip(times["raw_a"], times["raw_b"]))
     return row
 
 
@@ -310,6 +354,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="rounds (default CPU 20, GPU 5); each times every path once, in rotating order.\n"
                    "Best round per path is reported (many short rounds resist other processes on the machine)")
     p.add_argument("--action-amplitude", type=float, default=0.3, help="actions uniform in [-A, A] (action units)")
+    p.add_argument("--raw-scenes", type=int, choices=(1, 2), default=None,
+                   help="raw scenes per N (default CPU 2, GPU 1: a 16384-env scene takes minutes to build)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/env_throughput_<backend>_<env>.json)")
     args = p.parse_args(argv)
@@ -319,6 +365,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.num_envs_list = [int(x) for x in args.num_envs.split(",") if x.strip()]
     if args.reps is None:
         args.reps = 20 if args.backend == "cpu" else 5
+    if args.raw_scenes is None:
+        args.raw_scenes = 2 if args.backend == "cpu" else 1
     if any(n < 1 for n in args.num_envs_list) or args.reps < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         p.error("num-envs, steps and reps must be positive, warmup non-negative")
     return args
@@ -329,18 +377,20 @@ def _fmt(x: float) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (
-        f"{'N':>6} {'steps':>5} {'raw sps':>9} {'vec sps':>9} {'vec/raw best':>12} {'paired':>6} "
-        f"{'torch sps':>9} {'torch/raw best':>14} {'paired':>6} {'resets/env-step raw,vec,torch':>29}"
-    )
+    """Env-steps/s (best round) and paired ratios: to the minimal loop and to the raw task loop."""
+    head = (f"{'N':>6} {'steps':>5} {'minimal':>9} {'raw':>9} {'vec':>9} {'vec/min':>7} {'vec/raw':>7} "
+            f"{'vec_torch':>9} {'vt/min':>6} {'vt/raw':>6} {'torch':>9} {'t/raw':>6} {'resets raw,vec,vt,torch':>27}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        rf = ",".join(f"{r[f'{p}_reset_fraction']:.4f}" for p in PATHS)
+        r = {"vec_torch_sps": math.nan, "vec_torch_over_minimal_paired": math.nan, "vec_torch_over_raw_paired": math.nan,
+             "vec_torch_reset_fraction": math.nan, **r}  # rows of a go2bench without the torch mode
+        rf = ",".join(f"{r[f'{p}_reset_fraction']:.4f}" for p in ("raw", "vec", "vec_torch", "torch"))
         print(
-            f"{r['num_envs']:>6} {r['steps']:>5} {_fmt(r['raw_sps']):>9} {_fmt(r['vec_sps']):>9} "
-            f"{r['vec_over_raw']:>12.3f} {r['vec_over_raw_paired']:>6.3f} {_fmt(r['torch_sps']):>9} "
-            f"{r['torch_over_raw']:>14.3f} {r['torch_over_raw_paired']:>6.3f} {rf:>29}"
+            f"{r['num_envs']:>6} {r['steps']:>5} {_fmt(r['minimal_sps']):>9} {_fmt(r['raw_sps']):>9} "
+            f"{_fmt(r['vec_sps']):>9} {r['vec_over_minimal_paired']:>7.3f} {r['vec_over_raw_paired']:>7.3f} "
+            f"{_fmt(r['vec_torch_sps']):>9} {r['vec_torch_over_minimal_paired']:>6.3f} "
+            f"{r['vec_torch_over_raw_paired']:>6.3f} {_fmt(r['torch_sps']):>9} {r['torch_over_raw_paired']:>6.3f} {rf:>27}"
         )
 
 
@@ -379,17 +429,19 @@ def main(argv=None) -> int:
         "device": torch.cuda.get_device_name() if args.backend == "gpu" else platform.processor() or platform.machine(),
         "robot": rd.name,
         "raw_loop_includes": "control_dofs_position, scene.step, state readout, 33-dim obs, 6 reward terms, "
-        "roll/pitch termination, masked set_qpos reset of fallen envs; two raw scenes (raw_a built before, "
-        "raw_b after the go2bench scene), raw = the faster of the two in each round",
-        "note": "every path resets finished envs (vec: same-step autoreset); *_reset_fraction is the fraction "
-        "of env-steps that ended an episode; vec and torch share one scene (one time-limit truncation of all envs "
-        "once it passes 1000 steps)",
+        "roll/pitch termination, masked set_qpos reset of fallen envs; raw scenes raw_a (built before) and raw_b "
+        "(after the go2bench scene, with --raw-scenes 2), raw = the faster of them in each round",
+        "minimal_loop_includes": "control_dofs_position, scene.step, the six state getters (in the raw scenes); "
+        "minimal = the faster raw scene in each round",
+        "note": "every path but minimal resets finished envs (vec, vec_torch: same-step autoreset); "
+        "*_reset_fraction is the fraction of env-steps that ended an episode; vec, vec_torch and torch share one "
+        "scene (one time-limit truncation of all envs once it passes 1000 steps)",
     }
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     for n in args.num_envs_list:
         steps = args.steps or _default_steps(args.backend, n)
-        if 2 * (args.warmup + args.reps * steps) >= 1000:  # vec and torch step one shared scene
+        if 3 * (args.warmup + args.reps * steps) >= 1000:  # vec, vec_torch and torch step one shared scene
             print(f"[N={n}] note: the shared go2bench scene passes the 1000-step time limit: "
                   "expect one truncation of every env in the vec or torch path", flush=True)
         t0 = time.perf_counter()
@@ -397,9 +449,10 @@ def main(argv=None) -> int:
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
         print(
-            f"[N={n}] raw {_fmt(row['raw_sps'])}  vec {_fmt(row['vec_sps'])} ({row['vec_over_raw_paired']:.3f})  "
-            f"torch {_fmt(row['torch_sps'])} ({row['torch_over_raw_paired']:.3f})  "
-            f"raw_a/raw_b {row['raw_a_over_raw_b_paired']:.3f}  "
+            f"[N={n}] minimal {_fmt(row['minimal_sps'])}  raw {_fmt(row['raw_sps'])}  "
+            f"vec {_fmt(row['vec_sps'])} (/min {row['vec_over_minimal_paired']:.3f}, /raw {row['vec_over_raw_paired']:.3f})  "
+            f"vec_torch {_fmt(row.get('vec_torch_sps', math.nan))} (/raw {row.get('vec_torch_over_raw_paired', math.nan):.3f})  "
+            f"torch {_fmt(row['torch_sps'])} (/raw {row['torch_over_raw_paired']:.3f})  "
             f"build {'/'.join(f'{v:.1f}' for v in row['build_s'].values())}s  wall {row['wall_s']:.0f}s",
             flush=True,
         )
@@ -407,8 +460,8 @@ def main(argv=None) -> int:
         meta["loadavg_at_end"] = os.getloadavg()  # other processes on the machine skew CPU timings
         out.write_text(json.dumps({**meta, "total_wall_s": time.perf_counter() - t_start, "rows": rows}, indent=2))
     print()
-    print(f"{args.env}, backend={args.backend}; env-steps/s: best of {args.reps} rounds; "
-          "ratio 'best' = best/best, 'paired' = median over rounds of the within-round ratio")
+    print(f"{args.env}, backend={args.backend}; env-steps/s: best of {args.reps} rounds; ratios: median over "
+          "rounds of the within-round ratio (paired); vt = vec_torch; best/best ratios are in the JSON")
     print_table(rows)
     print(f"\nwrote {out}")
     return 0

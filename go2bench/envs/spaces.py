@@ -102,16 +102,17 @@ def to_action_tensor(actions: Any, shape: tuple[int, ...], device: torch.device)
     ClipAction would do.
     """
     if isinstance(actions, torch.Tensor):
-        t = actions.detach().to(device=device, dtype=torch.float32)
+        arr = actions.detach().to(dtype=torch.float32)
+        finite = torch.isfinite(arr)
     else:
         try:
             arr = np.asarray(actions, dtype=np.float32)
         except (TypeError, ValueError) as e:
             raise ValueError(f"actions must be numeric with shape {shape}: {e}") from None
-        t = torch.from_numpy(arr).to(device)
-    if tuple(t.shape) != shape:
-        raise ValueError(f"actions have shape {tuple(t.shape)}; expected {shape} (one action per joint)")
-    if not bool(torch.isfinite(t).all()):
-        bad = (~torch.isfinite(t)).nonzero()[0].tolist()
+        finite = np.isfinite(arr)  # checked in NumPy: a few microseconds less per step than in torch
+    if tuple(arr.shape) != shape:
+        raise ValueError(f"actions have shape {tuple(arr.shape)}; expected {shape} (one action per joint)")
+    if not bool(finite.all()):
+        bad = np.argwhere(~np.asarray(finite.cpu() if isinstance(finite, torch.Tensor) else finite))[0].tolist()
         raise ValueError(f"actions contain NaN or inf (first at index {bad}); actions must be finite")
-    return t
+    return arr.to(device) if isinstance(arr, torch.Tensor) else torch.from_numpy(arr).to(device)

@@ -227,7 +227,7 @@ def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
     # each joint takes its leg's strength, by joint name ("FR_thigh_joint" -> strength_FR)
     cols = [idx[f"strength_{name.split('_')[0]}"] for name in sim.robot_description.joint_names]
     sim_support.set_motor_strength(sim, th[:, cols], envs_idx)
-    sim.latency_steps[envs_idx] = th[:, idx["latency_steps"]].round().long()
+    sim.set_latency(th[:, idx["latency_steps"]].round().long(), envs_idx)
     state.applied |= todo
 
 
@@ -253,7 +253,7 @@ def apply_reset_options(sim, options: Mapping[str, Any] | None, mask: torch.Tens
     """The task part of an env's ``reset(options=...)``, for the envs in ``mask`` (all if None).
 
     ``task`` / ``tasks``: a task spec for all of them or a list of N (rows outside ``mask``
-    ignored), with ``resample_tasks``; ``new_trial``: True or an (N,) bool array. New tasks or
+    ignored), with ``resample_tasks``; ``new_trial``: True or an (N,) bool array or tensor. New tasks or
     ``new_trial`` start a new trial for those envs, unless the same reset also gives a ``seed``
     (a seeded reset already starts trial 0 everywhere).
     """
@@ -272,11 +272,11 @@ def apply_reset_options(sim, options: Mapping[str, Any] | None, mask: torch.Tens
     flag = opts.get("new_trial", False)
     if isinstance(flag, (bool, np.bool_)):
         fresh = fresh | (m & bool(flag))
-    else:
-        arr = np.asarray(flag)
-        if arr.shape != (sim.num_envs,) or arr.dtype != np.bool_:
+    else:  # a NumPy array, or a torch tensor (the torch vector env)
+        arr = flag if isinstance(flag, torch.Tensor) else np.asarray(flag)
+        if tuple(arr.shape) != (sim.num_envs,) or arr.dtype not in (np.bool_, torch.bool):
             raise ConfigError(f"options['new_trial'] must be True/False or a bool array of shape ({sim.num_envs},)")
-        fresh = fresh | (m & torch.from_numpy(arr).to(sim.device))
+        fresh = fresh | (m & torch.as_tensor(arr).to(sim.device))
     if spec is not None:
         a = resolve(sim.tasks.family, sim.robot_description, spec, sim.num_envs,
                     opts.get("resample_tasks", "trial"), where="options['task']")

@@ -25,10 +25,9 @@ draws do not depend on which other envs reset with it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -37,13 +36,16 @@ from go2bench.envs import genesis_runtime, robot_for_env, sim_support, streams
 from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.sim_support import check_memory, quat_rotate_inverse, roll_pitch  # noqa: F401 (public here)
+from go2bench.envs import step_math
+from go2bench.envs.step_math import RewardTerms, StepConstants, sequential_sum, within_bounds
 from go2bench.envs.tasks import TaskState, check_compatible
 from go2bench.envs.walk_config import RewardScales, WalkConfig
 
 # A state beyond these is treated as a diverged simulation.
+_MAX_OBS = 1.0e6  # any observation entry
 _MAX_ABS_DOF_VEL = 1.0e3  # rad/s
 _MAX_ABS_BASE_VEL = 1.0e2  # m/s
-REWARD_TERMS = tuple(f.name for f in dataclasses.fields(RewardScales))  # each is a method _reward_<name>
+REWARD_TERMS = tuple(f.name for f in dataclasses.fields(RewardScales))  # computed by step_math.reward_terms
 
 
 @dataclass
@@ -56,7 +58,8 @@ class StepResult:
     truncated: torch.Tensor  # (N,) bool: time limit, or a diverged simulation
     diverged: torch.Tensor  # (N,) bool: the simulation produced NaN or exploded and must be reset
     # per reward term, its weighted contribution (weight * dt * term) to ``reward``; they sum to it
-    reward_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # (a RewardTerms from WalkSimulation: columns of one (N, terms) tensor, ``step_math.terms_matrix``)
+    reward_terms: Mapping[str, torch.Tensor] = field(default_factory=dict)
     # (N, 3) |target - actual| of vx, vy (m/s, body frame) and yaw rate (rad/s); 0 where diverged
     tracking_error: torch.Tensor | None = None
 
@@ -103,6 +106,7 @@ class WalkSimulation:
         self._build_scene(gs, render)
         self._init_buffers()
         self.tasks = TaskState(self, family) if family is not None else None
+        self._hides_command = self.tasks is not None and self.tasks.family.hides_command
         self.seed(0)
 
     # ------------------------------------------------------------------ construction
@@ -162,7 +166,7 @@ class WalkSimulation:
         self.actions = torch.zeros((n, j), **f32)
         self.last_actions = torch.zeros((n, j), **f32)
         self.prev_last_actions = torch.zeros((n, j), **f32)  # two steps ago (latency 2)
-        # steps between an action and its execution, per env (0..2; the dynamics family sets it)
+        # steps between an action and its execution, per env (0..2; the dynamics family sets it with set_latency)
         self.latency_steps = torch.full((n,), 1 if cfg.action_latency else 0, device=d, dtype=torch.int64)
         self.trial = torch.zeros(n, device=d, dtype=torch.int64)
         self.episode_in_trial = torch.full((n,), -1, device=d, dtype=torch.int64)
@@ -177,16 +181,20 @@ class WalkSimulation:
         self.projected_gravity = torch.zeros((n, 3), **f32)
         self.dof_pos = torch.zeros((n, j), **f32)
         self.dof_vel = torch.zeros((n, j), **f32)
-        self.gravity_world = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(n, 3)
+        self.gravity_world = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(n, 3).contiguous()  # (stack is faster)
         s = cfg.obs_scales
         self.commands_scale = torch.tensor([s.lin_vel, s.lin_vel, s.ang_vel], **f32)
         self.reward_weights = {k: getattr(cfg.rewards, k) * cfg.dt for k in REWARD_TERMS}
-        self._reward_fns = _reward_methods(self)
+        _check_reward_terms()
+        self._term_index = {k: i for i, k in enumerate(REWARD_TERMS)}
         self.height_target = (
             cfg.base_height_target if cfg.base_height_target is not None else self.robot_description.base_height_target
         )
-        self.roll_limit = math.radians(self.robot_description.termination_roll_deg)
-        self.pitch_limit = math.radians(self.robot_description.termination_pitch_deg)
+        self._k = StepConstants.build(self, self.obs_dim, list(self.reward_weights.values()),
+                                      (_MAX_OBS, _MAX_ABS_DOF_VEL, _MAX_ABS_BASE_VEL))
+        self._sync_free = torch.device(d).type != "cpu"  # on the GPU, never read a value back to branch on it
+        self._fixed_commands = cfg.commands.is_fixed
+        self._set_latency_cache()
         self.resample_every = max(1, int(round(cfg.commands.resample_time_s / cfg.dt)))
         push = cfg.randomization.push_interval_s
         self.push_every = None if push is None else max(1, int(round(push / cfg.dt)))
@@ -251,59 +259,55 @@ class WalkSimulation:
         """Advance every env by one control step with finite ``actions`` (N, joints); clipped to the action bounds."""
         self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
-        lat = self.latency_steps[:, None]
-        executed = torch.where(lat == 0, self.actions, torch.where(lat == 1, self.last_actions, self.prev_last_actions))
-        targets = self.default_dof_pos + self.robot_description.action_scale * executed
+        k = self._k
+        targets = self.default_dof_pos + k.action_scale * self._executed_actions()
         self.robot.control_dofs_position(targets, self.dofs_idx)
         self.scene.step()
-        self.episode_step = self.episode_step + 1
+        self.episode_step = self.episode_step + k.one
         self._read_state()
 
         if self.push_every is not None:
             self._push((self.episode_step % self.push_every) == 0)
-        if not self.config.commands.is_fixed:
-            k = self.episode_step // self.resample_every
-            self._resample_commands((self.episode_step % self.resample_every) == 0, k)
+        if not self._fixed_commands:
+            resample = (self.episode_step % self.resample_every) == 0
+            if self._sync_free or bool(resample.any()):  # on the CPU, skip the hashing when nobody resamples
+                self._resample_commands(resample, self.episode_step // self.resample_every)
 
-        terms = self._weighted_reward_terms()
-        reward = torch.zeros(self.num_envs, device=self.device)
-        for value in terms.values():
-            reward += value
+        velocity_error = self.commands - self._velocity  # (vx, vy, yaw rate): the command's minus the base's
+        terms = self._weighted_reward_terms(velocity_error)  # (N, T)
+        reward = sequential_sum(terms)
         roll, pitch = roll_pitch(self.base_quat)
-        terminated = (roll.abs() > self.roll_limit) | (pitch.abs() > self.pitch_limit)
-        truncated = self.episode_step >= self.max_episode_steps
+        terminated = (roll.abs() > k.roll_limit) | (pitch.abs() > k.pitch_limit)
+        truncated = self.episode_step >= k.max_steps
         obs = self.observe()
         diverged = self._diverged(obs)
-        # Applied unconditionally: branching on diverged.any() would cost a host sync on the GPU.
-        clean = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
-        obs = torch.where(diverged[:, None], clean, obs)
-        reward = torch.where(diverged, torch.zeros_like(reward), reward)
-        terms = {k: torch.where(diverged, torch.zeros_like(v), v) for k, v in terms.items()}
-        terminated = terminated & ~diverged
-        truncated = truncated | diverged
-        actual = torch.stack((self.base_lin_vel[:, 0], self.base_lin_vel[:, 1], self.base_ang_vel[:, 2]), 1)
-        err = (self.commands - actual).abs()
-        self._tracking_error = torch.where(diverged[:, None], torch.zeros_like(err), err)
+        err = velocity_error.abs()
+        # On the GPU applied unconditionally (a branch on diverged.any() would cost a host sync); on the CPU
+        # the branch is cheap and skips the cleanup ops of the common step that did not diverge.
+        if self._sync_free or bool(diverged.any()):
+            clean = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
+            obs = torch.where(diverged[:, None], clean, obs)
+            reward.masked_fill_(diverged, 0.0)
+            terms.masked_fill_(diverged[:, None], 0.0)
+            err.masked_fill_(diverged[:, None], 0.0)
+            terminated = terminated & ~diverged
+            truncated = truncated | diverged
+        self._tracking_error = err
         self.prev_last_actions = self.last_actions
         self.last_actions = self.actions
-        return StepResult(obs, reward, terminated, truncated, diverged, terms, self._tracking_error)
+        return StepResult(obs, reward, terminated, truncated, diverged,
+                          RewardTerms(REWARD_TERMS, terms, self._term_index), err)
 
     def observe(self) -> torch.Tensor:
-        """The current observation of every env, (N, obs_dim) float32."""
-        s = self.config.obs_scales
-        hidden = self.tasks is not None and self.tasks.family.hides_command
-        parts = [
-            self.base_ang_vel * s.ang_vel,
-            self.projected_gravity,
-            torch.zeros_like(self.commands) if hidden else self.commands * self.commands_scale,
-            (self.dof_pos - self.default_dof_pos) * s.dof_pos,
-            self.dof_vel * s.dof_vel,
-        ]
+        """The current observation of every env, (N, obs_dim) float32 (layout: the module docstring)."""
+        # angular velocity and projected gravity (contiguous: torch.cat is several times slower on a strided view)
+        parts = [self._body[:, 1:].reshape(self.num_envs, 6).contiguous(),
+                 self._k.zero_commands if self._hides_command else self.commands, self._dof_offset, self.dof_vel]
         if self.config.obs_mode == "full":
             parts.append(self.actions)
         if self.privileged:
             parts.append(self.tasks.normalised)
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=1).mul_(self._k.obs_scale)
 
     def push(self, velocity_xy: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Add a horizontal velocity (N, 2), world frame, m/s, to the base of the envs in ``mask``."""
@@ -338,50 +342,56 @@ class WalkSimulation:
         r = self.robot
         self.base_pos = r.get_pos()
         self.base_quat = r.get_quat()
-        self.base_lin_vel = quat_rotate_inverse(self.base_quat, r.get_vel())
-        self.base_ang_vel = quat_rotate_inverse(self.base_quat, r.get_ang())
-        self.projected_gravity = quat_rotate_inverse(self.base_quat, self.gravity_world)
+        # the three rotations into the body frame as one (views of one (N, 3, 3) tensor)
+        self._body = quat_rotate_inverse(self.base_quat[:, None], torch.stack((r.get_vel(), r.get_ang(),
+                                                                             self.gravity_world), 1))
+        self.base_lin_vel, self.base_ang_vel, self.projected_gravity = self._body.unbind(1)
+        # (vx, vy, yaw rate), body frame: what the command asks for
+        self._velocity = self._body.view(self.num_envs, 9).index_select(1, self._k.velocity_idx)
         self.dof_pos = r.get_dofs_position(self.dofs_idx)
         self.dof_vel = r.get_dofs_velocity(self.dofs_idx)
+        self._dof_offset = self.dof_pos - self.default_dof_pos  # the observation's and a reward term's
+
+    def _executed_actions(self) -> torch.Tensor:
+        """The action each env executes now: ``latency_steps`` (0, 1 or 2) steps old."""
+        if self._latency is not None:  # one latency for every env (the common case): no per-env selection
+            return (self.actions, self.last_actions, self.prev_last_actions)[self._latency]
+        return torch.where(self._latency_is0, self.actions,
+                           torch.where(self._latency_is1, self.last_actions, self.prev_last_actions))
+
+    def set_latency(self, steps: torch.Tensor, envs_idx: torch.Tensor) -> None:
+        """Action latency (0, 1 or 2 control steps) of the envs ``envs_idx``; the only writer of ``latency_steps``."""
+        self.latency_steps[envs_idx] = steps.to(device=self.device, dtype=torch.int64)
+        self._set_latency_cache()
+
+    def _set_latency_cache(self) -> None:
+        """Per-env latency masks, and the one latency of all envs when they share it (a host read, at resets only)."""
+        lat = self.latency_steps[:, None]
+        self._latency_is0, self._latency_is1 = lat == 0, lat == 1
+        lo, hi = torch.aminmax(self.latency_steps)
+        self._latency = int(lo) if int(lo) == int(hi) else None
 
     def reward_terms(self) -> dict[str, torch.Tensor]:
         """Unweighted reward terms of the current state, (N,) each, in ``REWARD_TERMS`` order."""
-        return {name: fn() for name, fn in self._reward_fns.items()}
+        return dict(RewardTerms(REWARD_TERMS, self._unweighted_reward_terms(), self._term_index))
 
-    def _weighted_reward_terms(self) -> dict[str, torch.Tensor]:
-        """Each term times its weight and dt; terms of weight 0 are zeros and not computed."""
-        out = {}
-        for name, fn in self._reward_fns.items():
-            weight = self.reward_weights[name]
-            out[name] = weight * fn() if weight != 0.0 else torch.zeros(self.num_envs, device=self.device)
-        return out
+    def _unweighted_reward_terms(self, velocity_error: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, T), the formulas: :func:`go2bench.envs.step_math.reward_terms`."""
+        if velocity_error is None:
+            velocity_error = self.commands - self._velocity
+        return step_math.reward_terms(self._k, velocity_error, self.base_lin_vel[:, 2], self.base_pos[:, 2],
+                                      self.actions, self.last_actions, self._dof_offset)
 
-    # One method per field of RewardScales (found by name when the simulation is built).
-    def _reward_tracking_lin_vel(self) -> torch.Tensor:
-        err = ((self.commands[:, :2] - self.base_lin_vel[:, :2]) ** 2).sum(1)
-        return torch.exp(-err / self.config.tracking_sigma)
-
-    def _reward_tracking_ang_vel(self) -> torch.Tensor:
-        err = (self.commands[:, 2] - self.base_ang_vel[:, 2]) ** 2
-        return torch.exp(-err / self.config.tracking_sigma)
-
-    def _reward_lin_vel_z(self) -> torch.Tensor:
-        return self.base_lin_vel[:, 2] ** 2
-
-    def _reward_base_height(self) -> torch.Tensor:
-        return (self.base_pos[:, 2] - self.height_target) ** 2
-
-    def _reward_action_rate(self) -> torch.Tensor:
-        return ((self.last_actions - self.actions) ** 2).sum(1)
-
-    def _reward_similar_to_default(self) -> torch.Tensor:
-        return (self.dof_pos - self.default_dof_pos).abs().sum(1)
+    def _weighted_reward_terms(self, velocity_error: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, T): each term times its weight and dt, in ``REWARD_TERMS`` order; terms of weight 0 are exact zeros."""
+        terms = self._unweighted_reward_terms(velocity_error).mul_(self._k.weights)
+        if self._k.zero_weight is not None:  # 0 * a term that overflowed would be NaN
+            terms.masked_fill_(self._k.zero_weight, 0.0)
+        return terms
 
     def _diverged(self, obs: torch.Tensor) -> torch.Tensor:
-        # Comparisons with NaN are False, so each "within bounds" test also catches NaN and inf.
-        ok = (obs.abs() < 1.0e6).all(1)
-        ok &= (self.dof_vel.abs() < _MAX_ABS_DOF_VEL).all(1)
-        ok &= (self.base_lin_vel.abs() < _MAX_ABS_BASE_VEL).all(1)
+        # |obs| < 1e6, |dof_vel| and |base_lin_vel| below their limits, in one test that also catches NaN and inf
+        ok = within_bounds(torch.cat((obs, self.dof_vel, self.base_lin_vel), 1), self._k.finite_bounds)
         return ~ok | self.scene.rigid_solver.get_error_envs_mask()
 
     def _uniform(self, stream: int, low, high, n: int, k=0, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -400,20 +410,18 @@ class WalkSimulation:
             self.push(self._uniform(streams.PUSH, -v, v, 2, self.episode_step // self.push_every), mask)
 
 
-def _reward_methods(sim: WalkSimulation) -> dict[str, Any]:
-    """The bound ``_reward_<name>`` method of every RewardScales field; any mismatch is an error.
+def _check_reward_terms() -> None:
+    """Every RewardScales field must be a term that ``step_math.reward_terms`` computes, in its order.
 
-    A weight without a method, or a method without a weight, would silently drop a term.
+    A weight without a term, or a term without a weight, would silently drop a term.
     """
-    prefix = "_reward_"
-    methods = {n[len(prefix):] for n in dir(type(sim)) if n.startswith(prefix) and callable(getattr(sim, n))}
-    missing, unused = sorted(set(REWARD_TERMS) - methods), sorted(methods - set(REWARD_TERMS))
-    if missing or unused:
+    if REWARD_TERMS != step_math.REWARD_TERM_NAMES:
+        missing = sorted(set(REWARD_TERMS) - set(step_math.REWARD_TERM_NAMES))
+        unused = sorted(set(step_math.REWARD_TERM_NAMES) - set(REWARD_TERMS))
         raise TypeError(
-            f"reward terms do not match RewardScales: weights without a {prefix}<name> method {missing}, "
-            f"methods without a weight {unused}; add the field to RewardScales or the method to {type(sim).__name__}"
+            f"reward terms do not match RewardScales: weights without a computed term {missing}, terms without "
+            f"a weight {unused} (or another order); RewardScales and step_math.reward_terms must list the same terms"
         )
-    return {name: getattr(sim, prefix + name) for name in REWARD_TERMS}
 
 
 def make_walk_sim(
