@@ -65,7 +65,7 @@ def row(env_id: str, m: dict) -> dict:
     steps = sum(p["steps"] for p in runs)
     return {
         "env": env_id,
-        "panels": " | ".join(f"{p['agent']} ep {p['episode']}: {p['return']:.2f}" for p in m["panels"]),
+        "panels": "; ".join(f"{p['agent']} ep {p['episode']}: {p['return']:.2f}" for p in m["panels"]),
         "frames rendered": sum(p["rendered"] for p in runs),
         "render fps": m["render_fps"],
         "sim+agent steps/s": round(steps / (run_s - render_s), 1),

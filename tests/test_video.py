@@ -51,6 +51,8 @@ def test_label_band_draws_text_only_when_given():
     assert 20 < ink.sum() < 0.6 * ink.size  # glyphs, not a filled band
     assert ink[:, :3].sum() == 0 and ink[:, 60:].sum() == 0  # left-aligned after a margin, short
     assert not np.array_equal(text, label_band(100, "vintix"))
+    right = (label_band(100, "", right="2.5 m").astype(int) - empty.astype(int)).any(axis=2)
+    assert right[:, :50].sum() == 0 and right[:, 50:97].sum() > 10 and right[:, 98:].sum() == 0  # right-aligned
 
 
 def test_compose_panels_places_each_panel_under_its_label_and_holds_short_ones():
@@ -67,6 +69,12 @@ def test_compose_panels_places_each_panel_under_its_label_and_holds_short_ones()
         np.testing.assert_array_equal(f[:LABEL_HEIGHT], label_band(2 * w + SEPARATOR, "title", background=TITLE_COLOUR))
         np.testing.assert_array_equal(f[LABEL_HEIGHT:2 * LABEL_HEIGHT, :w], label_band(w, "A"))
         np.testing.assert_array_equal(f[LABEL_HEIGHT:2 * LABEL_HEIGHT, w + SEPARATOR:], label_band(w, "B"))
+    # per-frame notes at the right of each label; a short panel keeps its last one
+    out = compose_panels([a, b], ["A", "B"], notes=[["a0", "a1"], ["b0", "b1", "b2", "b3"]])
+    np.testing.assert_array_equal(out[3][LABEL_HEIGHT:2 * LABEL_HEIGHT, :w], label_band(w, "A", right="a1"))
+    np.testing.assert_array_equal(out[2][LABEL_HEIGHT:2 * LABEL_HEIGHT, w + SEPARATOR:], label_band(w, "B", right="b2"))
+    with pytest.raises(ValueError, match="one string per frame"):
+        compose_panels([a, b], ["A", "B"], notes=[["a0"], ["b0", "b1", "b2", "b3"]])
 
 
 def test_compose_panels_refuses_mismatched_input():
@@ -158,6 +166,7 @@ class StepSim:
         self.commands = torch.zeros(1, 3)
         self.base_lin_vel = torch.zeros(1, 3)
         self.t, self.renders = 0, 0
+        self.base_pos = torch.zeros(1, 3)
 
     def seed(self, seed):
         pass
@@ -168,6 +177,7 @@ class StepSim:
 
     def step(self, actions):
         self.t += 1
+        self.base_pos[0, :2] += torch.tensor([0.3, 0.4])  # 0.5 m per step
         end = torch.tensor([self.t >= 5])
         return types.SimpleNamespace(obs=torch.zeros(1, 2), reward=torch.ones(1), terminated=torch.zeros(1, dtype=bool),
                                      truncated=end, diverged=torch.zeros(1, dtype=bool))
@@ -196,6 +206,8 @@ def test_recorder_sees_every_state_of_env0_and_renders_only_what_it_keeps():
     run_episodes(Zero(), "Go2Walk-v0", sim, [3], 0, recorder=rec)
     assert sorted(rec.frames) == [0, 2] and sim.renders == rec.count == 6
     assert [[int(f[0, 0, 0]) for f in rec.frames[e]] for e in (0, 2)] == [[0, 2, 4], [0, 2, 4]]
+    # distance from the episode's start, though the base never returns to the origin (reset keeps it)
+    assert rec.distance == {0: pytest.approx([0.0, 1.0, 2.0]), 2: pytest.approx([0.0, 1.0, 2.0])}
     frames = []  # the older frames/max_frames form still records the first frames
     run_episodes(Zero(), "Go2Walk-v0", StepSim(), [3], 0, frames=frames, max_frames=7)
     assert [int(f[0, 0, 0]) for f in frames] == [0, 1, 2, 3, 4, 0, 1]
@@ -242,7 +254,7 @@ def test_real_go2_frames_show_the_robot(go2_camera_sim, tmp_path):
     teacher = make_agent("teacher", "Go2Walk-v0")
     (entry,) = record_panels(sim, "Go2Walk-v0", {"teacher": teacher}, [PanelSpec("teacher", 1)], episodes=1, stride=2)
     frames = entry["frames"]
-    assert entry["length"] == 9 and len(frames) == 5 == entry["rendered"]  # steps 0, 2, 4, 6, 8
+    assert entry["length"] == 9 and len(frames) == 5 == entry["rendered"] == len(entry["distance"])  # steps 0, 2, .., 8
     assert all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in frames)
     assert frames[0].std() > 5 and not np.array_equal(frames[0], frames[-1])  # an image, and it moves
     # rendering does not change the rollout: the same episode without a camera gives the same return

@@ -67,17 +67,27 @@ def parse_panels(text: str) -> list[PanelSpec]:
 
 
 class EpisodeFrames:
-    """A ``run_episodes`` recorder: every ``stride``-th state of env 0 in the ``keep`` episodes, timed."""
+    """A ``run_episodes`` recorder: every ``stride``-th state of env 0 in the ``keep`` episodes, timed.
+
+    Beside each frame it keeps the base's horizontal distance from where the episode started (m):
+    the camera follows the robot, so the picture alone hides how far it walked.
+    """
 
     def __init__(self, keep: Sequence[int], stride: int = 1) -> None:
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
         self.stride = int(stride)
         self.frames: dict[int, list[np.ndarray]] = {int(e): [] for e in keep}
+        self.distance: dict[int, list[float]] = {int(e): [] for e in keep}
+        self._start: np.ndarray | None = None
         self.render_s = 0.0
 
     def __call__(self, episode: int, step: int, sim: WalkSimulation) -> None:
         if episode in self.frames and step % self.stride == 0:
+            xy = sim.base_pos[0, :2].detach().cpu().numpy().astype(float)
+            if step == 0:
+                self._start = xy
+            self.distance[episode].append(float(np.linalg.norm(xy - self._start)))
             t0 = time.perf_counter()
             self.frames[episode].append(sim.render())
             self.render_s += time.perf_counter() - t0
@@ -91,7 +101,8 @@ def record_panels(sim: WalkSimulation, env_id: str, agents: dict[str, Any], pane
                   episodes: int, seed: int = 0, stride: int = 2) -> list[dict[str, Any]]:
     """Run each agent of ``agents`` (spec -> built agent) for ``episodes`` episodes on env 0 of ``sim``.
 
-    Returns one dict per panel, in order: ``frames``, ``return``, ``length``, ``fell`` (the episode's),
+    Returns one dict per panel, in order: ``frames``, ``distance`` (per frame, m, see
+    :class:`EpisodeFrames`), ``return``, ``length``, ``fell`` (the episode's),
     and, on each agent's first panel, its run's ``render_s``, ``run_s``, ``rendered`` (frames) and ``steps``.
     """
     if sim.num_envs != 1:
@@ -112,8 +123,8 @@ def record_panels(sim: WalkSimulation, env_id: str, agents: dict[str, Any], pane
         rec, records, timing = runs[p.agent]
         e = p.index(episodes)
         r = records[e]
-        entry = {"agent": p.agent, "episode": e + 1, "frames": rec.frames[e], "return": r.ret, "length": r.length,
-                 "fell": r.fell}
+        entry = {"agent": p.agent, "episode": e + 1, "frames": rec.frames[e], "distance": rec.distance[e],
+                 "return": r.ret, "length": r.length, "fell": r.fell}
         if p.agent not in timed:
             entry.update(timing)
             timed.add(p.agent)
@@ -174,7 +185,8 @@ def render_clip(env_id: str, panels: Sequence[PanelSpec], out: str | Path, episo
     caption = title if title is not None else (
         f"{env_id}  seed {seed}  {episodes} episodes of {max_episode_steps * sim.config.dt:g} s per agent, "
         f"context kept across them  ({speed:g}x speed)")
-    frames = compose_panels([e["frames"] for e in entries], [panel_label(e, episodes) for e in entries], caption)
+    frames = compose_panels([e["frames"] for e in entries], [panel_label(e, episodes) for e in entries], caption,
+                            notes=[[f"{d:.1f} m" for d in e["distance"]] for e in entries])
     write_clip(frames, out, fps)
     render_s = sum(e.get("render_s", 0.0) for e in entries)
     rendered = sum(e.get("rendered", 0) for e in entries)
@@ -183,7 +195,8 @@ def render_clip(env_id: str, panels: Sequence[PanelSpec], out: str | Path, episo
         "config": {"env_id": env_id, "panels": [asdict(p) for p in panels], "episodes": episodes, "seed": seed,
                    "max_episode_steps": max_episode_steps, "fps": fps, "stride": stride, "playback_speed": speed,
                    "backend": backend, "device": device, "obs_mode": sim.config.obs_mode, "title": caption},
-        "panels": [{k: v for k, v in e.items() if k != "frames"} | {"frames_rendered": len(e["frames"])}
+        "panels": [{k: v for k, v in e.items() if k not in ("frames", "distance")}
+                   | {"frames_rendered": len(e["frames"]), "distance_shown_m": round(e["distance"][-1], 3)}
                    for e in entries],
         "clip_frames": len(frames),
         "frame_size": list(frames[0].shape[:2]),

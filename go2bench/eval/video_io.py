@@ -58,21 +58,28 @@ def _font(size: int):
         return ImageFont.load_default()  # the built-in bitmap font
 
 
-def label_band(width: int, text: str, height: int = LABEL_HEIGHT, background=_BAND_COLOUR) -> np.ndarray:
-    """A (height, width, 3) uint8 band with ``text`` in light grey on ``background``, left-aligned."""
+def label_band(width: int, text: str, height: int = LABEL_HEIGHT, background=_BAND_COLOUR,
+               right: str = "") -> np.ndarray:
+    """A (height, width, 3) uint8 band: ``text`` left-aligned, ``right`` right-aligned, light on ``background``."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (int(width), int(height)), tuple(background))
+    draw, font = ImageDraw.Draw(img), _font(max(8, height - 4))
     if text:
-        ImageDraw.Draw(img).text((4, 1), text, fill=_TEXT_COLOUR, font=_font(max(8, height - 4)))
+        draw.text((4, 1), text, fill=_TEXT_COLOUR, font=font)
+    if right:
+        draw.text((int(width) - 4 - draw.textlength(right, font=font), 1), right, fill=_TEXT_COLOUR, font=font)
     return np.asarray(img, dtype=np.uint8)
 
 
-def compose_panels(panels: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "") -> list[np.ndarray]:
+def compose_panels(panels: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "",
+                   notes: Sequence[Sequence[str]] | None = None) -> list[np.ndarray]:
     """Frames with the panels side by side, each under its label, under one ``title`` band.
 
-    ``panels``: one list of (H, W, 3) uint8 frames per panel, all the same size. The clip lasts as
-    long as the longest panel; a shorter one (an episode that ended early) holds its last frame.
+    ``panels``: one list of (H, W, 3) uint8 frames per panel, all the same size. ``notes``: per panel
+    one string per frame, shown at the right end of its label (e.g. the distance walked so far). The
+    clip lasts as long as the longest panel; a shorter one (an episode that ended early) holds its
+    last frame and note.
     Panels are separated by :data:`SEPARATOR` black columns. Output frames are
     (2 * LABEL_HEIGHT + H, n * W + (n - 1) * SEPARATOR, 3).
     """
@@ -89,6 +96,9 @@ def compose_panels(panels: Sequence[Sequence[np.ndarray]], labels: Sequence[str]
         bad = {np.shape(f) for f in p} - {shape}
         if bad:
             raise ValueError(f"panel {i} has frames of shape {sorted(bad)}; every frame must be {shape}")
+    if notes is not None and [len(x) for x in notes] != [len(p) for p in panels]:
+        raise ValueError(f"notes must have one string per frame of each panel: {[len(x) for x in notes]} notes "
+                         f"for {[len(p) for p in panels]} frames")
     h, w = shape[:2]
     n = len(panels)
     width = n * w + (n - 1) * SEPARATOR
@@ -100,8 +110,11 @@ def compose_panels(panels: Sequence[Sequence[np.ndarray]], labels: Sequence[str]
     out = []
     for t in range(max(len(p) for p in panels)):
         frame = canvas.copy()
-        for x0, p in zip(x0s, panels):
-            frame[2 * LABEL_HEIGHT:, x0:x0 + w] = p[min(t, len(p) - 1)]
+        for i, (x0, p) in enumerate(zip(x0s, panels)):
+            k = min(t, len(p) - 1)
+            frame[2 * LABEL_HEIGHT:, x0:x0 + w] = p[k]
+            if notes is not None:
+                frame[LABEL_HEIGHT:2 * LABEL_HEIGHT, x0:x0 + w] = label_band(w, labels[i], right=notes[i][k])
         out.append(frame)
     return out
 
