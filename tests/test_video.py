@@ -53,6 +53,9 @@ def test_label_band_draws_text_only_when_given():
     assert not np.array_equal(text, label_band(100, "vintix"))
     right = (label_band(100, "", right="2.5 m").astype(int) - empty.astype(int)).any(axis=2)
     assert right[:, :50].sum() == 0 and right[:, 50:97].sum() > 10 and right[:, 98:].sum() == 0  # right-aligned
+    long = "a label far too long for a band of a hundred pixels"  # cut to fit and marked, not run off the edge
+    assert np.array_equal(label_band(100, long), label_band(100, long[:len(long) - 1]))
+    assert not np.array_equal(label_band(100, long), label_band(100, long[:8]))
 
 
 def test_compose_panels_places_each_panel_under_its_label_and_holds_short_ones():
@@ -202,7 +205,7 @@ def test_recorder_sees_every_state_of_env0_and_renders_only_what_it_keeps():
     run_episodes(Zero(), "Go2Walk-v0", StepSim(), [3], 0, recorder=lambda e, s, sim: calls.append((e, s, sim.t)))
     assert calls == [(e, s, s) for e in range(3) for s in range(5)]  # the state after s steps of episode e
     sim = StepSim()
-    rec = EpisodeFrames(keep=[0, 2], stride=2)
+    rec = EpisodeFrames(keep=[0, 2], stride=2, render=lambda s: s.render())
     run_episodes(Zero(), "Go2Walk-v0", sim, [3], 0, recorder=rec)
     assert sorted(rec.frames) == [0, 2] and sim.renders == rec.count == 6
     assert [[int(f[0, 0, 0]) for f in rec.frames[e]] for e in (0, 2)] == [[0, 2, 4], [0, 2, 4]]

@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -27,9 +27,23 @@ from go2bench.envs.walk_sim import WalkSimulation
 from go2bench.eval.protocol import run_episodes
 from go2bench.eval.video_io import check_clip_path, compose_panels, write_clip
 
-__all__ = ["PanelSpec", "parse_panels", "EpisodeFrames", "record_panels", "render_clip", "metadata_path"]
+__all__ = ["PanelSpec", "parse_panels", "render_following", "EpisodeFrames", "record_panels", "render_clip", "metadata_path"]
 
 _EPISODES = re.compile(r"^(\d+|last)(,(\d+|last))*$")
+# where the camera sits relative to the base for a robot standing 0.3 m high (Go2, Mini Cheetah: the
+# simulation's own camera); scaled by each robot's base height target, so ANYmal C fits the frame too
+CAMERA_OFFSET = np.array([1.2, -1.2, 0.5])
+GO2_HEIGHT = 0.3
+
+
+def render_following(sim: WalkSimulation) -> np.ndarray:
+    """An RGB frame of env 0 from the simulation's camera, placed at the robot's scale behind its base."""
+    if sim.camera is None:
+        raise RuntimeError("this simulation was built without a camera; build it with render=True")
+    base = sim.base_pos[0].detach().cpu().numpy().astype(float)
+    offset = CAMERA_OFFSET * (sim.robot_description.base_height_target / GO2_HEIGHT)
+    sim.camera.set_pose(pos=tuple(base + offset), lookat=tuple(base))
+    return np.ascontiguousarray(np.asarray(sim.camera.render(rgb=True)[0], dtype=np.uint8))
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,12 @@ class EpisodeFrames:
     the camera follows the robot, so the picture alone hides how far it walked.
     """
 
-    def __init__(self, keep: Sequence[int], stride: int = 1) -> None:
+    def __init__(self, keep: Sequence[int], stride: int = 1, render: Callable[[Any], np.ndarray] = render_following
+                 ) -> None:
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
         self.stride = int(stride)
+        self.render = render
         self.frames: dict[int, list[np.ndarray]] = {int(e): [] for e in keep}
         self.distance: dict[int, list[float]] = {int(e): [] for e in keep}
         self._start: np.ndarray | None = None
@@ -89,7 +105,7 @@ class EpisodeFrames:
                 self._start = xy
             self.distance[episode].append(float(np.linalg.norm(xy - self._start)))
             t0 = time.perf_counter()
-            self.frames[episode].append(sim.render())
+            self.frames[episode].append(self.render(sim))
             self.render_s += time.perf_counter() - t0
 
     @property
@@ -98,7 +114,8 @@ class EpisodeFrames:
 
 
 def record_panels(sim: WalkSimulation, env_id: str, agents: dict[str, Any], panels: Sequence[PanelSpec],
-                  episodes: int, seed: int = 0, stride: int = 2) -> list[dict[str, Any]]:
+                  episodes: int, seed: int = 0, stride: int = 2,
+                  render: Callable[[Any], np.ndarray] = render_following) -> list[dict[str, Any]]:
     """Run each agent of ``agents`` (spec -> built agent) for ``episodes`` episodes on env 0 of ``sim``.
 
     Returns one dict per panel, in order: ``frames``, ``distance`` (per frame, m, see
@@ -112,7 +129,7 @@ def record_panels(sim: WalkSimulation, env_id: str, agents: dict[str, Any], pane
         wanted.setdefault(p.agent, []).append(p.index(episodes))
     runs = {}
     for spec, keep in wanted.items():
-        rec = EpisodeFrames(keep, stride)
+        rec = EpisodeFrames(keep, stride, render)
         t0 = time.perf_counter()
         run = run_episodes(agents[spec], env_id, sim, [episodes], seed, recorder=rec)
         runs[spec] = (rec, {r.episode: r for r in run["records"]},

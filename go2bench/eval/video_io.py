@@ -60,15 +60,21 @@ def _font(size: int):
 
 def label_band(width: int, text: str, height: int = LABEL_HEIGHT, background=_BAND_COLOUR,
                right: str = "") -> np.ndarray:
-    """A (height, width, 3) uint8 band: ``text`` left-aligned, ``right`` right-aligned, light on ``background``."""
+    """A (height, width, 3) uint8 band: ``text`` left-aligned (cut to fit, ending "..."), ``right`` right-aligned."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (int(width), int(height)), tuple(background))
     draw, font = ImageDraw.Draw(img), _font(max(8, height - 4))
-    if text:
-        draw.text((4, 1), text, fill=_TEXT_COLOUR, font=font)
+    right_w = draw.textlength(right, font=font) + 8 if right else 0
     if right:
-        draw.text((int(width) - 4 - draw.textlength(right, font=font), 1), right, fill=_TEXT_COLOUR, font=font)
+        draw.text((int(width) - right_w + 4, 1), right, fill=_TEXT_COLOUR, font=font)
+    if text:
+        room = int(width) - 8 - right_w
+        if draw.textlength(text, font=font) > room:  # cut, and say so, rather than run off the edge
+            while text and draw.textlength(text + "...", font=font) > room:
+                text = text[:-1]
+            text = text.rstrip() + "..."
+        draw.text((4, 1), text, fill=_TEXT_COLOUR, font=font)
     return np.asarray(img, dtype=np.uint8)
 
 
