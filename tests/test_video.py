@@ -277,3 +277,30 @@ def test_real_go2_frames_show_the_robot(go2_camera_sim, tmp_path):
     clip = compose_panels([frames], ["teacher  episode 1/1"], "Go2Walk-v0")
     got, _ = decode(write_clip(clip, tmp_path / "go2.mp4", fps=25))
     assert len(got) == 5 and got[0].shape == (240 + 2 * LABEL_HEIGHT, 320, 3)
+
+
+@pytest.mark.slow  # reuses the module's Go2 scene; renders 15 frames
+def test_video_command_writes_the_clip_and_its_json(go2_camera_sim, tmp_path, monkeypatch):
+    import json
+
+    from go2bench.envs import walk_sim
+
+    def same_scene(env_id, num_envs, backend, obs_mode=None, max_episode_steps=None, render=False):
+        assert (env_id, num_envs, max_episode_steps, render) == ("Go2Walk-v0", 1, 9, True)
+        return go2_camera_sim
+
+    monkeypatch.setattr(walk_sim, "make_walk_sim", same_scene)
+    monkeypatch.setattr(go2_camera_sim, "close", lambda: None)  # the module's scene outlives the command
+    out = tmp_path / "clips" / "go2.mp4"
+    r = CliRunner().invoke(main, ["video", "--agent", "teacher", "--agent", "vintix@1,last", "--episodes", "2",
+                                  "--max-episode-steps", "9", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    got, stream = decode(out)
+    assert len(got) == 5 and got[0].shape == (240 + 2 * LABEL_HEIGHT, 3 * 320 + 2 * SEPARATOR, 3)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert [(p["agent"], p["episode"], p["frames_rendered"]) for p in meta["panels"]] == \
+        [("teacher", 1, 5), ("vintix", 1, 5), ("vintix", 2, 5)]
+    assert meta["config"]["stride"] == 2 and meta["config"]["playback_speed"] == 1.0 and meta["clip_frames"] == 5
+    assert meta["panels"][1]["rendered"] == 10  # Vintix's one run rendered both of its episodes, no more
+    assert meta["bytes"] == out.stat().st_size and "genesis-world" in meta["versions"]
+    assert "vintix episode 2/2" in r.output

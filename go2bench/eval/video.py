@@ -25,7 +25,7 @@ import numpy as np
 from go2bench.core.provenance import file_sha256, hardware, versions, write_json_atomic
 from go2bench.envs.walk_sim import WalkSimulation
 from go2bench.eval.protocol import run_episodes
-from go2bench.eval.video_io import check_clip_path, compose_panels, write_clip
+from go2bench.eval.video_io import check_clip_path, compose_panels, encoder_versions, write_clip
 
 __all__ = ["PanelSpec", "parse_panels", "render_following", "EpisodeFrames", "record_panels", "render_clip", "metadata_path"]
 
@@ -223,7 +223,7 @@ def render_clip(env_id: str, panels: Sequence[PanelSpec], out: str | Path, episo
         "scene_build_s": round(build_s, 2),
         "render_s": round(render_s, 2),
         "render_fps": round(rendered / render_s, 2) if render_s > 0 else None,
-        "versions": versions(),
+        "versions": versions() | encoder_versions(),
         "hardware": hardware(device, backend),
     }
     write_json_atomic(metadata_path(out), meta)

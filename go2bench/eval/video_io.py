@@ -17,7 +17,7 @@ import numpy as np
 from go2bench.core.provenance import check_output_path, write_error
 
 __all__ = ["CLIP_FORMATS", "LABEL_HEIGHT", "TITLE_COLOUR", "check_clip_path", "label_band", "compose_panels",
-           "write_clip"]
+           "write_clip", "encoder_versions"]
 
 CLIP_FORMATS = (".mp4", ".gif")
 LABEL_HEIGHT = 16  # pixels of each text band (even: H.264's 4:2:0 frames need even sizes)
@@ -47,6 +47,20 @@ def check_clip_path(path: str | Path) -> Path:
     except OSError as e:
         raise OSError(f"{p}: cannot write in {p.parent}: {e.strerror or e}") from None
     return p
+
+
+def encoder_versions() -> dict[str, str]:
+    """Versions of what drew and encoded a clip (Pillow; imageio-ffmpeg and its ffmpeg when installed)."""
+    import PIL
+
+    out = {"pillow": PIL.__version__}
+    try:
+        import imageio_ffmpeg
+
+        out.update({"imageio-ffmpeg": imageio_ffmpeg.__version__, "ffmpeg": imageio_ffmpeg.get_ffmpeg_version()})
+    except ImportError:
+        out["imageio-ffmpeg"] = "missing"
+    return out
 
 
 def _font(size: int):
