@@ -1,10 +1,10 @@
 """``go2bench video``: a clip of agents walking, chosen episodes of an in-context run side by side.
 
 Each agent runs the evaluation's own loop (:func:`go2bench.eval.protocol.run_episodes`) for K
-consecutive episodes in one env with a camera (the simulation's, following the robot's base), from
+consecutive episodes in one env with a camera (the simulation's, moved by :func:`render_following`), from
 a cold start with the same seed, so every agent meets the same commands and start. Only the chosen
 episodes are rendered, and only every ``stride``-th step of them: rendering costs far more than
-simulating (about 10 frames/s against about 1,000 steps/s on a CPU), so Vintix's episode K costs
+simulating (3-25 frames/s against about 1,000 steps/s on 2 CPU cores), so Vintix's episode K costs
 its K - 1 earlier episodes in simulation only.
 
 A panel is ``AGENT@EPISODES``: ``vintix@1,last`` is two panels, Vintix in its first and its last
