@@ -3,7 +3,7 @@
 ``envs``/``rollout`` (cli.envs), ``teach`` (cli.teach), ``collect`` and ``data check|fix`` (cli.collect;
 ``data export-minari``: cli.export; ``data robot-split``: cli.robot_split), ``train`` (cli.train;
 ``cli.train_main`` under torchrun), ``eval`` and
-``leaderboard`` (cli.eval), ``pipeline`` (cli.pipeline). Heavy imports happen inside the commands.
+``leaderboard`` (cli.eval), ``video`` (cli.video), ``pipeline`` (cli.pipeline). Heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from go2bench.cli.pipeline import pipeline_command
 from go2bench.cli.robot_split import robot_split_command
 from go2bench.cli.teach import teach_command
 from go2bench.cli.train import train_command
+from go2bench.cli.video import video_command
 
 __all__ = ["main"]
 
@@ -35,6 +36,6 @@ def main(debug: bool) -> None:
 
 
 for command in (envs_command, rollout_command, teach_command, collect_command, data_group, train_command,
-                eval_command, leaderboard_command, pipeline_command):
+                eval_command, leaderboard_command, video_command, pipeline_command):
     main.add_command(command)
 data_group.add_command(robot_split_command)

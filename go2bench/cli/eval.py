@@ -75,7 +75,7 @@ def _fmt(x, spec=".3f") -> str:
               help="A WalkConfig YAML for the evaluation distribution (commands, randomization); default: the "
                    "task's (fixed 0.5 m/s command, no randomisation).")
 @click.option("--video", type=click.Path(dir_okay=False), default=None,
-              help="Record env 0 of the first seed to this mp4 (at most --video-frames frames).")
+              help="Record env 0 of the first seed to this .mp4 or .gif (at most --video-frames frames).")
 @click.option("--video-frames", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--random-score", type=float, default=None,
               help="Reference return of a random agent for the normalised score (default: the shipped teacher's card).")

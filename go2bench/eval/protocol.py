@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -79,6 +79,7 @@ def run_episodes(
     frames: list | None = None,
     max_frames: int = 0,
     trial_keys: Sequence[int] | None = None,
+    recorder: Callable[[int, int, WalkSimulation], None] | None = None,
 ) -> dict[str, Any]:
     """Run the batch until env i has counted ``quota[i]`` episodes; the agent is cold-started first.
 
@@ -88,15 +89,29 @@ def run_episodes(
     list to append env 0's rendered frames to (at most ``max_frames``; the simulation must have a
     camera). ``trial_keys``: after seeding, env i's trial counter (a key of its random draws, see
     :mod:`go2bench.envs.streams`) is set to ``trial_keys[i]``: the family protocol keys each env's
-    draws by the seed of its trial. Torch gets one thread while a CPU simulation steps beside it
-    (see ``torch_threads_beside_simulation``).
+    draws by the seed of its trial. ``recorder(episode, step, sim)`` (instead of ``frames``) is called
+    whenever env 0 shows a new state in a counted episode: its episode index and the steps taken in
+    it (0: the first observation); it renders what it wants (:mod:`go2bench.eval.video`). Torch gets
+    one thread while a CPU simulation steps beside it (see ``torch_threads_beside_simulation``).
     """
     with torch_threads_beside_simulation(sim.device):
-        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, frames, max_frames,
-                             trial_keys)
+        if frames is not None:
+            if recorder is not None:
+                raise ValueError("give run_episodes frames or a recorder, not both")
+            recorder = _first_frames(frames, max_frames)
+        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, recorder, trial_keys)
 
 
-def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames, trial_keys) -> dict[str, Any]:
+def _first_frames(frames: list, max_frames: int) -> Callable[[int, int, WalkSimulation], None]:
+    """A recorder appending every frame of env 0 to ``frames`` until it holds ``max_frames``."""
+    def record(episode: int, step: int, sim: WalkSimulation) -> None:
+        if len(frames) < max_frames:
+            frames.append(sim.render())
+
+    return record
+
+
+def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys) -> dict[str, Any]:
     n, dev = sim.num_envs, sim.device
     action_shape = (n, sim.robot_description.num_joints)
     quota = np.asarray(quota, dtype=np.int64)
@@ -129,8 +144,9 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames,
     ep_xyz = torch.zeros((n, 3), dtype=torch.float64, device=dev)
     term_names: list[str] = []
     ep_terms = torch.zeros((n, 0), dtype=torch.float64, device=dev)  # (N, terms), sized at the first step
-    if frames is not None and len(frames) < max_frames:
-        frames.append(sim.render())
+    step0 = 0  # steps env 0 has taken in its running episode
+    if recorder is not None and quota[0] > 0:
+        recorder(0, 0, sim)
     t0 = time.perf_counter()
     steps = 0
     max_steps = int(quota.max()) * sim.max_episode_steps + 1  # every episode ends by its time limit
@@ -142,6 +158,7 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames,
         command_x = sim.commands[:, 0].clone()  # the command the agent acted on
         r = sim.step(actions)
         steps += 1
+        step0 += 1
         ep_ret += r.reward
         ep_len += 1
         # a diverged step's velocity is not physical: it adds no tracking error (its reward is 0 too)
@@ -167,6 +184,7 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames,
                 ep_terms[idx], ep_xyz[idx],
             ), dim=1).cpu().numpy()
             for i, row in zip(idx.tolist(), rows):
+                step0 = 0 if i == 0 else step0
                 if counted[i] < quota[i]:
                     task = None if tasks is None else (tasks.ids[i], tuple(float(v) for v in tasks.host[i]))
                     records.append(EpisodeRecord(i, int(counted[i]), float(row[0]), int(row[1]), bool(row[3]),
@@ -183,8 +201,8 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, frames, max_frames,
             obs = sim.reset(done)
         else:
             obs = r.obs
-        if frames is not None and len(frames) < max_frames and counted[0] < quota[0]:
-            frames.append(sim.render())
+        if recorder is not None and counted[0] < quota[0]:
+            recorder(int(counted[0]), step0, sim)
     records.sort()  # by env, then episode: independent of completion order
     return {"records": records, "reward_term_names": term_names, "steps": steps, "wall_s": time.perf_counter() - t0}
 
@@ -214,8 +232,8 @@ def evaluate_in_context(
     ``agent``: a :class:`~go2bench.agents.protocol.BatchedAgent` (or an ``act(obs)`` agent).
     ``sim``: an existing simulation (reseeded and reset; ``num_envs``/``backend``/``obs_mode``/
     ``config``/``max_episode_steps`` are then its own). Reference scores: the arguments, else the
-    shipped teacher's model card of ``env_id``. ``video``: an mp4 path for env 0 of the first seed
-    (at most ``video_max_frames`` frames, 50 fps; needs imageio with ffmpeg and EGL rendering).
+    shipped teacher's model card of ``env_id``. ``video``: an .mp4 or .gif path for env 0 of the first seed
+    (at most ``video_max_frames`` frames, 50 fps; mp4 needs imageio-ffmpeg; EGL rendering).
     Returns the results dict written by ``go2bench eval`` (:mod:`go2bench.eval.results`).
     """
     if episodes < 1:
@@ -280,16 +298,14 @@ def _seed_entry(seed: int, run: dict[str, Any], shape: tuple[int, int]) -> dict[
 
 
 def _video_writer(path: str | Path):
-    """A function writing frames to ``path`` (mp4, 50 fps); a clear error now if imageio can't."""
-    try:
-        import imageio.v2 as imageio
-        import imageio_ffmpeg  # noqa: F401  (mp4 needs the ffmpeg plug-in)
-    except ImportError as e:
-        raise RuntimeError(f"--video needs imageio and imageio-ffmpeg (pip install imageio imageio-ffmpeg): {e}") from e
+    """A function writing frames to ``path`` (.mp4 or .gif, 50 fps); a clear error now if it cannot be written."""
+    from go2bench.eval.video_io import check_clip_path, write_clip
+
+    check_clip_path(path)
 
     def write(frames: list) -> None:
         if not frames:
             raise RuntimeError("no frames were rendered for the video")
-        imageio.mimwrite(str(path), frames, fps=50, macro_block_size=1)
+        write_clip(frames, path, fps=50)
 
     return write
