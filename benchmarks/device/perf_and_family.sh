@@ -13,7 +13,7 @@ set -u
 T0=$(date +%s)
 BUDGET=${BUDGET_S:-570}
 . benchmarks/device/setup.sh > /dev/null || exit 1
-mkdir -p "$OUT/res" runs
+mkdir -p "$OUT/res" runs benchmarks/results
 touch /tmp/call_start
 left() { echo $((T0 + BUDGET - $(date +%s))); }
 
