@@ -204,7 +204,7 @@ def test_dynamics_theta_reaches_the_physics_and_the_privileged_observation(dyn):
     lo, hi = np.array(layout.low), np.array(layout.high)
     theta0 = np.array(layout.vector(weak))
     np.testing.assert_allclose(obs[0, 33:], 2 * (theta0 - lo) / (hi - lo) - 1, atol=1e-6)
-    assert obs[0, 33 + 6] == pytest.approx(1.0) and obs[3, 33 + 1] == pytest.approx(2 * 0.8 / 1.05 - 1, abs=1e-6)
+    assert obs[0, 33 + 6] == pytest.approx(1.0) and obs[3, 33 + 1] == pytest.approx(2 * 0.9 / 1.15 - 1, abs=1e-6)  # friction 1.0 in [0.1, 1.25]
     assert obs[:, 6].tolist() != [0.0] * 4  # the dynamics family keeps the command visible
     # latency 2 vs 0 with otherwise default dynamics: the first step already differs
     _, info = dyn.reset(seed=0, options={"tasks": [{"latency_steps": 2}, {"latency_steps": 0}, {}, {}]})
@@ -286,7 +286,7 @@ def test_theta_layouts_are_defined_once():
     assert vel.names == ("lin_vel_x", "lin_vel_y", "ang_vel_yaw") and get_family("velocity").hides_command
     assert dyn.names == ("added_mass", "friction", "strength_FR", "strength_FL", "strength_RR", "strength_RL",
                          "latency_steps")
-    assert dyn.high[0] == pytest.approx(0.5 * MINI_CHEETAH.base_mass_kg) and dyn.integer[-1]
+    assert dyn.high[0] == pytest.approx(1.0 * MINI_CHEETAH.base_mass_kg) and dyn.integer[-1]
     np.testing.assert_allclose(vel.normalise(np.array([0.0, 0.5, 0.0])), [-1.0, 1.0, 0.0])
     a = T.resolve("velocity", GO2, [("test", 3), {"lin_vel_x": 0.25}], 2)
     assert a.ids == ("velocity-v0/test/3", None) and a.rows[1].tolist() == [0.25, 0.0, 0.0]
