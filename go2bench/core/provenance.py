@@ -14,11 +14,11 @@ import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from go2bench._version import __version__
 
-__all__ = ["versions", "hardware", "file_sha256", "read_json_object", "write_json_atomic", "remove_stale_temp_files",
+__all__ = ["versions", "hardware", "file_sha256", "read_json_object", "write_atomic", "write_json_atomic", "remove_stale_temp_files",
            "OutputWriteError"]
 
 _TMP_SUFFIX = ".tmp"
@@ -96,23 +96,20 @@ def write_error(path: str | Path, action: str, exc: BaseException) -> OutputWrit
     return OutputWriteError(f"{path}: failed to {action}{hint}: {exc}")
 
 
-def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
-    """Write JSON to ``path`` via a temporary file in the same folder and ``os.replace``.
+def write_atomic(path: str | Path, write: Callable[[str], None], what: str, suffix: str = _TMP_SUFFIX) -> Path:
+    """Create ``path`` by ``write(tmp)`` into a temporary file of the same folder, then ``os.replace``.
 
-    Readers never see a half-written file, and a crash leaves either the old or the new content.
-    NaN and inf are refused (they are not JSON).
+    Readers never see a half-written file, and a crash or error leaves either the old content or
+    none (the temporary file is removed); an OSError becomes one clear line naming ``path`` and ``what``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; outputs are meant to be shared
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=indent, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -120,8 +117,21 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise write_error(path, "write JSON", exc) from exc
+            raise write_error(path, what, exc) from exc
         raise
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> None:
+    """Write JSON to ``path`` atomically (:func:`write_atomic`); NaN and inf are refused (they are not JSON)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=indent, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    write_atomic(path, write, "write JSON")
 
 
 def remove_stale_temp_files(directory: str | Path) -> list[Path]:

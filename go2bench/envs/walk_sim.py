@@ -4,16 +4,9 @@ This is the only place that talks to Genesis. Both Gymnasium forms (the single e
 env) and every later stage (PPO adapter, collector, evaluator) sit on top of it. Everything is
 batched over environments: no Python loop over envs, and subsets are reset with one masked call.
 
-Observation layout (:func:`go2bench.envs.spaces.observation_layout`; J joints, 12 for every robot
-so far: "noleak" has 9 + 2J = 33 dims, "full" appends the last action, 9 + 3J = 45)::
-
-    base angular velocity, body frame, * obs_scales.ang_vel (0.25)             3
-    projected gravity (gravity direction in the body frame, (0, 0, -1) when level)  3
-    command (vx, vy, yaw rate) * (lin_vel, lin_vel, ang_vel) scales (2, 2, 0.25)    3
-    joint positions minus the default pose * obs_scales.dof_pos (1), joint order    J
-    joint velocities * obs_scales.dof_vel (0.05)                                    J
-    last action (only in "full" mode)                                               J
-    theta of the task family, normalised to [-1, 1] (only with privileged=True)     D
+Observation layout: :func:`go2bench.envs.spaces.observation_layout` (base angular velocity,
+projected gravity, command, joint positions and velocities; the last action in "full" mode; theta
+with ``privileged=True``), generated into the docs' envs page.
 
 Task families (``family=``, :mod:`go2bench.envs.families`): each env holds a hidden theta
 (``sim.tasks``, :mod:`go2bench.envs.tasks`), held for a trial. The velocity family zeroes the
@@ -123,14 +116,10 @@ class WalkSimulation:
             vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
             show_viewer=False,
         )
-        # Visual meshes only matter for a camera; skipping them when nothing renders saves the
-        # slowest part of adding a robot (Go2's 34 COLLADA meshes: about a quarter of a cached build).
-        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True,
-                                                          visualization=render))
-        self.robot = self.scene.add_entity(
-            gs.morphs.URDF(file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0),
-                           visualization=render)
-        )
+        # visual geoms only for a camera (identical physics; a faster build, benchmarks/build_probe.py)
+        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True, visualization=render))
+        self.robot = self.scene.add_entity(gs.morphs.URDF(
+            file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0), visualization=render))
         self.camera = None
         if render:
             self.camera = self.scene.add_camera(

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from go2bench.core.provenance import check_output_path, write_error
+from go2bench.core.provenance import check_output_path, write_atomic
 
 __all__ = ["CLIP_FORMATS", "LABEL_HEIGHT", "TITLE_COLOUR", "check_clip_path", "label_band", "compose_panels",
            "write_clip", "encoder_versions"]
@@ -180,20 +180,6 @@ def write_clip(frames: Sequence[np.ndarray], path: str | Path, fps: float = 25.0
     shape = frames[0].shape
     if len(shape) != 3 or shape[2] != 3 or any(f.shape != shape or f.dtype != np.uint8 for f in frames):
         raise ValueError(f"{p}: frames must all be (H, W, 3) uint8 arrays of one size")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent)
-    os.close(fd)
-    try:
-        (_write_mp4 if p.suffix.lower() == ".mp4" else _write_gif)(frames, tmp, float(fps))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise write_error(p, "write the video", exc) from exc
-        raise
+    write_atomic(p, lambda tmp: (_write_mp4 if p.suffix.lower() == ".mp4" else _write_gif)(frames, tmp, float(fps)),
+                 "write the video", suffix=p.suffix)
     return p
