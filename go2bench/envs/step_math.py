@@ -44,7 +44,6 @@ class StepConstants:
     finite_bounds: torch.Tensor  # (obs_dim + J + 3,) bounds of |obs|, |dof_vel|, |base_lin_vel| (divergence)
     velocity_idx: torch.Tensor  # indices of vx, vy, yaw rate in the flattened (N, 3 * 3) body-frame block
     one: torch.Tensor  # int64 1 (the episode counter's step)
-    max_steps: torch.Tensor  # int64 time limit
     first_only: torch.Tensor  # (2,) = (1, 0): adds the vx error to the vy error only
     action_scale: torch.Tensor
     neg_tracking_sigma: torch.Tensor
@@ -66,7 +65,7 @@ class StepConstants:
             obs_scale=torch.tensor(scale, **f32), zero_commands=torch.zeros((n, 3), **f32),
             finite_bounds=torch.tensor([obs_bound] * obs_dim + [dof_vel_bound] * j + [lin_vel_bound] * 3, **f32),
             velocity_idx=torch.tensor([0, 1, 5], device=sim.device), one=_k(1, torch.int64),
-            max_steps=_k(sim.max_episode_steps, torch.int64), first_only=torch.tensor([1.0, 0.0], **f32),
+            first_only=torch.tensor([1.0, 0.0], **f32),
             action_scale=_k(rd.action_scale),
             neg_tracking_sigma=_k(-cfg.tracking_sigma), height_target=_k(sim.height_target),
             roll_limit=_k(math.radians(rd.termination_roll_deg)), pitch_limit=_k(math.radians(rd.termination_pitch_deg)),

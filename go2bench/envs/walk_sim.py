@@ -267,7 +267,7 @@ class WalkSimulation:
         reward = sequential_sum(terms)
         roll, pitch = roll_pitch(self.base_quat)
         terminated = (roll.abs() > k.roll_limit) | (pitch.abs() > k.pitch_limit)
-        truncated = self.episode_step >= k.max_steps
+        truncated = self.episode_step >= self.max_episode_steps  # an attribute: callers may change it
         obs = self.observe()
         diverged = self._diverged(obs)
         err = velocity_error.abs()
