@@ -34,8 +34,13 @@ def inside_package(path: str | Path) -> bool:
 
 def suites() -> dict[str, int]:
     """Tasks per suite file, summed over the robots it covers (every robot for robot-agnostic families)."""
+    from go2bench.envs.robot_split import ROBOT_SPLIT_SPECS, load_robot_split
+
     counts = {}
     for path in sorted((PKG / "suites").glob("*.yaml")):
+        if path.stem in ROBOT_SPLIT_SPECS:  # a leave-one-robot-out split: one fold per robot
+            counts[path.name] = len(load_robot_split(path.stem).folds)
+            continue
         family = SUITE_SPECS[path.stem].family
         counts[path.name] = 0
         for robot in ROBOTS:
