@@ -22,14 +22,7 @@ mkdir -p "$OUT/zoo" runs
 i=0
 for env in $ENVS; do
   gpu=$((i % NGPU)); i=$((i + 1))
-  (
-    CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
-      --env "$env" --num-envs 4096 --total-steps 2000000000 --device cuda --backend gpu --out "runs/teach_$env" \
-      --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 --eval-episodes 256 \
-      --log-every 30 --quiet --no-progress-bar
-    echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
-    python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('runs/teach_$env', zoo_root='$OUT/zoo'))"
-  ) > "$OUT/teach_$env.log" 2>&1 &
+  launch_default_teacher "$env" "$gpu" 4096
 done
 wait
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"

@@ -10,3 +10,17 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 save_caches() {  # bring the compiled kernels back for the next fresh machine
   (cd ~ && tar -cf - .cache/quadrants | xz -6 -T16 > "$OUT/qcache.tar.xz"; tar -cf - .cache/genesis | xz -6 -T16 > "$OUT/gcache.tar.xz")
 }
+# One default-task teacher in the background on GPU $2 (family_teachers.sh DEFAULT_ENVS, robot_teachers.sh):
+# launch_default_teacher ENV GPU NUM_ENVS; reads MIN, STOP_AT, HARD_END, T0 and OUT; log in $OUT/teach_ENV.log,
+# weights exported to $OUT/zoo/ENV/.
+launch_default_teacher() {
+  local env=$1 gpu=$2 num_envs=$3
+  (
+    CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+      --env "$env" --num-envs "$num_envs" --total-steps 2000000000 --device cuda --backend gpu --out "runs/teach_$env" \
+      --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 --eval-episodes 256 \
+      --log-every 30 --quiet --no-progress-bar
+    echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
+    python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('runs/teach_$env', zoo_root='$OUT/zoo'))"
+  ) > "$OUT/teach_$env.log" 2>&1 &
+}
