@@ -5,8 +5,9 @@
 
 Each block sits between two marker comments (below) in its file (:data:`TARGETS`, default the
 README): the leaderboard is ``go2bench leaderboard``'s own Markdown for the results in
-``benchmarks/results/gpu_pipeline/results`` (README); the teacher tables come from the zoo's model
-cards (``docs/results.md``).
+``benchmarks/results/gpu_pipeline/results`` (README); the family GPU run's table comes from
+``benchmarks/results/gpu_family_go2_velocity`` (README); the teacher tables from the zoo's model
+cards and the cpu preset's family table (``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -61,16 +62,17 @@ def _family_cpu_run() -> str:
 
 def _family_gpu_run() -> str:
     """The family stage on the GPU (Go2 velocity, test thetas): IQM [95% CI over thetas and seeds] per agent."""
-    from go2bench.core.provenance import read_json_object
+    from go2bench.eval.leaderboard import load_result
 
     lines = ["| agent | zero-shot | final | AUC | IQM by episode 1..K |", "|---|---:|---:|---:|---|"]
     rows = []
     for path in FAMILY_GPU.glob("*.json"):
-        fam = read_json_object(path, "results")["family"]
+        res = load_result(path)  # validated, like every other block's results
+        fam = res["family"]
         cell = [f"{fam[m]['iqm']:.2f} [{fam[m]['ci95_thetas'][0]:.2f}, {fam[m]['ci95_thetas'][1]:.2f}]"
                 for m in ("zero_shot", "final", "auc")]
         curve = " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"])
-        rows.append((-fam["final"]["iqm"], f"| {path.name.split('_')[0]} | " + " | ".join(cell) + f" | {curve} |"))
+        rows.append((-fam["final"]["iqm"], f"| {res['agent']} | " + " | ".join(cell) + f" | {curve} |"))
     return "\n".join(lines + [r for _, r in sorted(rows)])
 
 
