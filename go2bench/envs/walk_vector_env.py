@@ -160,18 +160,24 @@ class WalkVectorEnv(VectorEnv):
     def step(self, actions):
         a = self._action_tensor(actions)
         resetting = self._needs_reset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
-        obs, reward, terminated, truncated, diverged, terms = self._outputs(self.sim.step(a))
+        r = self.sim.step(a)
+        obs, reward, terminated, truncated, diverged, terms = self._outputs(r)
         done = terminated | truncated
         # each reward term's weighted contribution, (N,) per term, as Gymnasium's MuJoCo envs report
-        info: dict[str, Any] = {key: terms[:, i] for i, key in enumerate(self._term_keys)}
+        info: dict[str, Any] = dict(zip(self._term_keys, terms.T))
         info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
+        any_diverged = r.any_diverged  # known without a device sync on the CPU
         if resetting is not None and self._any(resetting)[0]:  # Gymnasium's next-step autoreset
             obs = self._reset_into(obs, resetting)
             keep = ~resetting
             reward, terms = self._where(resetting, 0.0, reward), self._where(resetting[:, None], 0.0, terms)
-            info.update({key: terms[:, i] for i, key in enumerate(self._term_keys)})
+            info.update(zip(self._term_keys, terms.T))
             terminated, truncated, diverged, done = (f & keep for f in (terminated, truncated, diverged, done))
-        any_diverged, any_done = self._any(diverged, done)
+            any_diverged = None
+        if any_diverged is None:
+            any_diverged, any_done = self._any(diverged, done)
+        else:
+            any_done = self._any(done)[0]
         if any_diverged:
             info["diverged"], info["_diverged"] = diverged, diverged & True  # a copy
         if self.autoreset_mode == AutoresetMode.SAME_STEP and any_done:
