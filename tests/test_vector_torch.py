@@ -51,9 +51,12 @@ def test_torch_mode_gives_the_numpy_mode_results(go2_vec4, actions, mode):
     sim = go2_vec4.unwrapped.sim
     np_env = WalkVectorEnv(num_envs=4, sim=sim, autoreset_mode=mode)
     torch_env = WalkVectorEnv(num_envs=4, sim=sim, autoreset_mode=mode, array_api="torch")
+    packed_env = WalkVectorEnv(num_envs=4, sim=sim, autoreset_mode=mode)
+    packed_env._on_host = False  # the NumPy mode's GPU path (one packed device-to-host copy), run on the CPU
     ref = rollout(np_env, actions)
     got = rollout(torch_env, actions)
     assert_same(ref, got)
+    assert_same(ref, rollout(packed_env, actions))
     done = np.array([s[2] | s[3] for s in ref[1:]])
     assert done[:, :].any(axis=0).all()  # every env ended an episode: the autoresets were exercised
     assert any(s[2].any() for s in ref[1:])  # a fall, not only time limits
