@@ -266,7 +266,8 @@ class WalkSimulation:
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every env by one control step with finite ``actions`` (N, joints); clipped to the action bounds."""
-        self._require_open()
+        if self.scene is None:
+            self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
         k = self._k
         targets = self.default_dof_pos + k.action_scale * self._executed_actions()

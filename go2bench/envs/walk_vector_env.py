@@ -113,6 +113,8 @@ class WalkVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._torch = array_api == "torch"
+        self._same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        self._next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
         self._on_host = self.sim.device.type == "cpu"  # numpy mode: zero-copy views of the step's tensors
         self._term_keys = tuple(f"reward_{k}" for k in self.sim.reward_weights)
         self._needs_reset = self._flags(np.zeros(num_envs, dtype=bool))  # next-step mode: envs to reset next step
@@ -159,13 +161,14 @@ class WalkVectorEnv(VectorEnv):
 
     def step(self, actions):
         a = self._action_tensor(actions)
-        resetting = self._needs_reset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        resetting = self._needs_reset if self._next_step else None
         r = self.sim.step(a)
         obs, reward, terminated, truncated, diverged, terms = self._outputs(r)
         done = terminated | truncated
         # each reward term's weighted contribution, (N,) per term, as Gymnasium's MuJoCo envs report
         info: dict[str, Any] = dict(zip(self._term_keys, terms.T))
-        info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
+        if self.sim.tasks is not None:
+            info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
         any_diverged = r.any_diverged  # known without a device sync on the CPU
         if resetting is not None and self._any(resetting)[0]:  # Gymnasium's next-step autoreset
             obs = self._reset_into(obs, resetting)
@@ -180,10 +183,10 @@ class WalkVectorEnv(VectorEnv):
             any_done = self._any(done)[0]
         if any_diverged:
             info["diverged"], info["_diverged"] = diverged, diverged & True  # a copy
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and any_done:
+        if self._same_step and any_done:
             info["final_obs"], info["_final_obs"] = self._where(done[:, None], obs, 0.0), done
             obs = self._reset_into(obs, done)
-        elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
+        elif self._next_step:
             self._needs_reset = done
         return obs, reward, terminated, truncated, info
 
@@ -202,7 +205,7 @@ class WalkVectorEnv(VectorEnv):
 
         NumPy: zero-copy views on the CPU, one device-to-host copy of everything on the GPU.
         """
-        terms = terms_matrix(r.reward_terms)
+        terms = terms_matrix(r.reward_terms)  # (N, terms)
         if self._torch:
             return r.obs, r.reward, r.terminated, r.truncated, r.diverged, terms
         if self._on_host:  # zero-copy views of tensors made fresh by this step
