@@ -1,8 +1,9 @@
 """The batched Walk simulation: one Genesis scene holding N robots, torch tensors in and out.
 
-This is the only place that talks to Genesis. Both Gymnasium forms (the single env and the vector
-env) and every later stage (PPO adapter, collector, evaluator) sit on top of it. Everything is
-batched over environments: no Python loop over envs, and subsets are reset with one masked call.
+Only this module and its helpers talk to Genesis (genesis_io: the step's calls; sim_support: setters).
+Both Gymnasium forms (the single env and the vector env) and every later stage (PPO adapter,
+collector, evaluator) sit on top of it. Everything is batched over environments: no Python loop
+over envs, and subsets are reset with one masked call. The step's math is in :mod:`step_math`.
 
 Observation layout (:func:`go2bench.envs.spaces.observation_layout`; J joints, 12 for every robot
 so far: "noleak" has 9 + 2J = 33 dims, "full" appends the last action, 9 + 3J = 45)::
