@@ -10,11 +10,11 @@ observation with reward 0 and the action is ignored for that env. ``"disabled"``
 Arrays: ``array_api="numpy"`` (default) takes and returns NumPy arrays. ``array_api="torch"`` takes
 and returns torch tensors on the simulation's device (CUDA with ``backend="gpu"``): observations,
 rewards, flags and every array of ``info`` stay on the device, with no copy to the host. A step reads
-back only whether any env finished or diverged (one small synchronisation, as any loop that resets
-finished envs needs). Differences: NaN actions raise a ValueError on the CPU as in NumPy mode, but
-are not checked on the GPU (the check would synchronise every step; they act as zeros there); the
-task ids and thetas of ``info["task"]`` / ``info["task_id"]`` stay host NumPy arrays (strings, exact
-values). Gymnasium's ``wrappers.vector.NumpyToTorch`` over the NumPy mode gives torch tensors too,
+back only whether any env finished or diverged (one synchronisation on a few flags, as any loop that
+resets finished envs needs; a reset adds one). Differences: NaN actions raise a ValueError on the CPU
+as in NumPy mode, but are not checked on the GPU (the check would synchronise every step; NaN acts
+as 0 there, inf is clipped to the action bounds as everywhere); the task ids and thetas of
+``info["task"]`` / ``info["task_id"]`` stay host NumPy arrays (strings, exact values). Gymnasium's ``wrappers.vector.NumpyToTorch`` over the NumPy mode gives torch tensors too,
 but through the host (and needs the ``array-api-compat`` package).
 
 Task families: ``family=``, ``task=`` (one spec for every env) or ``tasks=`` (a list of N specs, or
