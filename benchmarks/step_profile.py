@@ -7,10 +7,11 @@ under a microsecond):
 
     control     robot.control_dofs_position        (the minimal loop does it too)
     physics     scene.step
-    getters     robot.get_pos/quat/vel/ang, get_dofs_position/velocity (the minimal loop too)
+    getters     robot.get_pos/quat/vel/ang, get_dofs_position/velocity (the minimal loop too, though
+                perhaps in costlier forms: go2bench.envs.genesis_io)
     state math  the rest of WalkSimulation._read_state (body-frame rotations)
     rewards     WalkSimulation._weighted_reward_terms
-    termination roll_pitch
+    termination roll_pitch (older go2bench) or step_math.tilted
     observation WalkSimulation.observe
     divergence  WalkSimulation._diverged
     other sim   the rest of WalkSimulation.step (action clipping and latency, flags, cleanup, result)
@@ -73,6 +74,10 @@ def profile(n: int, steps: int, warmup: int, seed: int) -> dict:
 
     import go2bench  # noqa: F401 (registers the envs)
     from go2bench.envs import walk_sim
+    try:
+        from go2bench.envs import step_math
+    except ImportError:  # an older go2bench
+        step_math = None
 
     env = gym.make_vec("Go2Walk-v0", num_envs=n)
     env.reset(seed=seed)
@@ -88,6 +93,8 @@ def profile(n: int, steps: int, warmup: int, seed: int) -> dict:
     sim.observe = clock.wrap("observation", sim.observe)
     sim._diverged = clock.wrap("divergence", sim._diverged)
     walk_sim.roll_pitch = clock.wrap("termination", walk_sim.roll_pitch)
+    if step_math is not None and hasattr(step_math, "tilted"):
+        step_math.tilted = clock.wrap("termination", step_math.tilted)
     sim.step = clock.wrap("other sim", sim.step)
     step = clock.wrap("wrapper", venv.step)
 

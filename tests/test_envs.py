@@ -291,14 +291,15 @@ def test_reward_terms_in_info_sum_to_the_reward_and_match_hand_values(go2_vec4):
     np.testing.assert_allclose(info["reward_base_height"], -50.0 * dt * (z - 0.3) ** 2, rtol=1e-4)
 
 
-def test_reward_weight_without_a_computed_term_fails_when_the_env_is_built(monkeypatch):
+def test_reward_weight_without_a_computed_term_fails_when_the_env_is_built():
     """A reward weight nobody computes must not be silently ignored (checked when a simulation is built)."""
     import dataclasses
 
-    from go2bench.envs import walk_sim
+    from go2bench.envs import step_math, walk_sim
 
-    walk_sim._check_reward_terms()  # the shipped weights and terms agree
-    monkeypatch.setattr(walk_sim, "REWARD_TERMS", walk_sim.REWARD_TERMS + ("feet_air_time",))
+    step_math.check_reward_terms(walk_sim.REWARD_TERMS)  # the shipped weights and terms agree
     with pytest.raises(TypeError, match=r"weights without a computed term \['feet_air_time'\]"):
-        walk_sim._check_reward_terms()
+        step_math.check_reward_terms(walk_sim.REWARD_TERMS + ("feet_air_time",))
+    with pytest.raises(TypeError, match=r"terms without a weight \['action_rate'\]"):
+        step_math.check_reward_terms(tuple(t for t in walk_sim.REWARD_TERMS if t != "action_rate"))
     assert "feet_air_time" not in {f.name for f in dataclasses.fields(walk_sim.RewardScales)}

@@ -94,6 +94,32 @@ def test_fused_step_reproduces_the_recorded_rollouts(case):
         assert want[f"{case}/terminated"].any()
 
 
+@pytest.mark.slow  # builds a scene
+def test_the_gpu_code_path_reproduces_the_recorded_rollout(monkeypatch):
+    """The branch-free step the GPU runs (no host reads: cleanup and command resampling applied to all
+    envs through masks), forced on the CPU, gives the same numbers."""
+    from go2bench.envs import walk_sim
+
+    build = walk_sim.WalkSimulation._init_buffers
+
+    def sync_free(sim):
+        build(sim)
+        sim._sync_free = True
+
+    monkeypatch.setattr(walk_sim.WalkSimulation, "_init_buffers", sync_free)
+    case = "full_obs_pushes_falls"  # resampled commands and pushes: every masked path of the step
+    kwargs, amp = CASES[case]
+    want = np.load(FIXTURE)
+    env = gym.make_vec("Go2Walk-v0", **kwargs)
+    try:
+        assert env.unwrapped.sim._sync_free
+        got = rollout(env, amp)
+    finally:
+        env.close()
+    for k, v in got.items():
+        np.testing.assert_allclose(v, want[f"{case}/{k}"], rtol=1e-6, atol=1e-9, err_msg=k)
+
+
 if __name__ == "__main__":
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     data = record_all()

@@ -45,11 +45,12 @@ class StepConstants:
     velocity_idx: torch.Tensor  # indices of vx, vy, yaw rate in the flattened (N, 3 * 3) body-frame block
     one: torch.Tensor  # int64 1 (the episode counter's step)
     first_only: torch.Tensor  # (2,) = (1, 0): adds the vx error to the vy error only
+    one_f: torch.Tensor
+    minus_two: torch.Tensor
     action_scale: torch.Tensor
     neg_tracking_sigma: torch.Tensor
     height_target: torch.Tensor
-    roll_limit: torch.Tensor  # radians
-    pitch_limit: torch.Tensor
+    tilt_limits: torch.Tensor  # (2,) roll and pitch limits, radians
 
     @classmethod
     def build(cls, sim, obs_dim: int, weights: Sequence[float], bounds: tuple[float, float, float]) -> StepConstants:
@@ -66,9 +67,25 @@ class StepConstants:
             finite_bounds=torch.tensor([obs_bound] * obs_dim + [dof_vel_bound] * j + [lin_vel_bound] * 3, **f32),
             velocity_idx=torch.tensor([0, 1, 5], device=sim.device), one=_k(1, torch.int64),
             first_only=torch.tensor([1.0, 0.0], **f32),
+            one_f=_k(1.0), minus_two=_k(-2.0),
             action_scale=_k(rd.action_scale),
             neg_tracking_sigma=_k(-cfg.tracking_sigma), height_target=_k(sim.height_target),
-            roll_limit=_k(math.radians(rd.termination_roll_deg)), pitch_limit=_k(math.radians(rd.termination_pitch_deg)),
+            tilt_limits=torch.tensor([math.radians(rd.termination_roll_deg), math.radians(rd.termination_pitch_deg)],
+                                     **f32),
+        )
+
+
+def check_reward_terms(weight_names: Sequence[str]) -> None:
+    """The reward weights (``RewardScales`` fields) must name the terms :func:`reward_terms` computes, in order.
+
+    A weight without a term, or a term without a weight, would silently drop a term.
+    """
+    if tuple(weight_names) != REWARD_TERM_NAMES:
+        missing = sorted(set(weight_names) - set(REWARD_TERM_NAMES))
+        unused = sorted(set(REWARD_TERM_NAMES) - set(weight_names))
+        raise TypeError(
+            f"reward terms do not match RewardScales: weights without a computed term {missing}, terms without "
+            f"a weight {unused} (or another order); RewardScales and step_math.reward_terms must list the same terms"
         )
 
 
@@ -83,15 +100,31 @@ def reward_terms(k: StepConstants, velocity_error: torch.Tensor, lin_vel_z: torc
     action_rate         sum over joints of (last action - action)^2
     similar_to_default  sum over joints of |joint position - default|
 
-    ``velocity_error`` is the command minus the body-frame (vx, vy, yaw rate), (N, 3);
-    ``exp(e / -sigma)`` is ``exp(-e / sigma)`` bit for bit.
+    ``velocity_error`` is the command minus the body-frame (vx, vy, yaw rate), (N, 3); ``lin_vel_z``
+    and ``base_z`` are (N, 1); ``exp(e / -sigma)`` is ``exp(-e / sigma)`` bit for bit.
     """
-    sq = velocity_error ** 2
-    tracking = torch.exp((sq[:, 1:] + sq[:, :1] * k.first_only) / k.neg_tracking_sigma)  # (vx^2 + vy^2, yaw^2)
-    vertical = torch.stack((lin_vel_z, base_z - k.height_target), 1) ** 2
+    # squares of the velocity errors, vz and the height error in one op
+    sq = torch.cat((velocity_error, lin_vel_z, base_z - k.height_target), 1) ** 2
+    # (vx^2 + vy^2, yaw^2): addcmul adds vx^2 times 1 to vy^2 and times 0 to yaw^2, exactly
+    tracking = torch.exp(torch.addcmul(sq[:, 1:3], sq[:, :1], k.first_only) / k.neg_tracking_sigma)
     action_rate = ((last_actions - actions) ** 2).sum(1, keepdim=True)
     pose = dof_offset.abs().sum(1, keepdim=True)
-    return torch.cat((tracking, vertical, action_rate, pose), 1)
+    return torch.cat((tracking, sq[:, 3:], action_rate, pose), 1)
+
+
+def tilted(k: StepConstants, body: torch.Tensor, quat: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: |roll| or |pitch| beyond its limit; |angles| of :func:`sim_support.roll_pitch`, bit for bit.
+
+    ``body`` (N, 3, 3) holds the projected gravity g in row 2 (rotated by ``quat_rotate_inverse``,
+    where products by 2 are exact): g_x = 2 (w y - z x), pitch's sine, and -g_y = 2 (w x + y z),
+    roll's numerator, rounded as roll_pitch rounds them (and |atan2(-a, b)| = |atan2(a, b)|). Only
+    roll's denominator 1 - 2 (x^2 + y^2) is computed again (g_z = -(2 w^2 - 1 + 2 z^2) rounds
+    otherwise). Fewer ops than computing the angles from the quaternion.
+    """
+    xy = quat[:, 1:3]
+    roll = torch.atan2(body[:, 2, 1], torch.addcmul(k.one_f, (xy * xy).sum(1), k.minus_two))  # 1 - 2 (x^2 + y^2)
+    pitch = torch.asin(torch.clamp(body[:, 2, 0], -1.0, 1.0))
+    return (torch.stack((roll, pitch), 1).abs_() > k.tilt_limits).any(1)
 
 
 def sequential_sum(columns: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """The batched Walk simulation: one Genesis scene holding N robots, torch tensors in and out.
 
-This is the only place that talks to Genesis. Both Gymnasium forms (the single env and the vector
-env) and every later stage (PPO adapter, collector, evaluator) sit on top of it. Everything is
-batched over environments: no Python loop over envs, and subsets are reset with one masked call.
+Only this module and its helpers talk to Genesis (genesis_io: the step's calls; sim_support: setters).
+Both Gymnasium forms (the single env and the vector env) and every later stage (PPO adapter,
+collector, evaluator) sit on top of it. Everything is batched over environments: no Python loop
+over envs, and subsets are reset with one masked call. The step's math is in :mod:`step_math`.
 
 Observation layout: :func:`go2bench.envs.spaces.observation_layout` (base angular velocity,
 projected gravity, command, joint positions and velocities; the last action in "full" mode; theta
@@ -30,6 +31,7 @@ from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.sim_support import check_memory, quat_rotate_inverse, roll_pitch  # noqa: F401 (public here)
 from go2bench.envs import step_math
+from go2bench.envs.genesis_io import RobotIO
 from go2bench.envs.step_math import RewardTerms, StepConstants, sequential_sum, within_bounds
 from go2bench.envs.tasks import TaskState, check_compatible
 from go2bench.envs.walk_config import RewardScales, WalkConfig
@@ -55,6 +57,7 @@ class StepResult:
     reward_terms: Mapping[str, torch.Tensor] = field(default_factory=dict)
     # (N, 3) |target - actual| of vx, vy (m/s, body frame) and yaw rate (rad/s); 0 where diverged
     tracking_error: torch.Tensor | None = None
+    any_diverged: bool | None = None  # diverged.any(), when known without a device sync (CPU), else None
 
 
 class WalkSimulation:
@@ -147,6 +150,7 @@ class WalkSimulation:
         self.base_link_idx_local = 0
         self.n_robot_links = self.robot.n_links
         self.base_mass = float(self.robot.get_links_mass([0])[0]) if hasattr(self.robot, "get_links_mass") else None
+        self._io = RobotIO(self.robot, self.dofs_idx, self.device)  # the step's Genesis calls, in their cheap forms
 
     def _init_buffers(self) -> None:
         n, d, cfg = self.num_envs, self.device, self.config
@@ -165,20 +169,15 @@ class WalkSimulation:
         self.episode_step = torch.zeros(n, device=d, dtype=torch.int64)
         self.base_pos = torch.zeros((n, 3), **f32)
         self.base_quat = torch.zeros((n, 4), **f32)
-        self.base_lin_vel = torch.zeros((n, 3), **f32)
-        self.base_ang_vel = torch.zeros((n, 3), **f32)
-        self.projected_gravity = torch.zeros((n, 3), **f32)
+        self._body = torch.zeros((n, 3, 3), **f32)  # base_lin_vel, base_ang_vel, projected_gravity (body frame)
         self.dof_pos = torch.zeros((n, j), **f32)
         self.dof_vel = torch.zeros((n, j), **f32)
         self.gravity_world = torch.tensor([[0.0, 0.0, -1.0]], **f32).expand(n, 3).contiguous()  # (stack is faster)
-        s = cfg.obs_scales
-        self.commands_scale = torch.tensor([s.lin_vel, s.lin_vel, s.ang_vel], **f32)
         self.reward_weights = {k: getattr(cfg.rewards, k) * cfg.dt for k in REWARD_TERMS}
-        _check_reward_terms()
+        step_math.check_reward_terms(REWARD_TERMS)
         self._term_index = {k: i for i, k in enumerate(REWARD_TERMS)}
-        self.height_target = (
-            cfg.base_height_target if cfg.base_height_target is not None else self.robot_description.base_height_target
-        )
+        target = cfg.base_height_target
+        self.height_target = self.robot_description.base_height_target if target is None else target
         self._k = StepConstants.build(self, self.obs_dim, list(self.reward_weights.values()),
                                       (_MAX_OBS, _MAX_ABS_DOF_VEL, _MAX_ABS_BASE_VEL))
         self._sync_free = torch.device(d).type != "cpu"  # on the GPU, never read a value back to branch on it
@@ -197,6 +196,21 @@ class WalkSimulation:
     def obs_dim(self) -> int:
         return S.observation_dim(self.robot_description, self.config.obs_mode,
                                  self.family if self.privileged else None)
+
+    @property
+    def base_lin_vel(self) -> torch.Tensor:
+        """(N, 3) base linear velocity, body frame, m/s (a view of the last state read)."""
+        return self._body[:, 0]
+
+    @property
+    def base_ang_vel(self) -> torch.Tensor:
+        """(N, 3) base angular velocity, body frame, rad/s."""
+        return self._body[:, 1]
+
+    @property
+    def projected_gravity(self) -> torch.Tensor:
+        """(N, 3) gravity direction in the body frame, (0, 0, -1) when level."""
+        return self._body[:, 2]
 
     def seed(self, seed: int) -> None:
         """Reseed commands, randomisation, pushes and task draws; every env starts trial 0 at its next reset."""
@@ -246,11 +260,12 @@ class WalkSimulation:
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every env by one control step with finite ``actions`` (N, joints); clipped to the action bounds."""
-        self._require_open()
+        if self.scene is None:
+            self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
         k = self._k
         targets = self.default_dof_pos + k.action_scale * self._executed_actions()
-        self.robot.control_dofs_position(targets, self.dofs_idx)
+        self._io.control(targets)
         self.scene.step()
         self.episode_step = self.episode_step + k.one
         self._read_state()
@@ -265,15 +280,15 @@ class WalkSimulation:
         velocity_error = self.commands - self._velocity  # (vx, vy, yaw rate): the command's minus the base's
         terms = self._weighted_reward_terms(velocity_error)  # (N, T)
         reward = sequential_sum(terms)
-        roll, pitch = roll_pitch(self.base_quat)
-        terminated = (roll.abs() > k.roll_limit) | (pitch.abs() > k.pitch_limit)
+        terminated = step_math.tilted(k, self._body, self.base_quat)  # fell: roll or pitch too large
         truncated = self.episode_step >= self.max_episode_steps  # an attribute: callers may change it
         obs = self.observe()
         diverged = self._diverged(obs)
         err = velocity_error.abs()
         # On the GPU applied unconditionally (a branch on diverged.any() would cost a host sync); on the CPU
         # the branch is cheap and skips the cleanup ops of the common step that did not diverge.
-        if self._sync_free or bool(diverged.any()):
+        any_diverged = None if self._sync_free else bool(diverged.any())
+        if any_diverged is None or any_diverged:
             clean = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0).clamp_(-1e3, 1e3)
             obs = torch.where(diverged[:, None], clean, obs)
             reward.masked_fill_(diverged, 0.0)
@@ -285,12 +300,12 @@ class WalkSimulation:
         self.prev_last_actions = self.last_actions
         self.last_actions = self.actions
         return StepResult(obs, reward, terminated, truncated, diverged,
-                          RewardTerms(REWARD_TERMS, terms, self._term_index), err)
+                          RewardTerms(REWARD_TERMS, terms, self._term_index), err, any_diverged)
 
     def observe(self) -> torch.Tensor:
         """The current observation of every env, (N, obs_dim) float32 (layout: the module docstring)."""
         # angular velocity and projected gravity (contiguous: torch.cat is several times slower on a strided view)
-        parts = [self._body[:, 1:].reshape(self.num_envs, 6).contiguous(),
+        parts = [self._body[:, 1:].reshape(self.num_envs, 6),  # (a copy: the strided view cannot be reshaped)
                  self._k.zero_commands if self._hides_command else self.commands, self._dof_offset, self.dof_vel]
         if self.config.obs_mode == "full":
             parts.append(self.actions)
@@ -328,17 +343,12 @@ class WalkSimulation:
             raise RuntimeError("this env was closed; its simulation is released. Make a new env to keep going.")
 
     def _read_state(self) -> None:
-        r = self.robot
-        self.base_pos = r.get_pos()
-        self.base_quat = r.get_quat()
-        # the three rotations into the body frame as one (views of one (N, 3, 3) tensor)
-        self._body = quat_rotate_inverse(self.base_quat[:, None], torch.stack((r.get_vel(), r.get_ang(),
-                                                                             self.gravity_world), 1))
-        self.base_lin_vel, self.base_ang_vel, self.projected_gravity = self._body.unbind(1)
+        self.base_pos, self.base_quat, vel, ang = self._io.base()
+        # the three rotations into the body frame as one (base_lin_vel, ... are views of this (N, 3, 3) tensor)
+        self._body = quat_rotate_inverse(self.base_quat[:, None], torch.stack((vel, ang, self.gravity_world), 1))
         # (vx, vy, yaw rate), body frame: what the command asks for
         self._velocity = self._body.view(self.num_envs, 9).index_select(1, self._k.velocity_idx)
-        self.dof_pos = r.get_dofs_position(self.dofs_idx)
-        self.dof_vel = r.get_dofs_velocity(self.dofs_idx)
+        self.dof_pos, self.dof_vel = self._io.joints()
         self._dof_offset = self.dof_pos - self.default_dof_pos  # the observation's and a reward term's
 
     def _executed_actions(self) -> torch.Tensor:
@@ -368,7 +378,7 @@ class WalkSimulation:
         """(N, T), the formulas: :func:`go2bench.envs.step_math.reward_terms`."""
         if velocity_error is None:
             velocity_error = self.commands - self._velocity
-        return step_math.reward_terms(self._k, velocity_error, self.base_lin_vel[:, 2], self.base_pos[:, 2],
+        return step_math.reward_terms(self._k, velocity_error, self._body[:, 0, 2:], self.base_pos[:, 2:],
                                       self.actions, self.last_actions, self._dof_offset)
 
     def _weighted_reward_terms(self, velocity_error: torch.Tensor | None = None) -> torch.Tensor:
@@ -381,7 +391,7 @@ class WalkSimulation:
     def _diverged(self, obs: torch.Tensor) -> torch.Tensor:
         # |obs| < 1e6, |dof_vel| and |base_lin_vel| below their limits, in one test that also catches NaN and inf
         ok = within_bounds(torch.cat((obs, self.dof_vel, self.base_lin_vel), 1), self._k.finite_bounds)
-        return ~ok | self.scene.rigid_solver.get_error_envs_mask()
+        return self.scene.rigid_solver.get_error_envs_mask() >= ok  # for bools, e >= ok is e | ~ok in one op
 
     def _uniform(self, stream: int, low, high, n: int, k=0, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
         """(envs, n) uniforms in [low, high) of the envs ``envs_idx`` (all if None), keyed per env (see streams)."""
@@ -397,20 +407,6 @@ class WalkSimulation:
         if bool(mask.any()):
             v = self.config.randomization.push_max_velocity
             self.push(self._uniform(streams.PUSH, -v, v, 2, self.episode_step // self.push_every), mask)
-
-
-def _check_reward_terms() -> None:
-    """Every RewardScales field must be a term that ``step_math.reward_terms`` computes, in its order.
-
-    A weight without a term, or a term without a weight, would silently drop a term.
-    """
-    if REWARD_TERMS != step_math.REWARD_TERM_NAMES:
-        missing = sorted(set(REWARD_TERMS) - set(step_math.REWARD_TERM_NAMES))
-        unused = sorted(set(step_math.REWARD_TERM_NAMES) - set(REWARD_TERMS))
-        raise TypeError(
-            f"reward terms do not match RewardScales: weights without a computed term {missing}, terms without "
-            f"a weight {unused} (or another order); RewardScales and step_math.reward_terms must list the same terms"
-        )
 
 
 def make_walk_sim(

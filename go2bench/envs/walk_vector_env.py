@@ -10,11 +10,11 @@ observation with reward 0 and the action is ignored for that env. ``"disabled"``
 Arrays: ``array_api="numpy"`` (default) takes and returns NumPy arrays. ``array_api="torch"`` takes
 and returns torch tensors on the simulation's device (CUDA with ``backend="gpu"``): observations,
 rewards, flags and every array of ``info`` stay on the device, with no copy to the host. A step reads
-back only whether any env finished or diverged (one small synchronisation, as any loop that resets
-finished envs needs). Differences: NaN actions raise a ValueError on the CPU as in NumPy mode, but
-are not checked on the GPU (the check would synchronise every step; they act as zeros there); the
-task ids and thetas of ``info["task"]`` / ``info["task_id"]`` stay host NumPy arrays (strings, exact
-values). Gymnasium's ``wrappers.vector.NumpyToTorch`` over the NumPy mode gives torch tensors too,
+back only whether any env finished or diverged (one synchronisation on a few flags, as any loop that
+resets finished envs needs; a reset adds one). Differences: NaN actions raise a ValueError on the CPU
+as in NumPy mode, but are not checked on the GPU (the check would synchronise every step; NaN acts
+as 0 there, inf is clipped to the action bounds as everywhere); the task ids and thetas of
+``info["task"]`` / ``info["task_id"]`` stay host NumPy arrays (strings, exact values). Gymnasium's ``wrappers.vector.NumpyToTorch`` over the NumPy mode gives torch tensors too,
 but through the host (and needs the ``array-api-compat`` package).
 
 Task families: ``family=``, ``task=`` (one spec for every env) or ``tasks=`` (a list of N specs, or
@@ -113,6 +113,8 @@ class WalkVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._torch = array_api == "torch"
+        self._same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        self._next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
         self._on_host = self.sim.device.type == "cpu"  # numpy mode: zero-copy views of the step's tensors
         self._term_keys = tuple(f"reward_{k}" for k in self.sim.reward_weights)
         self._needs_reset = self._flags(np.zeros(num_envs, dtype=bool))  # next-step mode: envs to reset next step
@@ -159,25 +161,32 @@ class WalkVectorEnv(VectorEnv):
 
     def step(self, actions):
         a = self._action_tensor(actions)
-        resetting = self._needs_reset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
-        obs, reward, terminated, truncated, diverged, terms = self._outputs(self.sim.step(a))
+        resetting = self._needs_reset if self._next_step else None
+        r = self.sim.step(a)
+        obs, reward, terminated, truncated, diverged, terms = self._outputs(r)
         done = terminated | truncated
         # each reward term's weighted contribution, (N,) per term, as Gymnasium's MuJoCo envs report
-        info: dict[str, Any] = {key: terms[:, i] for i, key in enumerate(self._term_keys)}
-        info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
+        info: dict[str, Any] = dict(zip(self._term_keys, terms.T))
+        if self.sim.tasks is not None:
+            info.update(T.task_info(self.sim))  # the thetas this step ran with, before any autoreset
+        any_diverged = r.any_diverged  # known without a device sync on the CPU
         if resetting is not None and self._any(resetting)[0]:  # Gymnasium's next-step autoreset
             obs = self._reset_into(obs, resetting)
             keep = ~resetting
             reward, terms = self._where(resetting, 0.0, reward), self._where(resetting[:, None], 0.0, terms)
-            info.update({key: terms[:, i] for i, key in enumerate(self._term_keys)})
+            info.update(zip(self._term_keys, terms.T))
             terminated, truncated, diverged, done = (f & keep for f in (terminated, truncated, diverged, done))
-        any_diverged, any_done = self._any(diverged, done)
+            any_diverged = None
+        if any_diverged is None:
+            any_diverged, any_done = self._any(diverged, done)
+        else:
+            any_done = self._any(done)[0]
         if any_diverged:
             info["diverged"], info["_diverged"] = diverged, diverged & True  # a copy
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and any_done:
+        if self._same_step and any_done:
             info["final_obs"], info["_final_obs"] = self._where(done[:, None], obs, 0.0), done
             obs = self._reset_into(obs, done)
-        elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
+        elif self._next_step:
             self._needs_reset = done
         return obs, reward, terminated, truncated, info
 
@@ -196,7 +205,7 @@ class WalkVectorEnv(VectorEnv):
 
         NumPy: zero-copy views on the CPU, one device-to-host copy of everything on the GPU.
         """
-        terms = terms_matrix(r.reward_terms)
+        terms = terms_matrix(r.reward_terms)  # (N, terms)
         if self._torch:
             return r.obs, r.reward, r.terminated, r.truncated, r.diverged, terms
         if self._on_host:  # zero-copy views of tensors made fresh by this step
