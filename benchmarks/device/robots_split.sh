@@ -25,7 +25,7 @@ mkdir -p $RUN/folds "$OUT"
 echo "== collect at $(( $(date +%s) - T0 )) s"
 timeout -k 5 $(( $(left) - 300 )) python3 -m go2bench.cli pipeline --preset gpu --stages collect --out $RUN \
   --set 'envs=[Go2Walk-v0, MiniCheetahWalk-v0, A1Walk-v0, Go1Walk-v0, AnymalCWalk-v0]' --set gpus=2 \
-  --set collect.num_histories=$HIST > "$RUN/collect.log" 2>&1
+  --set collect.num_histories=$HIST --set 'family.families=[]' > "$RUN/collect.log" 2>&1
 echo "collect exit $? at $(( $(date +%s) - T0 )) s"; tail -n 5 $RUN/collect.log
 
 echo "== pool and train at $(( $(date +%s) - T0 )) s"
@@ -64,6 +64,6 @@ for r in $ROBOTS; do tail -n 6 $RUN/folds/eval_$r.log; done
    -size -4M -not -name '*.pt' | tar -cJf "$OUT/rs_results.tar.xz" -T -)
 (cd $RUN/folds && tar -cf "$OUT/rs_models_a.tar" $(ls -d heldout_go2/final.pt heldout_mini_cheetah/final.pt heldout_a1/final.pt 2>/dev/null))
 (cd $RUN/folds && tar -cf "$OUT/rs_models_b.tar" $(ls -d heldout_go1/final.pt heldout_anymal_c/final.pt 2>/dev/null))
-save_caches
+[ "${SAVE_CACHES:-0}" = 1 ] && save_caches
 ls -la "$OUT"
 echo "call took $(( $(date +%s) - T0 )) s"

@@ -23,7 +23,8 @@ import torch
 
 
 def _k(value, dtype=torch.float32) -> torch.Tensor:
-    """A 0-dim CPU constant: it combines with tensors on any device as a Python scalar would."""
+    """A 0-dim CPU constant: it combines with tensors on any device as a Python scalar would, but a torch op
+    on a GPU accepts at most one CPU scalar among its tensor arguments (use device constants there)."""
     return torch.tensor(value, dtype=dtype)
 
 
@@ -67,7 +68,7 @@ class StepConstants:
             finite_bounds=torch.tensor([obs_bound] * obs_dim + [dof_vel_bound] * j + [lin_vel_bound] * 3, **f32),
             velocity_idx=torch.tensor([0, 1, 5], device=sim.device), one=_k(1, torch.int64),
             first_only=torch.tensor([1.0, 0.0], **f32),
-            one_f=_k(1.0), minus_two=_k(-2.0),
+            one_f=torch.tensor(1.0, **f32), minus_two=torch.tensor(-2.0, **f32),  # on the device: an op may take one CPU scalar at most
             action_scale=_k(rd.action_scale),
             neg_tracking_sigma=_k(-cfg.tracking_sigma), height_target=_k(sim.height_target),
             tilt_limits=torch.tensor([math.radians(rd.termination_roll_deg), math.radians(rd.termination_pitch_deg)],
