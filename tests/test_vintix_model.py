@@ -82,8 +82,10 @@ def test_param_counts_of_presets():
     assert make_model_config("paper").d_model == 1024 and MODEL_PRESETS["paper"]["n_layers"] == 20
 
 
-def _stream(pos, C=6, N=3, T=20, clear_at=11, clear_envs=(1,)):
-    """Stream T steps through a policy with context C; return per-step outputs and the inputs."""
+def _stream(pos, C=6, N=3, T=20, clear_at=11, clear_envs=(1,), static=False):
+    """Stream T steps through a policy with context C; return per-step outputs and the inputs.
+
+    ``static``: through the static-buffer decode step (what a CUDA graph records), run eagerly."""
     m = _model(pos, qk_norm=(pos == "rope"))
     groups = {g: dict(v) for g, v in GROUPS.items()}
     for g, info in groups.items():
@@ -100,13 +102,14 @@ def _stream(pos, C=6, N=3, T=20, clear_at=11, clear_envs=(1,)):
     rew = torch.randn(T, N, generator=gen)
     start = torch.rand(T, N, generator=gen) < 0.15
     start[0] = True
+    act = pol.static_step() if static else pol.act
     outs = []
     for t in range(T):
         if t == clear_at:
             mask = torch.zeros(N, dtype=torch.bool)
             mask[list(clear_envs)] = True
             pol.clear_context(mask)
-        outs.append(pol.act(obs[t], rew[t], start[t]))
+        outs.append(act(obs[t], rew[t], start[t]))
     return m, pol, obs, rew, start, torch.stack(outs)
 
 
@@ -125,10 +128,11 @@ def _reference(m, pol, obs, rew, start, outs, env, t0, t1, C):
     return y * pol._act_std + pol._act_mean
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["plain", "static-buffers"])
 @pytest.mark.parametrize("pos", ["rope", "alibi"])
-def test_kv_cache_streaming_equals_full_forward(pos):
+def test_kv_cache_streaming_equals_full_forward(pos, static):
     C, T, clear_at = 6, 20, 11
-    m, pol, obs, rew, start, outs = _stream(pos, C=C, T=T, clear_at=clear_at, clear_envs=(1,))
+    m, pol, obs, rew, start, outs = _stream(pos, C=C, T=T, clear_at=clear_at, clear_envs=(1,), static=static)
     for env in (0, 2):  # never cleared: window slid many times
         ref = _reference(m, pol, obs, rew, start, outs, env, 0, T, C)
         torch.testing.assert_close(outs[:, env], ref, atol=1e-4, rtol=1e-4)

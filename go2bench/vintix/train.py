@@ -36,7 +36,7 @@ from go2bench.core.provenance import versions, write_json_atomic
 from go2bench.core.config import to_dict
 from go2bench.histories.check import DataProblems, check_config
 from go2bench.histories.dataset_config import load_dataset_configs
-from go2bench.vintix.config import TrainConfig, make_model_config, model_config_from_dict
+from go2bench.vintix.config import TrainConfig, effective_compile, make_model_config, model_config_from_dict
 from go2bench.vintix.data import MultiTaskWindows
 from go2bench.vintix.model import VintixModel
 from go2bench.vintix.resume import MAY_CHANGE_ON_RESUME, find_checkpoint, resume_conflicts, truncate_metrics
@@ -200,7 +200,8 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
     if ckpt:
         model.load_state_dict(ckpt["model_state"])
     raw = model
-    if cfg.compile:
+    compile_on = effective_compile(cfg.compile, device)
+    if compile_on:
         raw.trunk.compile()
     net = model
     if world > 1:
@@ -247,7 +248,8 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         "world_size": world, "global_batch": global_batch, "tokens_per_step": tokens_per_step,
         "windows": len(ds), "windows_per_group": ds.samples_per_group(), "steps_per_epoch": steps_per_epoch,
         "context": cfg.context, "window_fill": float(ds.sample_len.mean()) / cfg.context_len,  # 1 - padding
-        "total_steps": total_steps, "warmup_steps": warmup, "device": str(device), "versions": versions(),
+        "total_steps": total_steps, "warmup_steps": warmup, "device": str(device), "compile": compile_on,
+        "versions": versions(),
         "groups": {g: {k: v for k, v in i.items() if not k.endswith(("_mean", "_std"))} for g, i in ds.groups.items()},
     }
     if is_main:
@@ -255,7 +257,8 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
         write_json_atomic(run_dir / "config.json", info)
         print(f"{raw.num_params():,} parameters; {len(ds):,} windows {ds.samples_per_group()} "
               f"(context: {cfg.context}, {info['window_fill']:.0%} of window steps are data); "
-              f"{steps_per_epoch} steps/epoch of {global_batch} x {cfg.context_len} tokens; world {world}")
+              f"{steps_per_epoch} steps/epoch of {global_batch} x {cfg.context_len} tokens; world {world}; "
+              f"torch.compile {'on' if compile_on else 'off'} (compile: {cfg.compile})")
     metrics_f = None
     if is_main:  # a resumed run logs the steps after its checkpoint again; a new run starts a new file
         dropped = truncate_metrics(run_dir / "metrics.jsonl", step) if ckpt else 0
