@@ -169,5 +169,7 @@ def test_ddp_training_gets_the_same_train_config_through_its_command_line():
 
     expected = replace(MICRO.train, data_dir="d", dataset_config_paths=["a.yaml", "b.yaml"], out_dir="o",
                        resume=True, model_overrides={"n_layers": 3, "qk_norm": True}, max_minutes=1.5)
-    ctx = train_command.make_context("train", train_arguments(expected))
-    assert train_config(**ctx.params) == expected
+    for compile_mode in ("auto", True, False):  # false must survive the trip (it is not train's default)
+        case = replace(expected, compile=compile_mode)
+        ctx = train_command.make_context("train", train_arguments(case))
+        assert train_config(**ctx.params) == case

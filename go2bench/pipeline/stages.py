@@ -172,6 +172,8 @@ def train_arguments(train) -> list[str]:
     for name, value in to_dict(train).items():
         if name == "model_overrides":
             args += [a for k, v in value.items() for a in ("--model_override", f"{k}={json.dumps(v)}")]
+        elif name == "compile":  # auto / true / false: false must be said, or train would take its default (auto)
+            args += ["--compile", str(value).lower()]
         elif name == "progress_bar":
             args += [] if value else ["--no_progress_bar"]
         elif isinstance(value, bool):
