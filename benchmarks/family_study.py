@@ -53,7 +53,7 @@ RESULTS = Path(__file__).parent / "results" / "family_study"
 METRICS = ("zero_shot", "final", "auc", "rise")
 # name -> (TrainConfig overrides, episode_sparsity, what it tests); "episodic" is the no-context reference row
 VARIANTS: dict[str, tuple[dict[str, Any], int, str]] = {
-    "baseline": ({}, 1, "the preset's family_train (gpu: seed model, context 2048, next-action AD targets)"),
+    "baseline": ({}, 1, "--preset's family_train (gpu: seed model, context 2048, next-action AD targets)"),
     "ctx4096": ({"context_len": 4096}, 1, "context 4096"),
     "ctx8192": ({"context_len": 8192}, 1, "context 8192"),
     "small": ({"model": "small"}, 1, "model size: the small preset (6 layers, width 384, ~8x the seed's params)"),
@@ -82,12 +82,13 @@ def dataset_info(folder: Path, family: str | None) -> dict[str, Any]:
     return {"env_id": meta["env_id"], "family": family, "robot": meta.get("robot") or spec.robot,
             "group": meta.get("group_name") or f"{spec.group}_{family}", "obs_mode": meta.get("obs_mode", "noleak"),
             "max_episode_steps": (meta.get("collection") or {}).get("max_episode_steps"),
-            "status": meta.get("status")}
+            "reward_scale": meta.get("reward_scale"), "status": meta.get("status")}
 
 
 def write_variant_config(path: Path, dataset: Path, info: dict[str, Any], episode_sparsity: int) -> Path:
-    """A one-dataset config (the seed's format) for ``dataset`` with ``episode_sparsity``."""
-    entry = {"type": "default", "path": dataset.name, "group": info["group"], "reward_scale": 1.0,
+    """A one-dataset config (the seed's format) for ``dataset`` with ``episode_sparsity`` and the reward scale
+    of its collection (the pipeline trains with the one it collected with)."""
+    entry = {"type": "default", "path": dataset.name, "group": info["group"], "reward_scale": info["reward_scale"],
              "episode_sparsity": int(episode_sparsity)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({dataset.name: entry}, sort_keys=False))
@@ -98,7 +99,9 @@ def plan(args, info: dict[str, Any], work: Path) -> list[dict[str, Any]]:
     """Every variant to run: name, TrainConfig, dataset, what it tests."""
     from go2bench.pipeline import pipeline_config
 
-    base = pipeline_config(args.preset).family_train
+    preset = pipeline_config(args.preset)
+    base = preset.family_train
+    info["reward_scale"] = float(info["reward_scale"] or preset.reward_scale)  # the collection's, else the pipeline's
     extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     base = from_dict(TrainConfig, {**to_dict(base), **extra, "progress_bar": False, "max_steps": args.max_steps,
                                    "epochs": max(base.epochs, 1000)}, "--set")
@@ -364,6 +367,7 @@ def main(argv=None) -> dict[str, Any]:
              "ci": "95% percentile bootstrap resampling thetas, then seeds within each (ci95_thetas)",
              "markdown": table}
     out = Path(args.out_dir) / tag
+    out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "study.json", study)
     (out / "study.md").write_text(f"# Family study: {tag}\n\n{table}\n")
     print(table)

@@ -126,3 +126,26 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path):
     md = (out / "go2_velocity" / "study.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in md if line.startswith("| ") and "---" not in line][1:] == \
         ["baseline", "dpt", "random"]
+
+
+def test_plan_writes_each_variants_settings_and_the_collections_reward_scale(tmp_path):
+    from go2bench.histories.dataset_config import load_dataset_configs
+    from go2bench.histories.names import metadata_path
+
+    d = write_synthetic_dataset(tmp_path, "go2_velocity", n_histories=1, steps=100, env_id="Go2Walk-v0")
+    meta = json.loads(metadata_path(d).read_text())
+    metadata_path(d).write_text(json.dumps({**meta, "family": "velocity", "reward_scale": 7.5, "collection": {"max_episode_steps": 500}}))
+    args = study.parse_args(["--dataset", str(d), "--budget-s", "1", "--max-steps", "40",
+                             "--alt-dataset", f"long={d}"])
+    runs = {r["name"]: r for r in study.plan(args, study.dataset_info(d, None), tmp_path / "w")}
+    assert list(runs) == [*study.VARIANTS, "baseline@long"]
+    t = {n: r["train"] for n, r in runs.items()}
+    assert (t["baseline"].model, t["baseline"].context_len, t["baseline"].target) == ("seed", 2048, "action")
+    assert (t["ctx8192"].context_len, t["small"].model, t["dpt"].target) == (8192, "small", "demonstrator_action")
+    assert (t["episodic"].context, t["episodic"].context_len) == ("episode", 500)
+    assert all(c.max_steps == 40 and c.epochs >= 1000 for c in t.values())
+    for name, sparsity in (("baseline", 1), ("sparse2", 2)):
+        (spec,) = load_dataset_configs(t[name].dataset_config_paths, t[name].data_dir)
+        assert (spec.dir, spec.entry.reward_scale, spec.entry.episode_sparsity) == (d.resolve(), 7.5, sparsity)
+        assert spec.entry.group == "go2_walking_velocity"
+    assert len({c.name for c in t.values()}) == len(t)
