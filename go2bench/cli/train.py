@@ -22,6 +22,8 @@ HELP = {
     "trajectory_sparsity": "Steps between window starts.",
     "context": "history: windows span episodes (in-context learning across episodes); episode: windows stay inside "
                "one episode (the no-context baseline; its policy forgets at every episode start).",
+    "target": "action: the action the history executed (Algorithm Distillation); demonstrator_action: the "
+              "teacher's clean action at that step (DPT-style; the histories must hold it).",
     "save_every": "Epochs between checkpoints.",
     "beta1": "AdamW beta1.",
     "beta2": "AdamW beta2.",

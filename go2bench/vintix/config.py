@@ -127,6 +127,8 @@ class TrainConfig:
     ``batch_size`` is per process (per GPU).  ``context``: "history" (Algorithm Distillation: windows
     span episodes, so the model learns from earlier episodes) or "episode" (windows never leave one
     episode: the no-context baseline; its checkpoint makes the policy forget at every episode start).
+    ``target``: "action" (AD: the action the history executed, exploration noise included) or
+    "demonstrator_action" (DPT-style: the teacher's clean action at that step; the histories must hold it).
     """
 
     data_dir: str = "data"
@@ -137,6 +139,7 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     context_len: int = 2048
     context: Literal["history", "episode"] = "history"
+    target: Literal["action", "demonstrator_action"] = "action"
     batch_size: int = 8
     trajectory_sparsity: int = 128
     epochs: int = 100

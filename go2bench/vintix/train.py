@@ -183,7 +183,8 @@ def _train(cfg: TrainConfig, world: int, rank: int, device: torch.device, is_mai
     stats = ckpt["groups"] if ckpt else None
 
     def build():
-        return MultiTaskWindows(specs, cfg.context_len, cfg.trajectory_sparsity, stats=stats, context=cfg.context)
+        return MultiTaskWindows(specs, cfg.context_len, cfg.trajectory_sparsity, stats=stats, context=cfg.context,
+                                target=cfg.target)
 
     if world > 1:
         ds = build() if is_main else None
