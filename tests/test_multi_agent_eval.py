@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -117,3 +118,34 @@ def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args
     r = CliRunner().invoke(main, ["eval", *args, "--no-progress"])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monkeypatch):
+    """eval.jobs > 1: one `go2bench eval` process evaluates both agents of (velocity, Go2); their results land at
+    the pipeline's usual paths, with the process's timing."""
+    import os
+
+    from go2bench.pipeline import pipeline_config
+    from go2bench.pipeline.family import FAMILY_DIR, _eval
+
+    repo = Path(__file__).resolve().parents[1]  # the processes run the code under test
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    cfg = pipeline_config("cpu", ["eval.jobs=2", "family.trials=2", "family.seeds=[0]", "family.episodes=2",
+                                  "family_collect.max_episode_steps=20"])
+    test = load_suite("velocity", "go2").test[:2]
+    sha = fr.walk_config_hash(None)
+    cache = fr.cache_path(tmp_path / FAMILY_DIR / "references", ENV, "velocity-v0", 20, sha)
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({"format": fr.REFERENCE_FORMAT, "max_episode_steps": 20, "walk_config_sha256": sha,
+                                 "returns": {t.id: {"random": -0.5, "privileged": 1.0} for t in test}}))
+    results = tmp_path / FAMILY_DIR / "results" / "velocity"
+    jobs = [{"family": "velocity", "env": ENV, "agent": a, "spec": a, "path": results / f"{a}_{ENV}.json"}
+            for a in ("random", "teacher")]
+    _eval(cfg, tmp_path, jobs)
+    assert sorted(p.name for p in results.iterdir()) == [f"random_{ENV}.json", f"teacher_{ENV}.json"]
+    res = [load_results(j["path"]) for j in jobs]
+    assert [r["agent_spec"] for r in res] == ["random", "teacher"]
+    assert [r["process"]["scene_built_for_this_agent"] for r in res] == [True, False]
+    assert all(r["process"]["agents"] == 2 and len(r["family"]["trials"]) == 2 for r in res)
