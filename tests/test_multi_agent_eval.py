@@ -149,3 +149,20 @@ def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monk
     assert [r["agent_spec"] for r in res] == ["random", "teacher"]
     assert [r["process"]["scene_built_for_this_agent"] for r in res] == [True, False]
     assert all(r["process"]["agents"] == 2 and len(r["family"]["trials"]) == 2 for r in res)
+
+
+def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
+    """The eval stage's processes: one per env, all its agents, --out a folder (a file for a single agent)."""
+    from go2bench.cli.eval import eval_command
+    from go2bench.pipeline import pipeline_config
+    from go2bench.pipeline.stages import Simulations, _Evaluator, _Job
+
+    cfg = pipeline_config("cpu", ["eval.jobs=2"])
+    ev = _Evaluator(cfg, tmp_path, Simulations("cpu"))
+    jobs = [_Job(a, a, ENV, tmp_path / "results" / f"{a}_{ENV}.json") for a in ("random", "teacher")]
+    cmd = ev._command(jobs, (-1.0, 20.0))
+    params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
+    assert params["agent_specs"] == ("random", "teacher") and params["out"] == str(tmp_path / "results" / f".eval-{ENV}")
+    assert (params["random_score"], params["expert_score"], params["num_envs"]) == (-1.0, 20.0, cfg.eval.num_envs)
+    one = ev._command(jobs[1:], None)
+    assert one[one.index("--out") + 1] == str(jobs[1].path)

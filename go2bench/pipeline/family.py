@@ -31,8 +31,8 @@ from typing import Any
 
 from go2bench.envs.registry import task_spec
 from go2bench.pipeline.config import PipelineConfig
-from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, genesis_here, gpu_for, log, start_process,
-                                      train_run, wait_all, write_dataset_config)
+from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, collect_staged, genesis_here, gpu_for, log,
+                                      start_process, train_run, wait_all, write_dataset_config)
 
 __all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "train_family", "family_jobs", "family_stage"]
 
@@ -135,19 +135,7 @@ def _eval_command(cfg: PipelineConfig, group: list[dict[str, Any]], references: 
 
 
 def _collect_staged(group: list[dict[str, Any]]) -> None:
-    """Move the results a several-agent process completed to their jobs' paths; drop its folder."""
-    import shutil
-
-    from go2bench.eval.agent_outputs import read_index
-
-    staging = _staging(group)
-    if not staging.is_dir():
-        return
-    by_spec = {j["spec"]: j for j in group}
-    for spec, path in read_index(staging).items():
-        if spec in by_spec and path.is_file():
-            path.replace(by_spec[spec]["path"])
-    shutil.rmtree(staging)
+    collect_staged(_staging(group), {j["spec"]: j["path"] for j in group})
 
 
 def _eval(cfg: PipelineConfig, out: Path, jobs: list[dict[str, Any]]) -> None:
