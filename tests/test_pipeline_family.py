@@ -118,19 +118,50 @@ def test_both_models_train_on_the_family_datasets_and_are_skipped_once_done(tmp_
 
 
 def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_path):
-    """With eval.jobs > 1 the evaluations are `go2bench eval --family` processes: the same settings."""
+    """With eval.jobs > 1 the evaluations are `go2bench eval --family` processes, one per (family, env) holding
+    its agents (random first): the same settings."""
     from go2bench.cli.eval import eval_command
-    from go2bench.pipeline.family import _eval_command
+    from go2bench.pipeline.family import _eval_command, _groups, _staging
 
     cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[2, 5]", "family.episodes=4",
-                                  "family.reference_episodes=2"])
-    job = next(j for j in family_jobs(cfg, tmp_path) if j["agent"] == "vintix-episodic")
-    cmd = _eval_command(cfg, job, tmp_path / "refs")
+                                  "family.reference_episodes=2", "family.envs=[Go2Walk-v0, MiniCheetahWalk-v0]"])
+    jobs = family_jobs(cfg, tmp_path)
+    groups = _groups(jobs)
+    assert [(g[0]["family"], g[0]["env"]) for g in groups] == [("velocity", "Go2Walk-v0"),
+                                                                ("velocity", "MiniCheetahWalk-v0")]
+    group = groups[0]
+    assert len(group) == len(cfg.family.agents) and group[0]["agent"] == "random"
+    cmd = _eval_command(cfg, group, tmp_path / "refs")
     params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
-    assert params["agent_spec"] == job["spec"] and params["out"] == str(job["path"])
+    assert list(params["agent_specs"]) == [j["spec"] for j in group]
+    assert params["out"] == str(_staging(group)) and _staging(group).parent == group[0]["path"].parent
+    one = _eval_command(cfg, group[1:2], tmp_path / "refs")  # a single agent left: --out is its file
+    assert one[one.index("--out") + 1] == str(group[1]["path"])
     assert (params["env_id"], params["family"], params["split"], params["trials"]) == ("Go2Walk-v0", "velocity",
                                                                                       "test", 3)
     assert (params["episodes"], params["seeds"], params["max_episode_steps"]) == (4, [2, 5], 100)
     assert (params["reference_cache"], params["reference_episodes"]) == (str(tmp_path / "refs"), 2)
     assert (params["backend"], params["device"], params["obs_mode"], params["no_progress"]) == ("cpu", "cpu",
                                                                                               "noleak", True)
+
+
+def test_results_of_a_several_agent_process_move_to_the_job_paths(tmp_path):
+    """What the index of a process's --out folder lists is moved to the jobs' paths, even after a failure."""
+    import json
+
+    from go2bench.eval.agent_outputs import INDEX_FORMAT, INDEX_NAME
+    from go2bench.pipeline.family import _collect_staged, _groups, _staging
+
+    cfg = pipeline_config("cpu", [])
+    group = _groups(family_jobs(cfg, tmp_path))[0]
+    staging = _staging(group)
+    staging.mkdir(parents=True)
+    done = group[:2]  # the process stopped after two agents
+    for i, j in enumerate(done):
+        (staging / f"f{i}.json").write_text(json.dumps({"n": i}))
+    (staging / "unlisted.json").write_text("{}")
+    (staging / INDEX_NAME).write_text(json.dumps({"format": INDEX_FORMAT, "agents": [
+        {"spec": j["spec"], "file": f"f{i}.json"} for i, j in enumerate(done)]}))
+    _collect_staged(group)
+    assert [json.loads(j["path"].read_text()) for j in done] == [{"n": 0}, {"n": 1}]
+    assert not any(j["path"].exists() for j in group[2:]) and not staging.exists()

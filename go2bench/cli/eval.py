@@ -40,10 +40,12 @@ def _fmt(x, spec=".3f") -> str:
 
 
 @click.command("eval")
-@click.option("--agent", "agent_spec", default="teacher", show_default=True,
+@click.option("--agent", "agent_specs", multiple=True, default=("teacher",), show_default=True,
               help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
                    "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
-                   "'go2bench.agents' entry-point group.")
+                   "'go2bench.agents' entry-point group. Repeat it to evaluate several agents one after the other "
+                   "on scenes built once (each agent's results are those of a call with it alone); --out is then a "
+                   "folder.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default=None,
               help="[default: Go2Walk-v0; with --robots-split the held-out robot's env]")
 @click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
@@ -95,11 +97,13 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
                    "only for files you wrote.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-def eval_command(agent_spec, env_id, family, robots_split, held_out, split, trials, episodes, num_envs, seeds, backend,
-                 device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score, expert_score, references,
-                 reference_cache, no_measure_references, reference_episodes, bootstrap_reps, no_progress,
-                 trust_checkpoint, out) -> None:
+@click.option("--out", type=click.Path(), default=None,
+              help="Write the results as JSON here; with several --agent a folder: one JSON per agent (named from "
+                   "the agent spec) and index.json.")
+def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, num_envs, seeds,
+                 backend, device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score,
+                 expert_score, references, reference_cache, no_measure_references, reference_episodes, bootstrap_reps,
+                 no_progress, trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
 
     With --family: per (theta, seed) trial a cold start and K episodes with theta held, one batched scene for all
@@ -108,6 +112,9 @@ def eval_command(agent_spec, env_id, family, robots_split, held_out, split, tria
 
     With --robots-split S --held-out R: the same statistics for a cold start on robot R's default task, normalised by
     R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
+
+    Several --agent: evaluated in this order in one process, one scene per kind (observation mode; with --family
+    also privileged or not), each written as soon as it is done.
     """
     import math
 
@@ -116,12 +123,20 @@ def eval_command(agent_spec, env_id, family, robots_split, held_out, split, tria
             raise click.BadParameter(f"{name} must be a finite number, got {value}")
     if random_score is not None and expert_score is not None and random_score == expert_score:
         raise click.BadParameter(f"--random-score and --expert-score are equal ({random_score}): no scale to normalise")
+    specs = list(agent_specs)
+    if len(set(specs)) != len(specs):
+        raise click.BadParameter(f"--agent {next(a for a in specs if specs.count(a) > 1)} is given twice")
+    if video and len(specs) > 1:
+        raise click.UsageError("--video records one agent: give a single --agent")
     given = dict(split=split, trials=trials, references=references, reference_cache=reference_cache,
                  no_measure_references=no_measure_references, reference_episodes=reference_episodes,
                  bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,
                  random_score=random_score, expert_score=expert_score)
     if held_out is not None and robots_split is None:
         raise click.UsageError("--held-out goes only with --robots-split")
+    t0 = time.perf_counter()
+    common = dict(backend=backend, obs_mode=obs_mode, max_episode_steps=max_episode_steps, device=device,
+                  trust_checkpoint=trust_checkpoint, progress=not no_progress)
     if robots_split is not None:
         if held_out is None:
             raise click.UsageError(f"--robots-split needs --held-out ROBOT (one of "
@@ -130,9 +145,20 @@ def eval_command(agent_spec, env_id, family, robots_split, held_out, split, tria
         used += ["--family"] if family else []
         if used:
             raise click.UsageError(f"{', '.join(used)} do not go with --robots-split")
-        _eval_robot_split(agent_spec, robots_split, held_out, env_id, episodes, num_envs, seeds, backend, device,
-                          obs_mode, max_episode_steps, video, video_frames, random_score, expert_score,
-                          bootstrap_reps or 2000, no_progress, trust_checkpoint, out)
+        from go2bench.envs.robot_split import load_robot_split
+        from go2bench.eval.multi_agent import evaluate_robot_split_agents
+
+        with one_line_errors():
+            fold = load_robot_split(robots_split).fold(held_out)
+            if env_id is not None and env_id != fold.env_id:
+                raise ValueError(f"--env {env_id} is not the env of the held-out robot {fold.held_out} "
+                                 f"({fold.env_id}); leave --env out")
+            check_torch_device(device)
+            sink = _Sink(out, specs, "robots-split", fold.env_id, t0, _show_robot_split)
+            evaluate_robot_split_agents(
+                specs, robots_split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
+                bootstrap_reps=bootstrap_reps or 2000, random_score=random_score, expert_score=expert_score,
+                video=video, video_max_frames=video_frames, on_result=sink, **common)
         return
     wrong = DEFAULT_TASK_ONLY if family else FAMILY_ONLY
     used = [f"--{k.replace('_', '-')}" for k in wrong if given[k] is not None]
@@ -141,32 +167,71 @@ def eval_command(agent_spec, env_id, family, robots_split, held_out, split, tria
     episodes = episodes or 10
     env_id = env_id or "Go2Walk-v0"
     if family:
-        _eval_family(agent_spec, env_id, family, split or "test", trials, episodes, seeds, backend, device, obs_mode,
-                     max_episode_steps, walk_config, references, reference_cache, not no_measure_references,
-                     reference_episodes or 3, bootstrap_reps or 2000, no_progress, trust_checkpoint, out)
-        return
-    from go2bench.agents.registry import make_agent
-    from go2bench.eval.protocol import evaluate_in_context
-    from go2bench.eval.results import save_results
+        from go2bench.eval.family_protocol import DEFAULT_FAMILY_SEEDS
+        from go2bench.eval.family_reference import DEFAULT_CACHE
+        from go2bench.eval.multi_agent import evaluate_family_agents
 
-    seeds = seeds or [0]
-    num_envs = num_envs or 10
-    t0 = time.perf_counter()
+        split = split or "test"
+        with one_line_errors():
+            check_torch_device(device)
+            sink = _Sink(out, specs, "family", env_id, t0, _show_family)
+            evaluate_family_agents(
+                specs, env_id, family, split, trials=trials, episodes=episodes,
+                seeds=seeds or list(DEFAULT_FAMILY_SEEDS), config=walk_config, references=references,
+                reference_cache=reference_cache or DEFAULT_CACHE, compute_references=not no_measure_references,
+                reference_episodes=reference_episodes or 3, bootstrap_reps=bootstrap_reps or 2000, on_result=sink,
+                **common)
+        return
+    from go2bench.eval.multi_agent import evaluate_in_context_agents
+
     with one_line_errors():
         check_torch_device(device)
-        if out:
+        sink = _Sink(out, specs, "default", env_id, t0, _show_default)
+        evaluate_in_context_agents(
+            specs, env_id, episodes=episodes, num_envs=num_envs or 10, seeds=seeds or [0], config=walk_config,
+            random_score=random_score, expert_score=expert_score, video=video, video_max_frames=video_frames,
+            on_result=sink, **common)
+    if video:
+        click.echo(f"wrote {video}")
+
+
+class _Sink:
+    """Prints each agent's summary and writes its results: to ``--out FILE`` (one agent) or the ``--out`` folder."""
+
+    def __init__(self, out, specs, mode, env_id, t0, show) -> None:
+        from go2bench.eval.agent_outputs import ResultsFolder
+
+        self.out, self.t0, self.show = out, t0, show
+        self.folder = ResultsFolder(out, specs, mode, env_id) if out and len(specs) > 1 else None
+        if out and self.folder is None:
             check_output_path(out)
-        agent = make_agent(agent_spec, env_id, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
-        res = evaluate_in_context(
-            agent, env_id, episodes=episodes, num_envs=num_envs, seeds=seeds, backend=backend, obs_mode=obs_mode,
-            max_episode_steps=max_episode_steps, config=walk_config, agent_spec=agent_spec, device=device,
-            progress=not no_progress, random_score=random_score, expert_score=expert_score,
-            video=video, video_max_frames=video_frames,
-        )
-    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
+
+    def __call__(self, spec: str, res: dict) -> None:
+        from go2bench.eval.results import save_results
+
+        res["total_wall_s"] = round(time.perf_counter() - self.t0, 2)
+        self.show(spec, res)
+        p = res.get("process", {})
+        if p.get("agents", 1) > 1:
+            click.echo(f"agent {p['agent_index'] + 1}/{p['agents']}: scene build {p['scene_build_s']:.1f} s"
+                       f"{'' if p['scene_built_for_this_agent'] else ' (shared)'}, evaluation {p['eval_s']:.1f} s")
+        if self.folder is not None:
+            click.echo(f"wrote {self.folder.write(spec, res)}")
+        elif self.out:
+            save_results(res, self.out)
+            click.echo(f"wrote {self.out}")
+
+
+def _iqm(m) -> str:
+    lo, hi = m["ci95"]
+    return f"{m['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _show_default(spec: str, res: dict) -> None:
     lo, hi = res["normalized_score_ci95"]
+    c = res["config"]
     click.echo(
-        f"{env_id} agent={agent_spec} {res['num_envs']} envs x {episodes} episodes x {len(seeds)} seed(s)  "
+        f"{res['env']} agent={spec} {res['num_envs']} envs x {c['episodes']} episodes x {len(c['seeds'])} seed(s)  "
         f"mean return {res['mean_return']:.3f} (95% CI {_fmt(res['ci95'][0])}..{_fmt(res['ci95'][1])})  "
         f"falls {res['fall_rate']:.1%}  tracking error {res['mean_tracking_error']:.3f} m/s  "
         f"normalized score {_fmt(res['normalized_score'])} (95% CI {_fmt(lo)}..{_fmt(hi)})"
@@ -174,101 +239,32 @@ def eval_command(agent_spec, env_id, family, robots_split, held_out, split, tria
     per = res["per_episode"]["normalized_score"]
     if len(per) > 1 and per[0] is not None:
         click.echo("normalized score by episode index: " + " ".join(f"{x:.2f}" for x in per))
-    if out:
-        with one_line_errors():
-            save_results(res, out)
-        click.echo(f"wrote {out}")
-    if video:
-        click.echo(f"wrote {video}")
 
 
-def _eval_family(agent_spec, env_id, family, split, trials, episodes, seeds, backend, device, obs_mode,
-                 max_episode_steps, walk_config, references, reference_cache, measure, reference_episodes, bootstrap_reps,
-                 no_progress, trust_checkpoint, out) -> None:
-    from go2bench.eval.family_protocol import DEFAULT_FAMILY_SEEDS, evaluate_family, make_family_agent
-    from go2bench.eval.family_reference import DEFAULT_CACHE
-    from go2bench.eval.results import save_results
-
-    seeds = seeds or list(DEFAULT_FAMILY_SEEDS)
-    t0 = time.perf_counter()
-    with one_line_errors():
-        check_torch_device(device)
-        if out:
-            check_output_path(out)
-        agent = make_family_agent(agent_spec, env_id, family, device=device, seed=seeds[0],
-                                  trust_checkpoint=trust_checkpoint)
-        res = evaluate_family(
-            agent, env_id, family, split, trials=trials, episodes=episodes, seeds=seeds, backend=backend,
-            obs_mode=obs_mode, max_episode_steps=max_episode_steps, config=walk_config, references=references,
-            reference_cache=reference_cache or DEFAULT_CACHE, compute_references=measure,
-            reference_episodes=reference_episodes, agent_spec=agent_spec, device=device, progress=not no_progress,
-            bootstrap_reps=bootstrap_reps)
-    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
-    fam = res["family"]
-
-    def show(m):
-        lo, hi = m["ci95"]
-        return f"{m['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
-
+def _show_family(spec: str, res: dict) -> None:
+    fam, c = res["family"], res["config"]
     te = fam["tracking_error"]
     click.echo(
-        f"{env_id} {family}/{split} agent={agent_spec} {fam['trials_per_seed']} thetas x {len(seeds)} seed(s) x "
-        f"{episodes} episodes  normalised IQM [95% CI]: zero-shot {show(fam['zero_shot'])}  final "
-        f"{show(fam['final'])}  AUC {show(fam['auc'])}  falls {res['fall_rate']:.1%}  tracking error "
-        f"x {te['x']:.3f} m/s, y {te['y']:.3f} m/s, yaw {te['yaw']:.3f} rad/s")
+        f"{res['env']} {fam['name']}/{c['split']} agent={spec} {fam['trials_per_seed']} thetas x "
+        f"{len(c['seeds'])} seed(s) x {c['episodes']} episodes  normalised IQM [95% CI]: zero-shot "
+        f"{_iqm(fam['zero_shot'])}  final {_iqm(fam['final'])}  AUC {_iqm(fam['auc'])}  falls {res['fall_rate']:.1%}  "
+        f"tracking error x {te['x']:.3f} m/s, y {te['y']:.3f} m/s, yaw {te['yaw']:.3f} rad/s")
     click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"]))
-    if out:
-        with one_line_errors():
-            save_results(res, out)
-        click.echo(f"wrote {out}")
 
 
-def _eval_robot_split(agent_spec, split, held_out, env_id, episodes, num_envs, seeds, backend, device, obs_mode,
-                      max_episode_steps, video, video_frames, random_score, expert_score, bootstrap_reps, no_progress,
-                      trust_checkpoint, out) -> None:
-    from go2bench.agents.registry import make_agent
-    from go2bench.envs.robot_split import load_robot_split
-    from go2bench.eval.results import save_results
-    from go2bench.eval.robot_split_protocol import evaluate_robot_split
-
-    t0 = time.perf_counter()
-    with one_line_errors():
-        fold = load_robot_split(split).fold(held_out)
-        if env_id is not None and env_id != fold.env_id:
-            raise ValueError(f"--env {env_id} is not the env of the held-out robot {fold.held_out} ({fold.env_id}); "
-                             "leave --env out")
-        check_torch_device(device)
-        if out:
-            check_output_path(out)
-        agent = make_agent(agent_spec, fold.env_id, device=device, seed=(seeds or fold.seeds)[0],
-                           trust_checkpoint=trust_checkpoint)
-        res = evaluate_robot_split(
-            agent, split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
-            max_episode_steps=max_episode_steps, bootstrap_reps=bootstrap_reps, backend=backend, obs_mode=obs_mode,
-            agent_spec=agent_spec, device=device, progress=not no_progress, random_score=random_score,
-            expert_score=expert_score, video=video, video_max_frames=video_frames)
-    res["total_wall_s"] = round(time.perf_counter() - t0, 2)
-    rs = res["robot_split"]
+def _show_robot_split(spec: str, res: dict) -> None:
+    rs, c = res["robot_split"], res["config"]
     p = rs["protocol"]
-
-    def show(m):
-        lo, hi = m["ci95"]
-        return f"{m['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
-
     click.echo(
-        f"{split} held out {fold.held_out} ({fold.env_id}), trained on {', '.join(rs['train_robots'])}; "
-        f"agent={agent_spec} {p['num_envs']} envs x {p['episodes']} episodes x {len(p['seeds'])} seed(s)"
+        f"{c['robots_split']} held out {c['held_out']} ({res['env']}), trained on {', '.join(rs['train_robots'])}; "
+        f"agent={spec} {p['num_envs']} envs x {p['episodes']} episodes x {len(p['seeds'])} seed(s)"
         f"{'' if p['as_split'] else ' (not the split protocol)'}  normalised IQM [95% CI]: zero-shot "
-        f"{show(rs['zero_shot'])}  final {show(rs['final'])}  AUC {show(rs['auc'])}  rise {show(rs['rise'])}  "
+        f"{_iqm(rs['zero_shot'])}  final {_iqm(rs['final'])}  AUC {_iqm(rs['auc'])}  rise {_iqm(rs['rise'])}  "
         f"falls {res['fall_rate']:.1%}")
     click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in rs["per_episode"]["iqm"]))
     t = rs["target"]
     click.echo(f"target final >= {t['final_iqm_at_least']}: {'met' if t['final_met'] else 'not met'}; "
                f"rising curve: {'yes' if t['rising'] else 'no'}")
-    if out:
-        with one_line_errors():
-            save_results(res, out)
-        click.echo(f"wrote {out}")
 
 
 @click.command("leaderboard")

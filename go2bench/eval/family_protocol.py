@@ -45,7 +45,8 @@ from go2bench.eval.family_results import FamilyRun, build_family_results
 from go2bench.eval.iqm import BOOTSTRAP_REPS
 from go2bench.eval.protocol import run_episodes
 
-__all__ = ["DEFAULT_FAMILY_SEEDS", "evaluate_family", "trial_layout", "wants_privileged", "make_family_agent"]
+__all__ = ["DEFAULT_FAMILY_SEEDS", "evaluate_family", "trial_layout", "wants_privileged", "make_family_agent",
+           "family_tasks", "family_scene_kind", "make_family_sim"]
 
 DEFAULT_FAMILY_SEEDS = (0, 1, 2)
 
@@ -64,6 +65,35 @@ def make_family_agent(spec: str, env_id: str, family: str | None, device: str = 
 def trial_layout(num_thetas: int, seeds: Sequence[int]) -> tuple[list[int], list[int]]:
     """(theta position, seed) of every env of the scene, seed-major: env ``s * M + j`` runs theta j, seed s."""
     return [j for _ in seeds for j in range(num_thetas)], [int(s) for s in seeds for _ in range(num_thetas)]
+
+
+def family_tasks(env_id: str, family: str, split: str, trials: int | None = None):
+    """(suite, its first ``trials`` tasks of ``split``, all when None) of ``family`` for the robot of ``env_id``."""
+    suite = load_suite(get_family(family).name, robot_for_env(env_id))
+    tasks = list(suite.split(split))
+    if trials is not None:
+        if not 1 <= trials <= len(tasks):
+            raise ValueError(f"trials must be between 1 and the {len(tasks)} {split} thetas of {suite.name}, "
+                             f"got {trials}")
+        tasks = tasks[:trials]
+    return suite, tasks
+
+
+def family_scene_kind(agent, env_id: str, family: str, obs_mode: str | None = None) -> tuple[str, bool]:
+    """(obs_mode, privileged) of the scene ``agent`` is evaluated in: agents of one kind can share a scene."""
+    card = getattr(agent, "model_card", None) or {}
+    obs_mode = obs_mode or card.get("obs_mode") or "noleak"
+    return obs_mode, wants_privileged(agent, env_id, family, obs_mode)
+
+
+def make_family_sim(env_id: str, family: str, split: str, trials: int | None, seeds: Sequence[int],
+                    backend: str = "cpu", config: Any = None, obs_mode: str = "noleak",
+                    max_episode_steps: int | None = None, privileged: bool = False) -> WalkSimulation:
+    """The scene :func:`evaluate_family` builds for these arguments (one env per trial), to share between agents."""
+    _, tasks = family_tasks(env_id, family, split, trials)
+    theta_pos, _ = trial_layout(len(tasks), seeds)
+    return make_walk_sim(env_id, len(theta_pos), backend, config, obs_mode, max_episode_steps, family=family,
+                         tasks=[(split, tasks[j].index) for j in theta_pos], privileged=privileged)
 
 
 def wants_privileged(agent, env_id: str, family: str, obs_mode: str) -> bool:
@@ -112,23 +142,15 @@ def evaluate_family(
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     fam = get_family(family)
     robot = robot_for_env(env_id)
-    suite = load_suite(fam.name, robot)
-    tasks = list(suite.split(split))
-    if trials is not None:
-        if not 1 <= trials <= len(tasks):
-            raise ValueError(f"trials must be between 1 and the {len(tasks)} {split} thetas of {suite.name}, "
-                             f"got {trials}")
-        tasks = tasks[:trials]
+    suite, tasks = family_tasks(env_id, fam.name, split, trials)
     agent = as_batched_agent(agent)
-    card = getattr(agent, "model_card", None) or {}
     theta_pos, trial_seeds = trial_layout(len(tasks), seeds)
     specs = [(split, tasks[j].index) for j in theta_pos]
     n = len(specs)
     if sim is not None:
         _check_sim(sim, env_id, fam.name, n)
         obs_mode, max_episode_steps = sim.config.obs_mode, sim.max_episode_steps
-    obs_mode = obs_mode or card.get("obs_mode") or "noleak"
-    privileged = wants_privileged(agent, env_id, fam.name, obs_mode)
+    obs_mode, privileged = family_scene_kind(agent, env_id, fam.name, obs_mode)
     if sim is not None and sim.privileged != privileged:
         raise ValueError(f"the agent {'reads' if privileged else 'does not read'} the privileged observation but "
                          f"the simulation was built with privileged={sim.privileged}")
@@ -146,8 +168,8 @@ def evaluate_family(
 
     own_sim = sim is None
     if sim is None:
-        sim = make_walk_sim(env_id, n, backend, config, obs_mode, max_episode_steps, family=fam.name, tasks=specs,
-                            privileged=privileged)
+        sim = make_family_sim(env_id, fam.name, split, trials, seeds, backend, config, obs_mode, max_episode_steps,
+                              privileged)
     else:
         from go2bench.envs.tasks import resolve
 

@@ -214,6 +214,8 @@ FIELDS: list[tuple[str, Kind, bool]] = [
     ("returns", list_of(NUMBER), True), ("lengths", list_of(INT), True), ("per_seed", PER_SEED, True),
     ("diverged", INT, True), ("env_steps", INT, True), ("wall_s", NUMBER, True),
     ("video", optional(STR), True), ("total_wall_s", NUMBER, False),
+    # several agents in one process (go2bench.eval.multi_agent): scene build and per-agent seconds
+    ("process", OBJECT, False), ("process.scene_build_s", NUMBER, False), ("process.eval_s", NUMBER, False),
 ]
 
 # each entry of per_seed: (field, kind, whether it is an envs x episodes array)

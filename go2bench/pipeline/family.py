@@ -15,10 +15,11 @@ For each family F of ``family.families`` (the run folder's ``family/``):
 4. **leaderboard**: the family tables and curves of every result (``leaderboard/``).
 
 Every step skips what is complete (a collected dataset, a training run marked done, an existing
-results file), so an interrupted stage resumes. Evaluations run in this process, sharing one scene
-per (env, family, privileged), unless ``eval.jobs > 1`` or Genesis holds another backend here: then
-as ``go2bench eval --family`` processes, the random agent first (it measures the reference returns,
-so that parallel jobs never race on them).
+results file), so an interrupted stage resumes. The agents of one (family, env) are evaluated one
+after the other on scenes built once (:mod:`go2bench.eval.multi_agent`): in this process, or, when
+``eval.jobs > 1`` or Genesis holds another backend here, as one ``go2bench eval --family --agent ...``
+process per (family, env), ``eval.jobs`` at a time spread over the GPUs. The random agent comes first
+in each: it measures the (family, env)'s reference returns, which no other process needs.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any
 
 from go2bench.envs.registry import task_spec
 from go2bench.pipeline.config import PipelineConfig
-from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, genesis_here, gpu_for, log, start_process,
-                                      train_run, wait_all, write_dataset_config)
+from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, collect_staged, genesis_here, gpu_for, log,
+                                      start_process, train_run, wait_all, write_dataset_config)
 
 __all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "train_family", "family_jobs", "family_stage"]
 
@@ -84,85 +85,82 @@ def family_jobs(cfg: PipelineConfig, out: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-class _Scenes:
-    """One batched scene per (env, family, privileged), one env per trial, shared by the agents evaluated here."""
-
-    def __init__(self, cfg: PipelineConfig) -> None:
-        self.cfg = cfg
-        self._sims: dict[tuple, Any] = {}
-
-    def get(self, env_id: str, family: str, privileged: bool):
-        key = (env_id, family, privileged)
-        if key not in self._sims:
-            from go2bench.envs.registry import robot_for_env
-            from go2bench.envs.suites import load_suite
-            from go2bench.envs.walk_sim import make_walk_sim
-            from go2bench.eval.family_protocol import trial_layout
-
-            f = self.cfg.family
-            tasks = list(load_suite(family, robot_for_env(env_id)).split(f.split))[: f.trials]
-            theta_pos, _ = trial_layout(len(tasks), f.seeds)
-            self._sims[key] = make_walk_sim(
-                env_id, len(theta_pos), self.cfg.backend, obs_mode=self.cfg.family_collect.obs_mode,
-                max_episode_steps=self.cfg.family_collect.max_episode_steps, family=family,
-                tasks=[(f.split, tasks[j].index) for j in theta_pos], privileged=privileged)
-        return self._sims[key]
-
-    def close(self) -> None:
-        for sim in self._sims.values():
-            sim.close()
-        self._sims.clear()
-
-
 def _device(cfg: PipelineConfig) -> str:
     return "cuda" if cfg.backend == "gpu" else "cpu"
 
 
-def _eval_here(cfg: PipelineConfig, job: dict[str, Any], scenes: _Scenes, references: Path) -> None:
-    from go2bench.eval.family_protocol import evaluate_family, make_family_agent, wants_privileged
+def _groups(jobs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The jobs by (family, env), in order: one process (or one call) evaluates a group, its scenes built once."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for j in jobs:
+        groups.setdefault((j["family"], j["env"]), []).append(j)
+    return list(groups.values())
+
+
+def _eval_here(cfg: PipelineConfig, group: list[dict[str, Any]], references: Path) -> None:
+    from go2bench.eval.multi_agent import evaluate_family_agents
     from go2bench.eval.results import save_results
 
-    f = cfg.family
-    log(f"family eval {job['family']} {job['agent']} {job['env']}")
-    agent = make_family_agent(job["spec"], job["env"], job["family"], device=_device(cfg), seed=f.seeds[0])
-    sim = scenes.get(job["env"], job["family"],
-                     wants_privileged(agent, job["env"], job["family"], cfg.family_collect.obs_mode))
-    res = evaluate_family(agent, job["env"], job["family"], f.split, trials=f.trials, episodes=f.episodes,
-                          seeds=f.seeds, sim=sim, reference_cache=references, reference_episodes=f.reference_episodes,
-                          agent_spec=job["spec"], device=_device(cfg), progress=False)
-    save_results(res, job["path"])
+    f, by_spec = cfg.family, {j["spec"]: j for j in group}
+    family, env_id = group[0]["family"], group[0]["env"]
+    log(f"family eval {family} {env_id}: {', '.join(j['agent'] for j in group)}")
+
+    def save(spec: str, res: dict) -> None:
+        job = by_spec[spec]
+        save_results(res, job["path"])
+        log(f"family eval {family} {job['agent']} {env_id}: {res['process']['eval_s']:.1f} s")
+
+    evaluate_family_agents(list(by_spec), env_id, family, f.split, trials=f.trials, episodes=f.episodes,
+                           seeds=f.seeds, backend=cfg.backend, obs_mode=cfg.family_collect.obs_mode,
+                           max_episode_steps=cfg.family_collect.max_episode_steps, device=_device(cfg),
+                           reference_cache=references, reference_episodes=f.reference_episodes, progress=False,
+                           on_result=save)
 
 
-def _eval_command(cfg: PipelineConfig, job: dict[str, Any], references: Path) -> list[str]:
+def _staging(group: list[dict[str, Any]]) -> Path:
+    """The ``--out`` folder of a process evaluating several agents; its results are moved to the jobs' paths."""
+    return group[0]["path"].parent / f".eval-{group[0]['env']}"
+
+
+def _eval_command(cfg: PipelineConfig, group: list[dict[str, Any]], references: Path) -> list[str]:
     f = cfg.family
-    cmd = [*CLI, "eval", "--agent", job["spec"], "--env", job["env"], "--family", job["family"], "--split", f.split,
+    agents = [a for j in group for a in ("--agent", j["spec"])]
+    out = group[0]["path"] if len(group) == 1 else _staging(group)
+    cmd = [*CLI, "eval", *agents, "--env", group[0]["env"], "--family", group[0]["family"], "--split", f.split,
            "--episodes", str(f.episodes), "--seeds", ",".join(map(str, f.seeds)), "--backend", cfg.backend,
            "--device", _device(cfg), "--obs-mode", cfg.family_collect.obs_mode, "--max-episode-steps",
            str(cfg.family_collect.max_episode_steps), "--reference-cache", str(references), "--reference-episodes",
-           str(f.reference_episodes), "--no-progress", "--out", str(job["path"])]
+           str(f.reference_episodes), "--no-progress", "--out", str(out)]
     return cmd + (["--trials", str(f.trials)] if f.trials is not None else [])
+
+
+def _collect_staged(group: list[dict[str, Any]]) -> None:
+    collect_staged(_staging(group), {j["spec"]: j["path"] for j in group})
 
 
 def _eval(cfg: PipelineConfig, out: Path, jobs: list[dict[str, Any]]) -> None:
     references = out / FAMILY_DIR / "references"
+    for group in _groups(jobs):  # results an interrupted run completed but did not move yet
+        _collect_staged(group)
     todo = [j for j in jobs if not j["path"].exists()]
     for j in todo:
         j["path"].parent.mkdir(parents=True, exist_ok=True)
+    groups = _groups(todo)
     if cfg.eval.jobs == 1 and genesis_here(cfg.backend):
-        scenes = _Scenes(cfg)
-        try:
-            for job in todo:
-                _eval_here(cfg, job, scenes, references)
-        finally:
-            scenes.close()
+        for group in groups:
+            _eval_here(cfg, group, references)
         return
-    n = cfg.eval.jobs
-    first = [j for j in todo if j["agent"] == "random"]  # one per (family, env): measures its references
-    for batch in (first, [j for j in todo if j["agent"] != "random"]):
-        for i in range(0, len(batch), n):
-            wait_all([(f"family eval {j['family']} {j['agent']} {j['env']}",
-                    start_process(_eval_command(cfg, j, references), out / FAMILY_DIR / "eval.log", gpu_for(cfg, k)))
-                   for k, j in enumerate(batch[i: i + n])])
+    n = cfg.eval.jobs  # one process per (family, env): its references are measured by its first agent
+    for i in range(0, len(groups), n):
+        batch = groups[i: i + n]
+        procs = [(f"family eval {g[0]['family']} {g[0]['env']} ({', '.join(j['agent'] for j in g)})",
+                  start_process(_eval_command(cfg, g, references), out / FAMILY_DIR / "eval.log", gpu_for(cfg, k)))
+                 for k, g in enumerate(batch)]
+        try:
+            wait_all(procs)
+        finally:
+            for g in batch:
+                _collect_staged(g)
 
 
 # ------------------------------------------------------------------------------------- the stage

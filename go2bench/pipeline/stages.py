@@ -9,7 +9,8 @@ separate processes only where a backend or a GPU requires it:
 * ``gpus > 1``: each dataset is collected by its own process on its own GPU;
 * ``train_gpus > 1``: training runs under ``torchrun -m go2bench.cli.train_main`` (DDP);
 * ``eval.jobs > 1``: that many ``go2bench eval`` processes at a time, since every evaluation is a
-  sequence of K x episode-length steps that a bigger batch cannot shorten.
+  sequence of K x episode-length steps that a bigger batch cannot shorten; each process evaluates
+  all agents of one env (of one family and env in the family stage) on scenes it builds once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.pipeline.config import PipelineConfig
 
 __all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "train_run", "eval_stage",
-           "leaderboard_stage", "train_arguments"]
+           "leaderboard_stage", "train_arguments", "collect_staged"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
 CLI = [sys.executable, "-m", "go2bench.cli"]
@@ -58,6 +59,21 @@ def wait_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
     if failed:
         raise RuntimeError("pipeline stage failed: " + ", ".join(failed) + "; see its output or the logs in the "
                            "run folder")
+
+
+def collect_staged(staging: Path, paths: dict[str, Path]) -> None:
+    """Move the results a several-agent ``go2bench eval`` process listed in its ``--out`` folder's index to
+    ``paths[spec]``, then drop the folder (what it did not complete is evaluated again on the next run)."""
+    import shutil
+
+    from go2bench.eval.agent_outputs import read_index
+
+    if not staging.is_dir():
+        return
+    for spec, path in read_index(staging).items():
+        if spec in paths and path.is_file():
+            path.replace(paths[spec])
+    shutil.rmtree(staging)
 
 
 def gpu_for(cfg: PipelineConfig, i: int) -> int | None:
@@ -265,23 +281,39 @@ class _Evaluator:
         )
         save_results(res, job.path)
 
-    def _command(self, job: _Job, refs: tuple[float, float] | None) -> list[str]:
-        e = self.cfg.eval
-        cmd = [*CLI, "eval", "--agent", job.spec, "--env", job.env, "--episodes", str(e.episodes), "--num-envs",
-               str(e.num_envs), "--seeds", ",".join(map(str, e.seeds)), "--backend", self.cfg.backend, "--device",
-               self.device, "--max-episode-steps", str(self.cfg.eval_max_episode_steps), "--out", str(job.path)]
+    def _command(self, jobs: list[_Job], refs: tuple[float, float] | None) -> list[str]:
+        e, job = self.cfg.eval, jobs[0]
+        out = job.path if len(jobs) == 1 else self._staging(job.env)
+        cmd = [*CLI, "eval", *[a for j in jobs for a in ("--agent", j.spec)], "--env", job.env, "--episodes",
+               str(e.episodes), "--num-envs", str(e.num_envs), "--seeds", ",".join(map(str, e.seeds)), "--backend",
+               self.cfg.backend, "--device", self.device, "--max-episode-steps", str(self.cfg.eval_max_episode_steps),
+               "--out", str(out)]
         if refs is not None:
             cmd += ["--random-score", repr(refs[0]), "--expert-score", repr(refs[1])]
         return cmd
 
+    def _staging(self, env_id: str) -> Path:
+        return self.out / "results" / f".eval-{env_id}"
+
     def _processes(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
+        """One process per env holding its agents (scenes built once per process), ``eval.jobs`` at a time."""
+        by_env: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_env.setdefault(job.env, []).append(job)
+        groups = list(by_env.values())
         n = self.cfg.eval.jobs
-        for i in range(0, len(jobs), n):
-            batch = [(job, self._command(job, refs[job.env] if refs else None)) for job in jobs[i: i + n]]
+        for i in range(0, len(groups), n):
+            batch = groups[i: i + n]
             # each process to the log: the pipeline prints one summary per result once its scores are final
-            wait_all([(f"eval {job.agent} {job.env}", start_process([*cmd, "--no-progress"], self.out / "eval.log",
-                                                           gpu_for(self.cfg, j)))
-                   for j, (job, cmd) in enumerate(batch)])
+            procs = [(f"eval {', '.join(j.agent for j in g)} {g[0].env}",
+                      start_process([*self._command(g, refs[g[0].env] if refs else None), "--no-progress"],
+                                    self.out / "eval.log", gpu_for(self.cfg, k)))
+                     for k, g in enumerate(batch)]
+            try:
+                wait_all(procs)
+            finally:
+                for g in batch:
+                    collect_staged(self._staging(g[0].env), {j.spec: j.path for j in g})
 
 
 def _agent_spec(agent: str, checkpoint: Path | None) -> str:
@@ -306,9 +338,11 @@ def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[
     if checkpoint is None:
         agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
     jobs = [_Job(a, _agent_spec(a, checkpoint), env, res_dir / f"{a}_{env}.json") for a in agents for env in cfg.envs]
-    todo = [j for j in jobs if not j.path.exists()]
     sims = Simulations(cfg.backend)
     evaluator = _Evaluator(cfg, out, sims)
+    for env in cfg.envs:  # results an interrupted run completed but did not move yet
+        collect_staged(evaluator._staging(env), {j.spec: j.path for j in jobs if j.env == env})
+    todo = [j for j in jobs if not j.path.exists()]
     try:
         if cfg.eval.measured_reference_scores:
             first = [j for j in jobs if j.agent in ("random", "teacher")]

@@ -1,0 +1,89 @@
+"""Where ``go2bench eval`` writes the results of several agents: a folder, one JSON per agent and an index.
+
+With one agent ``--out`` stays a file. With several, ``--out DIR`` holds ``<label>.json`` per agent
+(the label is the agent spec with every run of characters outside ``[A-Za-z0-9._-]`` replaced by
+``_``; a long one keeps its end and a hash of the spec) and ``index.json``, rewritten after every agent,
+so that an interrupted run still says which results are complete::
+
+    {"format": "go2bench.eval-index/1", "mode": "family", "env": "Go2Walk-v0",
+     "agents": [{"spec": "random", "file": "random.json", "scene_build_s": 80.1, "eval_s": 41.3}, ...],
+     "versions": {...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from go2bench.core.provenance import versions, write_json_atomic
+from go2bench.eval.results import save_results
+
+__all__ = ["INDEX_FORMAT", "INDEX_NAME", "agent_label", "ResultsFolder", "read_index"]
+
+INDEX_FORMAT = "go2bench.eval-index/1"
+INDEX_NAME = "index.json"
+MAX_LABEL = 80
+
+
+def agent_label(spec: str) -> str:
+    """A file-name-safe label of an agent spec, e.g. ``vintix:runs/a/final.pt`` -> ``vintix_runs_a_final.pt``."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("._-") or "agent"
+    if len(label) > MAX_LABEL:
+        label = f"{label[-(MAX_LABEL - 9):].lstrip('._-')}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+    return label
+
+
+class ResultsFolder:
+    """The ``--out`` folder of several agents: checked before any work, then filled agent by agent."""
+
+    def __init__(self, path: str | Path, specs: Sequence[str], mode: str, env_id: str) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() == ".json":
+            raise ValueError(f"--out {self.path}: with {len(specs)} agents --out names a folder (one JSON per agent "
+                             f"and {INDEX_NAME}), not a .json file")
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"--out {self.path}: exists and is not a folder; with several agents --out names a folder")
+        labels: dict[str, str] = {}
+        for spec in specs:
+            label = agent_label(spec)
+            if label == INDEX_NAME.removesuffix(".json"):
+                label = f"{label}-agent"
+            if label in labels:
+                raise ValueError(f"agents {labels[label]!r} and {spec!r} would both be written to {label}.json; "
+                                 "evaluate them in separate calls")
+            labels[label] = spec
+        self.files = {spec: f"{label}.json" for label, spec in labels.items()}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"--out {self.path}: cannot create the folder: {e}") from None
+        self.index: dict[str, Any] = {"format": INDEX_FORMAT, "mode": mode, "env": env_id, "agents": [],
+                                      "versions": versions()}
+
+    def write(self, spec: str, results: dict[str, Any]) -> Path:
+        """Write one agent's results (checked against the schema) and the updated index; returns the file."""
+        path = self.path / self.files[spec]
+        save_results(results, path)
+        proc = results.get("process", {})
+        self.index["agents"].append({"spec": spec, "file": self.files[spec], "scene_build_s": proc.get("scene_build_s"),
+                                     "scene_built_for_this_agent": proc.get("scene_built_for_this_agent"),
+                                     "eval_s": proc.get("eval_s")})
+        write_json_atomic(self.path / INDEX_NAME, self.index)
+        return path
+
+
+def read_index(folder: str | Path) -> dict[str, Path]:
+    """``{spec: results file}`` of the agents a results folder's index lists as complete ({} without an index)."""
+    path = Path(folder) / INDEX_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable index ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT or not isinstance(data.get("agents"), list):
+        raise ValueError(f"{path}: not a go2bench eval index (format {INDEX_FORMAT})")
+    return {a["spec"]: Path(folder) / a["file"] for a in data["agents"]}

@@ -1,0 +1,160 @@
+"""Several agents evaluated one after the other in one process (``go2bench eval --agent A --agent B ...``).
+
+Why: a Genesis scene build costs one to two minutes on a fresh GPU machine, often more than an
+agent's evaluation; building it once per process instead of once per agent is most of the saving.
+
+* **Scene kinds.** Agents are grouped by the scene they need (the default protocol and a
+  leave-one-robot-out fold: the observation mode; the family protocol: the observation mode and
+  whether the agent reads the privileged observation). Each kind is built once, when its first
+  agent comes, and every scene is closed at the end. Agents run in the order given.
+* **Same numbers as separate processes.** Every protocol reseeds its scene, resets it and resets
+  the trial counters for each agent (common random numbers, see :mod:`go2bench.eval.protocol`), so
+  each agent's results equal those of a process evaluating it alone with the same arguments.
+* **Timing.** Each result gets a ``process`` block: the build seconds of the scene it used and
+  whether it was built for it, the process's scene build seconds so far, this agent's evaluation
+  seconds (agent loading included), its position and the number of agents.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Hashable, Sequence
+
+from go2bench.eval.family_protocol import (DEFAULT_FAMILY_SEEDS, evaluate_family, family_scene_kind,
+                                           make_family_agent, make_family_sim)
+from go2bench.eval.iqm import BOOTSTRAP_REPS
+
+__all__ = ["evaluate_agents", "evaluate_in_context_agents", "evaluate_family_agents", "evaluate_robot_split_agents"]
+
+OnResult = Callable[[str, dict], None]
+
+
+def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind: Callable[[Any], Hashable],
+                    build: Callable[[Hashable], Any], evaluate: Callable[[Any, str, Any], dict],
+                    on_result: OnResult | None = None) -> list[dict]:
+    """Evaluate ``specs`` in order: ``make(spec)`` the agent, ``build(kind)`` its scene once per
+    ``scene_kind(agent)``, then ``evaluate(agent, spec, sim)``; ``on_result(spec, results)`` after each."""
+    if not specs:
+        raise ValueError("at least one agent is needed")
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"agent {next(s for s in specs if specs.count(s) > 1)!r} is given twice")
+    sims: dict[Hashable, Any] = {}
+    build_s: dict[Hashable, float] = {}
+    out = []
+    try:
+        for i, spec in enumerate(specs):
+            t0 = time.perf_counter()
+            agent = make(spec)
+            kind = scene_kind(agent)
+            built = kind not in sims
+            if built:
+                t1 = time.perf_counter()
+                sims[kind] = build(kind)
+                build_s[kind] = time.perf_counter() - t1
+            res = evaluate(agent, spec, sims[kind])
+            eval_s = time.perf_counter() - t0 - (build_s[kind] if built else 0.0)  # agent loading included
+            res["process"] = {
+                "scene_build_s": round(build_s[kind], 3), "scene_built_for_this_agent": built,
+                "scene_builds_s": round(sum(build_s.values()), 3), "scene_kind": [str(k) for k in _tuple(kind)],
+                "eval_s": round(eval_s, 3), "agent_index": i, "agents": len(specs)}
+            del agent
+            out.append(res)
+            if on_result is not None:
+                on_result(spec, res)
+    finally:
+        for sim in sims.values():
+            sim.close()
+    return out
+
+
+def _tuple(kind: Hashable) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _obs_mode(agent, obs_mode: str | None) -> str:
+    return obs_mode or (getattr(agent, "model_card", None) or {}).get("obs_mode") or "noleak"
+
+
+def evaluate_in_context_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", *, num_envs: int = 10,
+                               seeds: Sequence[int] = (0,), backend: str = "cpu", obs_mode: str | None = None,
+                               config: Any = None, max_episode_steps: int | None = None, device: str = "cpu",
+                               trust_checkpoint: bool = False, on_result: OnResult | None = None,
+                               **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.protocol.evaluate_in_context` for every agent spec, one scene per observation mode.
+
+    ``protocol``: its other arguments (episodes, random_score, expert_score, progress, video with one agent).
+    """
+    from go2bench.agents.registry import make_agent
+    from go2bench.envs.walk_sim import make_walk_sim
+    from go2bench.eval.protocol import evaluate_in_context
+
+    seeds = list(seeds)
+    video = protocol.get("video")
+    if video and len(specs) > 1:
+        raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
+
+    def build(kind):
+        return make_walk_sim(env_id, num_envs, backend, config, kind, max_episode_steps, render=bool(video))
+
+    def evaluate(agent, spec, sim):
+        return evaluate_in_context(agent, env_id, seeds=seeds, sim=sim, agent_spec=spec, device=device, **protocol)
+
+    return evaluate_agents(specs, lambda s: make_agent(s, env_id, device=device, seed=seeds[0],
+                                                       trust_checkpoint=trust_checkpoint),
+                           lambda a: _obs_mode(a, obs_mode), build, evaluate, on_result)
+
+
+def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", family: str = "velocity",
+                           split: str = "test", *, trials: int | None = None,
+                           seeds: Sequence[int] = DEFAULT_FAMILY_SEEDS, backend: str = "cpu",
+                           obs_mode: str | None = None, config: Any = None, max_episode_steps: int | None = None,
+                           device: str = "cpu", trust_checkpoint: bool = False, on_result: OnResult | None = None,
+                           **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.family_protocol.evaluate_family` for every agent spec, one scene per
+    (observation mode, privileged). ``protocol``: its other arguments (episodes, references,
+    reference_cache, compute_references, reference_episodes, progress, bootstrap_reps)."""
+    seeds = list(seeds)
+
+    def build(kind):
+        mode, privileged = kind
+        return make_family_sim(env_id, family, split, trials, seeds, backend, config, mode, max_episode_steps,
+                               privileged)
+
+    def evaluate(agent, spec, sim):
+        return evaluate_family(agent, env_id, family, split, trials=trials, seeds=seeds, config=config, sim=sim,
+                               agent_spec=spec, device=device, **protocol)
+
+    return evaluate_agents(specs, lambda s: make_family_agent(s, env_id, family, device=device, seed=seeds[0],
+                                                              trust_checkpoint=trust_checkpoint),
+                           lambda a: family_scene_kind(a, env_id, family, obs_mode), build, evaluate, on_result)
+
+
+def evaluate_robot_split_agents(specs: Sequence[str], split: str, held_out: str, *, episodes: int | None = None,
+                                num_envs: int | None = None, seeds: Sequence[int] | None = None,
+                                max_episode_steps: int | None = None, backend: str = "cpu",
+                                obs_mode: str | None = None, device: str = "cpu", trust_checkpoint: bool = False,
+                                bootstrap_reps: int = BOOTSTRAP_REPS, on_result: OnResult | None = None,
+                                **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.robot_split_protocol.evaluate_robot_split` for every agent spec, one scene
+    per observation mode; arguments left None are the fold's."""
+    from go2bench.agents.registry import make_agent
+    from go2bench.envs.robot_split import load_robot_split
+    from go2bench.envs.walk_sim import make_walk_sim
+    from go2bench.eval.robot_split_protocol import evaluate_robot_split
+
+    fold = load_robot_split(split).fold(held_out)
+    if protocol.get("video") and len(specs) > 1:
+        raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
+
+    def build(kind):
+        return make_walk_sim(fold.env_id, num_envs or fold.num_envs, backend, None, kind,
+                             max_episode_steps or fold.max_episode_steps, render=bool(protocol.get("video")))
+
+    def evaluate(agent, spec, sim):
+        return evaluate_robot_split(agent, split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
+                                    max_episode_steps=max_episode_steps, bootstrap_reps=bootstrap_reps, sim=sim,
+                                    agent_spec=spec, device=device, **protocol)
+
+    return evaluate_agents(specs, lambda s: make_agent(s, fold.env_id, device=device, seed=(seeds or fold.seeds)[0],
+                                                       trust_checkpoint=trust_checkpoint),
+                           lambda a: _obs_mode(a, obs_mode), build, evaluate, on_result)

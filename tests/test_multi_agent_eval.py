@@ -1,0 +1,168 @@
+"""Several agents in one `go2bench eval` call: each agent's results equal a call with it alone (bit-identical
+returns), scenes are built once per kind, the --out folder holds one JSON per agent and an index.
+
+Micro scale on the CPU (2 thetas or envs, 1-2 seeds, 2 episodes of 30 steps); every call builds its own
+scenes, so the module is slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from go2bench.cli import main
+from go2bench.envs.suites import load_suite
+from go2bench.eval import family_reference as fr
+from go2bench.eval.agent_outputs import INDEX_FORMAT, INDEX_NAME, agent_label, read_index
+from go2bench.eval.results import load_results
+
+
+ENV = "Go2Walk-v0"
+MICRO = ["--episodes", "2", "--max-episode-steps", "30", "--no-progress"]
+
+
+def invoke(*args):
+    r = CliRunner().invoke(main, ["eval", *args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_agent_labels_are_file_names():
+    assert agent_label("random") == "random"
+    assert agent_label("vintix:runs/fam/vintix-episodic/final.pt") == "vintix_runs_fam_vintix-episodic_final.pt"
+    assert agent_label("../x y") == "x_y"
+    spec = "vintix:/" + "a" * 200 + "/final.pt"
+    long = agent_label(spec)  # the end of the path and a hash of the whole spec
+    assert len(long) <= 80 and long.endswith("_final.pt-" + hashlib.sha256(spec.encode()).hexdigest()[:8])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_family_agents_in_one_call_equal_each_alone(tmp_path):
+    test = load_suite("velocity", "go2").test[:2]
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"format": fr.REFERENCE_FORMAT, "max_episode_steps": 30, "returns": {
+        t.id: {"random": -0.5, "privileged": 1.0 + i} for i, t in enumerate(test)}}))
+    fam = ["--env", ENV, "--family", "velocity", "--trials", "2", "--seeds", "0,1", "--references", str(refs),
+           "--no-measure-references", *MICRO]
+    folder = tmp_path / "all"
+    # random (plain scene, built), the privileged teacher (privileged scene, built), the blind default-task
+    # teacher (plain scene again, shared after the random agent fell and reset at other steps)
+    out = invoke("--agent", "random", "--agent", "teacher-privileged", "--agent", "teacher", *fam, "--out", str(folder))
+    assert "agent 3/3: scene build" in out and "(shared)" in out
+    alone = tmp_path / "teacher.json"
+    invoke("--agent", "teacher", *fam, "--out", str(alone))
+
+    files = read_index(folder)
+    assert list(files) == ["random", "teacher-privileged", "teacher"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([INDEX_NAME, "random.json", "teacher-privileged.json",
+                                                               "teacher.json"])
+    index = json.loads((folder / INDEX_NAME).read_text())
+    assert index["format"] == INDEX_FORMAT and index["mode"] == "family" and index["env"] == ENV
+    res = {spec: load_results(path) for spec, path in files.items()}
+    a, b = res["teacher"], load_results(alone)
+    assert [t["returns"] for t in a["family"]["trials"]] == [t["returns"] for t in b["family"]["trials"]]
+    assert a["returns"] == b["returns"] and a["lengths"] == b["lengths"]
+    assert a["family"]["final"] == b["family"]["final"]
+    # scene kinds: random and teacher share the plain scene, the privileged teacher has its own
+    p = {spec: r["process"] for spec, r in res.items()}
+    assert [p[s]["scene_built_for_this_agent"] for s in files] == [True, True, False]
+    assert p["teacher"]["scene_build_s"] == p["random"]["scene_build_s"] > 0
+    assert p["teacher"]["scene_builds_s"] == pytest.approx(p["random"]["scene_build_s"]
+                                                           + p["teacher-privileged"]["scene_build_s"], abs=2e-3)
+    assert res["teacher-privileged"]["config"]["privileged"] and not a["config"]["privileged"]
+    assert all(r["process"]["eval_s"] > 0 and r["process"]["agents"] == 3 for r in res.values())
+    assert "process" not in b or b["process"]["agents"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_default_task_agents_in_one_call_equal_each_alone(tmp_path):
+    args = ["--env", ENV, "--num-envs", "2", "--seeds", "0,1", *MICRO]
+    folder = tmp_path / "runs"
+    invoke("--agent", "random", "--agent", "teacher", *args, "--out", str(folder))
+    invoke("--agent", "teacher", *args, "--out", str(tmp_path / "teacher.json"))
+    a, b = load_results(folder / "teacher.json"), load_results(tmp_path / "teacher.json")
+    assert a["per_seed"][1]["returns"] == b["per_seed"][1]["returns"] and a["returns"] == b["returns"]
+    assert a["normalized_score"] == b["normalized_score"]
+    assert not a["process"]["scene_built_for_this_agent"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_robot_split_agents_in_one_call_equal_each_alone(tmp_path):
+    args = ["--robots-split", "robots-v0", "--held-out", "a1", "--num-envs", "2", "--seeds", "0",
+            "--bootstrap-reps", "200", *MICRO]
+    folder = tmp_path / "runs"
+    invoke("--agent", "random", "--agent", "teacher", *args, "--out", str(folder))
+    invoke("--agent", "teacher", *args, "--out", str(tmp_path / "teacher.json"))
+    a, b = load_results(folder / "teacher.json"), load_results(tmp_path / "teacher.json")
+    assert a["env"] == "A1Walk-v0" and a["returns"] == b["returns"]
+    assert a["robot_split"]["final"] == b["robot_split"]["final"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--agent", "random", "--agent", "random"], "--agent random is given twice"),
+    (["--agent", "random", "--agent", "teacher", "--out", "x.json"], "names a folder"),
+    (["--agent", "random", "--agent", "teacher", "--video", "v.mp4"], "--video records one agent"),
+    (["--agent", "a:b", "--agent", "a/b"], "would both be written to a_b.json"),
+])
+def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    if "a:b" in args:
+        args = [*args, "--out", "folder"]
+    r = CliRunner().invoke(main, ["eval", *args, "--no-progress"])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monkeypatch):
+    """eval.jobs > 1: one `go2bench eval` process evaluates both agents of (velocity, Go2); their results land at
+    the pipeline's usual paths, with the process's timing."""
+    import os
+
+    from go2bench.pipeline import pipeline_config
+    from go2bench.pipeline.family import FAMILY_DIR, _eval
+
+    repo = Path(__file__).resolve().parents[1]  # the processes run the code under test
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    cfg = pipeline_config("cpu", ["eval.jobs=2", "family.trials=2", "family.seeds=[0]", "family.episodes=2",
+                                  "family_collect.max_episode_steps=20"])
+    test = load_suite("velocity", "go2").test[:2]
+    sha = fr.walk_config_hash(None)
+    cache = fr.cache_path(tmp_path / FAMILY_DIR / "references", ENV, "velocity-v0", 20, sha)
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({"format": fr.REFERENCE_FORMAT, "max_episode_steps": 20, "walk_config_sha256": sha,
+                                 "returns": {t.id: {"random": -0.5, "privileged": 1.0} for t in test}}))
+    results = tmp_path / FAMILY_DIR / "results" / "velocity"
+    jobs = [{"family": "velocity", "env": ENV, "agent": a, "spec": a, "path": results / f"{a}_{ENV}.json"}
+            for a in ("random", "teacher")]
+    _eval(cfg, tmp_path, jobs)
+    assert sorted(p.name for p in results.iterdir()) == [f"random_{ENV}.json", f"teacher_{ENV}.json"]
+    res = [load_results(j["path"]) for j in jobs]
+    assert [r["agent_spec"] for r in res] == ["random", "teacher"]
+    assert [r["process"]["scene_built_for_this_agent"] for r in res] == [True, False]
+    assert all(r["process"]["agents"] == 2 and len(r["family"]["trials"]) == 2 for r in res)
+
+
+def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
+    """The eval stage's processes: one per env, all its agents, --out a folder (a file for a single agent)."""
+    from go2bench.cli.eval import eval_command
+    from go2bench.pipeline import pipeline_config
+    from go2bench.pipeline.stages import Simulations, _Evaluator, _Job
+
+    cfg = pipeline_config("cpu", ["eval.jobs=2"])
+    ev = _Evaluator(cfg, tmp_path, Simulations("cpu"))
+    jobs = [_Job(a, a, ENV, tmp_path / "results" / f"{a}_{ENV}.json") for a in ("random", "teacher")]
+    cmd = ev._command(jobs, (-1.0, 20.0))
+    params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
+    assert params["agent_specs"] == ("random", "teacher") and params["out"] == str(tmp_path / "results" / f".eval-{ENV}")
+    assert (params["random_score"], params["expert_score"], params["num_envs"]) == (-1.0, 20.0, cfg.eval.num_envs)
+    one = ev._command(jobs[1:], None)
+    assert one[one.index("--out") + 1] == str(jobs[1].path)
