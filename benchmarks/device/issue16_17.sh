@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One 2-GPU device call, two tracks side by side, everything bounded from inside:
 #   GPU PERF_GPU (0): issue 16's measurements (benchmarks/device/perf_track.sh, PERF_STEPS);
-#   GPU ROBOT_GPUS (1): issue 17's leave-one-robot-out run (benchmarks/device/robots_split.sh).
+#   GPU ROBOT_GPUS (1): issue 17's leave-one-robot-out run (benchmarks/device/robots_split.sh), and beside its
+#   start the model-only measurements (PERF_STEPS_B, default the Vintix decode benchmark).
 # The robots track's scene builds share the host's CPU cores with the perf track: its ratios are measured within
 # one run, but absolute rates (e.g. the teacher's time to walk) are those of a busy host, said in RESULTS.md.
 #   run(kind="nvidia-h200-x2", carry=[".devpack/p1", ".whl", ".devpack/cache", ".gl"], timeout_s=600,
 #       command="for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash benchmarks/device/issue16_17.sh")
-# Brings back: robots.log, perf.log, perf.tar.xz (benchmark JSON and logs), rs_results.tar.xz, rs_models_{a,b}.tar
+# Brings back: robots.log, perf.log, perf_b.log, perf.tar.xz (benchmark JSON and logs), rs_results.tar.xz, rs_models_{a,b}.tar
 # and, with SAVE_CACHES=1, the kernel caches.
 set -u
 export T0=$(date +%s) BUDGET_S=${BUDGET_S:-560}
@@ -16,10 +17,13 @@ export DEVICE_READY=1
 mkdir -p benchmarks/results runs
 touch /tmp/call_start
 ( ROBOT_GPUS=${ROBOT_GPUS:-1} bash benchmarks/device/robots_split.sh ) > "$OUT/robots.log" 2>&1 &
-( PERF_GPU=${PERF_GPU:-0} bash benchmarks/device/perf_track.sh ) > "$OUT/perf.log" 2>&1 &
+( PERF_GPU=${PERF_GPU:-0} PERF_STEPS=${PERF_STEPS:-"teacher:Go2Walk-v0 env:4096,16384"} bash benchmarks/device/perf_track.sh ) \
+  > "$OUT/perf.log" 2>&1 &
+# model-only steps beside the robots track's start (its first minutes are CPU-bound scene builds)
+( PERF_GPU=${ROBOT_GPUS:-1} PERF_STEPS=${PERF_STEPS_B:-eval} bash benchmarks/device/perf_track.sh ) > "$OUT/perf_b.log" 2>&1 &
 wait
 echo "tracks done at $(( $(date +%s) - T0 )) s"
 find benchmarks/results -type f -newer /tmp/call_start | tar -cJf "$OUT/perf.tar.xz" -T - -C "$OUT" perf && rm -rf "$OUT/perf"
-tail -n 30 "$OUT/robots.log"; grep -a "^\[perf" "$OUT/perf.log"
+tail -n 30 "$OUT/robots.log"; grep -a "^\[perf" "$OUT/perf.log" "$OUT/perf_b.log"
 [ "${SAVE_CACHES:-0}" = 1 ] && save_caches
 ls -la "$OUT"; echo "call took $(( $(date +%s) - T0 )) s"
