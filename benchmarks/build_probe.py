@@ -57,7 +57,7 @@ def snapshot() -> dict[str, int]:
 def parse_case(case: str) -> tuple[str, int, str | None, set[str]]:
     """``ENV:NUM_ENVS[:FAMILY][@flag...]`` -> (env id, number of envs, family or None, flags)."""
     spec, *flags = case.split("@")
-    env_id, n, family = (spec.split(":") + [""])[:3]
+    env_id, n, family = (spec.split(":") + ["", ""])[:3]
     unknown = set(flags) - set(FLAGS)
     if unknown or not n.isdigit():
         raise ValueError(f"case {case!r}: expected ENV:NUM_ENVS[:FAMILY] and flags from {FLAGS}")
