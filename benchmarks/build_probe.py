@@ -17,8 +17,9 @@ A case is ``ENV:NUM_ENVS[:FAMILY]`` followed by any of these flags:
   ``@cold-cuda``  give the process an empty CUDA compute cache (a new $CUDA_CACHE_PATH, removed
                   afterwards; the real one is left as it is): what a machine without it pays.
 ``--timeout`` bounds each process and ``--budget`` all of them (a killed process writes no kernel
-cache; the phases it finished are still reported). Prints a table (build time also as a ratio to the
-first case's) and writes ``benchmarks/results/build_probe_<backend>.json`` (or ``--out``).
+cache; the phases it finished are still reported). Prints a table (seconds; build time also as a ratio
+to the first case's, and as CPU time of all threads) and writes
+``benchmarks/results/build_probe_<backend>.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -88,10 +89,11 @@ def run_case(env_id: str, num_envs: int, family: str | None, backend: str, full_
     t1 = time.perf_counter()
     genesis_runtime.init(backend)
     row["init_s"] = _phase("init", time.perf_counter() - t1)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     sim = make_walk_sim(env_id, num_envs=num_envs, backend=backend, family=family,
                         tasks=("train", 0) if family else None)
     row["build_s"] = _phase("build", time.perf_counter() - t2)
+    row["build_cpu_s"] = round(time.process_time() - c2, 2)  # all threads; less sensitive than wall time to a busy host
     t3 = time.perf_counter()
     sim.reset()
     sim.step(torch.zeros((num_envs, sim.action_low.shape[0]), device=sim.device))
@@ -148,6 +150,7 @@ def print_row(row: dict, base_build: float | None) -> None:
     ratio = f"{row['build_s'] / base_build:5.2f}x" if base_build and "build_s" in row else "     -"
     by = row["cache_mb_before_by_dir"]
     print(f"{row['case']:34s} {_fmt(row, 'import_s')} {_fmt(row, 'init_s')} {_fmt(row, 'build_s')} {ratio} "
+          f"{_fmt(row, 'build_cpu_s')} "
           f"{_fmt(row, 'first_step_s')} {_fmt(row, 'process_s')}  {by['quadrants']:6.1f} {by['genesis']:6.1f} "
           f"{by['cuda']:6.1f}  {row['added_files']:4d} / {row['added_mb']:6.2f} MB" +
           (f"  ERROR: {row['error']}" if "error" in row else ""), flush=True)
@@ -172,7 +175,7 @@ def main() -> None:
             parse_case(case)
         except ValueError as e:
             ap.error(str(e))
-    print(f"{'case':34s} {'import':>7s} {'init':>7s} {'build':>7s} {'ratio':>6s} {'step1':>7s} {'process':>7s}  "
+    print(f"{'case':34s} {'import':>7s} {'init':>7s} {'build':>7s} {'ratio':>6s} {'cpu':>7s} {'step1':>7s} {'process':>7s}  "
           f"{'MB: qd':>6s} {'gs':>6s} {'cuda':>6s}  added files", flush=True)
     rows, start, base = [], time.perf_counter(), None
     for case in cases:
