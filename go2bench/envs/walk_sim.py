@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from go2bench.envs import genesis_runtime, robot_for_env, sim_support, streams
+from go2bench.envs import collision_urdf, genesis_runtime, robot_for_env, sim_support, streams
 from go2bench.envs import spaces as S
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.sim_support import check_memory, quat_rotate_inverse, roll_pitch  # noqa: F401 (public here)
@@ -119,10 +119,11 @@ class WalkSimulation:
             vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
             show_viewer=False,
         )
-        # visual geoms only for a camera (identical physics; a faster build, benchmarks/build_probe.py)
-        self.plane = self.scene.add_entity(gs.morphs.URDF(file="urdf/plane/plane.urdf", fixed=True, visualization=render))
+        # visual geoms, even their mesh files, only for a camera (identical physics; a faster build, build_probe.py)
+        urdf = (lambda f: f) if render else collision_urdf.collision_only
+        self.plane = self.scene.add_entity(gs.morphs.URDF(file=urdf("urdf/plane/plane.urdf"), fixed=True, visualization=render))
         self.robot = self.scene.add_entity(gs.morphs.URDF(
-            file=rd.urdf, pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0), visualization=render))
+            file=urdf(rd.urdf), pos=(0.0, 0.0, rd.base_init_height), quat=(1.0, 0.0, 0.0, 0.0), visualization=render))
         self.camera = None
         if render:
             self.camera = self.scene.add_camera(
