@@ -25,6 +25,7 @@ and read times) answer whether compression pays off.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import statistics
@@ -58,7 +59,12 @@ def bench_n(gs, args, n: int) -> dict:
     chunk = min(1000, args.steps)
     ccfg = CollectConfig(env=args.env, num_histories=n, steps_per_history=args.steps, seed=0,
                          chunk_steps=chunk, group_size=args.group_size or chunk)
-    raw_t, col_rate, col_rows, col_sim = [], [], [], []
+    from go2bench.collect.family import load_collect_teacher
+
+    # the teacher is loaded once, as the scene is built once (an older collect() loads it in every call)
+    once = {"teacher": load_collect_teacher(ccfg, str(sim.device), False)} if "teacher" in inspect.signature(
+        collect).parameters else {}
+    raw_t, col_t, col_rate, col_rows, col_sim = [], [], [], [], []
     tmp = Path(tempfile.mkdtemp(prefix="collect_bench_"))
     try:
         for rep in range(args.reps + 1):  # round 0 warms up both paths
@@ -70,7 +76,7 @@ def bench_n(gs, args, n: int) -> dict:
             t_raw = time.perf_counter() - t0
             out = tmp / f"round{rep}" / "bench"
             t0 = time.perf_counter()
-            s = collect(out, ccfg, progress=False, plot=False, sim=sim)
+            s = collect(out, ccfg, progress=False, plot=False, sim=sim, **once)
             t_col = time.perf_counter() - t0
             keep = rep == args.reps
             if not keep:
@@ -78,6 +84,7 @@ def bench_n(gs, args, n: int) -> dict:
             if rep == 0:
                 continue
             raw_t.append(t_raw)
+            col_t.append(t_col)
             col_rate.append(s["rows_written"] / t_col)
             col_rows.append(s["rows_written"])
             col_sim.append(s["env_steps_simulated"])
@@ -90,8 +97,12 @@ def bench_n(gs, args, n: int) -> dict:
     raw_rate = [n * args.steps / t for t in raw_t]
     return {
         "num_envs": n, "steps_per_history": args.steps, "group_size": ccfg.group_size,
+        "teacher_loaded_once": bool(once), "separate_scenes": args.separate_scenes,
         "raw_sps": max(raw_rate), "collect_sps": max(col_rate),
         "collect_over_raw_paired": statistics.median(c / r for c, r in zip(col_rate, raw_rate)),
+        # the collector's overhead alone: env-steps it simulated per second over the raw loop's (a long
+        # history writes nearly all of them; a short one wastes the tail of the episode that crosses N)
+        "simulated_over_raw_paired": statistics.median(s / t / r for s, t, r in zip(col_sim, col_t, raw_rate)),
         "raw_sps_rounds": raw_rate, "collect_sps_rounds": col_rate, "collect_rows_rounds": col_rows,
         # histories finish the episode that crosses N while the batch keeps stepping: the
         # fraction of simulated env-steps that were written (-> 1 as N grows past episode length)
@@ -146,10 +157,11 @@ def main(argv=None) -> int:
     gs = genesis_runtime.init(args.backend)
     rows = [bench_n(gs, args, n) for n in ns]
     print(f"\ncollection vs raw Genesis ({args.env}, {args.backend}, {hardware(backend=args.backend)})")
-    print(f"{'N':>6} {'raw steps/s':>12} {'collect steps/s':>16} {'paired ratio':>13} {'written/simulated':>18}")
+    print(f"{'N':>6} {'raw steps/s':>12} {'collect rows/s':>15} {'paired ratio':>13} {'written/simulated':>18}"
+          f" {'simulated/raw':>14}")
     for r in rows:
-        print(f"{r['num_envs']:>6} {r['raw_sps']:>12,.0f} {r['collect_sps']:>16,.0f} {r['collect_over_raw_paired']:>13.2f}"
-              f" {r['written_fraction']:>18.2f}")
+        print(f"{r['num_envs']:>6} {r['raw_sps']:>12,.0f} {r['collect_sps']:>15,.0f} {r['collect_over_raw_paired']:>13.2f}"
+              f" {r['written_fraction']:>18.2f} {r['simulated_over_raw_paired']:>14.2f}")
     print("\ndisk (one history of the last round):")
     for comp, d in rows[-1]["disk"].items():
         print(f"  {comp:>5}: {d['bytes_per_step']:.1f} bytes/step, write {d['write_s_per_1M_steps']:.2f} s and "

@@ -138,6 +138,7 @@ def collect(
     plot: bool = True,
     sim=None,
     trust_checkpoint: bool = False,
+    teacher=None,
 ) -> dict[str, Any]:
     """Collect ``cfg.num_histories`` learning histories (or the subset ``env_ids``) into ``out_dir``.
 
@@ -146,7 +147,9 @@ def collect(
     .json (:mod:`go2bench.histories.names`); finally ``learning_curves.png``.  Returns a summary.
     ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
     per collected history (it is reset, not closed); default: a new one on ``backend``.
-    ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.
+    ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.  ``teacher``: the one
+    :func:`~go2bench.collect.family.load_collect_teacher` gives for ``cfg`` on the simulation's device,
+    loaded once by a caller that collects several times (default: loaded here).
     """
     from go2bench.envs.walk_sim import make_walk_sim
 
@@ -175,7 +178,7 @@ def collect(
 
     # the simulation's torch device: Genesis' GPU backend is the current CUDA device
     device = str(sim.device) if sim is not None else ("cuda" if backend == "gpu" else "cpu")
-    teacher = F.load_collect_teacher(cfg, device, trust_checkpoint)
+    teacher = teacher if teacher is not None else F.load_collect_teacher(cfg, device, trust_checkpoint)
     obs_dim = observation_dim(robot, cfg.obs_mode)  # the agent's: what the rows hold
     teacher_dim = observation_dim(robot, cfg.obs_mode, cfg.family)  # + the theta block in a family
     if teacher.obs_dim != teacher_dim:
