@@ -3,9 +3,13 @@
 All histories of a run step together in one batched scene (one env per history) with batched
 teacher inference.  The loop is chunked: for a chunk of ``chunk_steps`` steps the noise and the
 schedule's eps are computed up front for every (step, history) in one call, the step loop only
-runs the teacher, :func:`~go2bench.collect.schedule.blend_actions` and the simulation, and
-records into device buffers; at the end of a chunk the rows are copied to the host once and
-appended to each history's :class:`~go2bench.histories.writer.HistoryWriter`.
+runs the teacher, the blend (:func:`~go2bench.collect.schedule.blend_unchecked`) and the
+simulation, and records into per-chunk buffers; at the end of a chunk
+:class:`~go2bench.collect.sink.ChunkSink` copies them to the host once (non-blocking, pinned, on
+CUDA) and a writer thread appends each history's rows to its
+:class:`~go2bench.histories.writer.HistoryWriter` and finishes the histories that are done, while
+the loop steps on.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
+has), one per chunk (which histories are still active).
 
 Reproducibility and resume: the env of the default task has no randomness of its own (fixed
 command, deterministic resets), and the noise is a pure function of (seed, history, step)
@@ -375,15 +379,17 @@ def _write_chunk(ids, writers, host: dict[str, np.ndarray]) -> int:
     if not rec.any():
         return 0
     host = [host[k] for k in ("obs", "action", "reward", "step_num")] + [host.get("demo")]
+    count = rec.sum(0)  # per history, for all at once: how many rows, from which one
+    first = rec.argmax(0)
     n = 0
-    for j, i in enumerate(ids):
-        rows = np.flatnonzero(rec[:, j])
-        if len(rows) == 0 or i not in writers:
+    for j in np.flatnonzero(count):
+        i = ids[j]
+        if i not in writers:
             continue
-        a, b = rows[0], rows[-1] + 1
-        assert b - a == len(rows), "recorded rows of a history are contiguous"
+        a, b = int(first[j]), int(first[j] + count[j])
+        assert rec[a:b, j].all(), "recorded rows of a history are contiguous"
         writers[i].append(*(None if x is None else x[a:b, j] for x in host))
-        n += int(b - a)
+        n += b - a
     return n
 
 
