@@ -5,7 +5,7 @@ of its time goes to HDF5 metadata updates, where a kill can leave the file unrea
 at several moments; every time, reopening the file with :class:`HistoryWriter` (which rebuilds a
 damaged file from its recorded groups) gives a prefix of the rows, and appending the rest gives the
 same data as an uninterrupted writer.  The collector end to end (kill -9 of ``go2bench collect``):
-tests/test_collect.py.
+tests/test_collect.py.  Also the collector's sync-free teacher action against SB3's own.
 """
 
 from __future__ import annotations
@@ -125,3 +125,19 @@ def test_damaged_file_is_rebuilt_from_its_recorded_groups(tmp_path):
     w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
     assert not w.rebuilt and w.steps_written == 120
     w.close(final=False)
+
+
+def test_deterministic_actor_equals_sb3_predict_bitwise():
+    """The collector's sync-free teacher action is SB3's deterministic action, to the last bit."""
+    import torch
+
+    from go2bench.agents.teacher import load_teacher
+    from go2bench.collect.actor import deterministic_actor
+
+    teacher = load_teacher("Go2Walk-v0")
+    obs = torch.randn(64, teacher.obs_dim, generator=torch.Generator().manual_seed(0)) * 2
+    with torch.no_grad():
+        want = teacher.policy._predict(obs, deterministic=True)
+        got = deterministic_actor(teacher.policy)(obs)
+    assert got.shape == (64, 12) and torch.equal(got, want)
+    assert not torch.equal(got[0], got[1])  # a real policy output, not a constant

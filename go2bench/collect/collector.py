@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from go2bench.collect import family as F
+from go2bench.collect.actor import deterministic_actor
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_unchecked
@@ -264,7 +265,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     low, high = sim.action_low.to(torch.float32), sim.action_high.to(torch.float32)
     if bool((low > high).any()):  # checked once: the step loop blends without checks (no host sync)
         raise ValueError("the simulation's action bounds have low > high")
-    policy = teacher.policy
+    actor = deterministic_actor(teacher.policy)
     t_low, t_high = teacher._low, teacher._high
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
     f32 = torch.float32
@@ -302,7 +303,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             buf_demo = b.get("demo")
             with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
                 for t in range(C):
-                    a = torch.clamp(policy._predict(obs, deterministic=True), t_low, t_high)
+                    a = torch.clamp(actor(obs), t_low, t_high)
                     act = blend_unchecked(eps[t], a, noise[t], low, high)
                     buf_obs[t] = obs[:, :D]
                     buf_act[t] = act
