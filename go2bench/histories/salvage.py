@@ -23,22 +23,25 @@ import numpy as np
 
 from go2bench.histories.names import history_layout, parse_group
 
-__all__ = ["group_layout", "write_layout", "read_layout", "file_agrees", "rebuild"]
+__all__ = ["group_layout", "dataset_layout", "write_layout", "read_layout", "file_agrees", "rebuild"]
 
 
 def group_layout(grp: h5py.Group) -> dict[str, Any]:
     """Where each dataset of one complete group keeps its bytes: offset (contiguous) or its chunks."""
-    out = {}
-    for key, d in grp.items():
-        rec: dict[str, Any] = {"dtype": d.dtype.str, "shape": list(d.shape)}
-        if d.chunks is None:
-            rec["offset"] = d.id.get_offset()
-        else:
-            info = [d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())]
-            rec.update(chunks=list(d.chunks), compression=d.compression, compression_opts=d.compression_opts,
-                       chunk_list=[[list(c.chunk_offset), c.filter_mask, c.byte_offset, c.size] for c in info])
-        out[key] = rec
-    return out
+    return {key: dataset_layout(d) for key, d in grp.items()}
+
+
+def dataset_layout(d: h5py.Dataset, dtype: np.dtype | None = None, shape: tuple | None = None) -> dict[str, Any]:
+    """One dataset's entry of :func:`group_layout`; ``dtype`` and ``shape`` when the caller knows them (cheaper)."""
+    rec: dict[str, Any] = {"dtype": (d.dtype if dtype is None else dtype).str,
+                           "shape": list(d.shape if shape is None else shape)}
+    if d.chunks is None:
+        rec["offset"] = d.id.get_offset()
+    else:
+        info = [d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())]
+        rec.update(chunks=list(d.chunks), compression=d.compression, compression_opts=d.compression_opts,
+                   chunk_list=[[list(c.chunk_offset), c.filter_mask, c.byte_offset, c.size] for c in info])
+    return rec
 
 
 def write_layout(path_h5: str | Path, groups: dict[str, dict]) -> None:

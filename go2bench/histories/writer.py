@@ -175,12 +175,15 @@ class HistoryWriter:
             if tmp in self._f:
                 del self._f[tmp]
             grp = self._f.create_group(tmp)
+            layout = {}
             for key in self.keys:
-                grp.create_dataset(key, data=self._buf[key][:n], compression=self.compression)
+                data = self._buf[key][:n]
+                d = grp.create_dataset(key, data=data, compression=self.compression)
+                layout[key] = salvage.dataset_layout(d, data.dtype, data.shape)
             self._f.flush()
-            self._f.move(tmp, final)
+            self._f.move(tmp, final)  # moving a link moves no data: the layout stays valid
             self._f.flush()
-            self._layout[final] = salvage.group_layout(self._f[final])
+            self._layout[final] = layout
             salvage.write_layout(self.path, self._layout)
         except OSError as exc:
             raise write_error(self.path, f"write group {final!r}", exc) from exc
