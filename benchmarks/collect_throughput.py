@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=None, help="steps per history per round (default CPU 5000, GPU 5000)")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--group-size", type=int, default=None, help="rows per HDF5 group (default: one chunk; on a "
-                   "GPU give the collector's default, 10000: a writer thread writes about 0.5M rows/s in 1000-row "
+                   "GPU give the collector's default, 10000: a writer thread writes about 0.4M rows/s in 1000-row "
                    "groups per CPU core, so small groups would bound the table)")
     p.add_argument("--warmup-steps", type=int, default=1000, help="steps of the discarded round 0")
     p.add_argument("--separate-scenes", action="store_true", help="give the raw loop its own scene (one more build)")
