@@ -87,9 +87,17 @@ def _quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 class RawGenesisLoop:
     """The Walk task written straight against Genesis: no go2bench env classes."""
 
-    def __init__(self, gs, rd, cfg, num_envs: int) -> None:
+    def __init__(self, gs, rd, cfg, num_envs: int, scene=None, robot=None) -> None:
+        """``scene``, ``robot``: step an already built scene of ``num_envs`` envs (one build fewer) instead."""
         self.n = num_envs
         self.rd = rd
+        if scene is not None:
+            self.scene, self.robot = scene, robot
+        else:
+            self._build(gs, rd, cfg, num_envs)
+        self._setup(gs, rd, cfg, num_envs)
+
+    def _build(self, gs, rd, cfg, num_envs: int) -> None:
         self.scene = gs.Scene(
             sim_options=gs.options.SimOptions(dt=cfg.dt, substeps=cfg.substeps),
             rigid_options=gs.options.RigidOptions(
@@ -104,6 +112,7 @@ class RawGenesisLoop:
         )
         self.scene.build(n_envs=num_envs)
 
+    def _setup(self, gs, rd, cfg, num_envs: int) -> None:
         d = gs.device
         joints = [self.robot.get_joint(name) for name in rd.joint_names]
         self.dofs_idx = [j.dofs_idx_local[0] for j in joints]

@@ -3,9 +3,13 @@
 All histories of a run step together in one batched scene (one env per history) with batched
 teacher inference.  The loop is chunked: for a chunk of ``chunk_steps`` steps the noise and the
 schedule's eps are computed up front for every (step, history) in one call, the step loop only
-runs the teacher, :func:`~go2bench.collect.schedule.blend_actions` and the simulation, and
-records into device buffers; at the end of a chunk the rows are copied to the host once and
-appended to each history's :class:`~go2bench.histories.writer.HistoryWriter`.
+runs the teacher, the blend (:func:`~go2bench.collect.schedule.blend_unchecked`) and the
+simulation, and records into per-chunk buffers; at the end of a chunk
+:class:`~go2bench.collect.sink.ChunkSink` copies them to the host once (non-blocking, pinned, on
+CUDA) and a writer thread appends each history's rows to its
+:class:`~go2bench.histories.writer.HistoryWriter` and finishes the histories that are done, while
+the loop steps on.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
+has), one per chunk (which histories are still active).
 
 Reproducibility and resume: the env of the default task has no randomness of its own (fixed
 command, deterministic resets), and the noise is a pure function of (seed, history, step)
@@ -34,9 +38,11 @@ import numpy as np
 import torch
 
 from go2bench.collect import family as F
+from go2bench.collect.actor import deterministic_actor
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
-from go2bench.collect.schedule import blend_actions
+from go2bench.collect.schedule import blend_unchecked
+from go2bench.collect.sink import ChunkSink
 from go2bench.core.provenance import read_json_object, remove_stale_temp_files, versions, write_json_atomic
 from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
@@ -137,6 +143,7 @@ def collect(
     plot: bool = True,
     sim=None,
     trust_checkpoint: bool = False,
+    teacher=None,
 ) -> dict[str, Any]:
     """Collect ``cfg.num_histories`` learning histories (or the subset ``env_ids``) into ``out_dir``.
 
@@ -145,7 +152,9 @@ def collect(
     .json (:mod:`go2bench.histories.names`); finally ``learning_curves.png``.  Returns a summary.
     ``sim``: an existing :class:`~go2bench.envs.walk_sim.WalkSimulation` of ``cfg.env`` with one env
     per collected history (it is reset, not closed); default: a new one on ``backend``.
-    ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.
+    ``trust_checkpoint``: see :func:`go2bench.agents.teacher.load_teacher`.  ``teacher``: the one
+    :func:`~go2bench.collect.family.load_collect_teacher` gives for ``cfg`` on the simulation's device,
+    loaded once by a caller that collects several times (default: loaded here).
     """
     from go2bench.envs.walk_sim import make_walk_sim
 
@@ -174,7 +183,7 @@ def collect(
 
     # the simulation's torch device: Genesis' GPU backend is the current CUDA device
     device = str(sim.device) if sim is not None else ("cuda" if backend == "gpu" else "cpu")
-    teacher = F.load_collect_teacher(cfg, device, trust_checkpoint)
+    teacher = teacher if teacher is not None else F.load_collect_teacher(cfg, device, trust_checkpoint)
     obs_dim = observation_dim(robot, cfg.obs_mode)  # the agent's: what the rows hold
     teacher_dim = observation_dim(robot, cfg.obs_mode, cfg.family)  # + the theta block in a family
     if teacher.obs_dim != teacher_dim:
@@ -247,21 +256,31 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         writers[i] = w
         write_from[j], start_row[j] = w.steps_written, w.last_episode_start()
     resumed = int((write_from > 0).sum())
+    rebuilt = [i for i, w in writers.items() if w.rebuilt]  # damaged by a kill, rebuilt from their complete groups
 
     keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64)).to(dev)
     row = torch.as_tensor(start_row, device=dev)  # next row index of each history
     wfrom = torch.as_tensor(write_from, device=dev)
     active = torch.as_tensor(active_np, device=dev)
-    low, high = sim.action_low, sim.action_high
-    policy = teacher.policy
+    low, high = sim.action_low.to(torch.float32), sim.action_high.to(torch.float32)
+    if bool((low > high).any()):  # checked once: the step loop blends without checks (no host sync)
+        raise ValueError("the simulation's action bounds have low > high")
+    actor = deterministic_actor(teacher.policy)
     t_low, t_high = teacher._low, teacher._high
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
-    buf_obs = torch.empty((C, H, D), device=dev)
-    buf_act = torch.empty((C, H, A), device=dev)
-    buf_demo = torch.empty((C, H, A), device=dev)
-    buf_rew = torch.empty((C, H), device=dev)
-    buf_step = torch.empty((C, H), device=dev, dtype=torch.int32)
-    buf_rec = torch.empty((C, H), device=dev, dtype=torch.bool)
+    f32 = torch.float32
+    specs = {"obs": ((C, H, D), f32), "action": ((C, H, A), f32), "reward": ((C, H), f32),
+             "step_num": ((C, H), torch.int32), "rec": ((C, H), torch.bool)}
+    if demo:
+        specs["demo"] = ((C, H, A), f32)
+    written = [0]  # rows on disk or in the writers' groups, counted by the writer thread
+    open_ids = set(writers)  # histories still being written (the writers themselves belong to the writer thread)
+    tasks: dict[int, dict[str, Any]] = {}
+
+    def write(host, finished):  # on the writer thread, chunk after chunk
+        written[0] += _write_chunk(ids, writers, host)
+        for i in finished:
+            _finish_history(writers.pop(i), h5_paths[i], done_json[i], meta, i, cfg, tasks.get(i, {}))
 
     total_target = int(sum(N for j in range(H) if active_np[j]) - int(write_from[active_np].sum()))
     bar = None
@@ -269,47 +288,53 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max(total_target, 0), unit="step", desc=f"collect {name}", dynamic_ncols=True)
-    written = simulated = 0
+    simulated = 0
     t0 = time.perf_counter()
     obs = sim.reset()  # the family's thetas take effect here, held from now on (no new trial is started)
-    tasks = _history_tasks(sim, ids, meta)
-    finished_ids: list[int] = []
+    tasks.update(_history_tasks(sim, ids, meta))
+    sink = ChunkSink(specs, dev, write)
     try:
-        while bool(active.any()):
+        while bool(active.any()):  # one host sync per chunk
             grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk
             eps = schedule.eps(grid).to(torch.float32)
-            noise = uniform_noise(keys[None, :], grid, A)
+            noise = low + (high - low) * uniform_noise(keys[None, :], grid, A)
+            b = sink.buffers()
+            buf_obs, buf_act, buf_rew, buf_step, buf_rec = b["obs"], b["action"], b["reward"], b["step_num"], b["rec"]
+            buf_demo = b.get("demo")
             with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
                 for t in range(C):
-                    a = torch.clamp(policy._predict(obs, deterministic=True), t_low, t_high)
-                    act = blend_actions(eps[t], a, noise[t], low, high)
+                    a = torch.clamp(actor(obs), t_low, t_high)
+                    act = blend_unchecked(eps[t], a, noise[t], low, high)
                     buf_obs[t] = obs[:, :D]
                     buf_act[t] = act
-                    buf_demo[t] = a
+                    if buf_demo is not None:
+                        buf_demo[t] = a
                     buf_step[t] = sim.episode_step
                     buf_rec[t] = active & (grid[t] >= wfrom)
                     r = sim.step(act)
                     buf_rew[t] = r.reward
                     done = r.terminated | r.truncated
                     active = active & ~(done & (grid[t] + 1 >= N))
-                    obs = sim.reset(done) if bool(done.any()) else r.obs
+                    obs = sim.reset(done) if bool(done.any()) else r.obs  # the one host sync per step
             row = row + C
             simulated += C * H
-            written += _write_chunk(ids, writers, (buf_obs, buf_act, buf_rew, buf_step, buf_demo if demo else None),
-                                    buf_rec)
             still = active.cpu().numpy()
-            finished = [i for j, i in enumerate(ids) if i in writers and not still[j]]
-            for i in finished:
-                _finish_history(writers.pop(i), h5_paths[i], done_json[i], meta, i, cfg, tasks.get(i, {}))
-                finished_ids.append(i)
+            finished = [i for j, i in enumerate(ids) if i in open_ids and not still[j]]
+            open_ids.difference_update(finished)
+            sink.submit(finished)
             if bar is not None:
-                bar.update(min(written - bar.n, bar.total - bar.n))
+                bar.update(min(written[0] - bar.n, bar.total - bar.n))
                 e = eps[-1][active].cpu().numpy()
                 bar.set_postfix_str(
                     f"eps {' '.join(f'{x:.2f}' for x in e)}" if len(e) <= 6 else
                     f"eps {e.min():.2f}-{e.max():.2f}" if len(e) else "eps -"
                 )
+        sink.close()  # every chunk written, every finished history closed with its JSON
     except BaseException:
+        try:
+            sink.close()  # whole chunks already handed over are still written
+        except BaseException:  # noqa: BLE001 - the first error is the one to report
+            pass
         for w in writers.values():
             try:
                 w.close(final=False)  # keep complete groups only
@@ -319,6 +344,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     finally:
         if bar is not None:
             bar.close()
+    written = written[0]
     wall = time.perf_counter() - t0
     summary = _finish_dataset(out, meta)
     if plot and summary["complete_histories"]:
@@ -327,7 +353,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         plot_dataset(out, out / "learning_curves.png")
     summary.update({"rows_written": written, "env_steps_simulated": simulated, "wall_s": round(wall, 2),
                     "steps_per_s": round(written / wall, 1) if wall > 0 else None,
-                    "histories_this_run": ids, "resumed_histories": resumed})
+                    "histories_this_run": ids, "resumed_histories": resumed, "rebuilt_histories": rebuilt})
     return summary
 
 
@@ -345,24 +371,26 @@ def _history_tasks(sim, ids: list[int], meta: dict) -> dict[int, dict[str, Any]]
     return out
 
 
-def _write_chunk(ids, writers, bufs, buf_rec) -> int:
-    """Copy a chunk to the host once and append each history's recorded rows; returns rows written.
+def _write_chunk(ids, writers, host: dict[str, np.ndarray]) -> int:
+    """Append each history's recorded rows of one chunk on the host; returns rows written.
 
-    ``bufs``: (obs, action, reward, step_num, demonstrator_action or None), each (C, H, ...).
+    ``host``: :class:`~go2bench.collect.sink.ChunkSink` arrays, each (C, H, ...); ``rec`` marks the rows to write.
     """
-    rec = buf_rec.cpu().numpy()
+    rec = host["rec"]
     if not rec.any():
         return 0
-    host = [None if b is None else b.cpu().numpy() for b in bufs]
+    host = [host[k] for k in ("obs", "action", "reward", "step_num")] + [host.get("demo")]
+    count = rec.sum(0)  # per history, for all at once: how many rows, from which one
+    first = rec.argmax(0)
     n = 0
-    for j, i in enumerate(ids):
-        rows = np.flatnonzero(rec[:, j])
-        if len(rows) == 0 or i not in writers:
+    for j in np.flatnonzero(count):
+        i = ids[j]
+        if i not in writers:
             continue
-        a, b = rows[0], rows[-1] + 1
-        assert b - a == len(rows), "recorded rows of a history are contiguous"
+        a, b = int(first[j]), int(first[j] + count[j])
+        assert rec[a:b, j].all(), "recorded rows of a history are contiguous"
         writers[i].append(*(None if x is None else x[a:b, j] for x in host))
-        n += int(b - a)
+        n += b - a
     return n
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseSchedule", "blend_actions"]
+__all__ = ["NoiseSchedule", "blend_actions", "blend_unchecked"]
 
 
 def _is_real(x) -> bool:
@@ -114,4 +114,15 @@ def blend_actions(eps, teacher_actions, noise_uniform01, low, high):
     if bool((lo > hi).any()):
         raise ValueError("blend_actions: low must be <= high for every joint")
     u = lo + (hi - lo) * noise_uniform01.to(dtype=a.dtype, device=a.device)
-    return torch.clamp(torch.lerp(a, u, e.unsqueeze(1)), min=lo, max=hi)
+    return blend_unchecked(e, a, u, lo, hi)
+
+
+def blend_unchecked(eps, teacher_actions, u, low, high):
+    """:func:`blend_actions` past its checks, given the noise action ``u = low + (high - low) * noise``
+    (computed for a whole chunk at once): no host sync, for a loop that checked its bounds once.
+
+    eps (B,), teacher_actions and u (B, A), low and high (A,): tensors of one dtype and device.
+    """
+    import torch
+
+    return torch.clamp(torch.lerp(teacher_actions, u, eps.unsqueeze(1)), min=low, max=high)

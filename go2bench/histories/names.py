@@ -33,6 +33,7 @@ __all__ = [
     "history_json",
     "history_index",
     "history_paths",
+    "history_layout",
     "metadata_path",
 ]
 
@@ -66,6 +67,13 @@ def history_h5(dataset_dir: str | Path, index: int) -> Path:
 
 def history_json(dataset_dir: str | Path, index: int) -> Path:
     return Path(dataset_dir) / f"{_HISTORY_PREFIX}{index:04d}.json"
+
+
+def history_layout(path_h5: str | Path) -> Path:
+    """``.<history>.h5.layout``: where a history file being written keeps the byte layout of its complete
+    groups (:mod:`go2bench.histories.salvage`); hidden, and removed once the history is complete."""
+    p = Path(path_h5)
+    return p.with_name(f".{p.name}.layout")
 
 
 def history_index(path: str | Path) -> int | None:

@@ -2,9 +2,10 @@
 
 Crash safety: each group is written under a temporary name, flushed, then renamed and flushed
 again, so after a crash a group is either complete or absent; a leftover temporary group is
-deleted when the file is reopened for resuming.  (HDF5 itself is not journalled: a kill in the
-middle of a metadata update can still damage the file; the flushes keep that window small and
-:func:`go2bench.histories.check.check_dataset` detects it.)
+deleted when the file is reopened for resuming.  HDF5 itself is not journalled: a kill in the
+middle of a metadata update can leave the file unreadable.  So after every complete group the
+writer records where its bytes lie (:mod:`go2bench.histories.salvage`), and reopening a file that
+disagrees with that record rebuilds it from the recorded groups first (:attr:`rebuilt`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import h5py
 import numpy as np
 
 from go2bench.core.provenance import write_error
-from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, TMP_PREFIX, format_group, parse_group
+from go2bench.histories import salvage
+from go2bench.histories.names import (DATASET_KEYS, DEMONSTRATOR_KEY, TMP_PREFIX, format_group, history_layout,
+                                      parse_group)
 
 __all__ = ["HistoryWriter"]
 
@@ -43,14 +46,22 @@ class HistoryWriter:
         self.demonstrator = bool(demonstrator)
         self.keys = DATASET_KEYS + ((DEMONSTRATOR_KEY,) if self.demonstrator else ())
         self.removed_temporary: list[str] = []
+        self.rebuilt = False  # whether a damaged file was rebuilt from its recorded groups
         try:
             if not self.path.exists():
                 _create_empty(self.path)
+            else:
+                recorded = salvage.read_layout(self.path)
+                if recorded is not None and not salvage.file_agrees(self.path, recorded):
+                    salvage.rebuild(self.path, recorded)
+                    self.rebuilt = True
             self._f = h5py.File(self.path, "a")
         except OSError as exc:
             raise write_error(self.path, "open for writing (unreadable or truncated HDF5?)", exc) from exc
         try:
             self.steps_written = self._recover()
+            self._layout = {name: salvage.group_layout(self._f[name]) for name in self._f}
+            salvage.write_layout(self.path, self._layout)
         except BaseException:
             self._f.close()
             raise
@@ -164,11 +175,16 @@ class HistoryWriter:
             if tmp in self._f:
                 del self._f[tmp]
             grp = self._f.create_group(tmp)
+            layout = {}
             for key in self.keys:
-                grp.create_dataset(key, data=self._buf[key][:n], compression=self.compression)
+                data = self._buf[key][:n]
+                d = grp.create_dataset(key, data=data, compression=self.compression)
+                layout[key] = salvage.dataset_layout(d, data.dtype, data.shape)
             self._f.flush()
-            self._f.move(tmp, final)
+            self._f.move(tmp, final)  # moving a link moves no data: the layout stays valid
             self._f.flush()
+            self._layout[final] = layout
+            salvage.write_layout(self.path, self._layout)
         except OSError as exc:
             raise write_error(self.path, f"write group {final!r}", exc) from exc
         self.steps_written = end + 1
@@ -186,6 +202,8 @@ class HistoryWriter:
                 f.close()
             except OSError as exc:
                 raise write_error(self.path, "close", exc) from exc
+        if final:  # closed cleanly: the file needs no record to be rebuilt from
+            history_layout(self.path).unlink(missing_ok=True)
 
     def __enter__(self):
         return self

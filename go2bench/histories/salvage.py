@@ -1,0 +1,97 @@
+"""Rebuilding a history file that a kill left unreadable, from the byte layout of its complete groups.
+
+HDF5 is not journalled: a kill -9 while a group is being added can leave the file's metadata half
+updated ("addr overflow" on open), although every complete group's *data* is still on disk, where
+it was written, and is never moved or overwritten afterwards (HDF5 only ever allocates new space
+for new data).  So after each complete group the writer records where the bytes of its datasets
+lie (:func:`group_layout`, in the hidden ``.<history>.h5.layout`` file of
+:func:`~go2bench.histories.names.history_layout`, replaced atomically), and a resume whose file
+disagrees with that record (:func:`file_agrees`) rebuilds the file from those bytes alone
+(:func:`rebuild`), without HDF5 reading the damaged metadata.  The rebuilt file holds the same
+groups with the same values; the collection then continues from there, as from any resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from go2bench.histories.names import history_layout, parse_group
+
+__all__ = ["group_layout", "dataset_layout", "write_layout", "read_layout", "file_agrees", "rebuild"]
+
+
+def group_layout(grp: h5py.Group) -> dict[str, Any]:
+    """Where each dataset of one complete group keeps its bytes: offset (contiguous) or its chunks."""
+    return {key: dataset_layout(d) for key, d in grp.items()}
+
+
+def dataset_layout(d: h5py.Dataset, dtype: np.dtype | None = None, shape: tuple | None = None) -> dict[str, Any]:
+    """One dataset's entry of :func:`group_layout`; ``dtype`` and ``shape`` when the caller knows them (cheaper)."""
+    rec: dict[str, Any] = {"dtype": (d.dtype if dtype is None else dtype).str,
+                           "shape": list(d.shape if shape is None else shape)}
+    if d.chunks is None:
+        rec["offset"] = d.id.get_offset()
+    else:
+        info = [d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())]
+        rec.update(chunks=list(d.chunks), compression=d.compression, compression_opts=d.compression_opts,
+                   chunk_list=[[list(c.chunk_offset), c.filter_mask, c.byte_offset, c.size] for c in info])
+    return rec
+
+
+def write_layout(path_h5: str | Path, groups: dict[str, dict]) -> None:
+    """Replace the layout record of ``path_h5`` atomically (a kill leaves the old or the new one)."""
+    p = history_layout(path_h5)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps({"format": 1, "groups": groups}))
+    os.replace(tmp, p)
+
+
+def read_layout(path_h5: str | Path) -> dict[str, dict] | None:
+    """The recorded groups of ``path_h5``; None when there is no (readable) record."""
+    try:
+        rec = json.loads(history_layout(path_h5).read_text())
+        groups = rec["groups"]
+        return groups if rec.get("format") == 1 and isinstance(groups, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def file_agrees(path_h5: str | Path, groups: dict[str, dict]) -> bool:
+    """Whether HDF5 opens ``path_h5`` and finds every recorded group where the record says it is."""
+    try:
+        with h5py.File(path_h5, "r") as f:
+            return all(name in f and group_layout(f[name]) == rec for name, rec in groups.items())
+    except Exception:  # noqa: BLE001 - any failure of HDF5 on a damaged file means: rebuild
+        return False
+
+
+def rebuild(path_h5: str | Path, groups: dict[str, dict]) -> None:
+    """Write the recorded groups, read as raw bytes from the damaged ``path_h5``, into a fresh file
+    that atomically replaces it."""
+    path = Path(path_h5)
+    tmp = path.with_name(f".{path.name}.rebuilding")
+    with open(path, "rb") as raw, h5py.File(tmp, "w") as out:
+        for name in sorted(groups, key=lambda k: parse_group(k)[0]):
+            grp = out.create_group(name)
+            for key, rec in groups[name].items():
+                dtype, shape = np.dtype(rec["dtype"]), tuple(rec["shape"])
+                if "offset" in rec:
+                    raw.seek(rec["offset"])
+                    n = int(np.prod(shape)) * dtype.itemsize
+                    data = np.frombuffer(raw.read(n), dtype=dtype)
+                    if data.size * dtype.itemsize != n:
+                        raise OSError(f"{path}: group {name}/{key} lies past the end of the file")
+                    grp.create_dataset(key, data=data.reshape(shape))
+                    continue
+                d = grp.create_dataset(key, shape=shape, dtype=dtype, chunks=tuple(rec["chunks"]),
+                                       compression=rec["compression"], compression_opts=rec["compression_opts"])
+                for chunk_offset, mask, offset, size in rec["chunk_list"]:
+                    raw.seek(offset)
+                    d.id.write_direct_chunk(tuple(chunk_offset), raw.read(size), mask)
+    os.replace(tmp, path)
