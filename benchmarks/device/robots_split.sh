@@ -41,8 +41,8 @@ PY
 i=0
 for c in $RUN/dataset_config_*.yaml; do
   (
-    CUDA_VISIBLE_DEVICES=$(gpu_of $i) timeout -k 5 $(( $(left) - 300 )) python3 -m go2bench.cli collect --config $c \
-      --data-dir $RUN/data --backend gpu --no-progress-bar
+    CUDA_VISIBLE_DEVICES=$(gpu_of $i) timeout -k 5 $(( $(left) - ${EVAL_TRAIN_RESERVE:-300} )) python3 -m go2bench.cli collect --config $c \
+      --data-dir $RUN/data --backend gpu --resume --no-progress-bar
     echo "collect $c exit $? at $(( $(date +%s) - T0 )) s"
   ) > $RUN/collect_$(basename $c .yaml).log 2>&1 &
   i=$((i + 1))
