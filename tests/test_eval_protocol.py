@@ -274,7 +274,7 @@ class FakeVintixPolicy:
         self.log: list = []
 
     @classmethod
-    def load(cls, path, device="cpu"):
+    def load(cls, path, device="cpu", cuda_graph=None):
         cls.loaded_from.append((path, device))
         return cls()
 
