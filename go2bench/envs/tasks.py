@@ -28,7 +28,7 @@ import torch
 from go2bench.core.config import ConfigError, short_repr
 from go2bench.envs import sim_support, streams
 from go2bench.envs.families import Family, ThetaLayout, get_family
-from go2bench.envs.robots import RobotDescription
+from go2bench.envs.robots import LEG_JOINTS, LEGS, RobotDescription
 
 RESAMPLE_MODES = ("trial", "episode")
 _TRIAL_DRAW = 0xFFFFFFFF  # the "episode" key of per-trial draws (no real episode number reaches it)
@@ -224,8 +224,9 @@ def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
     th = state.theta[envs_idx]
     sim_support.set_added_mass(sim, th[:, idx["added_mass"]], envs_idx)
     sim_support.set_contact_friction(sim, th[:, idx["friction"]], envs_idx)
-    # each joint takes its leg's strength, by joint name ("FR_thigh_joint" -> strength_FR)
-    cols = [idx[f"strength_{name.split('_')[0]}"] for name in sim.robot_description.joint_names]
+    # each joint takes its leg's strength, by its place in the shared joint order (LEGS x LEG_JOINTS), not by its
+    # name: ANYmal C names its joints RF_HAA, ... (reading the leg from the name crashed its first reset)
+    cols = [idx[f"strength_{leg}"] for leg in LEGS for _ in LEG_JOINTS]
     sim_support.set_motor_strength(sim, th[:, cols], envs_idx)
     sim.set_latency(th[:, idx["latency_steps"]].round().long(), envs_idx)
     state.applied |= todo
