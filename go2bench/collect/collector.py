@@ -29,6 +29,7 @@ the agent's observation: the first ``obs_dim`` columns (the theta block is last)
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -289,7 +290,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
 
         bar = tqdm(total=max(total_target, 0), unit="step", desc=f"collect {name}", dynamic_ncols=True)
     simulated = 0
-    t0 = time.perf_counter()
+    t0 = last_log = time.perf_counter()
     obs = sim.reset()  # the family's thetas take effect here, held from now on (no new trial is started)
     tasks.update(_history_tasks(sim, ids, meta))
     sink = ChunkSink(specs, dev, write)
@@ -322,6 +323,11 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             finished = [i for j, i in enumerate(ids) if i in open_ids and not still[j]]
             open_ids.difference_update(finished)
             sink.submit(finished)
+            if bar is None and time.perf_counter() - last_log >= 30:  # without a bar, a line every 30 s (logs)
+                last_log = time.perf_counter()
+                rate = simulated / (last_log - t0)
+                print(f"collect {name}: {written[0]:,} of {total_target:,} rows written, {rate:,.0f} simulated steps/s",
+                      file=sys.stderr, flush=True)
             if bar is not None:
                 bar.update(min(written[0] - bar.n, bar.total - bar.n))
                 e = eps[-1][active].cpu().numpy()
