@@ -52,9 +52,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from go2bench.core.config import ConfigError, short_repr
-from go2bench.envs.robots import LEGS, RobotDescription, get_robot
+from go2bench.envs.robots import LEG_JOINTS, LEGS, RobotDescription, get_robot
 
-__all__ = ["ThetaField", "ThetaLayout", "Family", "FAMILIES", "get_family", "theta_layout", "VELOCITY", "DYNAMICS"]
+OFFSET_JOINTS = ("thigh", "calf")  # the joints of each leg whose zero offset is a dynamics-v2 axis
+
+__all__ = ["ThetaField", "ThetaLayout", "Family", "FAMILIES", "get_family", "theta_layout", "VELOCITY", "DYNAMICS",
+           "joint_columns"]
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,15 @@ DYNAMICS = Family(
           for leg in LEGS),
         ThetaField("latency_steps", 0.0, 2.0, 1.0, "steps", "control steps between an action and its execution",
                    integer=True),
+        # since dynamics-v2 (suites before it list only the fields above; these then take their defaults)
+        *(ThetaField(f"offset_{joint}_{leg}", -0.4, 0.4, 0.0, "rad",
+                     f"zero error of the {leg} {joint} joint: added to its position target")
+          for joint in OFFSET_JOINTS for leg in LEGS),
+        *(ThetaField(f"flip_{leg}", 0.0, 1.0, 0.0, "", f"1: the {leg} leg's motors turn the other way "
+                     "(its action is negated about the default pose)", integer=True) for leg in LEGS),
     ),
-    description="hidden dynamics: payload, ground friction, per-leg motor strength, action latency",
+    description="hidden dynamics: payload, ground friction, per-leg motor strength, action latency, "
+                "joint zero offsets, reversed legs",
     robot_specific=True,
 )
 
@@ -212,3 +222,13 @@ def get_family(family: str | Family) -> Family:
 def theta_layout(family: str | Family, robot: str | RobotDescription) -> ThetaLayout:
     """Shorthand for ``get_family(family).layout(robot)``."""
     return get_family(family).layout(robot)
+
+
+def joint_columns(layout: ThetaLayout, prefix: str, joints: Sequence[str] = LEG_JOINTS) -> list[int | None]:
+    """Per joint of a robot (``LEGS`` x ``LEG_JOINTS`` order, every robot's ``joint_names``), the theta
+    column of its leg's field ``f"{prefix}{leg}"`` (e.g. "strength_"), or None for joints not in ``joints``.
+
+    The order, not the joint names, gives the leg: ANYmal C names its joints RF_HAA, ... .
+    """
+    idx = {n: k for k, n in enumerate(layout.names)}
+    return [idx[f"{prefix}{leg}"] if joint in joints else None for leg in LEGS for joint in LEG_JOINTS]

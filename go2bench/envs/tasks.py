@@ -27,7 +27,7 @@ import torch
 
 from go2bench.core.config import ConfigError, short_repr
 from go2bench.envs import sim_support, streams
-from go2bench.envs.families import Family, ThetaLayout, get_family
+from go2bench.envs.families import OFFSET_JOINTS, Family, ThetaLayout, get_family, joint_columns
 from go2bench.envs.robots import RobotDescription
 
 RESAMPLE_MODES = ("trial", "episode")
@@ -220,15 +220,33 @@ def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
     envs_idx = todo.nonzero().flatten()
     if len(envs_idx) == 0:
         return
-    idx = {n: k for k, n in enumerate(state.layout.names)}
+    lay = state.layout
+    idx = {n: k for k, n in enumerate(lay.names)}
     th = state.theta[envs_idx]
     sim_support.set_added_mass(sim, th[:, idx["added_mass"]], envs_idx)
     sim_support.set_contact_friction(sim, th[:, idx["friction"]], envs_idx)
-    # each joint takes its leg's strength, by joint name ("FR_thigh_joint" -> strength_FR)
-    cols = [idx[f"strength_{name.split('_')[0]}"] for name in sim.robot_description.joint_names]
-    sim_support.set_motor_strength(sim, th[:, cols], envs_idx)
+    sim_support.set_motor_strength(sim, th[:, joint_columns(lay, "strength_")], envs_idx)  # each joint: its leg's
     sim.set_latency(th[:, idx["latency_steps"]].round().long(), envs_idx)
+    _set_joint_faults(sim, lay, th, envs_idx)
     state.applied |= todo
+
+
+def _set_joint_faults(sim, lay: ThetaLayout, th: torch.Tensor, envs_idx: torch.Tensor) -> None:
+    """Zero offsets and reversed legs: joint target = default + offset + sign * action_scale * action.
+
+    ``sim.target_base`` / ``target_gain`` become (N, joints) rows at the first call (before: one shared row).
+    """
+    sign = 1.0 - 2.0 * th[:, joint_columns(lay, "flip_")].round()  # flip 1 -> -1
+    offset = torch.zeros_like(sign)
+    for joint in OFFSET_JOINTS:
+        cols = joint_columns(lay, f"offset_{joint}_", (joint,))
+        js = [j for j, c in enumerate(cols) if c is not None]
+        offset[:, js] = th[:, [cols[j] for j in js]]
+    if sim.target_base.dim() == 1:
+        sim.target_base = sim.target_base.expand(sim.num_envs, -1).clone()
+        sim.target_gain = sim.target_gain.expand(sim.num_envs, len(sim.default_dof_pos)).clone()
+    sim.target_base[envs_idx] = sim.default_dof_pos + offset
+    sim.target_gain[envs_idx] = sim.robot_description.action_scale * sign
 
 
 _APPLY = {"velocity": _apply_velocity, "dynamics": _apply_dynamics}

@@ -184,6 +184,8 @@ class WalkSimulation:
         self._sync_free = torch.device(d).type != "cpu"  # on the GPU, never read a value back to branch on it
         self._fixed_commands = cfg.commands.is_fixed
         self._set_latency_cache()
+        # joint target = target_base + target_gain * action; (N, joints) rows once the dynamics family sets joint faults
+        self.target_base, self.target_gain = self.default_dof_pos, self._k.action_scale
         self.resample_every = max(1, int(round(cfg.commands.resample_time_s / cfg.dt)))
         push = cfg.randomization.push_interval_s
         self.push_every = None if push is None else max(1, int(round(push / cfg.dt)))
@@ -265,7 +267,7 @@ class WalkSimulation:
             self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
         k = self._k
-        targets = self.default_dof_pos + k.action_scale * self._executed_actions()
+        targets = self.target_base + self.target_gain * self._executed_actions()
         self._io.control(targets)
         self.scene.step()
         self.episode_step = self.episode_step + k.one
