@@ -23,6 +23,13 @@ in it, and it is the range that ``normalise`` maps to [-1, 1]):
     strength_FL, strength_RR, strength_RL            the same for the other legs
     latency_steps steps  [0, 2]        default 1     integer: the action executed is the one of
                                                      ``latency_steps`` control steps ago
+    offset_thigh_FR rad  [-0.4, 0.4]   default 0     (since dynamics-v2) encoder zero error, added
+    ..., offset_calf_RL                              to the joint's position target (8 fields)
+    flip_FR       -      [0, 1]        default 0     (since dynamics-v2) integer: 1 = the leg's motors
+    ..., flip_RL                                     are reversed (its action negated about the default pose)
+
+Joint target = default + offset + sign * action_scale * action (sign -1 on a reversed leg). Suites
+before dynamics-v2 list only the first seven fields; the others then keep their defaults (no fault).
 
 Motor strength multiplies the torque a leg's motors deliver: its PD gains (kp, kd) and its torque
 limits are scaled together, so clip(s * PD, +-s * limit) = s * clip(PD, +-limit). Friction is
