@@ -132,7 +132,7 @@ def test_deterministic_actor_equals_sb3_predict_bitwise():
     import torch
 
     from go2bench.agents.teacher import load_teacher
-    from go2bench.collect.actor import deterministic_actor
+    from go2bench.agents.sb3_actor import deterministic_actor
 
     teacher = load_teacher("Go2Walk-v0")
     obs = torch.randn(64, teacher.obs_dim, generator=torch.Generator().manual_seed(0)) * 2

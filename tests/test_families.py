@@ -290,3 +290,23 @@ def test_theta_layouts_are_defined_once():
     np.testing.assert_allclose(vel.normalise(np.array([0.0, 0.5, 0.0])), [-1.0, 1.0, 0.0])
     a = T.resolve("velocity", GO2, [("test", 3), {"lin_vel_x": 0.25}], 2)
     assert a.ids == ("velocity-v0/test/3", None) and a.rows[1].tolist() == [0.25, 0.0, 0.0]
+
+
+def test_per_leg_strength_follows_the_joint_order_for_every_robot_naming(monkeypatch):
+    """ANYmal C names its joints RF_HAA, ...: each joint still gets its own leg's strength (by joint order)."""
+    import types
+
+    from go2bench.envs import sim_support, tasks
+    from go2bench.envs.robots import get_robot
+
+    layout = theta_layout("dynamics", "anymal_c")
+    theta = torch.tensor([[0.0, 1.0, 0.11, 0.22, 0.33, 0.44, 0.0]])  # strengths FR, FL, RR, RL
+    got = {}
+    monkeypatch.setattr(sim_support, "set_added_mass", lambda *a: None)
+    monkeypatch.setattr(sim_support, "set_contact_friction", lambda *a: None)
+    monkeypatch.setattr(sim_support, "set_motor_strength", lambda sim, s, idx: got.setdefault("s", s))
+    sim = types.SimpleNamespace(robot_description=get_robot("anymal_c"), set_latency=lambda *a: None)
+    state = types.SimpleNamespace(sim=sim, layout=layout, theta=theta, applied=torch.zeros(1, dtype=torch.bool))
+    tasks._apply_dynamics(state, torch.ones(1, dtype=torch.bool))
+    expected = [0.11] * 3 + [0.22] * 3 + [0.33] * 3 + [0.44] * 3  # FR, FL, RR, RL legs of 3 joints each
+    assert got["s"][0].tolist() == pytest.approx(expected)

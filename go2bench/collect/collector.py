@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from go2bench.collect import family as F
-from go2bench.collect.actor import deterministic_actor
+from go2bench.agents.sb3_actor import deterministic_actor
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_unchecked

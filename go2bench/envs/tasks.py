@@ -225,7 +225,9 @@ def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
     th = state.theta[envs_idx]
     sim_support.set_added_mass(sim, th[:, idx["added_mass"]], envs_idx)
     sim_support.set_contact_friction(sim, th[:, idx["friction"]], envs_idx)
-    sim_support.set_motor_strength(sim, th[:, joint_columns(lay, "strength_")], envs_idx)  # each joint: its leg's
+    # each joint takes its leg's strength, by its place in the shared joint order (LEGS x LEG_JOINTS), not by its
+    # name: ANYmal C names its joints RF_HAA, ... (reading the leg from the name crashed its first reset)
+    sim_support.set_motor_strength(sim, th[:, joint_columns(lay, "strength_")], envs_idx)
     sim.set_latency(th[:, idx["latency_steps"]].round().long(), envs_idx)
     _set_joint_faults(sim, lay, th, envs_idx)
     state.applied |= todo

@@ -1,4 +1,4 @@
-"""The teacher's deterministic action in the collector's step loop, without a host sync.
+"""The teacher's deterministic action without a host sync (collection, evaluation).
 
 SB3's ``policy._predict(obs, deterministic=True)`` builds a ``torch.distributions.Normal`` and
 returns its mean; the distribution validates its arguments, which reads values back to the host
