@@ -23,13 +23,18 @@ in it, and it is the range that ``normalise`` maps to [-1, 1]):
     strength_FL, strength_RR, strength_RL            the same for the other legs
     latency_steps steps  [0, 2]        default 1     integer: the action executed is the one of
                                                      ``latency_steps`` control steps ago
-    offset_thigh_FR rad  [-0.4, 0.4]   default 0     (since dynamics-v2) encoder zero error, added
-    ..., offset_calf_RL                              to the joint's position target (8 fields)
-    flip_FR       -      [0, 1]        default 0     (since dynamics-v2) integer: 1 = the leg's motors
-    ..., flip_RL                                     are reversed (its action negated about the default pose)
 
-Joint target = default + offset + sign * action_scale * action (sign -1 on a reversed leg). Suites
-before dynamics-v2 list only the first seven fields; the others then keep their defaults (no fault).
+``faults`` (the dynamics fields above, in that order, then actuator faults)::
+
+    offset_thigh_FR rad  [-0.4, 0.4]   default 0     encoder zero error of that joint, added to its
+    ..., offset_calf_RL                              position target (thigh and calf of each leg: 8 fields)
+    flip_FR       -      [0, 1]        default 0     integer: 1 = the leg's motors are reversed (its
+    ..., flip_RL                                     action negated about the default pose)
+
+Joint target = default + offset + sign * action_scale * action (sign -1 on a reversed leg). Both
+physics families are applied by one function (``tasks._apply_dynamics``); a layout without the
+fault fields (``dynamics``) gets no fault. ``faults`` is a family of its own, not a new dynamics
+suite, so that teachers trained on ``dynamics`` (7 theta inputs) keep running it.
 
 Motor strength multiplies the torque a leg's motors deliver: its PD gains (kp, kd) and its torque
 limits are scaled together, so clip(s * PD, +-s * limit) = s * clip(PD, +-limit). Friction is
@@ -61,10 +66,10 @@ from typing import Any, Mapping, Sequence
 from go2bench.core.config import ConfigError, short_repr
 from go2bench.envs.robots import LEG_JOINTS, LEGS, RobotDescription, get_robot
 
-OFFSET_JOINTS = ("thigh", "calf")  # the joints of each leg whose zero offset is a dynamics-v2 axis
+OFFSET_JOINTS = ("thigh", "calf")  # the joints of each leg whose zero offset is a faults axis
 
 __all__ = ["ThetaField", "ThetaLayout", "Family", "FAMILIES", "get_family", "theta_layout", "VELOCITY", "DYNAMICS",
-           "joint_columns"]
+           "FAULTS", "joint_columns"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class Family:
     description: str
     hides_command: bool = False  # True: the observation's command slots are zero (the target is theta)
     robot_specific: bool = False  # True: ranges depend on the robot, so suites list thetas per robot
+    physics: bool = False  # True: theta sets the simulation's physics (per-env dof and link info)
 
     def layout(self, robot: str | RobotDescription) -> ThetaLayout:
         """The theta layout of this family for ``robot`` (robot-relative ranges resolved)."""
@@ -201,19 +207,28 @@ DYNAMICS = Family(
           for leg in LEGS),
         ThetaField("latency_steps", 0.0, 2.0, 1.0, "steps", "control steps between an action and its execution",
                    integer=True),
-        # since dynamics-v2 (suites before it list only the fields above; these then take their defaults)
+    ),
+    description="hidden dynamics: payload, ground friction, per-leg motor strength, action latency",
+    robot_specific=True,
+    physics=True,
+)
+
+FAULTS = Family(
+    name="faults",
+    fields=(
+        *DYNAMICS.fields,
         *(ThetaField(f"offset_{joint}_{leg}", -0.4, 0.4, 0.0, "rad",
                      f"zero error of the {leg} {joint} joint: added to its position target")
           for joint in OFFSET_JOINTS for leg in LEGS),
         *(ThetaField(f"flip_{leg}", 0.0, 1.0, 0.0, "", f"1: the {leg} leg's motors turn the other way "
                      "(its action is negated about the default pose)", integer=True) for leg in LEGS),
     ),
-    description="hidden dynamics: payload, ground friction, per-leg motor strength, action latency, "
-                "joint zero offsets, reversed legs",
+    description="hidden actuator faults: dynamics-v1's axes + joint zero offsets + reversed legs",
     robot_specific=True,
+    physics=True,
 )
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (VELOCITY, DYNAMICS)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (VELOCITY, DYNAMICS, FAULTS)}
 
 
 def get_family(family: str | Family) -> Family:
@@ -233,9 +248,10 @@ def theta_layout(family: str | Family, robot: str | RobotDescription) -> ThetaLa
 
 def joint_columns(layout: ThetaLayout, prefix: str, joints: Sequence[str] = LEG_JOINTS) -> list[int | None]:
     """Per joint of a robot (``LEGS`` x ``LEG_JOINTS`` order, every robot's ``joint_names``), the theta
-    column of its leg's field ``f"{prefix}{leg}"`` (e.g. "strength_"), or None for joints not in ``joints``.
+    column of its leg's field ``f"{prefix}{leg}"`` (e.g. "strength_"), or None for joints not in ``joints``
+    and for fields the layout lacks.
 
     The order, not the joint names, gives the leg: ANYmal C names its joints RF_HAA, ... .
     """
     idx = {n: k for k, n in enumerate(layout.names)}
-    return [idx[f"{prefix}{leg}"] if joint in joints else None for leg in LEGS for joint in LEG_JOINTS]
+    return [idx.get(f"{prefix}{leg}") if joint in joints else None for leg in LEGS for joint in LEG_JOINTS]

@@ -15,12 +15,13 @@ File format (YAML, no aliases)::
     splits:                       # families whose ranges do not depend on the robot
       train: [{lin_vel_x: 0.512, ...}, ...]            # 128 thetas
       test: [{bin: interpolation, lin_vel_x: ...}, ...]  # 32 thetas, each with its bin
-    robots:                       # instead of splits, for robot-specific families (dynamics)
+    robots:                       # instead of splits, for robot-specific families (dynamics, faults)
       go2: {base_mass_kg: 6.923, train: [...], test: [...]}
 
 Test bins: ``interpolation`` (drawn like the train thetas, inside the train ranges) and
 ``extrapolation:<axis>`` (one axis drawn in a band outside the train ranges, the others as for
-interpolation; axis is a field name or ``weak_leg``). Train and test thetas are disjoint.
+interpolation; axis is a field name, ``weak_leg`` (one leg's strength) or ``zero_offset`` (one
+joint's zero offset, faults family)). Train and test thetas are disjoint.
 Relative ranges (``added_mass``) are in units of the robot's base mass in the generator block and
 in kg in the thetas.
 """
@@ -54,10 +55,10 @@ class GeneratorParams:
     extrapolation_bands: dict[str, list[tuple[float, float]]]  # per axis, bands outside the train ranges
     weak_leg_probability: float = 0.0  # chance that one leg's strength is drawn from weak_leg_range
     weak_leg_range: tuple[float, float] | None = None
-    flip_probability: float | None = None  # since dynamics-v2: chance that one leg (uniform) is reversed (flip_<leg> 1)
+    flip_probability: float | None = None  # faults: chance that one leg (uniform) is reversed (flip_<leg> 1)
 
 
-_SINCE_V2 = ("flip_probability",)  # generator keys that older suite files lack (written only when set)
+_OPTIONAL = ("flip_probability",)  # generator keys that suite files of other families lack (written only when set)
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,9 @@ class SuiteSpec:
     family: str
     seed: int
     generator: GeneratorParams
-    fields: tuple[str, ...] | None = None  # the theta fields the suite lists (None: all of the family's)
-
-    def layout(self, robot: str) -> ThetaLayout:
-        return _sub_layout(FAMILIES[self.family].layout(robot), self.fields)
 
 
 _BANDS = [(-0.5, -0.35), (0.35, 0.5)]
-_V1_FIELDS = ("added_mass", "friction", *(f"strength_{leg}" for leg in LEGS), "latency_steps")  # dynamics v0, v1
 SUITE_SPECS: dict[str, SuiteSpec] = {s.name: s for s in (
     SuiteSpec("velocity-v0", "velocity", 14, GeneratorParams(
         train=128, test_interpolation=16, test_extrapolation=16, decimals=3,
@@ -87,27 +83,27 @@ SUITE_SPECS: dict[str, SuiteSpec] = {s.name: s for s in (
         train_ranges={"added_mass": (-0.1, 0.35), "friction": (0.35, 1.25),
                       **{f"strength_{leg}": (0.85, 1.1) for leg in LEGS}, "latency_steps": (0.0, 2.0)},
         extrapolation_bands={"added_mass": [(0.35, 0.5)], "friction": [(0.2, 0.35)], "weak_leg": [(0.4, 0.55)]},
-        weak_leg_probability=0.5, weak_leg_range=(0.55, 0.85)), fields=_V1_FIELDS),
+        weak_leg_probability=0.5, weak_leg_range=(0.55, 0.85))),
     # v1: wide enough that knowing theta matters (v0's blind teachers were within 0.2 of the privileged)
     SuiteSpec("dynamics-v1", "dynamics", 15, GeneratorParams(
         train=128, test_interpolation=16, test_extrapolation=16, decimals=3,
         train_ranges={"added_mass": (-0.2, 0.8), "friction": (0.2, 1.25),
                       **{f"strength_{leg}": (0.8, 1.1) for leg in LEGS}, "latency_steps": (0.0, 2.0)},
         extrapolation_bands={"added_mass": [(0.8, 1.0)], "friction": [(0.1, 0.2)], "weak_leg": [(0.1, 0.25)]},
-        weak_leg_probability=0.75, weak_leg_range=(0.25, 0.6)), fields=_V1_FIELDS),
-    # v2: faults a reactive policy cannot be robust to (a reversed leg) or must calibrate for (joint zero
-    # offsets); on v1 a blind teacher scored 0.98 of the privileged one on Mini Cheetah
-    SuiteSpec("dynamics-v2", "dynamics", 16, GeneratorParams(
+        weak_leg_probability=0.75, weak_leg_range=(0.25, 0.6))),
+    # dynamics-v1's ranges + faults a reactive policy cannot be robust to (a reversed leg) or must calibrate for
+    # (joint zero offsets): on dynamics-v1 a blind teacher scored 0.98 of the privileged one on Mini Cheetah
+    SuiteSpec("faults-v0", "faults", 16, GeneratorParams(
         train=128, test_interpolation=16, test_extrapolation=16, decimals=3,
         train_ranges={"added_mass": (-0.2, 0.8), "friction": (0.2, 1.25),
                       **{f"strength_{leg}": (0.8, 1.1) for leg in LEGS}, "latency_steps": (0.0, 2.0),
                       **{f"offset_{j}_{leg}": (-0.25, 0.25) for j in OFFSET_JOINTS for leg in LEGS},
                       **{f"flip_{leg}": (0.0, 0.0) for leg in LEGS}},
-        extrapolation_bands={"added_mass": [(0.8, 1.0)], "friction": [(0.1, 0.2)], "weak_leg": [(0.1, 0.25)]},
+        extrapolation_bands={"added_mass": [(0.8, 1.0)], "friction": [(0.1, 0.2)], "weak_leg": [(0.1, 0.25)],
+                             "zero_offset": [(-0.4, -0.3), (0.3, 0.4)]},
         weak_leg_probability=0.5, weak_leg_range=(0.25, 0.6), flip_probability=0.5)),
 )}
-# what load_suite reads by default; the zoo's dynamics teachers (cards: suite dynamics-v1) need retraining on v2
-CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v2"}
+CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v1", "faults": "faults-v0"}  # load_suite's default
 
 
 @dataclass(frozen=True)
@@ -194,11 +190,8 @@ def _load(family: str, robot: str, path: str) -> Suite:
         raise ConfigError(f"{path}: a suite of the {data.family} family, not {family}")
     fam = FAMILIES[family]
     layout = fam.layout(robot)
-    try:  # an older version lists fewer fields; the others keep their defaults (e.g. no offsets before v2)
-        sub = _sub_layout(layout, data.fields)
-    except ValueError:
-        raise ConfigError(f"{path}: fields {data.fields} are not the {family} layout {list(layout.names)} "
-                          "or a part of it in that order") from None
+    if list(data.fields) != list(layout.names):
+        raise ConfigError(f"{path}: fields {data.fields} differ from the {family} layout {list(layout.names)}")
     if fam.robot_specific:
         if not data.robots or robot not in data.robots:
             raise ConfigError(f"{path}: no tasks for robot {robot!r}; it has {sorted(data.robots or {})}")
@@ -219,8 +212,7 @@ def _load(family: str, robot: str, path: str) -> Suite:
             bin_ = entry.pop("bin", "train") if split == "test" else "train"
             if split == "test" and not (bin_ == "interpolation" or str(bin_).startswith("extrapolation:")):
                 raise ConfigError(f"{where}.bin: expected 'interpolation' or 'extrapolation:<axis>', got {bin_!r}")
-            sub.vector(entry, where, complete=True)
-            vec = layout.vector(entry, where)
+            vec = layout.vector(entry, where, complete=True)
             prefix = f"{data.suite}/{robot}" if fam.robot_specific else data.suite
             tasks[split].append(SuiteTask(f"{prefix}/{split}/{i}", split, i, bin_,
                                           tuple(layout.as_dict(vec).items())))
@@ -245,20 +237,20 @@ def generate_suite(name: str, seed: int | None = None) -> str:
     seed = spec.seed if seed is None else int(seed)
     fam = FAMILIES[spec.family]
     g = spec.generator
-    names = [f.name for f in fam.fields] if spec.fields is None else list(spec.fields)
+    names = [f.name for f in fam.fields]
     lines = [f"# go2bench task suite {name}: fixed train and test thetas of the {fam.name} family.",
              f"# Generated by go2bench.envs.suites.generate_suite({name!r}, {seed}); do not edit by hand",
              "# (the tests regenerate it and compare). Changed tasks are a new version of the suite.",
              f"suite: {name}", f"family: {fam.name}", f"seed: {seed}", f"fields: [{', '.join(names)}]",
              "generator:", *[f"  {k}: {_flow(v)}" for k, v in dataclasses.asdict(g).items()
-                             if v is not None or k not in _SINCE_V2]]
+                             if v is not None or k not in _OPTIONAL]]
     robots = list(ROBOTS) if fam.robot_specific else [None]
     lines.append("robots:" if fam.robot_specific else "splits:")
     for robot in robots:
         ind = "  " if robot is None else "    "
         if robot is not None:
             lines += [f"  {robot}:", f"    base_mass_kg: {ROBOTS[robot].base_mass_kg!r}"]
-        layout = spec.layout(robot or next(iter(ROBOTS)))
+        layout = fam.layout(robot or next(iter(ROBOTS)))
         train, test = _draw_splits(spec, seed, layout, robot)
         lines.append(f"{ind}train:")
         lines += [f"{ind}- {_entry(layout, theta)}" for theta in train]
@@ -302,7 +294,7 @@ def _draw(g: GeneratorParams, layout: ThetaLayout, bin_: str, u) -> tuple[float,
     scale = {f.name: (base_mass if f.per_base_mass else 1.0) for f in FAMILIES[layout.family].fields}
     for k, (name, integer) in enumerate(zip(layout.names, layout.integer)):
         lo, hi = g.train_ranges[name]
-        slot = k if k < 10 else 1000 + k  # slots 10-13 are the weak-leg redraws (fields 10+ came with v2)
+        slot = k if k < 10 else 1000 + k  # slots 10-13 are the weak-leg redraws (the faults fields reach 10+)
         values[name] = (lo + int(u(slot) * (hi - lo + 1))) if integer else lo + (hi - lo) * u(slot)
     legs = [n for n in layout.names if n.startswith("strength_")]
     if legs and g.weak_leg_range is not None and u(100) < g.weak_leg_probability:
@@ -313,7 +305,12 @@ def _draw(g: GeneratorParams, layout: ThetaLayout, bin_: str, u) -> tuple[float,
         axis = bin_.split(":", 1)[1]
         bands = g.extrapolation_bands[axis]
         lo, hi = bands[int(u(200) * len(bands))]
-        target = legs[int(u(201) * len(legs))] if axis == "weak_leg" else axis
+        target = axis
+        if axis == "weak_leg":
+            target = legs[int(u(201) * len(legs))]
+        elif axis == "zero_offset":  # one joint's zero offset beyond the train range (the others stay inside)
+            offsets = [n for n in layout.names if n.startswith("offset_")]
+            target = offsets[int(u(203) * len(offsets))]
         if axis == "weak_leg":  # exactly one weak leg, weaker than any train theta's
             values.update({n: g.train_ranges[n][0] + (g.train_ranges[n][1] - g.train_ranges[n][0]) * u(10 + j)
                            for j, n in enumerate(legs)})
@@ -357,15 +354,3 @@ def _flow(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_flow(x) for x in v) + "]"
     return _num(v) if isinstance(v, float) else str(v)
-
-
-def _sub_layout(layout: ThetaLayout, fields) -> ThetaLayout:
-    """``layout`` restricted to ``fields`` (None: all), which must keep the layout's order; ValueError if not."""
-    if fields is None or list(fields) == list(layout.names):
-        return layout
-    keep = [layout.names.index(f) for f in fields]  # ValueError for an unknown name
-    if keep != sorted(keep) or len(set(keep)) != len(keep):
-        raise ValueError(f"fields {list(fields)} are out of the layout's order")
-    pick = lambda t: tuple(t[k] for k in keep)  # noqa: E731
-    return dataclasses.replace(layout, names=pick(layout.names), low=pick(layout.low), high=pick(layout.high),
-                               default=pick(layout.default), units=pick(layout.units), integer=pick(layout.integer))

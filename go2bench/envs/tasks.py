@@ -190,7 +190,7 @@ class TaskState:
             self.applied &= ~draw
             self.pending &= ~draw
             self._refresh()
-        _APPLY[self.family.name](self, mask)
+        (_apply_dynamics if self.family.physics else _apply_velocity)(self, mask)
 
     def _refresh(self) -> None:
         self.normalised = self.layout.normalise(self.theta).to(torch.float32)
@@ -214,7 +214,8 @@ def _apply_velocity(state: TaskState, mask: torch.Tensor) -> None:
 
 
 def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
-    """Payload, friction, per-leg strength and latency, written only when an env's theta changed."""
+    """Payload, friction, per-leg strength, latency and (faults family) joint faults, written only when an env's
+    theta changed: one code path for both physics families."""
     sim = state.sim
     todo = mask & ~state.applied
     envs_idx = todo.nonzero().flatten()
@@ -234,16 +235,19 @@ def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
 
 
 def _set_joint_faults(sim, lay: ThetaLayout, th: torch.Tensor, envs_idx: torch.Tensor) -> None:
-    """Zero offsets and reversed legs: joint target = default + offset + sign * action_scale * action.
+    """Zero offsets and reversed legs (the faults family): joint target = default + offset + sign * action_scale
+    * action. A layout without these fields (dynamics) changes nothing: the targets keep one shared row.
 
     ``sim.target_base`` / ``target_gain`` become (N, joints) rows at the first call (before: one shared row).
     """
-    sign = 1.0 - 2.0 * th[:, joint_columns(lay, "flip_")].round()  # flip 1 -> -1
-    offset = torch.zeros_like(sign)
-    for joint in OFFSET_JOINTS:
-        cols = joint_columns(lay, f"offset_{joint}_", (joint,))
-        js = [j for j, c in enumerate(cols) if c is not None]
-        offset[:, js] = th[:, [cols[j] for j in js]]
+    flips = joint_columns(lay, "flip_")
+    offsets = [joint_columns(lay, f"offset_{joint}_", (joint,)) for joint in OFFSET_JOINTS]
+    if all(c is None for c in flips + sum(offsets, [])):
+        return
+    sign, offset = _per_joint(th, flips, 0.0), th.new_zeros(len(th), len(flips))  # a missing field: no fault
+    for cols in offsets:
+        offset += _per_joint(th, cols, 0.0)
+    sign = 1.0 - 2.0 * sign.round()  # flip 1 -> -1
     if sim.target_base.dim() == 1:
         sim.target_base = sim.target_base.expand(sim.num_envs, -1).clone()
         sim.target_gain = sim.target_gain.expand(sim.num_envs, len(sim.default_dof_pos)).clone()
@@ -251,7 +255,15 @@ def _set_joint_faults(sim, lay: ThetaLayout, th: torch.Tensor, envs_idx: torch.T
     sim.target_gain[envs_idx] = sim.robot_description.action_scale * sign
 
 
-_APPLY = {"velocity": _apply_velocity, "dynamics": _apply_dynamics}
+def _per_joint(th: torch.Tensor, cols: list[int | None], default: float) -> torch.Tensor:
+    """(n, joints): per joint the theta column ``cols[j]``, or ``default`` where it is None."""
+    out = th.new_full((len(th), len(cols)), default)
+    js = [j for j, c in enumerate(cols) if c is not None]
+    if js:
+        out[:, js] = th[:, [cols[j] for j in js]]
+    return out
+
+
 
 
 def check_compatible(family: str | Family, config) -> None:
@@ -260,10 +272,10 @@ def check_compatible(family: str | Family, config) -> None:
     if fam.name == "velocity" and not config.commands.is_fixed:
         raise ConfigError("the velocity family sets the command from theta: leave commands at fixed ranges")
     rand = config.randomization
-    if fam.name == "dynamics":
+    if fam.physics:
         clash = [n for n in ("friction_range", "added_mass_range", "motor_strength_range") if getattr(rand, n) is not None]
         if clash:
-            raise ConfigError(f"the dynamics family sets {clash} from theta: remove them from randomization")
+            raise ConfigError(f"the {fam.name} family sets {clash} from theta: remove them from randomization")
 
 
 TASK_OPTIONS = ("task", "tasks", "resample_tasks", "new_trial")
