@@ -20,8 +20,7 @@ File format (YAML, no aliases)::
 
 Test bins: ``interpolation`` (drawn like the train thetas, inside the train ranges) and
 ``extrapolation:<axis>`` (one axis drawn in a band outside the train ranges, the others as for
-interpolation; axis is a field name, ``weak_leg`` (one leg's strength) or ``zero_offset`` (one
-joint's zero offset, faults family)). Train and test thetas are disjoint.
+interpolation; axis is a field name or ``weak_leg``). Train and test thetas are disjoint.
 Relative ranges (``added_mass``) are in units of the robot's base mass in the generator block and
 in kg in the thetas.
 """
@@ -100,7 +99,7 @@ SUITE_SPECS: dict[str, SuiteSpec] = {s.name: s for s in (
                       **{f"offset_{j}_{leg}": (-0.25, 0.25) for j in OFFSET_JOINTS for leg in LEGS},
                       **{f"flip_{leg}": (0.0, 0.0) for leg in LEGS}},
         extrapolation_bands={"added_mass": [(0.8, 1.0)], "friction": [(0.1, 0.2)], "weak_leg": [(0.1, 0.25)],
-                             "zero_offset": [(-0.4, -0.3), (0.3, 0.4)]},
+                             **{n: [(-0.4, -0.3), (0.3, 0.4)] for n in ("offset_thigh_FL", "offset_calf_RR")}},
         weak_leg_probability=0.5, weak_leg_range=(0.25, 0.6), flip_probability=0.5)),
 )}
 CURRENT_SUITE = {"velocity": "velocity-v0", "dynamics": "dynamics-v1", "faults": "faults-v0"}  # load_suite's default
@@ -305,12 +304,7 @@ def _draw(g: GeneratorParams, layout: ThetaLayout, bin_: str, u) -> tuple[float,
         axis = bin_.split(":", 1)[1]
         bands = g.extrapolation_bands[axis]
         lo, hi = bands[int(u(200) * len(bands))]
-        target = axis
-        if axis == "weak_leg":
-            target = legs[int(u(201) * len(legs))]
-        elif axis == "zero_offset":  # one joint's zero offset beyond the train range (the others stay inside)
-            offsets = [n for n in layout.names if n.startswith("offset_")]
-            target = offsets[int(u(203) * len(offsets))]
+        target = legs[int(u(201) * len(legs))] if axis == "weak_leg" else axis
         if axis == "weak_leg":  # exactly one weak leg, weaker than any train theta's
             values.update({n: g.train_ranges[n][0] + (g.train_ranges[n][1] - g.train_ranges[n][0]) * u(10 + j)
                            for j, n in enumerate(legs)})
