@@ -23,6 +23,7 @@ NEW = tuple(f"offset_{j}_{leg}" for j in ("thigh", "calf") for leg in LEGS) + tu
 # ------------------------------------------------------------------------------ layout (no scene)
 def test_faults_layout_is_dynamics_then_offsets_and_flips_and_round_trips():
     assert theta_layout("dynamics", "mini_cheetah").names == V1  # the shipped dynamics teachers read 7 fields
+    assert FAMILIES["faults"].fields[:7] == FAMILIES["dynamics"].fields and FAMILIES["faults"].physics
     lay = theta_layout("faults", "mini_cheetah")
     assert lay.names == V1 + NEW and lay.units[7:15] == ("rad",) * 8 and lay.integer[15:] == (True,) * 4
     spec = {"offset_calf_FR": 0.2, "offset_thigh_RL": -0.35, "flip_FL": 1, "strength_RR": 0.3}
@@ -62,7 +63,8 @@ def test_faults_suite_regenerates_and_holds_the_new_axes():
     assert suites.generate_suite("faults-v0") == path.read_text()
     assert suites.CURRENT_SUITE == {"velocity": "velocity-v0", "dynamics": "dynamics-v1", "faults": "faults-v0"}
     g = suites.SUITE_SPECS["faults-v0"].generator
-    assert all(f"\n  {robot}:\n    base_mass_kg: {ROBOTS[robot].base_mass_kg!r}\n" in path.read_text() for robot in ROBOTS)
+    text = path.read_text()
+    assert all(f"\n  {r}:\n    base_mass_kg: {ROBOTS[r].base_mass_kg!r}\n" in text for r in ROBOTS)
     for robot in ("go2", "mini_cheetah"):  # the family teachers' robots (loading all five takes 8 s)
         suite = suites.load_suite("faults", robot)
         assert (suite.name, len(suite.train), len(suite.test)) == ("faults-v0", 128, 32)
