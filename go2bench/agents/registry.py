@@ -85,8 +85,10 @@ def _family_teacher(privileged: bool):
     def factory(env_id: str, checkpoint: str | None, device: str, seed: int, trust_checkpoint: bool = False,
                 family: str | None = None):
         if checkpoint is None and family is None:
+            from go2bench.envs.families import FAMILIES
+
             raise ValueError(f"teacher-{kind} is the {kind} teacher of a task family: evaluate with a family "
-                             f"(--family velocity|dynamics) or give a checkpoint (teacher-{kind}:PATH)")
+                             f"(--family {'|'.join(FAMILIES)}) or give a checkpoint (teacher-{kind}:PATH)")
         agent = _teacher(env_id, checkpoint, device, seed, trust_checkpoint, family=family, privileged=privileged)
         if agent.family is None:
             raise ValueError(f"teacher-{kind}: {agent.source} is not a task-family teacher (its card has no family)")

@@ -16,8 +16,9 @@ from go2bench.envs.registry import TASKS
 @click.command("envs")
 @click.option("--obs-mode", type=click.Choice(["noleak", "full"]), default="noleak", show_default=True)
 def envs_command(obs_mode: str) -> None:
-    """List the registered environments and their spaces (builds nothing)."""
+    """List the registered environments, their spaces and the task families (builds nothing)."""
     from go2bench.envs import spaces as S
+    from go2bench.envs.families import FAMILIES
     from go2bench.envs.robots import get_robot
     from go2bench.envs.walk_config import make_walk_config
 
@@ -30,6 +31,9 @@ def envs_command(obs_mode: str) -> None:
                    f"[obs_mode={obs_mode}]")
         click.echo(f"  action_space:      {S.action_space(rd)}")
         click.echo(f"  max_episode_steps: {cfg.max_episode_steps} (dt {cfg.dt} s)")
+    click.echo("task families (family=...; privileged=True appends the normalised theta to the observation):")
+    for fam in FAMILIES.values():
+        click.echo(f"  {fam.name:<10} theta {len(fam.fields):>2}: {fam.description}")
 
 
 @click.command("rollout")

@@ -24,6 +24,18 @@ in it, and it is the range that ``normalise`` maps to [-1, 1]):
     latency_steps steps  [0, 2]        default 1     integer: the action executed is the one of
                                                      ``latency_steps`` control steps ago
 
+``faults`` (the dynamics fields above, in that order, then actuator faults)::
+
+    offset_thigh_FR rad  [-0.4, 0.4]   default 0     encoder zero error of that joint, added to its
+    ..., offset_calf_RL                              position target (thigh and calf of each leg: 8 fields)
+    flip_FR       -      [0, 1]        default 0     integer: 1 = the leg's motors are reversed (its
+    ..., flip_RL                                     action negated about the default pose)
+
+Joint target = default + offset + sign * action_scale * action (sign -1 on a reversed leg). Both
+physics families are applied by one function (``tasks._apply_dynamics``); a layout without the
+fault fields (``dynamics``) gets no fault. ``faults`` is a family of its own, not a new dynamics
+suite, so that teachers trained on ``dynamics`` (7 theta inputs) keep running it.
+
 Motor strength multiplies the torque a leg's motors deliver: its PD gains (kp, kd) and its torque
 limits are scaled together, so clip(s * PD, +-s * limit) = s * clip(PD, +-limit). Friction is
 applied to the ground plane and to every robot geom of that env (Genesis combines two surfaces by
@@ -52,9 +64,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from go2bench.core.config import ConfigError, short_repr
-from go2bench.envs.robots import LEGS, RobotDescription, get_robot
+from go2bench.envs.robots import LEG_JOINTS, LEGS, RobotDescription, get_robot
 
-__all__ = ["ThetaField", "ThetaLayout", "Family", "FAMILIES", "get_family", "theta_layout", "VELOCITY", "DYNAMICS"]
+OFFSET_JOINTS = ("thigh", "calf")  # the joints of each leg whose zero offset is a faults axis
+
+__all__ = ["ThetaField", "ThetaLayout", "Family", "FAMILIES", "get_family", "theta_layout", "VELOCITY", "DYNAMICS",
+           "FAULTS", "joint_columns"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,7 @@ class Family:
     description: str
     hides_command: bool = False  # True: the observation's command slots are zero (the target is theta)
     robot_specific: bool = False  # True: ranges depend on the robot, so suites list thetas per robot
+    physics: bool = False  # True: theta sets the simulation's physics (per-env dof and link info)
 
     def layout(self, robot: str | RobotDescription) -> ThetaLayout:
         """The theta layout of this family for ``robot`` (robot-relative ranges resolved)."""
@@ -194,9 +210,25 @@ DYNAMICS = Family(
     ),
     description="hidden dynamics: payload, ground friction, per-leg motor strength, action latency",
     robot_specific=True,
+    physics=True,
 )
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (VELOCITY, DYNAMICS)}
+FAULTS = Family(
+    name="faults",
+    fields=(
+        *DYNAMICS.fields,
+        *(ThetaField(f"offset_{joint}_{leg}", -0.4, 0.4, 0.0, "rad",
+                     f"zero error of the {leg} {joint} joint: added to its position target")
+          for joint in OFFSET_JOINTS for leg in LEGS),
+        *(ThetaField(f"flip_{leg}", 0.0, 1.0, 0.0, "", f"1: the {leg} leg's motors turn the other way "
+                     "(its action is negated about the default pose)", integer=True) for leg in LEGS),
+    ),
+    description="hidden actuator faults: dynamics-v1's axes + joint zero offsets + reversed legs",
+    robot_specific=True,
+    physics=True,
+)
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (VELOCITY, DYNAMICS, FAULTS)}
 
 
 def get_family(family: str | Family) -> Family:
@@ -212,3 +244,14 @@ def get_family(family: str | Family) -> Family:
 def theta_layout(family: str | Family, robot: str | RobotDescription) -> ThetaLayout:
     """Shorthand for ``get_family(family).layout(robot)``."""
     return get_family(family).layout(robot)
+
+
+def joint_columns(layout: ThetaLayout, prefix: str, joints: Sequence[str] = LEG_JOINTS) -> list[int | None]:
+    """Per joint of a robot (``LEGS`` x ``LEG_JOINTS`` order, every robot's ``joint_names``), the theta
+    column of its leg's field ``f"{prefix}{leg}"`` (e.g. "strength_"), or None for joints not in ``joints``
+    and for fields the layout lacks.
+
+    The order, not the joint names, gives the leg: ANYmal C names its joints RF_HAA, ... .
+    """
+    idx = {n: k for k, n in enumerate(layout.names)}
+    return [idx.get(f"{prefix}{leg}") if joint in joints else None for leg in LEGS for joint in LEG_JOINTS]

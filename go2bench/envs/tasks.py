@@ -27,8 +27,8 @@ import torch
 
 from go2bench.core.config import ConfigError, short_repr
 from go2bench.envs import sim_support, streams
-from go2bench.envs.families import Family, ThetaLayout, get_family
-from go2bench.envs.robots import LEG_JOINTS, LEGS, RobotDescription
+from go2bench.envs.families import OFFSET_JOINTS, Family, ThetaLayout, get_family, joint_columns
+from go2bench.envs.robots import RobotDescription
 
 RESAMPLE_MODES = ("trial", "episode")
 _TRIAL_DRAW = 0xFFFFFFFF  # the "episode" key of per-trial draws (no real episode number reaches it)
@@ -190,7 +190,7 @@ class TaskState:
             self.applied &= ~draw
             self.pending &= ~draw
             self._refresh()
-        _APPLY[self.family.name](self, mask)
+        (_apply_dynamics if self.family.physics else _apply_velocity)(self, mask)
 
     def _refresh(self) -> None:
         self.normalised = self.layout.normalise(self.theta).to(torch.float32)
@@ -214,25 +214,56 @@ def _apply_velocity(state: TaskState, mask: torch.Tensor) -> None:
 
 
 def _apply_dynamics(state: TaskState, mask: torch.Tensor) -> None:
-    """Payload, friction, per-leg strength and latency, written only when an env's theta changed."""
+    """Payload, friction, per-leg strength, latency and (faults family) joint faults, written only when an env's
+    theta changed: one code path for both physics families."""
     sim = state.sim
     todo = mask & ~state.applied
     envs_idx = todo.nonzero().flatten()
     if len(envs_idx) == 0:
         return
-    idx = {n: k for k, n in enumerate(state.layout.names)}
+    lay = state.layout
+    idx = {n: k for k, n in enumerate(lay.names)}
     th = state.theta[envs_idx]
     sim_support.set_added_mass(sim, th[:, idx["added_mass"]], envs_idx)
     sim_support.set_contact_friction(sim, th[:, idx["friction"]], envs_idx)
     # each joint takes its leg's strength, by its place in the shared joint order (LEGS x LEG_JOINTS), not by its
     # name: ANYmal C names its joints RF_HAA, ... (reading the leg from the name crashed its first reset)
-    cols = [idx[f"strength_{leg}"] for leg in LEGS for _ in LEG_JOINTS]
-    sim_support.set_motor_strength(sim, th[:, cols], envs_idx)
+    sim_support.set_motor_strength(sim, th[:, joint_columns(lay, "strength_")], envs_idx)
     sim.set_latency(th[:, idx["latency_steps"]].round().long(), envs_idx)
+    _set_joint_faults(sim, lay, th, envs_idx)
     state.applied |= todo
 
 
-_APPLY = {"velocity": _apply_velocity, "dynamics": _apply_dynamics}
+def _set_joint_faults(sim, lay: ThetaLayout, th: torch.Tensor, envs_idx: torch.Tensor) -> None:
+    """Zero offsets and reversed legs (the faults family): joint target = default + offset + sign * action_scale
+    * action. A layout without these fields (dynamics) changes nothing: the targets keep one shared row.
+
+    ``sim.target_base`` / ``target_gain`` become (N, joints) rows at the first call (before: one shared row).
+    """
+    flips = joint_columns(lay, "flip_")
+    offsets = [joint_columns(lay, f"offset_{joint}_", (joint,)) for joint in OFFSET_JOINTS]
+    if all(c is None for c in flips + sum(offsets, [])):
+        return
+    sign, offset = _per_joint(th, flips, 0.0), th.new_zeros(len(th), len(flips))  # a missing field: no fault
+    for cols in offsets:
+        offset += _per_joint(th, cols, 0.0)
+    sign = 1.0 - 2.0 * sign.round()  # flip 1 -> -1
+    if sim.target_base.dim() == 1:
+        sim.target_base = sim.target_base.expand(sim.num_envs, -1).clone()
+        sim.target_gain = sim.target_gain.expand(sim.num_envs, len(sim.default_dof_pos)).clone()
+    sim.target_base[envs_idx] = sim.default_dof_pos + offset
+    sim.target_gain[envs_idx] = sim.robot_description.action_scale * sign
+
+
+def _per_joint(th: torch.Tensor, cols: list[int | None], default: float) -> torch.Tensor:
+    """(n, joints): per joint the theta column ``cols[j]``, or ``default`` where it is None."""
+    out = th.new_full((len(th), len(cols)), default)
+    js = [j for j, c in enumerate(cols) if c is not None]
+    if js:
+        out[:, js] = th[:, [cols[j] for j in js]]
+    return out
+
+
 
 
 def check_compatible(family: str | Family, config) -> None:
@@ -241,10 +272,10 @@ def check_compatible(family: str | Family, config) -> None:
     if fam.name == "velocity" and not config.commands.is_fixed:
         raise ConfigError("the velocity family sets the command from theta: leave commands at fixed ranges")
     rand = config.randomization
-    if fam.name == "dynamics":
+    if fam.physics:
         clash = [n for n in ("friction_range", "added_mass_range", "motor_strength_range") if getattr(rand, n) is not None]
         if clash:
-            raise ConfigError(f"the dynamics family sets {clash} from theta: remove them from randomization")
+            raise ConfigError(f"the {fam.name} family sets {clash} from theta: remove them from randomization")
 
 
 TASK_OPTIONS = ("task", "tasks", "resample_tasks", "new_trial")

@@ -28,6 +28,7 @@ import torch
 
 from go2bench.envs import collision_urdf, genesis_runtime, robot_for_env, sim_support, streams
 from go2bench.envs import spaces as S
+from go2bench.envs.families import get_family
 from go2bench.envs.robots import RobotDescription
 from go2bench.envs.sim_support import check_memory, quat_rotate_inverse, roll_pitch  # noqa: F401 (public here)
 from go2bench.envs import step_math
@@ -63,7 +64,7 @@ class StepResult:
 class WalkSimulation:
     """N copies of one robot on flat ground, tracking a velocity command, in one Genesis scene.
 
-    ``family`` (None, "velocity" or "dynamics") gives every env a hidden theta (``self.tasks``, a
+    ``family`` (None or a family name, e.g. "velocity", "dynamics") gives every env a hidden theta (``self.tasks``, a
     :class:`~go2bench.envs.tasks.TaskState`; the family's default until set); ``privileged=True``
     appends the normalised theta to the observation. Counters per env: ``trial`` (trials since the
     last ``seed``; :meth:`new_trial`) and ``episode_in_trial`` (index of the running episode in its
@@ -109,12 +110,13 @@ class WalkSimulation:
     def _build_scene(self, gs, render: bool) -> None:
         cfg, rd = self.config, self.robot_description
         rand = cfg.randomization
+        physics = self.family is not None and get_family(self.family).physics  # theta sets per-env dof/link info
         self.scene = gs.Scene(
             sim_options=gs.options.SimOptions(dt=cfg.dt, substeps=cfg.substeps),
             rigid_options=gs.options.RigidOptions(
                 enable_self_collision=False,
-                batch_dofs_info=rand.motor_strength_range is not None or self.family == "dynamics",
-                batch_links_info=rand.added_mass_range is not None or self.family == "dynamics",
+                batch_dofs_info=rand.motor_strength_range is not None or physics,
+                batch_links_info=rand.added_mass_range is not None or physics,
             ),
             vis_options=gs.options.VisOptions(rendered_envs_idx=[0]),
             show_viewer=False,
@@ -184,6 +186,8 @@ class WalkSimulation:
         self._sync_free = torch.device(d).type != "cpu"  # on the GPU, never read a value back to branch on it
         self._fixed_commands = cfg.commands.is_fixed
         self._set_latency_cache()
+        # joint target = target_base + target_gain * action; (N, joints) rows once the faults family sets joint faults
+        self.target_base, self.target_gain = self.default_dof_pos, self._k.action_scale
         self.resample_every = max(1, int(round(cfg.commands.resample_time_s / cfg.dt)))
         push = cfg.randomization.push_interval_s
         self.push_every = None if push is None else max(1, int(round(push / cfg.dt)))
@@ -265,7 +269,7 @@ class WalkSimulation:
             self._require_open()
         self.actions = torch.clamp(actions, self.action_low, self.action_high)  # a copy: callers may reuse buffers
         k = self._k
-        targets = self.default_dof_pos + k.action_scale * self._executed_actions()
+        targets = self.target_base + self.target_gain * self._executed_actions()
         self._io.control(targets)
         self.scene.step()
         self.episode_step = self.episode_step + k.one
