@@ -124,14 +124,16 @@ def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args
 @pytest.mark.usefixtures("one_torch_thread")
 def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monkeypatch):
     """eval.jobs > 1: one `go2bench eval` process evaluates both agents of (velocity, Go2); their results land at
-    the pipeline's usual paths, with the process's timing."""
-    import os
-
+    the pipeline's usual paths, with the process's timing.  The process's command runs in this process
+    (go2bench.testing.start_cli_here: no fresh Genesis import); the command line is what is checked."""
+    from go2bench.pipeline import family as family_stage
     from go2bench.pipeline import pipeline_config
     from go2bench.pipeline.family import FAMILY_DIR, _eval
+    from go2bench.pipeline.stages import CLI
+    from go2bench.testing import start_cli_here
 
-    repo = Path(__file__).resolve().parents[1]  # the processes run the code under test
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    started = []
+    monkeypatch.setattr(family_stage, "start_process", start_cli_here(started))
     cfg = pipeline_config("cpu", ["eval.jobs=2", "family.trials=2", "family.seeds=[0]", "family.episodes=2",
                                   "family_collect.max_episode_steps=20"])
     test = load_suite("velocity", "go2").test[:2]
@@ -144,6 +146,11 @@ def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monk
     jobs = [{"family": "velocity", "env": ENV, "agent": a, "spec": a, "path": results / f"{a}_{ENV}.json"}
             for a in ("random", "teacher")]
     _eval(cfg, tmp_path, jobs)
+    (proc,) = started  # one process for (velocity, Go2), holding both agents
+    assert proc.cmd[:len(CLI) + 1] == [*CLI, "eval"] and proc.returncode == 0
+    assert [proc.cmd[i + 1] for i, a in enumerate(proc.cmd) if a == "--agent"] == ["random", "teacher"]
+    assert (tmp_path / FAMILY_DIR / "eval.log").read_text().strip()  # the command's output went to the log
+    assert not (results / f".eval-{ENV}").exists()  # the staging folder was emptied into the usual paths
     assert sorted(p.name for p in results.iterdir()) == [f"random_{ENV}.json", f"teacher_{ENV}.json"]
     res = [load_results(j["path"]) for j in jobs]
     assert [r["agent_spec"] for r in res] == ["random", "teacher"]
