@@ -30,6 +30,20 @@ def go2_vec4():
     env.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _torch_on_one_thread():
+    """Every test runs torch on one thread: Genesis' CPU backend keeps a worker thread per core busy, and
+    torch's intra-op threads fighting them made the two-iteration PPO fixture of test_agents take 14.6 s
+    instead of 3.0 s on 2 cores (the library does the same beside a simulation:
+    envs.genesis_runtime.torch_threads_beside_simulation).  Tests of thread handling set their own count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Training tests run torch on one thread (deterministic and not fighting Genesis for the 2 cores)."""
