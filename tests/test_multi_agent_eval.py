@@ -173,3 +173,22 @@ def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
     assert (params["random_score"], params["expert_score"], params["num_envs"]) == (-1.0, 20.0, cfg.eval.num_envs)
     one = ev._command(jobs[1:], None)
     assert one[one.index("--out") + 1] == str(jobs[1].path)
+
+
+def test_start_process_runs_the_cli_in_a_child_with_its_log_and_gpu(tmp_path):
+    """The real start_process (tests of the stages that start processes run the command here instead): a child
+    interpreter running the CLI, output appended to the log file, CUDA_VISIBLE_DEVICES set for a GPU."""
+    import sys
+
+    from go2bench import __version__
+    from go2bench.pipeline.stages import CLI, start_process, wait_all
+
+    log = tmp_path / "eval.log"
+    log.write_text("earlier\n")
+    wait_all([("version", start_process([*CLI, "--version"], log))])
+    gpu = [sys.executable, "-c", "import os; print('gpu', os.environ['CUDA_VISIBLE_DEVICES'])"]
+    wait_all([("gpu", start_process(gpu, log, gpu=1))])
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier" and __version__ in lines[1] and lines[2] == "gpu 1"
+    with pytest.raises(RuntimeError, match=r"failing \(exit 3\)"):
+        wait_all([("failing", start_process([sys.executable, "-c", "raise SystemExit(3)"], log))])
