@@ -15,7 +15,7 @@ from go2bench.core.provenance import write_json_atomic
 from go2bench.histories.names import history_h5, metadata_path
 from go2bench.histories.writer import HistoryWriter
 
-__all__ = ["write_synthetic_dataset", "write_privileged_teacher"]
+__all__ = ["write_synthetic_dataset", "write_privileged_teacher", "CliRunHere", "start_cli_here"]
 
 
 def _default_dims(env_id: str | None) -> tuple[int, int]:
@@ -122,3 +122,54 @@ def write_privileged_teacher(dest, env_id: str, family: str, theta_weight: float
     save_policy_state(policy, dest / "policy.pt")
     (dest / "model_card.json").write_text(json.dumps(card, indent=1))
     return dest
+
+
+class CliRunHere:
+    """A ``python -m go2bench.cli ...`` command run to its end in this process, standing in for the
+    :class:`subprocess.Popen` that ``pipeline.stages.start_process`` returns (``poll``, ``wait``, ``kill``,
+    ``returncode``).  Tests of drivers that start CLI processes use it to skip a fresh interpreter's
+    Genesis import and first scene build (~25 s each on 2 cores) when the process itself is not under test.
+    """
+
+    def __init__(self, cmd: list[str], log_file=None):
+        import traceback
+
+        from click.testing import CliRunner
+
+        from go2bench.cli import main
+        from go2bench.pipeline.stages import CLI
+
+        cmd = [str(c) for c in cmd]
+        if cmd[:len(CLI)] != CLI:
+            raise ValueError(f"not a go2bench CLI command: {cmd[:len(CLI)]}")
+        self.cmd = cmd
+        r = CliRunner().invoke(main, cmd[len(CLI):])
+        self.returncode = r.exit_code
+        self.output = r.output
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            self.output += "".join(traceback.format_exception(r.exception))
+        if log_file is not None:
+            with open(log_file, "a") as f:
+                f.write(self.output)
+
+    def poll(self) -> int:
+        return self.returncode
+
+    def wait(self, timeout=None) -> int:
+        return self.returncode
+
+    def kill(self) -> None:
+        """Nothing left to kill: the command has finished."""
+
+
+def start_cli_here(started: list | None = None):
+    """A drop-in for ``start_process(cmd, log_file, gpu)`` that runs the command here (:class:`CliRunHere`),
+    appending each run to ``started`` so that a test can check which commands were started."""
+
+    def start(cmd, log_file=None, gpu=None):
+        run = CliRunHere(cmd, log_file)
+        if started is not None:
+            started.append(run)
+        return run
+
+    return start

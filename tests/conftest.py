@@ -30,6 +30,21 @@ def go2_vec4():
     env.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _torch_on_one_thread():
+    """Every test runs torch on one thread.  On 2 cores, torch's intra-op threads compete with Genesis' CPU
+    workers while a scene steps (envs.genesis_runtime.torch_threads_beside_simulation does the same in the
+    library) and with any other load: with the machine at load ~4, the two-iteration PPO fixture of
+    test_agents took 14.6 s on 2 threads and 3.0 s on one (unloaded: 2.8 s and 3.0 s).  Tests of thread
+    handling set their own count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Training tests run torch on one thread (deterministic and not fighting Genesis for the 2 cores)."""

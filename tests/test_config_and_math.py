@@ -100,6 +100,8 @@ def test_torch_threads_beside_simulation_sets_one_thread_on_cpu_and_restores():
 
     from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 
+    session = torch.get_num_threads()
+    torch.set_num_threads(2)  # not the one thread the session runs on (conftest), so a missed restore shows
     before = torch.get_num_threads()
     with torch_threads_beside_simulation("cpu"):
         assert torch.get_num_threads() == 1
@@ -111,4 +113,5 @@ def test_torch_threads_beside_simulation_sets_one_thread_on_cpu_and_restores():
             raise RuntimeError("boom")
     except RuntimeError:
         pass
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before == 2
+    torch.set_num_threads(session)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from scipy.stats import trim_mean
 
 from go2bench.cli import main as cli_main
-from go2bench.testing import write_synthetic_dataset
+from go2bench.testing import start_cli_here, write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RESULTS = ROOT / "benchmarks/results/gpu_family_go2_velocity/family/results/velocity"
@@ -99,7 +99,12 @@ def test_unknown_variant_and_dataset_without_metadata_are_one_line_errors(tmp_pa
 
 
 @pytest.mark.slow
-def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path):
+@pytest.mark.usefixtures("one_torch_thread")
+def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path, monkeypatch):
+    """The study's train and eval commands run in this process (start_cli_here): the study's logic is under test,
+    not a fresh interpreter's Genesis import; the commands it started are checked."""
+    started = []
+    monkeypatch.setattr(study, "start_process", start_cli_here(started))
     d = write_synthetic_dataset(tmp_path / "data", "go2_velocity", n_histories=2, steps=400, episode_len=20,
                                 env_id="Go2Walk-v0", demonstrator=True)
     out = tmp_path / "out"
@@ -110,6 +115,10 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path):
                        "--reference-agent", "random", "--trials", "2", "--seeds", "0", "--episodes", "3",
                        "--max-episode-steps", "20", "--reference-episodes", "1", "--eval-jobs", "2",
                        "--bootstrap-reps", "200", "--work", str(tmp_path / "work"), "--out-dir", str(out)])
+    assert [p.cmd[3] for p in started] == ["train", "train", "eval"] and all(p.returncode == 0 for p in started)
+    assert [[p.cmd[i + 1] for i, a in enumerate(p.cmd) if a == "--agent"] for p in started[2:]] == [
+        [f"vintix:{tmp_path / 'work'}/runs/baseline/final.pt", f"vintix:{tmp_path / 'work'}/runs/dpt/final.pt",
+         "random"]]
     back = study.load_study(out / "go2_velocity" / "study.json")
     assert back["rows"] == json.loads(json.dumps(made["rows"]))
     rows = {r["name"]: r for r in back["rows"]}

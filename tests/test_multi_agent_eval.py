@@ -124,14 +124,16 @@ def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args
 @pytest.mark.usefixtures("one_torch_thread")
 def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monkeypatch):
     """eval.jobs > 1: one `go2bench eval` process evaluates both agents of (velocity, Go2); their results land at
-    the pipeline's usual paths, with the process's timing."""
-    import os
-
+    the pipeline's usual paths, with the process's timing.  The process's command runs in this process
+    (go2bench.testing.start_cli_here: no fresh Genesis import); the command line is what is checked."""
+    from go2bench.pipeline import family as family_stage
     from go2bench.pipeline import pipeline_config
     from go2bench.pipeline.family import FAMILY_DIR, _eval
+    from go2bench.pipeline.stages import CLI
+    from go2bench.testing import start_cli_here
 
-    repo = Path(__file__).resolve().parents[1]  # the processes run the code under test
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    started = []
+    monkeypatch.setattr(family_stage, "start_process", start_cli_here(started))
     cfg = pipeline_config("cpu", ["eval.jobs=2", "family.trials=2", "family.seeds=[0]", "family.episodes=2",
                                   "family_collect.max_episode_steps=20"])
     test = load_suite("velocity", "go2").test[:2]
@@ -144,6 +146,11 @@ def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monk
     jobs = [{"family": "velocity", "env": ENV, "agent": a, "spec": a, "path": results / f"{a}_{ENV}.json"}
             for a in ("random", "teacher")]
     _eval(cfg, tmp_path, jobs)
+    (proc,) = started  # one process for (velocity, Go2), holding both agents
+    assert proc.cmd[:len(CLI) + 1] == [*CLI, "eval"] and proc.returncode == 0
+    assert [proc.cmd[i + 1] for i, a in enumerate(proc.cmd) if a == "--agent"] == ["random", "teacher"]
+    assert (tmp_path / FAMILY_DIR / "eval.log").read_text().strip()  # the command's output went to the log
+    assert not (results / f".eval-{ENV}").exists()  # the staging folder was emptied into the usual paths
     assert sorted(p.name for p in results.iterdir()) == [f"random_{ENV}.json", f"teacher_{ENV}.json"]
     res = [load_results(j["path"]) for j in jobs]
     assert [r["agent_spec"] for r in res] == ["random", "teacher"]
@@ -166,3 +173,22 @@ def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
     assert (params["random_score"], params["expert_score"], params["num_envs"]) == (-1.0, 20.0, cfg.eval.num_envs)
     one = ev._command(jobs[1:], None)
     assert one[one.index("--out") + 1] == str(jobs[1].path)
+
+
+def test_start_process_runs_the_cli_in_a_child_with_its_log_and_gpu(tmp_path):
+    """The real start_process (tests of the stages that start processes run the command here instead): a child
+    interpreter running the CLI, output appended to the log file, CUDA_VISIBLE_DEVICES set for a GPU."""
+    import sys
+
+    from go2bench import __version__
+    from go2bench.pipeline.stages import CLI, start_process, wait_all
+
+    log = tmp_path / "eval.log"
+    log.write_text("earlier\n")
+    wait_all([("version", start_process([*CLI, "--version"], log))])
+    gpu = [sys.executable, "-c", "import os; print('gpu', os.environ['CUDA_VISIBLE_DEVICES'])"]
+    wait_all([("gpu", start_process(gpu, log, gpu=1))])
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier" and __version__ in lines[1] and lines[2] == "gpu 1"
+    with pytest.raises(RuntimeError, match=r"failing \(exit 3\)"):
+        wait_all([("failing", start_process([sys.executable, "-c", "raise SystemExit(3)"], log))])

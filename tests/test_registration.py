@@ -31,16 +31,36 @@ def test_import_is_cheap_and_registers_without_genesis():
     assert r["dt"] < 2.0
 
 
-@pytest.mark.slow  # a fresh interpreter imports Genesis and builds two scenes: about 30 s
-def test_module_prefixed_ids_work_in_a_fresh_interpreter_for_make_and_make_vec():
+def test_module_prefixed_ids_resolve_in_a_fresh_interpreter():
+    """gymnasium imports go2bench for a ``go2bench:`` id (make and make_vec look ids up this way); no scene built."""
     r = _run(
-        "import json, gymnasium; "
-        "e = gymnasium.make('go2bench:Go2Walk-v0'); o, _ = e.reset(seed=0); "
-        "v = gymnasium.make_vec('go2bench:MiniCheetahWalk-v0', num_envs=3); ov, _ = v.reset(seed=0); "
-        "print(json.dumps({'single': type(e.unwrapped).__name__, 'obs': list(o.shape), "
-        "'vec': type(v.unwrapped).__name__, 'vobs': list(ov.shape), 'n': v.num_envs, "
-        "'steps': e.spec.max_episode_steps, 'mode': v.metadata['autoreset_mode'].name}))"
+        "import json, sys, gymnasium; from gymnasium.envs.registration import _find_spec; "
+        "assert 'go2bench' not in sys.modules; "
+        "s = [_find_spec(f'go2bench:{i}') for i in ('Go2Walk-v0', 'MiniCheetahWalk-v0')]; "
+        "print(json.dumps({'imported': 'go2bench' in sys.modules, 'ids': [x.id for x in s], "
+        "'entry': [str(x.entry_point) for x in s], 'vector_entry': [str(x.vector_entry_point) for x in s], "
+        "'steps': [x.max_episode_steps for x in s]}))"
     )
+    assert r["imported"] and r["ids"] == ["Go2Walk-v0", "MiniCheetahWalk-v0"] and r["steps"] == [1000, 1000]
+    assert all(e.endswith("WalkEnv") for e in r["entry"]) and all(e.endswith("WalkVectorEnv") for e in r["vector_entry"])
+
+
+@pytest.mark.slow  # two scenes: a second after the session's first build, ~25 s alone
+def test_module_prefixed_ids_work_for_make_and_make_vec():
+    """The same ids through make and make_vec, in this process (scenes after the first build in a second)."""
+    import gymnasium
+
+    e = gymnasium.make("go2bench:Go2Walk-v0")
+    v = gymnasium.make_vec("go2bench:MiniCheetahWalk-v0", num_envs=3)
+    try:
+        o, _ = e.reset(seed=0)
+        ov, _ = v.reset(seed=0)
+        r = {"single": type(e.unwrapped).__name__, "obs": list(o.shape), "vec": type(v.unwrapped).__name__,
+             "vobs": list(ov.shape), "n": v.num_envs, "steps": e.spec.max_episode_steps,
+             "mode": v.metadata["autoreset_mode"].name}
+    finally:
+        e.close()
+        v.close()
     assert r == {
         "single": "WalkEnv",
         "obs": [33],
