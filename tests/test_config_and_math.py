@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -115,3 +116,23 @@ def test_torch_threads_beside_simulation_sets_one_thread_on_cpu_and_restores():
         pass
     assert torch.get_num_threads() == before == 2
     torch.set_num_threads(session)
+
+
+def test_yaml_with_and_without_libyaml_gives_the_same_data_and_refusals(monkeypatch):
+    """parse_yaml's libyaml path (fast) and its pure-Python fallback agree on data and on what they refuse."""
+    from go2bench.core import config as C
+
+    text = (C.Path(__file__).parent.parent / "go2bench" / "suites" / "velocity-v0.yaml").read_text()
+    bad = {"a: &x [1, 2]\nb: *x\n": "YAML aliases (*x) are not allowed", "a: 1\na: 2\n": "duplicate key 'a'",
+           "!!python/object/apply:os.system ['true']\n": "could not determine a constructor"}
+    results = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(C, "_UniqueKeyCLoader", None)
+        errors = {}
+        for doc, expected in bad.items():
+            with pytest.raises(C.ConfigError, match=re.escape(expected)) as e:
+                C.parse_yaml(doc, "f.yaml")
+            errors[doc] = str(e.value).splitlines()[0].startswith("f.yaml: not valid YAML:")
+        results.append((C.parse_yaml(text), errors))
+    assert results[0] == results[1] and all(results[0][1].values())
