@@ -48,6 +48,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from go2bench.agents.sb3_checkpoint import ACTIVATIONS, CheckpointError, read_zip_plain_data, read_zip_tensors
 from go2bench.core.provenance import hardware, versions, write_json_atomic
 from go2bench.envs import spaces as S
+from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 from go2bench.teachers.callbacks import (  # noqa: F401  (public here too)
     AdaptiveLR, KLAdaptiveLRCallback, ProgressLineCallback, TimedCheckpointCallback, WallTimeLimitCallback,
     mean_training_return,
@@ -302,13 +303,14 @@ def train_teacher(
         callbacks.append(ProgressLineCallback(log_every_s, label=f"{out.name}: "))
     remaining = max(0, total_steps - model.num_timesteps)
     if remaining > 0 and (stop_at is None or time.time() < stop_at):
-        model.learn(
-            total_timesteps=remaining,
-            callback=CallbackList(callbacks),
-            tb_log_name="ppo",
-            reset_num_timesteps=ckpt is None,
-            progress_bar=progress_bar,
-        )
+        with torch_threads_beside_simulation(venv.sim.device):  # CPU sim: torch's threads fought Genesis' (5x slower)
+            model.learn(
+                total_timesteps=remaining,
+                callback=CallbackList(callbacks),
+                tb_log_name="ppo",
+                reset_num_timesteps=ckpt is None,
+                progress_bar=progress_bar,
+            )
     wall = checkpoints.wall_time_s()
     model.save(out / "final.zip")
 
