@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from go2bench.cli import main
 from go2bench.core.config import ConfigError
+from go2bench.envs.families import FAMILIES
 from go2bench.pipeline import pipeline_config
 from go2bench.pipeline.family import family_checkpoints, family_datasets, family_jobs, train_family
 from go2bench.testing import write_synthetic_dataset
@@ -41,7 +42,8 @@ def test_family_overrides_reach_their_sections():
 
 
 @pytest.mark.parametrize("item, message", [
-    ("family.families=[speed]", r"family.families: unknown \['speed'\]; known: dynamics, velocity"),
+    ("family.families=[speed]", r"family.families: unknown \['speed'\]; known: "
+     + ", ".join(sorted(FAMILIES))),  # every registered family, named
     ("family.envs=[Foo-v0]", r"family.envs: unknown \['Foo-v0'\]"),
     ("family.envs=[A1Walk-v0]", r"A1Walk-v0 has no shipped privileged teacher of the velocity family"),
     ("family.agents=[teacher]", r"family.agents: unknown \['teacher'\]"),
