@@ -18,8 +18,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
+from torch.overrides import TorchFunctionMode
 
 import go2bench  # noqa: F401  (registers the envs)
+from go2bench.envs import step_math
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "step_fusion_rollouts.npz"
 STEPS = 40
@@ -107,17 +110,45 @@ def test_the_gpu_code_path_reproduces_the_recorded_rollout(monkeypatch):
         sim._sync_free = True
 
     monkeypatch.setattr(walk_sim.WalkSimulation, "_init_buffers", sync_free)
+    # On a GPU the step math's 0-dim CPU constants (step_math._k) ride along device tensors, but CUDA refuses an
+    # op given two CPU scalars ("too many CPU scalars"; every GPU collection once failed so). Tag them and check.
+    cpu_scalars: set[int] = set()
+    make_constant = step_math._k
+
+    def tagged(value, dtype=torch.float32):
+        t = make_constant(value, dtype)
+        cpu_scalars.add(id(t))
+        return t
+
+    monkeypatch.setattr(step_math, "_k", tagged)
     case = "full_obs_pushes_falls"  # resampled commands and pushes: every masked path of the step
     kwargs, amp = CASES[case]
     want = np.load(FIXTURE)
     env = gym.make_vec("Go2Walk-v0", **kwargs)
     try:
-        assert env.unwrapped.sim._sync_free
-        got = rollout(env, amp)
+        assert env.unwrapped.sim._sync_free and cpu_scalars
+        with _TwoCpuScalars(cpu_scalars) as check:
+            got = rollout(env, amp)
     finally:
         env.close()
+    assert not check.offenders, f"ops given two CPU scalar constants (refused on a GPU): {sorted(check.offenders)}"
     for k, v in got.items():
         np.testing.assert_allclose(v, want[f"{case}/{k}"], rtol=1e-6, atol=1e-9, err_msg=k)
+
+
+class _TwoCpuScalars(TorchFunctionMode):
+    """Records the torch ops called with two or more of the tagged CPU scalars among their tensor arguments."""
+
+    def __init__(self, tagged: set[int]):
+        super().__init__()
+        self.tagged, self.offenders = tagged, set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        n = sum(isinstance(a, torch.Tensor) and id(a) in self.tagged for a in (*args, *kwargs.values()))
+        if n >= 2:
+            self.offenders.add(getattr(func, "__name__", str(func)))
+        return func(*args, **kwargs)
 
 
 if __name__ == "__main__":
