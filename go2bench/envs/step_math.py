@@ -68,7 +68,8 @@ class StepConstants:
             finite_bounds=torch.tensor([obs_bound] * obs_dim + [dof_vel_bound] * j + [lin_vel_bound] * 3, **f32),
             velocity_idx=torch.tensor([0, 1, 5], device=sim.device), one=_k(1, torch.int64),
             first_only=torch.tensor([1.0, 0.0], **f32),
-            one_f=torch.tensor(1.0, **f32), minus_two=torch.tensor(-2.0, **f32),  # on the device: an op may take one CPU scalar at most
+            # on the device: a GPU op takes one CPU scalar at most (tests/test_step_fusion.py checks)
+            one_f=torch.tensor(1.0, **f32), minus_two=torch.tensor(-2.0, **f32),
             action_scale=_k(rd.action_scale),
             neg_tracking_sigma=_k(-cfg.tracking_sigma), height_target=_k(sim.height_target),
             tilt_limits=torch.tensor([math.radians(rd.termination_roll_deg), math.radians(rd.termination_pitch_deg)],
