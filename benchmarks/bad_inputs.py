@@ -177,6 +177,7 @@ checkpoint | TEACH --resume --total-steps 64 | | | scene safe teach
 range | TRAIN --<grad_clip -1;grad_clip nan;min_lr_ratio -50;min_lr_ratio 2;lr nan;lr -1;lr inf;beta1 1;beta2 nan;weight_decay -1> | {}
 range | TRAIN --<max_minutes nan;context_len 1;batch_size 0;seed 4294967296;model_override n_layers=0;model_override dropout=.nan> | {}
 range | EVAL --<episodes -1;num-envs 0;max-episode-steps 0;random-score nan;expert-score inf;seeds -1> | {}
+range | TRAIN --<compile maybe;target nope> | compile, target
 range | EVAL --config w.yaml | {} | w.yaml=<dt: 0;dt: .nan;substeps: 0;episode_length_s: .inf;tracking_sigma: -1>
 range | EVAL --config w.yaml | {} | w.yaml=<commands: {lin_vel_x: [1.0, 0.0]};commands: {lin_vel_x: [.nan, .nan]};rewards: {tracking_lin_vel: .nan}>
 range | EVAL --config w.yaml | {} | w.yaml=<randomization: {friction_range: [-1, 1]};randomization: {push_interval_s: -1}>
@@ -202,6 +203,8 @@ results | LB | r.json | r.json=<[1, 2];agent: x;>
 results | LB | r.json | r.json+<agent: 'a|b';agent: "a\\nb";env: Go2|Walk> | safe md
 results | LB r.json | r.json | | result
 results | EVAL --agent <'';nosuch;random:ckpt.pt;raises-agent;notcallable-agent;none-agent;noact-agent;importfail-agent> | {}, agent
+results | EVAL --agent random --agent <random;teacher --out r.json;teacher --video v.mp4> | agent, out, video
+results | eval --family faults --agent teacher-privileged | faults
 results | EVAL --agent nan-agent | nan-agent | | scene
 collect | COLLECT --<out FX/afile/ds;env-ids 5-2;env-ids 0-99;teacher FX/cfg> | {}, afile, cfg
 collect | COLLECT --resume | {} | ds/H0= && ds/ds.json={"collection": {"num_histories": 2, <"steps_per_history": 50;"steps_per_history": 100, "seed": 5>}}

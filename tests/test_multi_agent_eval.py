@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,28 @@ def test_start_process_runs_the_cli_in_a_child_with_its_log_and_gpu(tmp_path):
     assert lines[0] == "earlier" and __version__ in lines[1] and lines[2] == "gpu 1"
     with pytest.raises(RuntimeError, match=r"failing \(exit 3\)"):
         wait_all([("failing", start_process([sys.executable, "-c", "raise SystemExit(3)"], log))])
+
+
+def test_every_agent_is_made_before_any_scene_is_built():
+    """A bad second agent fails before the first one's scene is built and evaluated (minutes on a GPU)."""
+    from go2bench.eval.multi_agent import evaluate_agents
+
+    calls = []
+
+    def make(spec):
+        calls.append(("make", spec))
+        if spec == "bad":
+            raise ValueError("unknown agent 'bad'")
+        return spec
+
+    def build(kind):
+        calls.append(("build", kind))
+        return types.SimpleNamespace(close=lambda: calls.append(("close", kind)))
+
+    with pytest.raises(ValueError, match="unknown agent 'bad'"):
+        evaluate_agents(["good", "bad"], make, lambda a: "k", build, lambda a, s, sim: {"agent": s})
+    assert calls == [("make", "good"), ("make", "bad")]
+    out = evaluate_agents(["a", "b"], make, lambda a: "k", build, lambda a, s, sim: {"agent": s})
+    assert [r["agent"] for r in out] == ["a", "b"] and calls[2:] == [("make", "a"), ("make", "b"), ("build", "k"),
+                                                                     ("close", "k")]
+    assert [r["process"]["scene_built_for_this_agent"] for r in out] == [True, False]

@@ -32,19 +32,25 @@ OnResult = Callable[[str, dict], None]
 def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind: Callable[[Any], Hashable],
                     build: Callable[[Hashable], Any], evaluate: Callable[[Any, str, Any], dict],
                     on_result: OnResult | None = None) -> list[dict]:
-    """Evaluate ``specs`` in order: ``make(spec)`` the agent, ``build(kind)`` its scene once per
-    ``scene_kind(agent)``, then ``evaluate(agent, spec, sim)``; ``on_result(spec, results)`` after each."""
+    """Evaluate ``specs`` in order: ``make(spec)`` every agent first (a bad spec fails before any scene
+    is built), then per agent ``build(kind)`` its scene once per ``scene_kind(agent)`` and
+    ``evaluate(agent, spec, sim)``; ``on_result(spec, results)`` after each."""
     if not specs:
         raise ValueError("at least one agent is needed")
     if len(set(specs)) != len(specs):
         raise ValueError(f"agent {next(s for s in specs if specs.count(s) > 1)!r} is given twice")
+    loaded: list[Any] = []
+    for spec in specs:  # every agent made before any scene: a bad spec fails in seconds, not after the others ran
+        t0 = time.perf_counter()
+        loaded.append((make(spec), time.perf_counter() - t0))
     sims: dict[Hashable, Any] = {}
     build_s: dict[Hashable, float] = {}
     out = []
     try:
         for i, spec in enumerate(specs):
-            t0 = time.perf_counter()
-            agent = make(spec)
+            agent, load_s = loaded[i]
+            loaded[i] = None  # released after its evaluation
+            t0 = time.perf_counter() - load_s
             kind = scene_kind(agent)
             built = kind not in sims
             if built:
