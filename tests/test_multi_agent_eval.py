@@ -218,3 +218,15 @@ def test_every_agent_is_made_before_any_scene_is_built():
     assert [r["agent"] for r in out] == ["a", "b"] and calls[2:] == [("make", "a"), ("make", "b"), ("build", "k"),
                                                                      ("close", "k")]
     assert [r["process"]["scene_built_for_this_agent"] for r in out] == [True, False]
+
+
+def test_results_folder_is_made_at_the_first_result_only(tmp_path):
+    """A run that fails before its first result leaves no empty --out folder; an impossible folder fails at once."""
+    from go2bench.eval.agent_outputs import ResultsFolder
+
+    out = tmp_path / "a" / "b"
+    ResultsFolder(out, ["random", "teacher"], "default", "Go2Walk-v0")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError, match="not a writable folder"):
+        ResultsFolder(tmp_path / "afile" / "r", ["random", "teacher"], "default", "Go2Walk-v0")

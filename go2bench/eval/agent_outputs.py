@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -56,16 +57,17 @@ class ResultsFolder:
                                  "evaluate them in separate calls")
             labels[label] = spec
         self.files = {spec: f"{label}.json" for label, spec in labels.items()}
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OSError(f"--out {self.path}: cannot create the folder: {e}") from None
+        # made at the first result (a run that fails before any leaves nothing); checked now that it can be
+        ancestor = next(p for p in (self.path, *self.path.parents) if p.exists())
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            raise OSError(f"--out {self.path}: cannot create the folder ({ancestor} is not a writable folder)")
         self.index: dict[str, Any] = {"format": INDEX_FORMAT, "mode": mode, "env": env_id, "agents": [],
                                       "versions": versions()}
 
     def write(self, spec: str, results: dict[str, Any]) -> Path:
         """Write one agent's results (checked against the schema) and the updated index; returns the file."""
         path = self.path / self.files[spec]
+        self.path.mkdir(parents=True, exist_ok=True)
         save_results(results, path)
         proc = results.get("process", {})
         self.index["agents"].append({"spec": spec, "file": self.files[spec], "scene_build_s": proc.get("scene_build_s"),
