@@ -108,13 +108,14 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path, monkey
     d = write_synthetic_dataset(tmp_path / "data", "go2_velocity", n_histories=2, steps=400, episode_len=20,
                                 env_id="Go2Walk-v0", demonstrator=True)
     out = tmp_path / "out"
-    made = study.main(["--dataset", str(d), "--family", "velocity", "--preset", "cpu", "--variants", "baseline,dpt",
+    args = ["--dataset", str(d), "--family", "velocity", "--preset", "cpu", "--variants", "baseline,dpt",
                        "--set", "model=tiny", "--set", "context_len=48", "--set", "batch_size=4",
                        "--set", "trajectory_sparsity=16", "--set", "num_workers=0", "--set", "device=cpu",
                        "--max-steps", "5", "--budget-s", "500", "--eval-reserve-s", "380", "--jobs", "2",
                        "--reference-agent", "random", "--trials", "2", "--seeds", "0", "--episodes", "3",
                        "--max-episode-steps", "20", "--reference-episodes", "1", "--eval-jobs", "2",
-                       "--bootstrap-reps", "200", "--work", str(tmp_path / "work"), "--out-dir", str(out)])
+                       "--bootstrap-reps", "200", "--work", str(tmp_path / "work"), "--out-dir", str(out)]
+    made = study.main(args)
     assert [p.cmd[3] for p in started] == ["train", "train", "eval"] and all(p.returncode == 0 for p in started)
     assert [[p.cmd[i + 1] for i, a in enumerate(p.cmd) if a == "--agent"] for p in started[2:]] == [
         [f"vintix:{tmp_path / 'work'}/runs/baseline/final.pt", f"vintix:{tmp_path / 'work'}/runs/dpt/final.pt",
@@ -136,6 +137,12 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path, monkey
     md = (out / "go2_velocity" / "study.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in md if line.startswith("| ") and "---" not in line][1:] == \
         ["baseline", "dpt", "random"]
+    # run again into the same --work folder (a second device call): nothing is retrained, the table is the same
+    started.clear()
+    again = study.main(args[:args.index("--out-dir")] + ["--out-dir", str(tmp_path / "out2")])
+    assert [p.cmd[3] for p in started] == ["eval"]
+    assert [(r["name"], r["status"], r.get("steps")) for r in again["rows"]] == \
+        [(r["name"], r["status"], r.get("steps")) for r in back["rows"]]
 
 
 def test_plan_writes_each_variants_settings_and_the_collections_reward_scale(tmp_path):
