@@ -3,13 +3,14 @@
 # What a cached build still pays: quadrants' offline cache (~/.cache/quadrants) holds each kernel's LLVM IR and its
 # PTX, but turning PTX into GPU code (SASS) is the CUDA driver's JIT at every module load, cached only in
 # ~/.nv/ComputeCache, which was not carried before (benchmarks/RESULTS.md, "Scene build time"). Three processes:
-#   1  Go2Walk-v0:4096            as carried (quadrants + genesis caches, and the CUDA cache if nvcache.tar.xz came);
+#   1  Go2Walk-v0:4096            as carried (quadrants + genesis caches);
 #   2  Go2Walk-v0:4096            all caches as process 1 left them: what carrying all three gives a fresh machine;
 #   3  Go2Walk-v0:4096@cold-cuda  the same quadrants cache, an empty CUDA compute cache: 3 minus 2 is what the
 #                                 driver's PTX->SASS compile costs without its cache (skipped if the budget is spent).
 # Each process is bounded by CASE_TIMEOUT (150 s) and all three by BUDGET_S (240 s); a killed process writes no
 # quadrants cache, so the next one pays again (the table says which were killed). Then save_caches brings back
-# qcache/gcache/nvcache.tar.xz (sizes printed) for .devpack/cache/.
+# qcache/gcache.tar.xz (sizes printed) for .devpack/cache/. Measured 2026-11-30: 3 and 2 build alike (34.7 vs
+# 34.2 s), so the CUDA cache is not carried.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=420,
 #       command="bash benchmarks/device/build_cache_probe.sh")
 # Writes benchmarks/results/build_cache_probe_gpu.json, copied to $OUT/build_cache_probe_gpu.json.
