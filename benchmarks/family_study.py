@@ -136,8 +136,8 @@ def train_all(runs: list[dict[str, Any]], args, deadline: float, work: Path) -> 
     while todo or live:
         while todo and len(live) < slots:
             run = todo.pop(0)
-            if _finished(run):  # a study re-run into its --work folder keeps what is trained (e.g. a second call)
-                run["train_status"], run["train_wall_s"] = _train_status(run, 0), 0.0
+            if _train_status(run, 0) == "done":  # a re-run into its --work folder keeps what is trained
+                run["train_status"], run["train_wall_s"] = "done", 0.0
                 log(f"train {run['name']}: already trained, kept")
                 continue
             left = deadline - time.time()
@@ -164,18 +164,6 @@ def train_all(runs: list[dict[str, Any]], args, deadline: float, work: Path) -> 
             run["train_wall_s"] = round(time.time() - run.pop("t0"), 1)
             run["train_status"] = _train_status(run, proc.returncode)
             log(f"train {run['name']}: {run['train_status']} ({run['train_wall_s']} s)")
-
-
-def _finished(run: dict[str, Any]) -> bool:
-    """Whether the run's folder already holds a training that reached its planned steps."""
-    from go2bench.vintix.train import SUMMARY_FILE
-
-    run_dir = Path(run["train"].out_dir) / run["train"].name
-    try:
-        s = json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return (run_dir / "final.pt").is_file() and not s.get("cut_short_by") and s.get("step") == s.get("planned_steps")
 
 
 def _train_status(run: dict[str, Any], code: int) -> str:
