@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from go2bench.agents.sb3_actor import deterministic_actor
 from go2bench.agents.sb3_checkpoint import (CheckpointError, build_policy, load_actor_state, load_policy_state,
                                              save_policy_state)
 from go2bench.core.provenance import read_json_object, write_json_atomic
@@ -57,7 +58,7 @@ class TeacherAgent:
         self.policy.set_training_mode(False)
         self.model_card = model_card
         self.source = source
-        self._actor = None  # the deterministic actor, built at the first act()
+        self._actor = deterministic_actor(self.policy)  # the Gaussian's mean, without SB3's Normal
         self.policy_obs_dim = int(policy.observation_space.shape[0])
         self.obs_dim = self.policy_obs_dim
         card = model_card or {}
@@ -98,11 +99,7 @@ class TeacherAgent:
             raise ValueError(f"obs must have shape (N, {self.obs_dim}); got {tuple(x.shape)}"
                              + (f" (a privileged {self.privileged_family} teacher: make the env with "
                                 f"family={self.privileged_family!r}, privileged=True)" if self.privileged_family else ""))
-        if self._actor is None:
-            from go2bench.agents.sb3_actor import deterministic_actor
-
-            self._actor = deterministic_actor(self.policy)
-        actions = self._actor(x)  # the Gaussian's mean, without SB3's Normal (host syncs on a GPU)
+        actions = self._actor(x)  # no torch.distributions: their argument checks sync with the host on a GPU
         return torch.clamp(actions, self._low, self._high).cpu().numpy().astype(np.float32, copy=False)
 
 
