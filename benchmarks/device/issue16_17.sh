@@ -7,7 +7,7 @@
 # one run, but absolute rates (e.g. the teacher's time to walk) are those of a busy host, said in RESULTS.md.
 #   run(kind="nvidia-h200-x2", carry=[".devpack/p1", ".whl", ".devpack/cache", ".gl"], timeout_s=600,
 #       command="for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash benchmarks/device/issue16_17.sh")
-# Brings back: robots.log, perf.log, perf_b.log, perf.tar.xz (benchmark JSON and logs), rs_results.tar.xz, rs_models_{a,b}.tar
+# Brings back: logs.tar.xz (robots.log, perf.log, perf_b.log), perf.tar.xz (benchmark JSON and logs), rs_results.tar.xz, rs_models_{a,b}.tar
 # and, with SAVE_CACHES=1, the kernel caches.
 set -u
 export T0=$(date +%s) BUDGET_S=${BUDGET_S:-560}
@@ -26,4 +26,6 @@ echo "tracks done at $(( $(date +%s) - T0 )) s"
 find benchmarks/results -type f -newer /tmp/call_start | tar -cJf "$OUT/perf.tar.xz" -T - -C "$OUT" perf && rm -rf "$OUT/perf"
 tail -n 30 "$OUT/robots.log"; grep -a "^\[perf" "$OUT/perf.log" "$OUT/perf_b.log"
 [ "${SAVE_CACHES:-0}" = 1 ] && save_caches
+# the logs in one file: a call brings back at most eight
+tar -cJf "$OUT/logs.tar.xz" -C "$OUT" robots.log perf.log perf_b.log && rm -f "$OUT"/robots.log "$OUT"/perf.log "$OUT"/perf_b.log
 ls -la "$OUT"; echo "call took $(( $(date +%s) - T0 )) s"

@@ -5,7 +5,7 @@
 # Steps:
 #   teacher:ENV   one SB3 PPO teacher alone, on-device rollouts, 4096 envs: time to training return 15/20/21
 #   eval          Vintix decode: one-env loop vs batched eager vs CUDA graph, 64 and 256 envs
-#   collect       collection rows/s vs the raw loop, 1024 and 4096 histories
+#   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps)
 #   env:N[,M]     env-steps/s of the numpy and torch vector envs vs the raw Genesis loop at N (and M) envs
 #   build         fresh-process scene builds (benchmarks/device/build_cache_probe.sh if present)
 # JSON goes to benchmarks/results/ (copied to $OUT/perf/ by the caller), logs to $OUT/perf/.
@@ -37,7 +37,7 @@ for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
         --steps 200 --num-envs 256 --out benchmarks/results/eval_throughput_cuda_graph_256.json ;;
     collect)
       step collect 150 ${COLLECT_CAP:-200} python3 benchmarks/collect_throughput.py --backend gpu --num-envs 1024,4096 \
-        --out benchmarks/results/collect_throughput_gpu.json ;;
+        ${COLLECT_ARGS:---steps 2000 --reps 2} --out benchmarks/results/collect_throughput_gpu.json ;;
     env:*) n=${s#env:}  # one N or a comma list (scenes per N: one raw, one go2bench)
       step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend gpu --num-envs "$n" \
         --out "benchmarks/results/env_throughput_gpu_Go2Walk-v0_${n//,/_}.json" ;;
