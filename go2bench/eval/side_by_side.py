@@ -58,8 +58,10 @@ class SideBySideAgent:
         out = []
         for a, agent in enumerate(self.agents):
             rows = slice(a * self.n, (a + 1) * self.n)
+            # fresh tensors, not views at an offset: CPU matmul kernels may round differently on unaligned input
+            mine = [x[rows].clone() for x in (obs, prev_reward, episode_start)]
             with agent_code(agent, "act"):
-                actions = agent.act(obs[rows], prev_reward[rows], episode_start[rows])
+                actions = agent.act(*mine)
                 out.append(S.to_action_tensor(actions, self._action_shape, obs.device))
         return torch.cat(out)
 
