@@ -8,7 +8,8 @@ On the CPU the step cost grows with the envs, so the gain there is smaller.
 * **Same numbers as alone.** Env ``a * n + i`` runs exactly what env i runs in an n-env scene: the
   caller tiles the per-env layout (tasks, trial keys) A times and keys env ``a * n + i``'s random
   streams by ``i`` (``env_keys``, :attr:`WalkSimulation.env_index`, :mod:`go2bench.envs.streams`).
-  Each agent is reset and called with n envs, as alone; envs do not interact in the physics. So
+  Each agent is reset and called with n envs, as alone, on fresh tensors of its rows (not views at
+  an offset: a CPU matmul rounded an offset view differently); envs do not interact in the physics. So
   each agent's episodes equal those of its own evaluation with the same arguments, as long as the
   agent draws no random numbers from a generator it shares with another (e.g. torch's global one).
 * **Records.** :func:`run_side_by_side` splits the run's episode records per agent, env numbers
