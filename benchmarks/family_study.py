@@ -13,8 +13,10 @@ Budget: everything is bounded by ``--budget-s`` of wall time. Trainings run ``--
 cap that ends by the training deadline (``--eval-reserve-s`` before the end); the evaluation gets what is
 left. A variant whose training is cut short, killed, or whose evaluation does not finish is a NOT DONE
 row, never dropped. Evaluation: one ``go2bench eval`` process for all agents when its ``--agent`` option
-is repeatable (then ``--out`` names a folder), else one process per agent (the first alone, so that the
-shared reference cache is measured once, then ``--eval-jobs`` at a time).
+is repeatable (then ``--out`` names a folder; the agents of one scene kind run side by side in one scene,
+:mod:`go2bench.eval.side_by_side`, so their results come together: a deadline that cuts that process
+leaves the whole kind NOT DONE), else one process per agent (the first alone, so that the shared
+reference cache is measured once, then ``--eval-jobs`` at a time).
 
 The episode-sparsity variant keeps every 2nd episode of each history (``episode_sparsity: 2`` in the
 dataset config, nothing copied): the histories then show twice the improvement per episode of context, the
@@ -206,7 +208,7 @@ def evaluate(specs: list[str], args, info: dict[str, Any], work: Path, deadline:
     out_dir.mkdir(parents=True, exist_ok=True)
     base, log_file = eval_base(args, info, work), work / "logs" / "eval.log"
     several = eval_takes_several_agents()
-    log(f"eval {len(specs)} agents: " + ("one process (--agent repeatable)" if several else "one process each"))
+    log(f"eval {len(specs)} agents: " + ("one process, side by side (--agent repeatable)" if several else "one process each"))
     if several:
         cmd = base + [a for s in specs for a in ("--agent", s)] + ["--out", str(out_dir / "all")]
         _wait([start_process(cmd, log_file, None)], deadline)
@@ -367,7 +369,7 @@ def main(argv=None) -> dict[str, Any]:
         r["final_minus_baseline"] = None if base is None or not r["metrics"] else r["metrics"]["final"]["iqm"] - base
     table = make_table(rows)
     study = {"format": "go2bench.family_study/1", "dataset": str(dataset), "dataset_info": info, "rows": rows,
-             "eval_mode": "one process, repeatable --agent" if eval_takes_several_agents() else "one process each",
+             "eval_mode": "one process, repeatable --agent, side by side" if eval_takes_several_agents() else "one process each",
              "seconds": {"total": round(time.time() - t0, 1), "eval": eval_s}, "budget_s": args.budget_s,
              "args": vars(args), "command": " ".join(sys.argv), "versions": versions(),
              "ci": "95% percentile bootstrap resampling thetas, then seeds within each (ci95_thetas)",

@@ -44,6 +44,7 @@ def test_agent_labels_are_file_names():
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_family_agents_in_one_call_equal_each_alone(tmp_path):
+    """--sequential (side by side, the default, is tests/test_side_by_side_eval.py's)."""
     test = load_suite("velocity", "go2").test[:2]
     refs = tmp_path / "refs.json"
     refs.write_text(json.dumps({"format": fr.REFERENCE_FORMAT, "max_episode_steps": 30, "returns": {
@@ -53,7 +54,8 @@ def test_family_agents_in_one_call_equal_each_alone(tmp_path):
     folder = tmp_path / "all"
     # random (plain scene, built), the privileged teacher (privileged scene, built), the blind default-task
     # teacher (plain scene again, shared after the random agent fell and reset at other steps)
-    out = invoke("--agent", "random", "--agent", "teacher-privileged", "--agent", "teacher", *fam, "--out", str(folder))
+    out = invoke("--agent", "random", "--agent", "teacher-privileged", "--agent", "teacher", *fam, "--sequential",
+                 "--out", str(folder))
     assert "agent 3/3: scene build" in out and "(shared)" in out
     alone = tmp_path / "teacher.json"
     invoke("--agent", "teacher", *fam, "--out", str(alone))
@@ -111,6 +113,8 @@ def test_robot_split_agents_in_one_call_equal_each_alone(tmp_path):
     (["--agent", "random", "--agent", "teacher", "--out", "x.json"], "names a folder"),
     (["--agent", "random", "--agent", "teacher", "--video", "v.mp4"], "--video records one agent"),
     (["--agent", "a:b", "--agent", "a/b"], "would both be written to a_b.json"),
+    (["--agent", "random", "--agent", "teacher", "--sequential"], "--sequential go only with --family"),
+    (["--robots-split", "robots-v0", "--held-out", "a1", "--sequential"], "--sequential do not go with --robots-split"),
 ])
 def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -157,6 +161,8 @@ def test_pipeline_family_eval_runs_one_process_per_family_and_env(tmp_path, monk
     assert [r["agent_spec"] for r in res] == ["random", "teacher"]
     assert [r["process"]["scene_built_for_this_agent"] for r in res] == [True, False]
     assert all(r["process"]["agents"] == 2 and len(r["family"]["trials"]) == 2 for r in res)
+    # side by side in one scene of 2 agents x 2 trials
+    assert all((r["process"]["side_by_side"], r["process"]["scene_envs"]) == (True, 4) for r in res)
 
 
 def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):

@@ -15,10 +15,10 @@ from go2bench.envs.registry import TASKS
 from go2bench.envs.robot_split import ROBOT_SPLIT_SPECS
 
 FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_references", "reference_episodes",
-               "bootstrap_reps")
+               "bootstrap_reps", "sequential")
 DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
 NOT_WITH_ROBOTS_SPLIT = ("split", "trials", "references", "reference_cache", "no_measure_references",
-                         "reference_episodes", "walk_config")
+                         "reference_episodes", "walk_config", "sequential")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -43,9 +43,9 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--agent", "agent_specs", multiple=True, default=("teacher",), show_default=True,
               help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
                    "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
-                   "'go2bench.agents' entry-point group. Repeat it to evaluate several agents one after the other "
-                   "on scenes built once (each agent's results are those of a call with it alone); --out is then a "
-                   "folder.")
+                   "'go2bench.agents' entry-point group. Repeat it to evaluate several agents on scenes built once "
+                   "(with --family side by side in one scene, else one after the other; each agent's results are "
+                   "those of a call with it alone); --out is then a folder.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default=None,
               help="[default: Go2Walk-v0; with --robots-split the held-out robot's env]")
 @click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
@@ -93,6 +93,9 @@ def _fmt(x, spec=".3f") -> str:
               help="With --family: episodes per theta when measuring reference returns [default: 3].")
 @click.option("--bootstrap-reps", type=click.IntRange(min=100), default=None,
               help="With --family or --robots-split: bootstrap resamples of the IQM intervals [default: 2000].")
+@click.option("--sequential", is_flag=True,
+              help="With --family and several --agent: evaluate them one after the other instead of side by side "
+                   "(agents of one scene kind acting at once on their own envs of one scene; same results).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
@@ -103,7 +106,7 @@ def _fmt(x, spec=".3f") -> str:
 def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, num_envs, seeds,
                  backend, device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score,
                  expert_score, references, reference_cache, no_measure_references, reference_episodes, bootstrap_reps,
-                 no_progress, trust_checkpoint, out) -> None:
+                 sequential, no_progress, trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
 
     With --family: per (theta, seed) trial a cold start and K episodes with theta held, one batched scene for all
@@ -113,8 +116,9 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     With --robots-split S --held-out R: the same statistics for a cold start on robot R's default task, normalised by
     R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
 
-    Several --agent: evaluated in this order in one process, one scene per kind (observation mode; with --family
-    also privileged or not), each written as soon as it is done.
+    Several --agent: evaluated in one process, one scene per kind (observation mode; with --family also privileged
+    or not), each written as soon as it is done. With --family the agents of a kind run side by side in one scene
+    of agents x trials envs, each on its own envs (--sequential: one after the other, in the order given).
     """
     import math
 
@@ -131,7 +135,7 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     given = dict(split=split, trials=trials, references=references, reference_cache=reference_cache,
                  no_measure_references=no_measure_references, reference_episodes=reference_episodes,
                  bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,
-                 random_score=random_score, expert_score=expert_score)
+                 random_score=random_score, expert_score=expert_score, sequential=sequential or None)
     if held_out is not None and robots_split is None:
         raise click.UsageError("--held-out goes only with --robots-split")
     t0 = time.perf_counter()
@@ -180,7 +184,7 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
                 seeds=seeds or list(DEFAULT_FAMILY_SEEDS), config=walk_config, references=references,
                 reference_cache=reference_cache or DEFAULT_CACHE, compute_references=not no_measure_references,
                 reference_episodes=reference_episodes or 3, bootstrap_reps=bootstrap_reps or 2000, on_result=sink,
-                **common)
+                side_by_side=not sequential, **common)
         return
     from go2bench.eval.multi_agent import evaluate_in_context_agents
 
@@ -213,8 +217,11 @@ class _Sink:
         self.show(spec, res)
         p = res.get("process", {})
         if p.get("agents", 1) > 1:
+            beside = (f" side by side with {p['scene_agents'] - 1} other agent(s) in {p['scene_envs']} envs"
+                      if p.get("side_by_side") else "")
             click.echo(f"agent {p['agent_index'] + 1}/{p['agents']}: scene build {p['scene_build_s']:.1f} s"
-                       f"{'' if p['scene_built_for_this_agent'] else ' (shared)'}, evaluation {p['eval_s']:.1f} s")
+                       f"{'' if p['scene_built_for_this_agent'] else ' (shared)'}, evaluation {p['eval_s']:.1f} s"
+                       f"{beside}")
         if self.folder is not None:
             click.echo(f"wrote {self.folder.write(spec, res)}")
         elif self.out:

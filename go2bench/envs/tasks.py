@@ -179,7 +179,7 @@ class TaskState:
         sim = self.sim
         draw = mask & self.from_pool & (self.pending | (self.resample == "episode"))
         if self.pool is not None and bool(draw.any()):
-            env = torch.arange(sim.num_envs, device=sim.device)
+            env = sim.env_index  # each env's stream key (its position unless a caller set it)
             ep = sim.episode_in_trial if self.resample == "episode" else torch.full_like(env, _TRIAL_DRAW)
             u = streams.uniform(sim.seed_value, streams.TASK, env, sim.trial, ep, 0, 1)[:, 0]
             pick = (u * len(self.pool)).long().clamp_(max=len(self.pool) - 1)

@@ -166,7 +166,6 @@ class WalkSimulation:
         self.latency_steps = torch.full((n,), 1 if cfg.action_latency else 0, device=d, dtype=torch.int64)
         self.trial = torch.zeros(n, device=d, dtype=torch.int64)
         self.episode_in_trial = torch.full((n,), -1, device=d, dtype=torch.int64)
-        self.env_index = torch.arange(n, device=d, dtype=torch.int64)
         self._tracking_error = torch.zeros((n, 3), **f32)
         self.commands = torch.zeros((n, 3), **f32)
         self.episode_step = torch.zeros(n, device=d, dtype=torch.int64)
@@ -218,8 +217,12 @@ class WalkSimulation:
         return self._body[:, 2]
 
     def seed(self, seed: int) -> None:
-        """Reseed commands, randomisation, pushes and task draws; every env starts trial 0 at its next reset."""
+        """Reseed commands, randomisation, pushes and task draws; every env starts trial 0 at its next reset.
+
+        ``env_index`` (each env's key in the streams) is reset to the env's position; set it after seeding, e.g. to
+        ``arange(A * n) % n``, and env ``a * n + i`` draws what env i of an n-env scene draws."""
         self.seed_value = int(seed)
+        self.env_index = torch.arange(self.num_envs, device=self.device, dtype=torch.int64)
         self.trial = torch.zeros_like(self.trial)
         self.episode_in_trial = torch.full_like(self.episode_in_trial, -1)
         if self.tasks is not None:
@@ -400,8 +403,9 @@ class WalkSimulation:
 
     def _uniform(self, stream: int, low, high, n: int, k=0, envs_idx: torch.Tensor | None = None) -> torch.Tensor:
         """(envs, n) uniforms in [low, high) of the envs ``envs_idx`` (all if None), keyed per env (see streams)."""
-        idx = self.env_index if envs_idx is None else envs_idx
-        u = streams.uniform(self.seed_value, stream, idx, self.trial[idx], self.episode_in_trial[idx], k, n)
+        idx = slice(None) if envs_idx is None else envs_idx  # keyed by the envs' env_index, not their positions
+        u = streams.uniform(self.seed_value, stream, self.env_index[idx], self.trial[idx], self.episode_in_trial[idx],
+                            k, n)
         return low + (high - low) * u
 
     def _resample_commands(self, mask: torch.Tensor, k) -> None:

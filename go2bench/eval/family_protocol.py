@@ -18,6 +18,9 @@
   3 episodes of each trial) and area under the curve (mean over the K episodes of each trial).
 * **Agents.** An agent whose observation size is the privileged one (theta appended, e.g. the
   privileged teacher) gets a privileged scene; every other agent sees the plain observation.
+* **Side by side.** Agents of one scene kind can run at once (:func:`evaluate_family_side_by_side`):
+  one scene of A x n envs, the layout above tiled per agent, env ``a * n + i`` keyed as env i
+  (:mod:`go2bench.eval.side_by_side`); each agent's results equal its own evaluation's.
 
 The results dict is :func:`go2bench.eval.family_results.build_family_results`'s (format
 ``go2bench.eval/2``).
@@ -43,9 +46,9 @@ from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
 from go2bench.eval.family_reference import DEFAULT_CACHE, resolve_family_references
 from go2bench.eval.family_results import FamilyRun, build_family_results
 from go2bench.eval.iqm import BOOTSTRAP_REPS
-from go2bench.eval.protocol import run_episodes
+from go2bench.eval.side_by_side import run_side_by_side
 
-__all__ = ["DEFAULT_FAMILY_SEEDS", "evaluate_family", "trial_layout", "wants_privileged", "make_family_agent",
+__all__ = ["DEFAULT_FAMILY_SEEDS", "evaluate_family", "evaluate_family_side_by_side", "trial_layout", "wants_privileged", "make_family_agent",
            "family_tasks", "family_scene_kind", "make_family_sim"]
 
 DEFAULT_FAMILY_SEEDS = (0, 1, 2)
@@ -88,12 +91,15 @@ def family_scene_kind(agent, env_id: str, family: str, obs_mode: str | None = No
 
 def make_family_sim(env_id: str, family: str, split: str, trials: int | None, seeds: Sequence[int],
                     backend: str = "cpu", config: Any = None, obs_mode: str = "noleak",
-                    max_episode_steps: int | None = None, privileged: bool = False) -> WalkSimulation:
-    """The scene :func:`evaluate_family` builds for these arguments (one env per trial), to share between agents."""
+                    max_episode_steps: int | None = None, privileged: bool = False,
+                    copies: int = 1) -> WalkSimulation:
+    """The scene :func:`evaluate_family` builds for these arguments (one env per trial), to share between agents;
+    ``copies``: that layout tiled for agents side by side (:func:`evaluate_family_side_by_side`)."""
     _, tasks = family_tasks(env_id, family, split, trials)
     theta_pos, _ = trial_layout(len(tasks), seeds)
-    return make_walk_sim(env_id, len(theta_pos), backend, config, obs_mode, max_episode_steps, family=family,
-                         tasks=[(split, tasks[j].index) for j in theta_pos], privileged=privileged)
+    specs = [(split, tasks[j].index) for j in theta_pos] * copies
+    return make_walk_sim(env_id, len(specs), backend, config, obs_mode, max_episode_steps, family=family,
+                         tasks=specs, privileged=privileged)
 
 
 def wants_privileged(agent, env_id: str, family: str, obs_mode: str) -> bool:
@@ -104,8 +110,23 @@ def wants_privileged(agent, env_id: str, family: str, obs_mode: str) -> bool:
     return dim is not None and dim == privileged and dim != plain
 
 
-def evaluate_family(
-    agent,
+def evaluate_family(agent, env_id: str = "Go2Walk-v0", family: str = "velocity", split: str = "test",
+                    trials: int | None = None, episodes: int = 10, seeds: Sequence[int] = DEFAULT_FAMILY_SEEDS,
+                    backend: str = "cpu", obs_mode: str | None = None, config: Any = None,
+                    max_episode_steps: int | None = None, sim: WalkSimulation | None = None,
+                    agent_spec: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The family protocol (module docstring); returns the results dict of ``go2bench eval --family``.
+
+    ``sim``: an existing simulation of ``family`` with exactly one env per trial (its tasks are
+    reassigned; ``backend``/``obs_mode``/``config``/``max_episode_steps`` are then its own).
+    ``kwargs``: :func:`evaluate_family_side_by_side`'s (references, reference_cache, ...).
+    """
+    return evaluate_family_side_by_side([agent], env_id, family, split, trials, episodes, seeds, backend, obs_mode,
+                                        config, max_episode_steps, sim, agent_specs=[agent_spec], **kwargs)[0]
+
+
+def evaluate_family_side_by_side(
+    agents: Sequence[Any],
     env_id: str = "Go2Walk-v0",
     family: str = "velocity",
     split: str = "test",
@@ -121,36 +142,42 @@ def evaluate_family(
     reference_cache: str | Path | None = DEFAULT_CACHE,
     compute_references: bool = True,
     reference_episodes: int = 3,
-    agent_spec: str | None = None,
+    agent_specs: Sequence[str | None] | None = None,
     device: str | None = None,
     progress: bool = True,
     bootstrap_reps: int = BOOTSTRAP_REPS,
     bootstrap_seed: int = 0,
-) -> dict[str, Any]:
-    """The family protocol (module docstring); returns the results dict of ``go2bench eval --family``.
+) -> list[dict[str, Any]]:
+    """:func:`evaluate_family` of A agents of one scene kind at once: one scene of A x (trials x seeds) envs,
+    agent a on envs ``a * n + i`` (:mod:`go2bench.eval.side_by_side`); each agent's results equal those of
+    its own :func:`evaluate_family` call. ``sim``: an existing simulation of ``family`` with A envs per trial.
 
-    ``sim``: an existing simulation of ``family`` with exactly one env per trial (its tasks are
-    reassigned; ``backend``/``obs_mode``/``config``/``max_episode_steps`` are then its own).
-    ``references``: reference
-    returns given by the caller (a mapping or JSON file, see :mod:`go2bench.eval.family_reference`);
-    missing ones come from the cache, the model cards, or are measured (``compute_references``).
+    ``references``: reference returns given by the caller (a mapping or JSON file, see
+    :mod:`go2bench.eval.family_reference`); missing ones come from the cache, the model cards, or are
+    measured (``compute_references``).
     """
     if episodes < 1:
         raise ValueError("episodes must be at least 1")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    agents = [as_batched_agent(a) for a in agents]
+    specs_of = list(agent_specs) if agent_specs is not None else [None] * len(agents)
+    if not agents or len(specs_of) != len(agents):
+        raise ValueError("give at least one agent, and one agent spec per agent")
     fam = get_family(family)
     robot = robot_for_env(env_id)
     suite, tasks = family_tasks(env_id, fam.name, split, trials)
-    agent = as_batched_agent(agent)
     theta_pos, trial_seeds = trial_layout(len(tasks), seeds)
-    specs = [(split, tasks[j].index) for j in theta_pos]
-    n = len(specs)
+    specs = [(split, tasks[j].index) for j in theta_pos] * len(agents)
+    n = len(theta_pos)
     if sim is not None:
-        _check_sim(sim, env_id, fam.name, n)
+        _check_sim(sim, env_id, fam.name, len(specs))
         obs_mode, max_episode_steps = sim.config.obs_mode, sim.max_episode_steps
-    obs_mode, privileged = family_scene_kind(agent, env_id, fam.name, obs_mode)
+    kinds = {family_scene_kind(a, env_id, fam.name, obs_mode) for a in agents}
+    if len(kinds) != 1:
+        raise ValueError(f"agents side by side must share one scene kind (obs_mode, privileged); got {sorted(kinds)}")
+    ((obs_mode, privileged),) = kinds
     if sim is not None and sim.privileged != privileged:
         raise ValueError(f"the agent {'reads' if privileged else 'does not read'} the privileged observation but "
                          f"the simulation was built with privileged={sim.privileged}")
@@ -169,32 +196,35 @@ def evaluate_family(
     own_sim = sim is None
     if sim is None:
         sim = make_family_sim(env_id, fam.name, split, trials, seeds, backend, config, obs_mode, max_episode_steps,
-                              privileged)
+                              privileged, copies=len(agents))
     else:
         from go2bench.envs.tasks import resolve
 
-        sim.tasks.assign(resolve(fam.name, sim.robot_description, specs, n))
+        sim.tasks.assign(resolve(fam.name, sim.robot_description, specs, len(specs)))
     try:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n * episodes, desc=f"eval {agent_spec or agent.name} {env_id} {fam.name}/{split}",
+        names = ", ".join(s or a.name for s, a in zip(specs_of, agents))
+        bar = tqdm(total=len(specs) * episodes, desc=f"eval {names} {env_id} {fam.name}/{split}",
                    unit="ep", disable=not progress, leave=False)
         t0 = time.perf_counter()
-        run = run_episodes(agent, env_id, sim, np.full(n, episodes), seeds[0], progress=bar, trial_keys=trial_seeds)
+        runs = run_side_by_side(agents, env_id, sim, episodes, seeds[0], progress=bar, trial_keys=trial_seeds)
         bar.close()
-        data = _collect(run, tasks, seeds, episodes, sim)
+        wall = time.perf_counter() - t0
+        data = [_collect(run, tasks, seeds, episodes, sim) for run in runs]
         meta = {"backend": sim.backend, "device": device, "max_episode_steps": sim.max_episode_steps,
                 "obs_mode": sim.config.obs_mode, "walk_config": sim.config.to_dict(), "privileged": privileged,
-                "steps": run["steps"], "wall_s": time.perf_counter() - t0, "suite": suite.name, "robot": robot}
+                "wall_s": wall, "suite": suite.name, "robot": robot}
     finally:
         if own_sim:
             sim.close()
     if meta["max_episode_steps"] != refs.max_episode_steps:
         raise ValueError(f"reference returns are for {refs.max_episode_steps}-step episodes, the simulation runs "
                          f"{meta['max_episode_steps']}")
-    return build_family_results(FamilyRun(
-        agent=agent, agent_spec=agent_spec, env_id=env_id, family=fam.name, split=split, tasks=tasks, seeds=seeds,
-        episodes=episodes, references=refs, meta=meta, **data), bootstrap_reps, bootstrap_seed)
+    return [build_family_results(FamilyRun(
+        agent=agent, agent_spec=spec, env_id=env_id, family=fam.name, split=split, tasks=tasks, seeds=seeds,
+        episodes=episodes, references=refs, meta={**meta, "steps": run["steps"]}, **d), bootstrap_reps, bootstrap_seed)
+        for agent, spec, run, d in zip(agents, specs_of, runs, data)]
 
 
 def _check_sim(sim, env_id: str, family: str, n: int) -> None:
@@ -203,7 +233,8 @@ def _check_sim(sim, env_id: str, family: str, n: int) -> None:
     if getattr(sim, "family", None) != family:
         raise ValueError(f"the simulation was built for family {getattr(sim, 'family', None)!r}, not {family!r}")
     if sim.num_envs != n:
-        raise ValueError(f"the simulation has {sim.num_envs} envs; this evaluation needs one per trial ({n})")
+        raise ValueError(f"the simulation has {sim.num_envs} envs; this evaluation needs one per trial and agent "
+                         f"({n})")
 
 
 def _collect(run: dict[str, Any], tasks, seeds: Sequence[int], episodes: int, sim) -> dict[str, Any]:

@@ -10,9 +10,14 @@ agent's evaluation; building it once per process instead of once per agent is mo
 * **Same numbers as separate processes.** Every protocol reseeds its scene, resets it and resets
   the trial counters for each agent (common random numbers, see :mod:`go2bench.eval.protocol`), so
   each agent's results equal those of a process evaluating it alone with the same arguments.
+* **Side by side** (the family protocol's default, :func:`evaluate_side_by_side`): the agents of one
+  scene kind run at once in one scene, each on its own envs (:mod:`go2bench.eval.side_by_side`), with
+  the same results as alone; kinds run in order of their first agent, results come per kind.
 * **Timing.** Each result gets a ``process`` block: the build seconds of the scene it used and
   whether it was built for it, the process's scene build seconds so far, this agent's evaluation
-  seconds (agent loading included), its position and the number of agents.
+  seconds (agent loading included; side by side, the scene's shared seconds), its position, the
+  number of agents, and ``side_by_side``, ``scene_agents`` and ``scene_envs``: whether it shared
+  its scene with other agents acting at the same steps, how many, and the scene's envs.
 """
 
 from __future__ import annotations
@@ -20,13 +25,35 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Hashable, Sequence
 
-from go2bench.eval.family_protocol import (DEFAULT_FAMILY_SEEDS, evaluate_family, family_scene_kind,
+from go2bench.eval.family_protocol import (DEFAULT_FAMILY_SEEDS, evaluate_family_side_by_side, family_scene_kind,
                                            make_family_agent, make_family_sim)
 from go2bench.eval.iqm import BOOTSTRAP_REPS
 
-__all__ = ["evaluate_agents", "evaluate_in_context_agents", "evaluate_family_agents", "evaluate_robot_split_agents"]
+__all__ = ["evaluate_agents", "evaluate_side_by_side", "evaluate_in_context_agents", "evaluate_family_agents", "evaluate_robot_split_agents"]
 
 OnResult = Callable[[str, dict], None]
+
+
+def _make_all(specs: Sequence[str], make: Callable[[str], Any]) -> list[Any]:
+    """(agent, load seconds) of every spec: all made before any scene, so a bad spec fails in seconds."""
+    if not specs:
+        raise ValueError("at least one agent is needed")
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"agent {next(s for s in specs if specs.count(s) > 1)!r} is given twice")
+    loaded: list[Any] = []
+    for spec in specs:
+        t0 = time.perf_counter()
+        loaded.append((make(spec), time.perf_counter() - t0))
+    return loaded
+
+
+def _process(build_s: dict, kind: Hashable, built: bool, eval_s: float, index: int, agents: int, scene_agents: int,
+             sim: Any) -> dict[str, Any]:
+    """The ``process`` block of one result (module docstring)."""
+    return {"scene_build_s": round(build_s[kind], 3), "scene_built_for_this_agent": built,
+            "scene_builds_s": round(sum(build_s.values()), 3), "scene_kind": [str(k) for k in _tuple(kind)],
+            "eval_s": round(eval_s, 3), "agent_index": index, "agents": agents, "side_by_side": scene_agents > 1,
+            "scene_agents": scene_agents, "scene_envs": getattr(sim, "num_envs", None)}
 
 
 def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind: Callable[[Any], Hashable],
@@ -35,14 +62,7 @@ def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind
     """Evaluate ``specs`` in order: ``make(spec)`` every agent first (a bad spec fails before any scene
     is built), then per agent ``build(kind)`` its scene once per ``scene_kind(agent)`` and
     ``evaluate(agent, spec, sim)``; ``on_result(spec, results)`` after each."""
-    if not specs:
-        raise ValueError("at least one agent is needed")
-    if len(set(specs)) != len(specs):
-        raise ValueError(f"agent {next(s for s in specs if specs.count(s) > 1)!r} is given twice")
-    loaded: list[Any] = []
-    for spec in specs:  # every agent made before any scene: a bad spec fails in seconds, not after the others ran
-        t0 = time.perf_counter()
-        loaded.append((make(spec), time.perf_counter() - t0))
+    loaded = _make_all(specs, make)
     sims: dict[Hashable, Any] = {}
     build_s: dict[Hashable, float] = {}
     out = []
@@ -59,10 +79,7 @@ def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind
                 build_s[kind] = time.perf_counter() - t1
             res = evaluate(agent, spec, sims[kind])
             eval_s = time.perf_counter() - t0 - (build_s[kind] if built else 0.0)  # agent loading included
-            res["process"] = {
-                "scene_build_s": round(build_s[kind], 3), "scene_built_for_this_agent": built,
-                "scene_builds_s": round(sum(build_s.values()), 3), "scene_kind": [str(k) for k in _tuple(kind)],
-                "eval_s": round(eval_s, 3), "agent_index": i, "agents": len(specs)}
+            res["process"] = _process(build_s, kind, built, eval_s, i, len(specs), 1, sims[kind])
             del agent
             out.append(res)
             if on_result is not None:
@@ -71,6 +88,38 @@ def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind
         for sim in sims.values():
             sim.close()
     return out
+
+
+def evaluate_side_by_side(specs: Sequence[str], make: Callable[[str], Any], scene_kind: Callable[[Any], Hashable],
+                          build: Callable[[Hashable, int], Any],
+                          evaluate: Callable[[list[Any], list[str], Any], list[dict]],
+                          on_result: OnResult | None = None) -> list[dict]:
+    """Evaluate ``specs`` side by side: every agent made first, then per scene kind (in order of first
+    appearance) ``build(kind, A)`` one scene for its A agents, ``evaluate(agents, specs, sim)`` them at once
+    and close it; ``on_result(spec, results)`` per agent as its kind is done. Returns results in spec order."""
+    loaded = _make_all(specs, make)
+    groups: dict[Hashable, list[int]] = {}
+    for i, (agent, _) in enumerate(loaded):
+        groups.setdefault(scene_kind(agent), []).append(i)
+    build_s: dict[Hashable, float] = {}
+    out: dict[int, dict] = {}
+    for kind, idx in groups.items():
+        t0 = time.perf_counter()
+        sim = build(kind, len(idx))
+        build_s[kind] = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            results = evaluate([loaded[i][0] for i in idx], [specs[i] for i in idx], sim)
+            eval_s = time.perf_counter() - t0 + sum(loaded[i][1] for i in idx)  # the scene's, agent loading included
+        finally:
+            sim.close()
+        for k, (i, res) in enumerate(zip(idx, results)):
+            loaded[i] = None
+            res["process"] = _process(build_s, kind, k == 0, eval_s, i, len(specs), len(idx), sim)
+            out[i] = res
+            if on_result is not None:
+                on_result(specs[i], res)
+    return [out[i] for i in range(len(specs))]
 
 
 def _tuple(kind: Hashable) -> tuple:
@@ -115,24 +164,32 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
                            seeds: Sequence[int] = DEFAULT_FAMILY_SEEDS, backend: str = "cpu",
                            obs_mode: str | None = None, config: Any = None, max_episode_steps: int | None = None,
                            device: str = "cpu", trust_checkpoint: bool = False, on_result: OnResult | None = None,
-                           **protocol: Any) -> list[dict]:
-    """:func:`~go2bench.eval.family_protocol.evaluate_family` for every agent spec, one scene per
-    (observation mode, privileged). ``protocol``: its other arguments (episodes, references,
-    reference_cache, compute_references, reference_episodes, progress, bootstrap_reps)."""
+                           side_by_side: bool = True, **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.family_protocol.evaluate_family` for every agent spec. ``side_by_side`` (default):
+    the agents of one scene kind (observation mode, privileged) run at once in one scene of A x trials envs
+    (:func:`~go2bench.eval.family_protocol.evaluate_family_side_by_side`); else one after the other, one scene
+    per kind. ``protocol``: the protocol's other arguments (episodes, references, reference_cache,
+    compute_references, reference_episodes, progress, bootstrap_reps)."""
     seeds = list(seeds)
 
-    def build(kind):
+    def make(spec):
+        return make_family_agent(spec, env_id, family, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
+
+    def kind(agent):
+        return family_scene_kind(agent, env_id, family, obs_mode)
+
+    def build(kind, copies=1):
         mode, privileged = kind
         return make_family_sim(env_id, family, split, trials, seeds, backend, config, mode, max_episode_steps,
-                               privileged)
+                               privileged, copies=copies)
 
-    def evaluate(agent, spec, sim):
-        return evaluate_family(agent, env_id, family, split, trials=trials, seeds=seeds, config=config, sim=sim,
-                               agent_spec=spec, device=device, **protocol)
+    def evaluate(agents, agent_specs, sim):
+        return evaluate_family_side_by_side(agents, env_id, family, split, trials=trials, seeds=seeds, config=config,
+                                            sim=sim, agent_specs=agent_specs, device=device, **protocol)
 
-    return evaluate_agents(specs, lambda s: make_family_agent(s, env_id, family, device=device, seed=seeds[0],
-                                                              trust_checkpoint=trust_checkpoint),
-                           lambda a: family_scene_kind(a, env_id, family, obs_mode), build, evaluate, on_result)
+    if side_by_side:
+        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
+    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)
 
 
 def evaluate_robot_split_agents(specs: Sequence[str], split: str, held_out: str, *, episodes: int | None = None,

@@ -38,7 +38,7 @@ from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
 from go2bench.eval.reference import reference_scores
 from go2bench.eval.results import build_results
 
-__all__ = ["EpisodeRecord", "run_episodes", "evaluate_in_context"]
+__all__ = ["EpisodeRecord", "run_episodes", "evaluate_in_context", "check_obs_dim", "agent_code"]
 
 
 class EpisodeRecord(NamedTuple):
@@ -60,10 +60,13 @@ class EpisodeRecord(NamedTuple):
 
 # ------------------------------------------------------------------------------------- episode loop
 @contextlib.contextmanager
-def _agent_code(agent, method: str) -> Iterator[None]:
-    """Failures inside an agent's own code (or actions it returns that are not valid) name the agent."""
+def agent_code(agent, method: str) -> Iterator[None]:
+    """Failures inside an agent's own code (or actions it returns that are not valid) name the agent; an
+    AgentError from inside (an agent of a composite, :mod:`go2bench.eval.side_by_side`) passes unchanged."""
     try:
         yield
+    except AgentError:
+        raise
     except Exception as e:  # noqa: BLE001 - agent code is arbitrary
         name = getattr(agent, "spec", None) or getattr(agent, "name", type(agent).__name__)
         raise AgentError(f"agent {name!r} failed in {method}(): {type(e).__name__}: {e}") from e
@@ -80,6 +83,7 @@ def run_episodes(
     max_frames: int = 0,
     trial_keys: Sequence[int] | None = None,
     recorder: Callable[[int, int, WalkSimulation], None] | None = None,
+    env_keys: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Run the batch until env i has counted ``quota[i]`` episodes; the agent is cold-started first.
 
@@ -89,7 +93,8 @@ def run_episodes(
     list to append env 0's rendered frames to (at most ``max_frames``; the simulation must have a
     camera). ``trial_keys``: after seeding, env i's trial counter (a key of its random draws, see
     :mod:`go2bench.envs.streams`) is set to ``trial_keys[i]``: the family protocol keys each env's
-    draws by the seed of its trial. ``recorder(episode, step, sim)`` (instead of ``frames``) is called
+    draws by the seed of its trial. ``env_keys``: likewise env i's stream key (``sim.env_index``, default i):
+    side by side, env ``a * n + i`` is keyed ``i``. ``recorder(episode, step, sim)`` (instead of ``frames``) is called
     whenever env 0 shows a new state in a counted episode: its episode index and the steps taken in
     it (0: the first observation); it renders what it wants (:mod:`go2bench.eval.video`). Torch gets
     one thread while a CPU simulation steps beside it (see ``torch_threads_beside_simulation``).
@@ -99,7 +104,8 @@ def run_episodes(
             if recorder is not None:
                 raise ValueError("give run_episodes frames or a recorder, not both")
             recorder = _first_frames(frames, max_frames)
-        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, recorder, trial_keys)
+        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, recorder, trial_keys,
+                             env_keys)
 
 
 def _first_frames(frames: list, max_frames: int) -> Callable[[int, int, WalkSimulation], None]:
@@ -111,29 +117,40 @@ def _first_frames(frames: list, max_frames: int) -> Callable[[int, int, WalkSimu
     return record
 
 
-def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys) -> dict[str, Any]:
-    n, dev = sim.num_envs, sim.device
-    action_shape = (n, sim.robot_description.num_joints)
-    quota = np.asarray(quota, dtype=np.int64)
-    if quota.shape != (n,):
-        raise ValueError(f"quota must have one entry per env ({n}); got shape {quota.shape}")
+def check_obs_dim(agent, sim: WalkSimulation) -> None:
+    """A clear error when the agent's ``obs_dim`` (if it has one) is not the simulation's."""
     agent_dim = getattr(agent, "obs_dim", None)
     if agent_dim is not None and agent_dim != sim.obs_dim:
         raise ValueError(
             f"the agent expects {agent_dim}-dim observations but the env gives {sim.obs_dim} "
             f"(obs_mode {sim.config.obs_mode!r}); pass the obs_mode it was trained with"
         )
+
+
+def _per_env(values: Sequence[int], n: int, name: str, dev) -> torch.Tensor:
+    keys = torch.as_tensor(np.asarray(values, dtype=np.int64), device=dev)
+    if keys.shape != (n,):
+        raise ValueError(f"{name} must have one entry per env ({n}); got shape {tuple(keys.shape)}")
+    return keys
+
+
+def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys, env_keys) -> dict[str, Any]:
+    n, dev = sim.num_envs, sim.device
+    action_shape = (n, sim.robot_description.num_joints)
+    quota = np.asarray(quota, dtype=np.int64)
+    if quota.shape != (n,):
+        raise ValueError(f"quota must have one entry per env ({n}); got shape {quota.shape}")
+    check_obs_dim(agent, sim)
     counted = np.zeros(n, dtype=np.int64)
     records: list[EpisodeRecord] = []
 
-    with _agent_code(agent, "reset"):
+    with agent_code(agent, "reset"):
         agent.reset(n, env_id, seed)
     sim.seed(seed)
     if trial_keys is not None:
-        keys = torch.as_tensor(np.asarray(trial_keys, dtype=np.int64), device=dev)
-        if keys.shape != (n,):
-            raise ValueError(f"trial_keys must have one entry per env ({n}); got shape {tuple(keys.shape)}")
-        sim.trial = keys
+        sim.trial = _per_env(trial_keys, n, "trial_keys", dev)
+    if env_keys is not None:
+        sim.env_index = _per_env(env_keys, n, "env_keys", dev)
     tasks = getattr(sim, "tasks", None)
     obs = sim.reset()
     prev_reward = torch.zeros(n, dtype=torch.float32, device=dev)
@@ -153,7 +170,7 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
     while (counted < quota).any():
         if steps >= max_steps:
             raise RuntimeError("evaluation did not finish within the time limit of every episode")
-        with _agent_code(agent, "act"):
+        with agent_code(agent, "act"):
             actions = S.to_action_tensor(agent.act(obs, prev_reward, episode_start), action_shape, dev)
         command_x = sim.commands[:, 0].clone()  # the command the agent acted on
         r = sim.step(actions)

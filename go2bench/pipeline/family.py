@@ -15,11 +15,12 @@ For each family F of ``family.families`` (the run folder's ``family/``):
 4. **leaderboard**: the family tables and curves of every result (``leaderboard/``).
 
 Every step skips what is complete (a collected dataset, a training run marked done, an existing
-results file), so an interrupted stage resumes. The agents of one (family, env) are evaluated one
-after the other on scenes built once (:mod:`go2bench.eval.multi_agent`): in this process, or, when
-``eval.jobs > 1`` or Genesis holds another backend here, as one ``go2bench eval --family --agent ...``
-process per (family, env), ``eval.jobs`` at a time spread over the GPUs. The random agent comes first
-in each: it measures the (family, env)'s reference returns, which no other process needs.
+results file), so an interrupted stage resumes. The agents of one (family, env) are evaluated side
+by side, those of one scene kind at once in one scene (:mod:`go2bench.eval.multi_agent`,
+:mod:`go2bench.eval.side_by_side`): in this process, or, when ``eval.jobs > 1`` or Genesis holds
+another backend here, as one ``go2bench eval --family --agent ...`` process per (family, env),
+``eval.jobs`` at a time spread over the GPUs. The random agent comes first in each: its scene's
+evaluation measures the (family, env)'s reference returns, which no other process needs.
 """
 
 from __future__ import annotations
