@@ -93,6 +93,7 @@ def test_default_task_agents_in_one_call_equal_each_alone(tmp_path):
     assert a["per_seed"][1]["returns"] == b["per_seed"][1]["returns"] and a["returns"] == b["returns"]
     assert a["normalized_score"] == b["normalized_score"]
     assert not a["process"]["scene_built_for_this_agent"]
+    assert (a["process"]["side_by_side"], a["process"]["scene_envs"], a["num_envs"]) == (True, 4, 2)  # the default
 
 
 @pytest.mark.slow
@@ -113,7 +114,6 @@ def test_robot_split_agents_in_one_call_equal_each_alone(tmp_path):
     (["--agent", "random", "--agent", "teacher", "--out", "x.json"], "names a folder"),
     (["--agent", "random", "--agent", "teacher", "--video", "v.mp4"], "--video records one agent"),
     (["--agent", "a:b", "--agent", "a/b"], "would both be written to a_b.json"),
-    (["--agent", "random", "--agent", "teacher", "--sequential"], "--sequential go only with --family"),
     (["--robots-split", "robots-v0", "--held-out", "a1", "--sequential"], "--sequential do not go with --robots-split"),
 ])
 def test_bad_several_agent_calls_are_one_line_errors(tmp_path, monkeypatch, args, message):
@@ -169,17 +169,22 @@ def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
     """The eval stage's processes: one per env, all its agents, --out a folder (a file for a single agent)."""
     from go2bench.cli.eval import eval_command
     from go2bench.pipeline import pipeline_config
-    from go2bench.pipeline.stages import Simulations, _Evaluator, _Job
+    from go2bench.pipeline.stages import _by_env, _Evaluator, _Job
 
     cfg = pipeline_config("cpu", ["eval.jobs=2"])
-    ev = _Evaluator(cfg, tmp_path, Simulations("cpu"))
-    jobs = [_Job(a, a, ENV, tmp_path / "results" / f"{a}_{ENV}.json") for a in ("random", "teacher")]
-    cmd = ev._command(jobs, (-1.0, 20.0))
+    ev = _Evaluator(cfg, tmp_path)
+    jobs = [_Job(a, a, env, tmp_path / "results" / f"{a}_{env}.json") for a in ("random", "teacher")
+            for env in (ENV, "A1Walk-v0")]
+    groups = _by_env(jobs)
+    assert [[(j.agent, j.env) for j in g] for g in groups] == [[("random", ENV), ("teacher", ENV)],
+                                                               [("random", "A1Walk-v0"), ("teacher", "A1Walk-v0")]]
+    cmd = ev._command(groups[0])
     params = eval_command.make_context("eval", cmd[cmd.index("eval") + 1:]).params
     assert params["agent_specs"] == ("random", "teacher") and params["out"] == str(tmp_path / "results" / f".eval-{ENV}")
-    assert (params["random_score"], params["expert_score"], params["num_envs"]) == (-1.0, 20.0, cfg.eval.num_envs)
-    one = ev._command(jobs[1:], None)
-    assert one[one.index("--out") + 1] == str(jobs[1].path)
+    # side by side (the command's default), normalised afterwards by the stage when references are measured
+    assert not params["sequential"] and params["random_score"] is None and params["num_envs"] == cfg.eval.num_envs
+    one = ev._command(groups[0][1:])
+    assert one[one.index("--out") + 1] == str(jobs[2].path)
 
 
 def test_start_process_runs_the_cli_in_a_child_with_its_log_and_gpu(tmp_path):

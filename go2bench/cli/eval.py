@@ -15,7 +15,7 @@ from go2bench.envs.registry import TASKS
 from go2bench.envs.robot_split import ROBOT_SPLIT_SPECS
 
 FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_references", "reference_episodes",
-               "bootstrap_reps", "sequential")
+               "bootstrap_reps")
 DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
 NOT_WITH_ROBOTS_SPLIT = ("split", "trials", "references", "reference_cache", "no_measure_references",
                          "reference_episodes", "walk_config", "sequential")
@@ -43,9 +43,9 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--agent", "agent_specs", multiple=True, default=("teacher",), show_default=True,
               help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
                    "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
-                   "'go2bench.agents' entry-point group. Repeat it to evaluate several agents on scenes built once "
-                   "(with --family side by side in one scene, else one after the other; each agent's results are "
-                   "those of a call with it alone); --out is then a folder.")
+                   "'go2bench.agents' entry-point group. Repeat it to evaluate several agents in one process: side by "
+                   "side in one scene per kind (with --robots-split one after the other); each agent's results are "
+                   "those of a call with it alone; --out is then a folder.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default=None,
               help="[default: Go2Walk-v0; with --robots-split the held-out robot's env]")
 @click.option("--family", type=click.Choice(sorted(FAMILIES)), default=None,
@@ -94,8 +94,9 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--bootstrap-reps", type=click.IntRange(min=100), default=None,
               help="With --family or --robots-split: bootstrap resamples of the IQM intervals [default: 2000].")
 @click.option("--sequential", is_flag=True,
-              help="With --family and several --agent: evaluate them one after the other instead of side by side "
-                   "(agents of one scene kind acting at once on their own envs of one scene; same results).")
+              help="With several --agent: evaluate them one after the other instead of side by side (agents of "
+                   "one scene kind acting at once on their own envs of one scene; same results). Not with "
+                   "--robots-split, which always evaluates one after the other.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
@@ -117,8 +118,9 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
 
     Several --agent: evaluated in one process, one scene per kind (observation mode; with --family also privileged
-    or not), each written as soon as it is done. With --family the agents of a kind run side by side in one scene
-    of agents x trials envs, each on its own envs (--sequential: one after the other, in the order given).
+    or not). The agents of a kind run side by side in one scene of agents x envs (x trials with --family), each on
+    its own envs, and are written when their kind is done (--sequential, and always with --robots-split: one after
+    the other in the order given, each written as soon as it is done).
     """
     import math
 
@@ -194,7 +196,7 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
         evaluate_in_context_agents(
             specs, env_id, episodes=episodes, num_envs=num_envs or 10, seeds=seeds or [0], config=walk_config,
             random_score=random_score, expert_score=expert_score, video=video, video_max_frames=video_frames,
-            on_result=sink, **common)
+            on_result=sink, side_by_side=not sequential, **common)
     if video:
         click.echo(f"wrote {video}")
 

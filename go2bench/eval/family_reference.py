@@ -204,7 +204,7 @@ def load_privileged_teacher(env_id: str, family: str, device: str = "cpu"):
 def measure_task_returns(agent, env_id: str, family: str, specs: Sequence[Any], episodes: int, sim) -> np.ndarray:
     """Mean return of ``agent`` over ``episodes`` episodes on each task of ``specs`` (one env each) in ``sim``."""
     from go2bench.envs.tasks import resolve
-    from go2bench.eval.protocol import run_episodes
+    from go2bench.eval.episodes import run_episodes
 
     sim.tasks.assign(resolve(family, sim.robot_description, list(specs), sim.num_envs))
     run = run_episodes(agent, env_id, sim, np.full(sim.num_envs, episodes), seed=0)

@@ -10,9 +10,10 @@ agent's evaluation; building it once per process instead of once per agent is mo
 * **Same numbers as separate processes.** Every protocol reseeds its scene, resets it and resets
   the trial counters for each agent (common random numbers, see :mod:`go2bench.eval.protocol`), so
   each agent's results equal those of a process evaluating it alone with the same arguments.
-* **Side by side** (the family protocol's default, :func:`evaluate_side_by_side`): the agents of one
-  scene kind run at once in one scene, each on its own envs (:mod:`go2bench.eval.side_by_side`), with
-  the same results as alone; kinds run in order of their first agent, results come per kind.
+* **Side by side** (the default of the default and family protocols, :func:`evaluate_side_by_side`):
+  the agents of one scene kind run at once in one scene, each on its own envs
+  (:mod:`go2bench.eval.side_by_side`), with the same results as alone; kinds run in order of their first
+  agent, results come per kind. Leave-one-robot-out folds run their agents one after the other.
 * **Timing.** Each result gets a ``process`` block: the build seconds of the scene it used and
   whether it was built for it, the process's scene build seconds so far, this agent's evaluation
   seconds (agent loading included; side by side, the scene's shared seconds), its position, the
@@ -134,29 +135,38 @@ def evaluate_in_context_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0",
                                seeds: Sequence[int] = (0,), backend: str = "cpu", obs_mode: str | None = None,
                                config: Any = None, max_episode_steps: int | None = None, device: str = "cpu",
                                trust_checkpoint: bool = False, on_result: OnResult | None = None,
-                               **protocol: Any) -> list[dict]:
-    """:func:`~go2bench.eval.protocol.evaluate_in_context` for every agent spec, one scene per observation mode.
-
-    ``protocol``: its other arguments (episodes, random_score, expert_score, progress, video with one agent).
+                               side_by_side: bool = True, **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.protocol.evaluate_in_context` for every agent spec. ``side_by_side`` (default): the
+    agents of one observation mode run at once in one scene of A x ``num_envs`` envs
+    (:func:`~go2bench.eval.protocol.evaluate_in_context_side_by_side`); else one after the other, one scene
+    per observation mode. ``protocol``: its other arguments (episodes, random_score, expert_score, progress,
+    video with one agent).
     """
     from go2bench.agents.registry import make_agent
     from go2bench.envs.walk_sim import make_walk_sim
-    from go2bench.eval.protocol import evaluate_in_context
+    from go2bench.eval.protocol import evaluate_in_context_side_by_side
 
     seeds = list(seeds)
     video = protocol.get("video")
     if video and len(specs) > 1:
         raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
 
-    def build(kind):
-        return make_walk_sim(env_id, num_envs, backend, config, kind, max_episode_steps, render=bool(video))
+    def build(kind, copies=1):
+        return make_walk_sim(env_id, num_envs * copies, backend, config, kind, max_episode_steps, render=bool(video))
 
-    def evaluate(agent, spec, sim):
-        return evaluate_in_context(agent, env_id, seeds=seeds, sim=sim, agent_spec=spec, device=device, **protocol)
+    def evaluate(agents, agent_specs, sim):
+        return evaluate_in_context_side_by_side(agents, env_id, seeds=seeds, sim=sim, agent_specs=agent_specs,
+                                                device=device, **protocol)
 
-    return evaluate_agents(specs, lambda s: make_agent(s, env_id, device=device, seed=seeds[0],
-                                                       trust_checkpoint=trust_checkpoint),
-                           lambda a: _obs_mode(a, obs_mode), build, evaluate, on_result)
+    def make(spec):
+        return make_agent(spec, env_id, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
+
+    def kind(agent):
+        return _obs_mode(agent, obs_mode)
+
+    if side_by_side:
+        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
+    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)
 
 
 def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", family: str = "velocity",

@@ -1,4 +1,4 @@
-"""Batched evaluation of agents on a Walk env: the episode loop and the in-context protocol.
+"""The in-context protocol of ``go2bench eval`` on a Walk env, for one agent or several side by side.
 
 Protocol of :func:`evaluate_in_context` (what ``go2bench eval`` runs):
 
@@ -17,214 +17,35 @@ uses :func:`go2bench.eval.reference.reference_scores` (by default the shipped te
 whose scores are full-episode returns: with a shorter ``max_episode_steps`` the normalised score is
 not comparable to the full task's, and the results record ``max_episode_steps``). The results dict
 is :func:`go2bench.eval.results.build_results`'s schema.
+
+Side by side (:func:`evaluate_in_context_side_by_side`, what ``go2bench eval --agent A --agent B``
+runs): agents of one observation mode share one scene of A x N envs, agent a acting on envs
+``a * N .. a * N + N - 1`` keyed as envs 0..N-1 (:mod:`go2bench.eval.side_by_side`), reseeded once
+per seed; every agent's results equal its own evaluation's, in 1/A of the batch steps.
+:func:`evaluate_in_context` is its one-agent case. The episode loop is :mod:`go2bench.eval.episodes`
+(re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from go2bench.agents.protocol import as_batched_agent
-from go2bench.agents.registry import AgentError
 from go2bench.envs import robot_for_env
-from go2bench.envs import spaces as S
-from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 from go2bench.envs.walk_sim import WalkSimulation, make_walk_sim
+from go2bench.eval.episodes import EpisodeRecord, agent_code, check_obs_dim, run_episodes
 from go2bench.eval.reference import reference_scores
 from go2bench.eval.results import build_results
+from go2bench.eval.side_by_side import run_side_by_side
 
-__all__ = ["EpisodeRecord", "run_episodes", "evaluate_in_context", "check_obs_dim", "agent_code"]
-
-
-class EpisodeRecord(NamedTuple):
-    """One counted episode; records sort by env, then episode index."""
-
-    env: int
-    episode: int  # index among the env's counted episodes
-    ret: float
-    length: int
-    fell: bool
-    diverged: bool
-    tracking_error_sum: float  # sum over steps of |forward velocity - commanded forward velocity|
-    reward_terms: tuple[float, ...]  # episode sum of each reward term, in ``reward_term_names`` order
-    # sum over steps of the step's |target - actual| of vx, vy, yaw rate (StepResult.tracking_error)
-    tracking_error_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    # (suite id, theta values) the env ran the episode with, when the simulation has a task family
-    task: tuple[str | None, tuple[float, ...]] | None = None
+__all__ = ["EpisodeRecord", "run_episodes", "evaluate_in_context", "evaluate_in_context_side_by_side",
+           "check_obs_dim", "agent_code"]
 
 
-# ------------------------------------------------------------------------------------- episode loop
-@contextlib.contextmanager
-def agent_code(agent, method: str) -> Iterator[None]:
-    """Failures inside an agent's own code (or actions it returns that are not valid) name the agent; an
-    AgentError from inside (an agent of a composite, :mod:`go2bench.eval.side_by_side`) passes unchanged."""
-    try:
-        yield
-    except AgentError:
-        raise
-    except Exception as e:  # noqa: BLE001 - agent code is arbitrary
-        name = getattr(agent, "spec", None) or getattr(agent, "name", type(agent).__name__)
-        raise AgentError(f"agent {name!r} failed in {method}(): {type(e).__name__}: {e}") from e
-
-
-def run_episodes(
-    agent,
-    env_id: str,
-    sim: WalkSimulation,
-    quota: np.ndarray | Sequence[int],
-    seed: int,
-    progress=None,
-    frames: list | None = None,
-    max_frames: int = 0,
-    trial_keys: Sequence[int] | None = None,
-    recorder: Callable[[int, int, WalkSimulation], None] | None = None,
-    env_keys: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Run the batch until env i has counted ``quota[i]`` episodes; the agent is cold-started first.
-
-    Returns ``records`` (:class:`EpisodeRecord` s sorted by env then episode), ``reward_term_names``
-    (the simulation's reward terms, empty if its steps report none), ``steps`` (batch steps) and
-    ``wall_s``. ``progress``: a tqdm-like object updated once per counted episode. ``frames``: a
-    list to append env 0's rendered frames to (at most ``max_frames``; the simulation must have a
-    camera). ``trial_keys``: after seeding, env i's trial counter (a key of its random draws, see
-    :mod:`go2bench.envs.streams`) is set to ``trial_keys[i]``: the family protocol keys each env's
-    draws by the seed of its trial. ``env_keys``: likewise env i's stream key (``sim.env_index``, default i):
-    side by side, env ``a * n + i`` is keyed ``i``. ``recorder(episode, step, sim)`` (instead of ``frames``) is called
-    whenever env 0 shows a new state in a counted episode: its episode index and the steps taken in
-    it (0: the first observation); it renders what it wants (:mod:`go2bench.eval.video`). Torch gets
-    one thread while a CPU simulation steps beside it (see ``torch_threads_beside_simulation``).
-    """
-    with torch_threads_beside_simulation(sim.device):
-        if frames is not None:
-            if recorder is not None:
-                raise ValueError("give run_episodes frames or a recorder, not both")
-            recorder = _first_frames(frames, max_frames)
-        return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, recorder, trial_keys,
-                             env_keys)
-
-
-def _first_frames(frames: list, max_frames: int) -> Callable[[int, int, WalkSimulation], None]:
-    """A recorder appending every frame of env 0 to ``frames`` until it holds ``max_frames``."""
-    def record(episode: int, step: int, sim: WalkSimulation) -> None:
-        if len(frames) < max_frames:
-            frames.append(sim.render())
-
-    return record
-
-
-def check_obs_dim(agent, sim: WalkSimulation) -> None:
-    """A clear error when the agent's ``obs_dim`` (if it has one) is not the simulation's."""
-    agent_dim = getattr(agent, "obs_dim", None)
-    if agent_dim is not None and agent_dim != sim.obs_dim:
-        raise ValueError(
-            f"the agent expects {agent_dim}-dim observations but the env gives {sim.obs_dim} "
-            f"(obs_mode {sim.config.obs_mode!r}); pass the obs_mode it was trained with"
-        )
-
-
-def _per_env(values: Sequence[int], n: int, name: str, dev) -> torch.Tensor:
-    keys = torch.as_tensor(np.asarray(values, dtype=np.int64), device=dev)
-    if keys.shape != (n,):
-        raise ValueError(f"{name} must have one entry per env ({n}); got shape {tuple(keys.shape)}")
-    return keys
-
-
-def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys, env_keys) -> dict[str, Any]:
-    n, dev = sim.num_envs, sim.device
-    action_shape = (n, sim.robot_description.num_joints)
-    quota = np.asarray(quota, dtype=np.int64)
-    if quota.shape != (n,):
-        raise ValueError(f"quota must have one entry per env ({n}); got shape {quota.shape}")
-    check_obs_dim(agent, sim)
-    counted = np.zeros(n, dtype=np.int64)
-    records: list[EpisodeRecord] = []
-
-    with agent_code(agent, "reset"):
-        agent.reset(n, env_id, seed)
-    sim.seed(seed)
-    if trial_keys is not None:
-        sim.trial = _per_env(trial_keys, n, "trial_keys", dev)
-    if env_keys is not None:
-        sim.env_index = _per_env(env_keys, n, "env_keys", dev)
-    tasks = getattr(sim, "tasks", None)
-    obs = sim.reset()
-    prev_reward = torch.zeros(n, dtype=torch.float32, device=dev)
-    episode_start = torch.ones(n, dtype=torch.bool, device=dev)
-    ep_ret = torch.zeros(n, dtype=torch.float64, device=dev)
-    ep_len = torch.zeros(n, dtype=torch.int64, device=dev)
-    ep_err = torch.zeros(n, dtype=torch.float64, device=dev)
-    ep_xyz = torch.zeros((n, 3), dtype=torch.float64, device=dev)
-    term_names: list[str] = []
-    ep_terms = torch.zeros((n, 0), dtype=torch.float64, device=dev)  # (N, terms), sized at the first step
-    step0 = 0  # steps env 0 has taken in its running episode
-    if recorder is not None and quota[0] > 0:
-        recorder(0, 0, sim)
-    t0 = time.perf_counter()
-    steps = 0
-    max_steps = int(quota.max()) * sim.max_episode_steps + 1  # every episode ends by its time limit
-    while (counted < quota).any():
-        if steps >= max_steps:
-            raise RuntimeError("evaluation did not finish within the time limit of every episode")
-        with agent_code(agent, "act"):
-            actions = S.to_action_tensor(agent.act(obs, prev_reward, episode_start), action_shape, dev)
-        command_x = sim.commands[:, 0].clone()  # the command the agent acted on
-        r = sim.step(actions)
-        steps += 1
-        step0 += 1
-        ep_ret += r.reward
-        ep_len += 1
-        # a diverged step's velocity is not physical: it adds no tracking error (its reward is 0 too)
-        err = (sim.base_lin_vel[:, 0] - command_x).abs()
-        ep_err += torch.where(r.diverged, torch.zeros_like(err), err)
-        xyz = getattr(r, "tracking_error", None)
-        if xyz is not None:
-            ep_xyz += xyz
-        terms = getattr(r, "reward_terms", None)
-        if terms:
-            if not term_names:
-                term_names = list(terms)
-                ep_terms = torch.zeros((n, len(term_names)), dtype=torch.float64, device=dev)
-            ep_terms += torch.stack([terms[k] for k in term_names], dim=1)
-        done = r.terminated | r.truncated
-        prev_reward = r.reward
-        episode_start = done
-        if bool(done.any()):
-            idx = done.nonzero().flatten()
-            rows = torch.cat((
-                torch.stack((ep_ret[idx], ep_len[idx].double(), ep_err[idx], r.terminated[idx].double(),
-                             r.diverged[idx].double()), dim=1),
-                ep_terms[idx], ep_xyz[idx],
-            ), dim=1).cpu().numpy()
-            for i, row in zip(idx.tolist(), rows):
-                step0 = 0 if i == 0 else step0
-                if counted[i] < quota[i]:
-                    task = None if tasks is None else (tasks.ids[i], tuple(float(v) for v in tasks.host[i]))
-                    records.append(EpisodeRecord(i, int(counted[i]), float(row[0]), int(row[1]), bool(row[3]),
-                                                 bool(row[4]), float(row[2]), tuple(float(x) for x in row[5:-3]),
-                                                 tuple(float(x) for x in row[-3:]), task))
-                    counted[i] += 1
-                    if progress is not None:
-                        progress.update(1)
-            ep_ret[idx] = 0.0
-            ep_len[idx] = 0
-            ep_err[idx] = 0.0
-            ep_xyz[idx] = 0.0
-            ep_terms[idx] = 0.0
-            obs = sim.reset(done)
-        else:
-            obs = r.obs
-        if recorder is not None and counted[0] < quota[0]:
-            recorder(int(counted[0]), step0, sim)
-    records.sort()  # by env, then episode: independent of completion order
-    return {"records": records, "reward_term_names": term_names, "steps": steps, "wall_s": time.perf_counter() - t0}
-
-
-# ------------------------------------------------------------------------------------- in-context
 def evaluate_in_context(
     agent,
     env_id: str = "Go2Walk-v0",
@@ -253,46 +74,89 @@ def evaluate_in_context(
     (at most ``video_max_frames`` frames, 50 fps; mp4 needs imageio-ffmpeg; EGL rendering).
     Returns the results dict written by ``go2bench eval`` (:mod:`go2bench.eval.results`).
     """
+    return evaluate_in_context_side_by_side(
+        [agent], env_id, episodes, num_envs, seeds, backend, obs_mode, config, max_episode_steps, sim, random_score,
+        expert_score, agent_specs=[agent_spec], device=device, progress=progress, video=video,
+        video_max_frames=video_max_frames)[0]
+
+
+def evaluate_in_context_side_by_side(
+    agents: Sequence[Any],
+    env_id: str = "Go2Walk-v0",
+    episodes: int = 10,
+    num_envs: int = 10,
+    seeds: Sequence[int] = (0,),
+    backend: str = "cpu",
+    obs_mode: str | None = None,
+    config: Any = None,
+    max_episode_steps: int | None = None,
+    sim: WalkSimulation | None = None,
+    random_score: float | None = None,
+    expert_score: float | None = None,
+    agent_specs: Sequence[str | None] | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    video: str | Path | None = None,
+    video_max_frames: int = 500,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate_in_context` of A agents of one observation mode at once: one scene of A x ``num_envs``
+    envs (``sim``: an existing one, its envs shared equally), agent a on envs ``a * N + i``; one results dict
+    per agent, each equal to that of its own :func:`evaluate_in_context` call. ``wall_s`` is the scene's.
+    A video (one agent only) films env 0 of the first seed."""
     if episodes < 1:
         raise ValueError("episodes must be at least 1")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("at least one seed is needed")
-    agent = as_batched_agent(agent)
+    agents = [as_batched_agent(a) for a in agents]
+    specs_of = list(agent_specs) if agent_specs is not None else [None] * len(agents)
+    if not agents or len(specs_of) != len(agents):
+        raise ValueError("give at least one agent, and one agent spec per agent")
+    if video and len(agents) > 1:
+        raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
     writer = _video_writer(video) if video else None
     own_sim = sim is None
     if sim is None:
-        card = getattr(agent, "model_card", None) or {}
-        sim = make_walk_sim(env_id, num_envs, backend, config, obs_mode or card.get("obs_mode"), max_episode_steps,
-                            render=writer is not None)
+        # an agent without an obs_mode of its own (no model card) takes the others'
+        modes = {m for m in (obs_mode or (getattr(a, "model_card", None) or {}).get("obs_mode") for a in agents) if m}
+        if len(modes) > 1:
+            raise ValueError(f"agents side by side must share one obs_mode; got {sorted(modes)}")
+        sim = make_walk_sim(env_id, num_envs * len(agents), backend, config, next(iter(modes), None),
+                            max_episode_steps, render=writer is not None)
     elif sim.robot_description.name != robot_for_env(env_id):
         raise ValueError(f"sim holds robot {sim.robot_description.name!r}, not the robot of {env_id}")
     try:
         from tqdm.auto import tqdm
 
-        n = sim.num_envs
-        quota = np.full(n, episodes, dtype=np.int64)
-        bar = tqdm(total=n * episodes * len(seeds), desc=f"eval {agent_spec or agent.name} {env_id}",
-                   unit="ep", disable=not progress, leave=False)
-        per_seed, frames = [], ([] if writer is not None else None)
-        term_sums: dict[str, float] = {}
+        A = len(agents)
+        if sim.num_envs % A:
+            raise ValueError(f"the simulation's {sim.num_envs} envs cannot be shared equally by {A} agents")
+        n = sim.num_envs // A
+        names = ", ".join(s or a.name for s, a in zip(specs_of, agents))
+        bar = tqdm(total=A * n * episodes * len(seeds), desc=f"eval {names} {env_id}", unit="ep",
+                   disable=not progress, leave=False)
+        per_seed: list[list[dict[str, Any]]] = [[] for _ in agents]
+        term_sums: list[dict[str, float]] = [{} for _ in agents]
+        frames = [] if writer is not None else None
         t0 = time.perf_counter()
-        for i, seed in enumerate(seeds):
-            run = run_episodes(agent, env_id, sim, quota, seed, progress=bar,
-                               frames=frames if i == 0 else None, max_frames=video_max_frames)
-            per_seed.append(_seed_entry(seed, run, (n, episodes)))
-            for j, name in enumerate(run["reward_term_names"]):
-                term_sums[name] = term_sums.get(name, 0.0) + sum(rec.reward_terms[j] for rec in run["records"])
+        for i, seed in enumerate(seeds):  # the scene is reseeded per seed, every agent cold-started
+            runs = run_side_by_side(agents, env_id, sim, episodes, seed, progress=bar,
+                                    frames=frames if i == 0 else None, max_frames=video_max_frames)
+            for a, run in enumerate(runs):
+                per_seed[a].append(_seed_entry(seed, run, (n, episodes)))
+                for j, name in enumerate(run["reward_term_names"]):
+                    term_sums[a][name] = term_sums[a].get(name, 0.0) + sum(r.reward_terms[j] for r in run["records"])
         bar.close()
         wall = time.perf_counter() - t0
         if writer is not None:
             writer(frames)
         counted = n * episodes * len(seeds)
-        return build_results(
-            agent, env_id, sim, episodes, seeds, per_seed, reference_scores(env_id, random_score, expert_score),
-            reward_terms={name: total / counted for name, total in term_sums.items()}, agent_spec=agent_spec,
-            device=device, wall_s=wall, video=str(video) if video else None,
-        )
+        refs = reference_scores(env_id, random_score, expert_score)
+        return [build_results(
+            agent, env_id, sim, episodes, seeds, per_seed[a], refs,
+            reward_terms={name: total / counted for name, total in term_sums[a].items()}, agent_spec=specs_of[a],
+            device=device, wall_s=wall, video=str(video) if video else None, num_envs=n)
+            for a, agent in enumerate(agents)]
     finally:
         if own_sim:
             sim.close()

@@ -86,8 +86,12 @@ def agent_fields(agent, agent_spec: str | None = None) -> dict[str, Any]:
 
 def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_seed: list[dict[str, Any]],
                   refs: ReferenceScores, reward_terms: dict[str, float], agent_spec: str | None = None,
-                  device: str | None = None, wall_s: float = 0.0, video: str | None = None) -> dict[str, Any]:
-    """The results dict of one in-context evaluation (``per_seed`` as :func:`evaluate_in_context` makes it)."""
+                  device: str | None = None, wall_s: float = 0.0, video: str | None = None,
+                  num_envs: int | None = None) -> dict[str, Any]:
+    """The results dict of one in-context evaluation (``per_seed`` as :func:`evaluate_in_context` makes it).
+
+    ``num_envs``: the agent's envs per seed (default ``sim.num_envs``; side by side, its share of the scene)."""
+    num_envs = sim.num_envs if num_envs is None else int(num_envs)
     R = np.array([s["returns"] for s in per_seed], dtype=np.float64)
     L = np.array([s["lengths"] for s in per_seed], dtype=np.float64)
     F = np.array([s["falls"] for s in per_seed], dtype=np.float64)
@@ -103,7 +107,7 @@ def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_
             "agent": agent_spec,
             "env": env_id,
             "episodes": episodes,
-            "num_envs": sim.num_envs,
+            "num_envs": num_envs,
             "seeds": list(seeds),
             "backend": sim.backend,
             "device": device,
@@ -115,7 +119,7 @@ def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_
         "checkpoint": who["checkpoint"],
         "checkpoint_sha256": who["checkpoint_sha256"],
         "episodes": int(R.size),
-        "num_envs": sim.num_envs,
+        "num_envs": num_envs,
         "seeds": list(seeds),
         "max_episode_steps": sim.max_episode_steps,
         "obs_mode": sim.config.obs_mode,

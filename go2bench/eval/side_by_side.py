@@ -28,7 +28,7 @@ from go2bench.agents.protocol import as_batched_agent
 from go2bench.envs import robot_for_env
 from go2bench.envs import spaces as S
 from go2bench.envs.robots import get_robot
-from go2bench.eval.protocol import agent_code, check_obs_dim, run_episodes
+from go2bench.eval.episodes import agent_code, check_obs_dim, run_episodes
 
 __all__ = ["SideBySideAgent", "run_side_by_side"]
 
@@ -68,11 +68,13 @@ class SideBySideAgent:
 
 
 def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, seed: int, progress=None,
-                     trial_keys: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """:func:`~go2bench.eval.protocol.run_episodes` of every agent on its slice of ``sim`` (A x n envs, the
+                     trial_keys: Sequence[int] | None = None, frames: list | None = None,
+                     max_frames: int = 0) -> list[dict[str, Any]]:
+    """:func:`~go2bench.eval.episodes.run_episodes` of every agent on its slice of ``sim`` (A x n envs, the
     per-env layout already tiled A times): one run dict per agent, as if it had run alone on n envs.
 
     ``trial_keys``: those of the n-env layout (tiled here). One agent runs alone on the whole scene.
+    ``frames``/``max_frames``: env 0's frames (one agent only: a side-by-side scene is not filmed).
     """
     A = len(agents)
     if A == 0 or sim.num_envs % A:
@@ -80,7 +82,9 @@ def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, see
     n = sim.num_envs // A
     if A == 1:
         return [run_episodes(agents[0], env_id, sim, np.full(n, episodes), seed, progress=progress,
-                             trial_keys=trial_keys)]
+                             trial_keys=trial_keys, frames=frames, max_frames=max_frames)]
+    if frames is not None:
+        raise ValueError("frames are recorded for one agent only, not for agents side by side")
     for agent in agents:
         check_obs_dim(as_batched_agent(agent), sim)
     run = run_episodes(SideBySideAgent(agents, n), env_id, sim, np.full(A * n, episodes), seed, progress=progress,

@@ -1,6 +1,6 @@
 """``go2bench video``: a clip of agents walking, chosen episodes of an in-context run side by side.
 
-Each agent runs the evaluation's own loop (:func:`go2bench.eval.protocol.run_episodes`) for K
+Each agent runs the evaluation's own loop (:func:`go2bench.eval.episodes.run_episodes`) for K
 consecutive episodes in one env with a camera (the simulation's, moved by :func:`render_following`), from
 a cold start with the same seed, so every agent meets the same commands and start. Only the chosen
 episodes are rendered, and only every ``stride``-th step of them: rendering costs far more than
@@ -24,7 +24,7 @@ import numpy as np
 
 from go2bench.core.provenance import file_sha256, hardware, versions, write_json_atomic
 from go2bench.envs.walk_sim import WalkSimulation
-from go2bench.eval.protocol import run_episodes
+from go2bench.eval.episodes import run_episodes
 from go2bench.eval.video_io import check_clip_path, compose_panels, encoder_versions, write_clip
 
 __all__ = ["PanelSpec", "parse_panels", "render_following", "EpisodeFrames", "record_panels", "render_clip", "metadata_path"]

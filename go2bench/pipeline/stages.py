@@ -10,7 +10,11 @@ separate processes only where a backend or a GPU requires it:
 * ``train_gpus > 1``: training runs under ``torchrun -m go2bench.cli.train_main`` (DDP);
 * ``eval.jobs > 1``: that many ``go2bench eval`` processes at a time, since every evaluation is a
   sequence of K x episode-length steps that a bigger batch cannot shorten; each process evaluates
-  all agents of one env (of one family and env in the family stage) on scenes it builds once.
+  all agents of one env (of one family and env in the family stage).
+
+Either way the agents of one env (and scene kind) run side by side in one scene, each on its own
+envs (:mod:`go2bench.eval.side_by_side`): a GPU step costs about the same at 10 or 40 envs, so four
+agents take the batch steps of one.
 """
 
 from __future__ import annotations
@@ -85,29 +89,6 @@ def genesis_here(backend: str) -> bool:
     from go2bench.envs.genesis_runtime import backend_in_use
 
     return backend_in_use() in (None, backend)
-
-
-class Simulations:
-    """Batched simulations built once and shared (a scene build costs seconds): the agents evaluated
-    on an env use one simulation."""
-
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self._sims: dict[tuple, object] = {}
-
-    def get(self, env_id: str, num_envs: int, obs_mode: str, max_episode_steps: int):
-        key = (env_id, num_envs, obs_mode, max_episode_steps)
-        if key not in self._sims:
-            from go2bench.envs.walk_sim import make_walk_sim
-
-            self._sims[key] = make_walk_sim(env_id, num_envs, self.backend, obs_mode=obs_mode,
-                                            max_episode_steps=max_episode_steps)
-        return self._sims[key]
-
-    def close(self) -> None:
-        for sim in self._sims.values():
-            sim.close()
-        self._sims.clear()
 
 
 # ------------------------------------------------------------------------------------- collect
@@ -251,69 +232,71 @@ class _Job:
 
 
 class _Evaluator:
-    """Runs evaluation jobs here (the agents of an env share its simulation) or as ``go2bench eval``
-    processes."""
+    """Runs evaluation jobs, the agents of an env side by side (:mod:`go2bench.eval.side_by_side`): here, or as
+    one ``go2bench eval`` process per env."""
 
-    def __init__(self, cfg: PipelineConfig, out: Path, sims: Simulations) -> None:
-        self.cfg, self.out, self.sims = cfg, out, sims
+    def __init__(self, cfg: PipelineConfig, out: Path) -> None:
+        self.cfg, self.out = cfg, out
         self.device = "cuda" if cfg.backend == "gpu" else "cpu"
 
-    def run(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
+    def run(self, jobs: list[_Job]) -> None:
+        groups = _by_env(jobs)
         if self.cfg.eval.jobs > 1 or not genesis_here(self.cfg.backend):
-            self._processes(jobs, refs)
+            self._processes(groups)
         else:
-            for job in jobs:
-                self._here(job, refs[job.env] if refs else None)
+            for group in groups:
+                self._here(group)
 
-    def _here(self, job: _Job, refs: tuple[float, float] | None) -> None:
-        from go2bench.agents.registry import make_agent
-        from go2bench.eval.protocol import evaluate_in_context
+    def _here(self, group: list[_Job]) -> None:
+        """The agents of one env in this process, those of one observation mode at once in one scene."""
+        from go2bench.eval.multi_agent import evaluate_in_context_agents
         from go2bench.eval.results import save_results
 
-        e = self.cfg.eval
-        log(f"eval {job.agent} {job.env}")
-        agent = make_agent(job.spec, job.env, device=self.device, seed=e.seeds[0])
-        obs_mode = (getattr(agent, "model_card", None) or {}).get("obs_mode") or "noleak"
-        sim = self.sims.get(job.env, e.num_envs, obs_mode, self.cfg.eval_max_episode_steps)
-        res = evaluate_in_context(
-            agent, job.env, episodes=e.episodes, seeds=e.seeds, sim=sim, agent_spec=job.spec,
-            device=self.device, random_score=refs[0] if refs else None, expert_score=refs[1] if refs else None,
-        )
-        save_results(res, job.path)
+        e, env_id = self.cfg.eval, group[0].env
+        by_spec = {j.spec: j for j in group}
+        log(f"eval {env_id}: {', '.join(j.agent for j in group)}")
 
-    def _command(self, jobs: list[_Job], refs: tuple[float, float] | None) -> list[str]:
+        def save(spec: str, res: dict) -> None:
+            save_results(res, by_spec[spec].path)
+            log(f"eval {by_spec[spec].agent} {env_id}: {res['process']['eval_s']:.1f} s")
+
+        evaluate_in_context_agents(list(by_spec), env_id, num_envs=e.num_envs, seeds=e.seeds,
+                                   backend=self.cfg.backend, max_episode_steps=self.cfg.eval_max_episode_steps,
+                                   device=self.device, episodes=e.episodes, on_result=save)
+
+    def _command(self, jobs: list[_Job]) -> list[str]:
         e, job = self.cfg.eval, jobs[0]
         out = job.path if len(jobs) == 1 else self._staging(job.env)
-        cmd = [*CLI, "eval", *[a for j in jobs for a in ("--agent", j.spec)], "--env", job.env, "--episodes",
-               str(e.episodes), "--num-envs", str(e.num_envs), "--seeds", ",".join(map(str, e.seeds)), "--backend",
-               self.cfg.backend, "--device", self.device, "--max-episode-steps", str(self.cfg.eval_max_episode_steps),
-               "--out", str(out)]
-        if refs is not None:
-            cmd += ["--random-score", repr(refs[0]), "--expert-score", repr(refs[1])]
-        return cmd
+        return [*CLI, "eval", *[a for j in jobs for a in ("--agent", j.spec)], "--env", job.env, "--episodes",
+                str(e.episodes), "--num-envs", str(e.num_envs), "--seeds", ",".join(map(str, e.seeds)), "--backend",
+                self.cfg.backend, "--device", self.device, "--max-episode-steps", str(self.cfg.eval_max_episode_steps),
+                "--out", str(out)]
 
     def _staging(self, env_id: str) -> Path:
         return self.out / "results" / f".eval-{env_id}"
 
-    def _processes(self, jobs: list[_Job], refs: dict[str, tuple[float, float]] | None) -> None:
-        """One process per env holding its agents (scenes built once per process), ``eval.jobs`` at a time."""
-        by_env: dict[str, list[_Job]] = {}
-        for job in jobs:
-            by_env.setdefault(job.env, []).append(job)
-        groups = list(by_env.values())
+    def _processes(self, groups: list[list[_Job]]) -> None:
+        """One process per env holding its agents (side by side), ``eval.jobs`` at a time."""
         n = self.cfg.eval.jobs
         for i in range(0, len(groups), n):
             batch = groups[i: i + n]
             # each process to the log: the pipeline prints one summary per result once its scores are final
             procs = [(f"eval {', '.join(j.agent for j in g)} {g[0].env}",
-                      start_process([*self._command(g, refs[g[0].env] if refs else None), "--no-progress"],
-                                    self.out / "eval.log", gpu_for(self.cfg, k)))
+                      start_process([*self._command(g), "--no-progress"], self.out / "eval.log", gpu_for(self.cfg, k)))
                      for k, g in enumerate(batch)]
             try:
                 wait_all(procs)
             finally:
                 for g in batch:
                     collect_staged(self._staging(g[0].env), {j.spec: j.path for j in g})
+
+
+def _by_env(jobs: list[_Job]) -> list[list[_Job]]:
+    """The jobs by env, in order of first appearance: one scene (or one process) evaluates a group."""
+    groups: dict[str, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.env, []).append(job)
+    return list(groups.values())
 
 
 def _agent_spec(agent: str, checkpoint: Path | None) -> str:
@@ -327,8 +310,9 @@ def _agent_spec(agent: str, checkpoint: Path | None) -> str:
 def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[Path]:
     """Every agent on every env into ``out/results/<agent>_<env>.json``; an existing file is kept.
 
-    With measured reference scores, random and teacher run first and their mean returns normalise
-    every result, theirs included (so they score exactly 0 and 1).
+    The agents of an env run side by side in one scene (per observation mode). With measured reference
+    scores, the mean returns of random and teacher then normalise every result of the env, theirs
+    included (so they score exactly 0 and 1): normalising is arithmetic on the stored returns.
     """
     from go2bench.eval.results import load_results, renormalize_results, save_results
 
@@ -338,29 +322,18 @@ def eval_stage(cfg: PipelineConfig, out: Path, checkpoint: Path | None) -> list[
     if checkpoint is None:
         agents = [a for a in agents if a not in ("vintix", "vintix-nocontext")]
     jobs = [_Job(a, _agent_spec(a, checkpoint), env, res_dir / f"{a}_{env}.json") for a in agents for env in cfg.envs]
-    sims = Simulations(cfg.backend)
-    evaluator = _Evaluator(cfg, out, sims)
+    evaluator = _Evaluator(cfg, out)
     for env in cfg.envs:  # results an interrupted run completed but did not move yet
         collect_staged(evaluator._staging(env), {j.spec: j.path for j in jobs if j.env == env})
-    todo = [j for j in jobs if not j.path.exists()]
-    try:
-        if cfg.eval.measured_reference_scores:
-            first = [j for j in jobs if j.agent in ("random", "teacher")]
-            evaluator.run([j for j in first if j in todo], None)
-            by = {(j.agent, j.env): load_results(j.path) for j in first}
-            refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"])
-                    for env in cfg.envs}
-            for j in first:
-                res = by[(j.agent, j.env)]
-                if (res["random_score"], res["expert_score"]) != refs[j.env]:
-                    save_results(renormalize_results(res, *refs[j.env]), j.path)
-            evaluator.run([j for j in todo if j not in first], refs)
-        else:
-            evaluator.run(todo, None)
-    finally:
-        sims.close()
-    for j in jobs:  # with the normalisation of the final table
-        res = load_results(j.path)
+    evaluator.run([j for j in jobs if not j.path.exists()])
+    results = {j: load_results(j.path) for j in jobs}
+    if cfg.eval.measured_reference_scores:
+        by = {(j.agent, j.env): res for j, res in results.items()}
+        refs = {env: (by[("random", env)]["mean_return"], by[("teacher", env)]["mean_return"]) for env in cfg.envs}
+        for j, res in results.items():
+            if (res["random_score"], res["expert_score"]) != refs[j.env]:
+                save_results(renormalize_results(res, *refs[j.env]), j.path)
+    for j, res in results.items():  # with the normalisation of the final table
         per = res["per_episode"]["normalized_score"]
         curve = f", by episode {per[0]:.2f} -> {per[-1]:.2f}" if len(per) > 1 and per[0] is not None else ""
         score = "n/a" if res["normalized_score"] is None else f"{res['normalized_score']:.3f}"
