@@ -37,6 +37,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -61,13 +62,14 @@ from go2bench.pipeline.stages import (
     write_dataset_config,
 )
 from go2bench.pipeline.family import family_stage
+from go2bench.pipeline.tracks import FamilyTrack, beside_split
 
 __all__ = ["PipelineConfig", "EvalConfig", "PRESETS", "STAGES", "pipeline_config", "apply_overrides",
            "override_keys", "run_pipeline"]
 
 STAGES = ("collect", "train", "eval", "leaderboard", "family")
 # Settings that change how a run is executed, not what it computes: a resumed run may differ in them.
-EXECUTION_ONLY = ("gpus", "eval.jobs", "train.progress_bar", "family_train.progress_bar")
+EXECUTION_ONLY = ("gpus", "family_beside", "eval.jobs", "train.progress_bar", "family_train.progress_bar")
 
 
 def _check_same_run(record_path: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -102,22 +104,32 @@ def run_pipeline(config: PipelineConfig, out: str | Path, stages: Sequence[str] 
             record[key] = old[key]
     dataset_config = write_dataset_config(config, out / "dataset_config.yaml")
     checkpoint = out / "runs" / "vintix" / "final.pt"
-    for stage in stages:
-        t0 = time.perf_counter()
-        log(f"stage {stage}")
-        if stage == "collect":
-            collect_stage(config, out)
-        elif stage == "train":
-            checkpoint = train_stage(config, out, dataset_config)
-        elif stage == "eval":
-            eval_stage(config, out, checkpoint if checkpoint.exists() else None)
-        elif stage == "leaderboard":
-            record["leaderboard"] = leaderboard_stage(config, out)["rows"]
-        else:
-            done = family_stage(config, out)
-            record["family_leaderboard"] = done.get("rows", [])
-            record["stage_seconds"].update({f"family.{k}": v for k, v in done.get("seconds", {}).items()})
-        record["stage_seconds"][stage] = round(time.perf_counter() - t0, 1)
-        write_json_atomic(record_path, record)
+    split = beside_split(config, stages)
+    track = FamilyTrack(config, out, split[1]) if split else None
+    run_config = replace(config, gpus=len(split[0])) if split else config  # the default stages' GPUs come first
+    try:
+        for stage in stages:
+            t0 = time.perf_counter()
+            log(f"stage {stage}")
+            if stage == "collect":
+                collect_stage(run_config, out)
+            elif stage == "train":
+                checkpoint = train_stage(run_config, out, dataset_config)
+            elif stage == "eval":
+                eval_stage(run_config, out, checkpoint if checkpoint.exists() else None)
+            elif stage == "leaderboard":
+                record["leaderboard"] = leaderboard_stage(run_config, out)["rows"]
+            else:
+                done = track.join() if track else family_stage(config, out)
+                record["family_leaderboard"] = done.get("rows", [])
+                record["stage_seconds"].update({f"family.{k}": v for k, v in done.get("seconds", {}).items()})
+                if track:  # its wall time from its start, beside the stages before it
+                    record["stage_seconds"]["family.beside_wall"] = done["wall_s"]
+                    track = None
+            record["stage_seconds"][stage] = round(time.perf_counter() - t0, 1)
+            write_json_atomic(record_path, record)
+    finally:
+        if track:
+            track.stop()
     log(f"done: {out} (stage seconds {record['stage_seconds']})")
     return record

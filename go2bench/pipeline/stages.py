@@ -6,7 +6,8 @@ separate processes only where a backend or a GPU requires it:
 * Genesis is initialised once per process with one backend (:mod:`go2bench.envs.genesis_runtime`):
   a collection or an evaluation on another backend than this process's runs as a
   ``go2bench collect`` / ``go2bench eval`` process;
-* ``gpus > 1``: each dataset is collected by its own process on its own GPU;
+* the GPU backend: each dataset is collected by its own process, round robin over ``gpus`` GPUs (several
+  on one GPU still overlap their scene builds, which are CPU work);
 * ``train_gpus > 1``: training runs under ``torchrun -m go2bench.cli.train_main`` (DDP);
 * ``eval.jobs > 1``: that many ``go2bench eval`` processes at a time, since every evaluation is a
   sequence of K x episode-length steps that a bigger batch cannot shorten; each process evaluates
@@ -49,8 +50,9 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------------------------- processes
 def start_process(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
     env = dict(os.environ)
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if gpu is not None:  # an index into this process's GPUs: mapped through its own CUDA_VISIBLE_DEVICES
+        mine = [x.strip() for x in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if x.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = mine[gpu] if gpu < len(mine) else str(gpu)
     log(("" if gpu is None else f"[GPU {gpu}] ") + "$ " + shlex.join(cmd))
     if log_file is None:
         return subprocess.Popen(cmd, env=env)
@@ -139,13 +141,14 @@ def collect_stage(cfg: PipelineConfig, out: Path, items: list[Dataset] | None = 
             log(f"collect {d.name}: complete, skipped")
         else:
             todo.append(d)
-    if cfg.backend == "gpu" and cfg.gpus > 1 or not genesis_here(cfg.backend):
+    # on the GPU, one process per dataset even on one GPU: their scene builds (CPU work) overlap
+    if cfg.backend == "gpu" and (cfg.gpus > 1 or len(items) > 1) or not genesis_here(cfg.backend):
         procs = []
         for i, d in enumerate(todo):
             one = write_dataset_config(cfg, out / f"dataset_config_{d.name}.yaml", only=d, items=items)
             cmd = [*CLI, "collect", "--config", str(one), "--data-dir", str(data_dir), "--backend", cfg.backend,
                    "--resume"]
-            if cfg.gpus > 1:  # at once, one GPU each, output to a log per dataset
+            if cfg.backend == "gpu":  # at once (round robin over the GPUs), output to a log per dataset
                 procs.append((f"collect {d.name}", start_process([*cmd, "--no-progress-bar"],
                                                                  out / f"collect_{d.name}.log", gpu_for(cfg, i))))
             else:
