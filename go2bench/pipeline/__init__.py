@@ -21,12 +21,14 @@ Presets (:data:`PRESETS`; any field can be changed with ``--set section.field=va
   in the same run (the shipped reference scores are for 1,000-step episodes).  Its family part is
   one family at micro scale: Go2, velocity, 8 histories x 1,500 steps (100-step episodes), two
   ``tiny`` models of 150 steps, 8 test thetas x 2 seeds x 5 episodes per agent.
-* ``gpu``: the seed's budget on one GPU in one 10-minute call: 10M steps per robot as 1,024
+* ``gpu``: the seed's budget on a GPU machine (on 2 GPUs the family part runs beside the rest: meant to fit
+  one 10-minute device call, not yet shown): 10M steps per robot as 1,024
   parallel histories of 10,000 steps (1,000-step episodes), the ``seed`` model with context
   2,048, batch 8, trajectory sparsity 128 for a time budget, and 10 envs x 10 episodes of 1,000
   steps per agent, normalised with the shipped teachers' reference scores.  Its family part covers
   both families on Go2 and Mini Cheetah: 512 histories x 10,000 steps per (robot, family), two
-  ``seed`` models per family, every test theta x 3 seeds x 10 episodes of 1,000 steps per agent.
+  ``seed`` models per family (3,000 steps), every test theta x 2 seeds x 10 episodes of 500 steps per
+  agent (the settings of the README's GPU family rows).
 * ``seed``: the original's exact layout (10 histories x 1M steps per robot, sequential: about an
   hour of collection on a GPU), otherwise as ``gpu``.
 """

@@ -184,13 +184,14 @@ class PipelineConfig:
 _GPU_COLLECT = CollectConfig(num_histories=1024, steps_per_history=10_000, max_episode_steps=1000, group_size=2000)
 _GPU_EVAL = EvalConfig(agents=("random", "teacher", "vintix", "vintix-nocontext"), measured_reference_scores=False,
                        jobs=8)
-# every family and robot with shipped family teachers; the test thetas in full (32 x 3 seeds x 10 episodes)
+# every family and robot with shipped family teachers; the settings of the README's GPU family rows: all 32 test
+# thetas x 2 seeds x 10 episodes of 500 steps, histories of 20 such episodes, 3,000 training steps per model
 _GPU_FAMILY = FamilyConfig(families=("velocity", "dynamics"), envs=("Go2Walk-v0", "MiniCheetahWalk-v0"),
-                           agents=FAMILY_AGENTS)
-_GPU_FAMILY_COLLECT = CollectConfig(num_histories=512, steps_per_history=10_000, max_episode_steps=1000,
+                           agents=FAMILY_AGENTS, seeds=(0, 1))
+_GPU_FAMILY_COLLECT = CollectConfig(num_histories=512, steps_per_history=10_000, max_episode_steps=500,
                                     group_size=2000)
 _GPU_FAMILY_TRAIN = TrainConfig(model="seed", context_len=2048, batch_size=8, trajectory_sparsity=128, epochs=1,
-                                save_every=1, max_steps=4000, lr=3e-4, num_workers=6, device="cuda")
+                                save_every=1, max_steps=3000, lr=3e-4, num_workers=6, device="cuda")
 
 PRESETS: dict[str, PipelineConfig] = {
     # a demonstration on a 2-core CPU in about 6 minutes
