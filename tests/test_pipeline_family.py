@@ -28,7 +28,7 @@ def test_presets_hold_one_family_on_cpu_and_every_family_on_gpu():
     gpu = pipeline_config("gpu")
     assert set(gpu.family.families) == {"velocity", "dynamics"}
     assert set(gpu.family.envs) == {"Go2Walk-v0", "MiniCheetahWalk-v0"} and "vintix-nocontext" in gpu.family.agents
-    assert gpu.episodic_context_len == 1000  # one 1000-step episode, not the history model's 2048
+    assert gpu.episodic_context_len == 500  # one 500-step episode, not the history model's 2048
 
 
 def test_family_overrides_reach_their_sections():
