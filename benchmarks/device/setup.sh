@@ -8,6 +8,7 @@
 # spending device time (docs/device.md): nothing is unpacked, OUT is a temp folder unless set, BACKEND=cpu
 # DEVICE=cpu, RUNS and RESULTS are under DRY_DIR (a temp folder: the repo's results are not touched), gpu_count
 # says DRY_GPUS (2, so round robins over GPUs run), and the sizes the scripts read default to tiny values.
+# A script started by one that sourced this file (DEVICE_READY=1 is exported) sources it for its functions only.
 #
 # The device returns AT MOST 8 FILES from $OUT, EACH AT MOST 16 MB; a bigger file is dropped without a word.
 # ship NAME [-C DIR] PATH...  packs PATHs into $OUT/NAME.tar.xz; an archive over SHIP_PART_BYTES (15,000,000)
@@ -24,9 +25,11 @@ if [ "${DEVICE_DRY:-0}" = 1 ]; then
   export HIST=${HIST:-2} HISTORIES=${HISTORIES:-2} STEPS_PER_HISTORY=${STEPS_PER_HISTORY:-300} \
     EP_STEPS=${EP_STEPS:-50} GROUP_SIZE=${GROUP_SIZE:-100} TRAIN_STEPS=${TRAIN_STEPS:-20} MODEL=${MODEL:-tiny} \
     CONTEXT=${CONTEXT:-100} SPARSITY=${SPARSITY:-25} WORKERS=${WORKERS:-0} TRIALS=${TRIALS:-2} SEEDS=${SEEDS:-0} \
-    EPISODES=${EPISODES:-2} NUM_ENVS=${NUM_ENVS:-2} EVAL_ENVS=${EVAL_ENVS:-2} JOBS=${JOBS:-1} \
+    EPISODES=${EPISODES:-2} NUM_ENVS=${NUM_ENVS:-2} EVAL_ENVS=${EVAL_ENVS:-2} EVAL_EP_STEPS=${EVAL_EP_STEPS:-50} JOBS=${JOBS:-1} \
     BUDGET_S=${BUDGET_S:-1500} TEACH_MIN=${TEACH_MIN:-0.3}
   echo "DEVICE_DRY=1: CPU dry run at tiny scale; OUT=$OUT RUNS=$RUNS RESULTS=$RESULTS"
+elif [ -n "${DEVICE_READY:-}" ]; then
+  :  # a script started by one that sourced this file: the pack, PYTHONPATH and the variables are set up
 else
   python3 .devpack/p1/unpack.py > /tmp/unpack.log 2>&1 || { cat /tmp/unpack.log; return 1; }
   . /tmp/genesis-env.sh
@@ -40,6 +43,7 @@ else
   export CUDA_CACHE_MAXSIZE=${CUDA_CACHE_MAXSIZE:-4294967296}
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 fi
+export DEVICE_READY=1  # scripts started from here source this file for its functions only
 mkdir -p "$OUT"
 
 gpu_count() {  # GPUs of this machine (at least 1); a dry run pretends DRY_GPUS (2)
