@@ -45,7 +45,7 @@ finish() {  # finish STATUS: ship what there is (results, then models separately
   ls -la "$OUT"; echo "call took $(at)"
   exit "$1"
 }
-stop() { echo "!!!!!!!! robots_split STOPPED in phase $1 at $(at): $2"; finish 1; }
+stop() { echo "!!!!!!!! robots_split STOPPED in phase $1 at $(at): ${*:2}"; finish 1; }
 later() {  # a phase that does not fit in what is left of this call: the next chained call continues with it
   echo ">>>>>>>> robots_split: phase $1 needs ~$2 s, $(left) s are left: it runs in the NEXT call (same command," \
        "on the warm machine: $RUN is kept there)"

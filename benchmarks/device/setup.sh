@@ -67,14 +67,15 @@ ship() {  # ship [--rm] NAME [-C DIR] PATH...: see the top of this file; --rm de
   local rm=0; [ "${1:-}" = --rm ] && { rm=1; shift; }
   local name=$1; shift
   local dir=. ; [ "${1:-}" = -C ] && { dir=$2; shift 2; }
-  local arc="$OUT/$name.tar.xz" limit=${SHIP_PART_BYTES:-15000000} p size
+  local arc="$OUT/$name.tar.xz" limit=${SHIP_PART_BYTES:-15000000} p q size
   local paths=()
   for p in "$@"; do
-    if [ -e "$dir/$p" ]; then paths+=("$p"); else echo "ship $name: MISSING $dir/$p (not shipped)"; fi
+    case $p in /*) q=$p ;; *) q=$dir/$p ;; esac
+    if [ -e "$q" ]; then paths+=("$p"); else echo "ship $name: MISSING $q (not shipped)"; fi
   done
   rm -f "$arc" "$arc".part-*
   if [ ${#paths[@]} -eq 0 ]; then echo "!!!!!!!! ship $name: NOTHING TO SHIP !!!!!!!!"; out_check; return 1; fi
-  tar -C "$dir" -cf - "${paths[@]}" | xz ${SHIP_XZ:--6 -T0} > "$arc"
+  tar -C "$dir" -cf - "${paths[@]}" 2> >(grep -v "Removing leading" >&2) | xz ${SHIP_XZ:--6 -T0} > "$arc"
   local st=("${PIPESTATUS[@]}")
   if [ "${st[0]}" != 0 ] || [ "${st[1]}" != 0 ]; then
     echo "!!!!!!!! ship $name: FAILED to pack ${paths[*]} !!!!!!!!"; rm -f "$arc"; out_check; return 1
