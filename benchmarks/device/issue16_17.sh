@@ -10,6 +10,7 @@
 # Brings back (ship, setup.sh): i1617_logs.tar.xz (robots.log, perf.log, perf_b.log and the perf steps' logs),
 # perf.tar.xz (benchmark JSON), rs_results.tar.xz, rs_models.tar.xz and, with SAVE_CACHES=1, the kernel caches.
 # robots_split.sh stops at its first incomplete phase and resumes in a chained call (see there).
+# CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/issue16_17.sh
 set -u
 export T0=$(date +%s)
 . benchmarks/device/setup.sh > /dev/null || exit 1
@@ -18,6 +19,8 @@ export BUDGET=$BUDGET_S
 LOGS=$RUNS/i1617_logs
 mkdir -p "$RESULTS" "$LOGS"
 touch "$LOGS/.call_start"
+# a CPU dry run measures nothing on 4096 envs: one tiny env step instead (the CUDA-only steps skip themselves)
+[ "${DEVICE_DRY:-0}" = 1 ] && : "${PERF_STEPS:=teacher:Go2Walk-v0 env:2}" && export ENV_ARGS=${ENV_ARGS:---steps 50 --reps 1 --warmup 5}
 ( ROBOT_GPUS=${ROBOT_GPUS:-1} bash benchmarks/device/robots_split.sh ) > "$LOGS/robots.log" 2>&1 &
 ( PERF_GPU=${PERF_GPU:-0} PERF_LOGS=$LOGS/perf PERF_STEPS=${PERF_STEPS:-"teacher:Go2Walk-v0 env:4096,16384"} \
   bash benchmarks/device/perf_track.sh ) > "$LOGS/perf.log" 2>&1 &
