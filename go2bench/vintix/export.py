@@ -82,7 +82,8 @@ def model_card_skeleton(exported, run_dir=None) -> dict[str, Any]:
     m, tc = ckpt["model_config"], ckpt.get("train_config") or {}
     width = m["obs_emb_dim"] + m["act_emb_dim"] + m["rew_emb_dim"]
     params = ckpt.get("params")
-    groups = {g: ckpt["groups"][g].get("env_id") for g in ckpt["group_names"]}
+    # a group pooled over several robots (a leave-one-robot-out fold) has no env id: its dataset names it
+    groups = {g: ckpt["groups"][g].get("env_id") or ckpt["groups"][g].get("dataset") for g in ckpt["group_names"]}
     training = {
         "model": tc.get("model"), "context_len": ckpt["context_len"], "context": ckpt.get("context", "history"),
         "global_batch": info.get("global_batch"), "world_size": info.get("world_size"),
@@ -93,7 +94,8 @@ def model_card_skeleton(exported, run_dir=None) -> dict[str, Any]:
     }
     dataset = {
         "data_dir": tc.get("data_dir"), "dataset_config_paths": tc.get("dataset_config_paths"),
-        "groups": {g: {k: ckpt["groups"][g].get(k) for k in ("env_id", "robot", "num_histories", "reward_scale")}
+        "groups": {g: {k: ckpt["groups"][g].get(k) for k in ("env_id", "robot", "dataset", "num_histories",
+                                                              "reward_scale")}
                    for g in ckpt["group_names"]},
         "windows_per_group": info.get("windows_per_group"),
     }
