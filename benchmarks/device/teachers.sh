@@ -22,7 +22,7 @@ for env in Go2Walk-v0 MiniCheetahWalk-v0; do
   mkdir -p "$LOGS/teachers"
   cp "$RUNS/teach_$env/final.zip" "$LOGS/teachers/${env}_final.zip"
   cp "$RUNS/teach_$env/model_card.json" "$LOGS/teachers/${env}_model_card.json"
-  head -c 3000 "$LOGS/teachers/${env}_model_card.json"
+  head -c 3000 "$LOGS/teachers/${env}_model_card.json"; echo
 done
 ship teachers -C "$LOGS" teachers
 ship teachers_logs -C "$LOGS" $(cd "$LOGS" && ls teach_*.log)
