@@ -34,7 +34,7 @@ else
   python3 .devpack/p1/unpack.py > /tmp/unpack.log 2>&1 || { cat /tmp/unpack.log; return 1; }
   . /tmp/genesis-env.sh
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/extra .whl/*.whl || return 1
-  export PYTHONPATH="$PWD:/tmp/extra:$PYTHONPATH"
+  export PYTHONPATH="$PWD:/tmp/extra${PYTHONPATH:+:$PYTHONPATH}"
   export BACKEND=${BACKEND:-gpu} DEVICE=${DEVICE:-cuda} RUNS=${RUNS:-runs} RESULTS=${RESULTS:-benchmarks/results}
   # The caches: quadrants' kernels (LLVM IR and PTX) and Genesis' SDF grids. The CUDA driver's PTX->SASS cache
   # (~/.nv/ComputeCache) is not carried: an empty one cost nothing measurable (34.7 vs 34.2 s, RESULTS.md).
