@@ -89,4 +89,5 @@ def test_python_m_go2bench_cli_runs_the_command_with_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "go2bench.cli", "--help"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     listed = {line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"envs", "rollout", "teach", "collect", "data", "train", "eval", "leaderboard", "video", "pipeline"}
+    assert listed == {"envs", "rollout", "teach", "collect", "data", "train", "eval", "leaderboard", "video", "pipeline",
+                      "export"}

@@ -13,21 +13,21 @@
 # 34.2 s), so the CUDA cache is not carried.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=420,
 #       command="bash benchmarks/device/build_cache_probe.sh")
-# Writes benchmarks/results/build_cache_probe_gpu.json, copied to $OUT/build_cache_probe_gpu.json.
+# Writes $RESULTS/build_cache_probe_gpu.json (benchmarks/results), shipped as build_cache_probe.tar.xz.
 set -u
 T0=$(date +%s)
+. benchmarks/device/setup.sh > /tmp/setup.log 2>&1 || { cat /tmp/setup.log; exit 1; }
 BUDGET=${BUDGET_S:-240}
 N=${NUM_ENVS:-4096}
-. benchmarks/device/setup.sh > /tmp/setup.log 2>&1 || { cat /tmp/setup.log; exit 1; }
 tail -n 1 /tmp/setup.log
 echo "setup took $(( $(date +%s) - T0 )) s; CUDA_CACHE_MAXSIZE=$CUDA_CACHE_MAXSIZE; caches as carried:"
 du -sh ~/.cache/quadrants ~/.cache/quadrants/qdcache/* ~/.cache/genesis ~/.nv/ComputeCache 2>/dev/null
-mkdir -p benchmarks/results
+mkdir -p "$RESULTS"
 python3 benchmarks/build_probe.py --backend gpu --timeout "${CASE_TIMEOUT:-150}" --budget "$BUDGET" \
   --case "Go2Walk-v0:$N" --case "Go2Walk-v0:$N" --case "Go2Walk-v0:$N@cold-cuda" \
-  --out benchmarks/results/build_cache_probe_gpu.json
+  --out "$RESULTS/build_cache_probe_gpu.json"
 echo "probe exit $? at $(( $(date +%s) - T0 )) s"
-cp benchmarks/results/build_cache_probe_gpu.json "$OUT/" 2>/dev/null
+ship build_cache_probe "$RESULTS/build_cache_probe_gpu.json"
 echo "caches after:"
 du -sh ~/.cache/quadrants ~/.cache/quadrants/qdcache/* ~/.cache/genesis ~/.nv/ComputeCache 2>/dev/null
 save_caches

@@ -9,16 +9,20 @@
 # over several calls (carry its folder) and pass it as ALT_DATASET=LABEL=FOLDER.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
 #       command="ENV_ID=Go2Walk-v0 FAMILY=velocity bash benchmarks/device/family_study.sh")
-# Brings back study.tar.xz (the table, results JSON, logs, train summaries) and the kernel caches.
+# Brings back study.tar.xz (the table, results JSON, train summaries and configs), study_logs.tar.xz (the logs)
+# and the kernel caches. CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/family_study.sh
 set -u
 T0=$(date +%s)
+. benchmarks/device/setup.sh > /dev/null || exit 1
 BUDGET=${BUDGET_S:-560}
 left() { echo $((T0 + BUDGET - $(date +%s))); }
-. benchmarks/device/setup.sh > /dev/null || exit 1
-ENV_ID=${ENV_ID:-Go2Walk-v0}; FAMILY=${FAMILY:-velocity}; RUN=runs/family_study_data
-NGPU=$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")
+ENV_ID=${ENV_ID:-Go2Walk-v0}; FAMILY=${FAMILY:-velocity}; RUN=$RUNS/family_study_data; LOGS=$RUNS/family_study_logs
+NGPU=$(gpu_count)
+mkdir -p "$LOGS"
 SET=(--set "family.families=[$FAMILY]" --set "family.envs=[$ENV_ID]"
-     --set "family_collect.num_histories=${HISTORIES:-512}" --set "family_collect.max_episode_steps=${EP_STEPS:-500}")
+     --set "family_collect.num_histories=${HISTORIES:-512}" --set "family_collect.max_episode_steps=${EP_STEPS:-500}"
+     ${STEPS_PER_HISTORY:+--set family_collect.steps_per_history=$STEPS_PER_HISTORY}
+     ${GROUP_SIZE:+--set family_collect.group_size=$GROUP_SIZE})
 # the pipeline's family dataset config (same names, seeds and collect sections as its family_collect stage)
 write_config() {  # write_config OUT_YAML [extra --set values...]: prints the dataset's folder under data/
   python3 - "$@" <<'EOF'
@@ -33,30 +37,41 @@ write_dataset_config(cfg, __import__("pathlib").Path(out), items=[d])
 print(d.path)
 EOF
 }
-collect() {  # collect NAME [--set ...]: prints the dataset folder
+collect() {  # collect NAME [--set ...]: prints the dataset folder; fails unless the collection completed
   mkdir -p "$RUN/$1"
-  local path; path=$(write_config "$RUN/$1/config.yaml" "${SET[@]}" "${@:2}" | tail -1) || return 1
+  local path rc; path=$(write_config "$RUN/$1/config.yaml" "${SET[@]}" "${@:2}" | tail -1) || return 1
   timeout -k 5 $(( $(left) - 200 )) python3 -m go2bench.cli collect --config "$RUN/$1/config.yaml" \
-    --data-dir "$RUN/$1/data" --backend gpu --resume --no-progress-bar > "$OUT/collect_$1.log" 2>&1
-  echo "collect $1 exit $? at $(( $(date +%s) - T0 )) s" >&2
+    --data-dir "$RUN/$1/data" --backend "$BACKEND" --resume --no-progress-bar > "$LOGS/collect_$1.log" 2>&1
+  rc=$?
+  echo "collect $1 exit $rc at $(( $(date +%s) - T0 )) s" >&2
+  [ $rc = 0 ] || return 1
   echo "$RUN/$1/data/$path"
 }
-DATA=$(collect main)
+finish() {
+  ship study "$RESULTS/family_study" $(find "$RUNS/family_study" \( -name '*.json' -o -name '*.yaml' \) 2>/dev/null | grep -v '/references/')
+  ship study_logs "$LOGS" $(find "$RUNS/family_study" -name '*.log' 2>/dev/null)
+  save_caches
+  echo "call took $(( $(date +%s) - T0 )) s"
+  exit "$1"
+}
+DATA=$(collect main) || { echo "!!!!!!!! family_study STOPPED: collection 'main' failed or ran out of time ($LOGS/collect_main.log):" \
+  "$(tail -n 1 "$LOGS/collect_main.log")"; finish 1; }
 ALT=()
 if [ -n "${ALT_SET:-}" ]; then
-  ALT_DATA=$(collect alt $(for s in $ALT_SET; do echo --set "$s"; done))
+  ALT_DATA=$(collect alt $(for s in $ALT_SET; do echo --set "$s"; done)) || { echo "!!!!!!!! family_study STOPPED:" \
+    "collection 'alt' failed ($LOGS/collect_alt.log): $(tail -n 1 "$LOGS/collect_alt.log")"; finish 1; }
   ALT=(--alt-dataset "${ALT_LABEL:-alt}=$ALT_DATA")
 fi
 [ -n "${ALT_DATASET:-}" ] && ALT+=(--alt-dataset "$ALT_DATASET")
 timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "$DATA" --preset gpu \
   --budget-s $(( $(left) - 35 )) --eval-reserve-s ${EVAL_RESERVE_S:-220} --jobs ${JOBS:-4} --gpus "$NGPU" \
-  --max-steps ${TRAIN_STEPS:-3000} --set num_workers=${WORKERS:-2} ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
-  --reference-agent teacher-blind --backend gpu --device cuda --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
-  ${TRIALS:+--trials $TRIALS} --work runs/family_study --out-dir benchmarks/results/family_study \
-  > "$OUT/family_study.log" 2>&1
-echo "family study exit $? at $(( $(date +%s) - T0 )) s"
-tail -n 30 "$OUT/family_study.log"
-tar -cJf "$OUT/study.tar.xz" benchmarks/results/family_study "$OUT"/collect_*.log \
-  $(find runs/family_study -name '*.json' -o -name '*.log' -o -name '*.yaml' | grep -v '/references/') 2>/dev/null
-save_caches
-echo "call took $(( $(date +%s) - T0 )) s"
+  --max-steps ${TRAIN_STEPS:-3000} --set num_workers=${WORKERS:-2} --set device=$DEVICE ${MODEL:+--set model=$MODEL} \
+  ${CONTEXT:+--set context_len=$CONTEXT} ${SPARSITY:+--set trajectory_sparsity=$SPARSITY} \
+  ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
+  --reference-agent teacher-blind --backend "$BACKEND" --device "$DEVICE" --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
+  ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study" \
+  --out-dir "$RESULTS/family_study" > "$LOGS/family_study.log" 2>&1
+rc=$?
+echo "family study exit $rc at $(( $(date +%s) - T0 )) s"
+tail -n 30 "$LOGS/family_study.log"
+finish $rc

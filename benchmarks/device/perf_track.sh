@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 16's GPU measurements on ONE GPU, one after the other (each bounded; a step that does not fit in what is
-# left is skipped and says so). Source setup.sh first; reads T0, BUDGET and OUT; usage:
+# left is skipped and says so). Reads T0 and BUDGET (a caller's; default: now and BUDGET_S); usage:
 #   PERF_GPU=0 PERF_STEPS="teacher:Go2Walk-v0 eval collect env:4096" bash benchmarks/device/perf_track.sh
 # Steps:
 #   teacher:ENV   one SB3 PPO teacher alone, on-device rollouts, 4096 envs: time to training return 15/20/21
@@ -8,11 +8,21 @@
 #   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps)
 #   env:N[,M]     env-steps/s of the numpy and torch vector envs vs the raw Genesis loop at N (and M) envs
 #   build         fresh-process scene builds (benchmarks/device/build_cache_probe.sh if present)
-# JSON goes to benchmarks/results/ (copied to $OUT/perf/ by the caller), logs to $OUT/perf/.
+# JSON goes to $RESULTS (benchmarks/results), logs to $PERF_LOGS ($RUNS/perf_logs); the caller ships both.
+# DEVICE_DRY=1: the steps that only measure CUDA (teacher, eval, build) are SKIPPED and say so; env and collect
+# run on the CPU at the sizes given (e.g. PERF_STEPS="env:2" COLLECT_ARGS="--steps 100 --reps 1 --warmup-steps 50").
 set -u
+T0=${T0:-$(date +%s)}
+. benchmarks/device/setup.sh > /dev/null || exit 1
+BUDGET=${BUDGET:-${BUDGET_S:-540}}
 export CUDA_VISIBLE_DEVICES=${PERF_GPU:-0}
 left() { echo $((T0 + BUDGET - $(date +%s))); }
-mkdir -p "$OUT/perf"
+PERF_LOGS=${PERF_LOGS:-$RUNS/perf_logs}
+mkdir -p "$PERF_LOGS" "$RESULTS"
+cuda_only() {  # true (and says so) when a step measures CUDA only and this is a CPU dry run
+  [ "${DEVICE_DRY:-0}" = 1 ] || return 1
+  say "SKIPPED $1 in the CPU dry run: it measures CUDA only"
+}
 say() { echo "[perf $(( $(date +%s) - T0 )) s] $*"; }
 step() {  # step NAME NEEDED_S CAP_S CMD...: runs CMD bounded by min(CAP, left - 15) if NEEDED_S seconds are left
   local name=$1 need=$2 cap=$3; shift 3
@@ -20,29 +30,30 @@ step() {  # step NAME NEEDED_S CAP_S CMD...: runs CMD bounded by min(CAP, left -
   if [ "$l" -lt "$need" ]; then say "SKIPPED $name: $l s left, needs $need"; return; fi
   local t=$(( cap < l - 15 ? cap : l - 15 ))
   say "start $name (cap $t s)"
-  timeout -k 5 "$t" "$@" > "$OUT/perf/$name.log" 2>&1
+  timeout -k 5 "$t" "$@" > "$PERF_LOGS/$name.log" 2>&1
   say "end $name: exit $?"
-  tail -n 25 "$OUT/perf/$name.log"
+  tail -n 25 "$PERF_LOGS/$name.log"
 }
 for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
   case $s in
     teacher:*) env=${s#teacher:}
-      step "teacher_$env" 200 ${TEACHER_CAP:-300} python3 benchmarks/teacher_rollout_modes.py --env "$env" --backend gpu \
-        --device cuda --num-envs 4096 --modes device --train-seconds ${TEACHER_SECONDS:-170} --no-warmup \
-        --out "benchmarks/results/teacher_rollout_modes_gpu_${env}_4096.json" ;;
+      cuda_only "$s" || step "teacher_$env" 200 ${TEACHER_CAP:-300} python3 benchmarks/teacher_rollout_modes.py --env "$env" --backend "$BACKEND" \
+        --device "$DEVICE" --num-envs 4096 --modes device --train-seconds ${TEACHER_SECONDS:-170} --no-warmup \
+        --out "$RESULTS/teacher_rollout_modes_gpu_${env}_4096.json" ;;
     eval)
+      cuda_only eval && continue
       step eval_64 60 90 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
-        --steps 200 --num-envs 64 --out benchmarks/results/eval_throughput_cuda_graph_64.json
+        --steps 200 --num-envs 64 --out "$RESULTS/eval_throughput_cuda_graph_64.json"
       step eval_256 50 80 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
-        --steps 200 --num-envs 256 --out benchmarks/results/eval_throughput_cuda_graph_256.json ;;
+        --steps 200 --num-envs 256 --out "$RESULTS/eval_throughput_cuda_graph_256.json" ;;
     collect)
-      step collect 150 ${COLLECT_CAP:-200} python3 benchmarks/collect_throughput.py --backend gpu --num-envs 1024,4096 \
-        ${COLLECT_ARGS:---steps 2000 --reps 2} --out benchmarks/results/collect_throughput_gpu.json ;;
+      step collect 150 ${COLLECT_CAP:-200} python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
+        --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 2000 --reps 2} --out "$RESULTS/collect_throughput_$BACKEND.json" ;;
     env:*) n=${s#env:}  # one N or a comma list (scenes per N: one raw, one go2bench)
-      step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend gpu --num-envs "$n" \
-        --out "benchmarks/results/env_throughput_gpu_Go2Walk-v0_${n//,/_}.json" ;;
+      step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend "$BACKEND" --num-envs "$n" \
+        ${ENV_ARGS:-} --out "$RESULTS/env_throughput_${BACKEND}_Go2Walk-v0_${n//,/_}.json" ;;
     build)
-      [ -f benchmarks/device/build_cache_probe.sh ] && step build 120 ${BUILD_CAP:-240} bash benchmarks/device/build_cache_probe.sh ;;
+      cuda_only build || { [ -f benchmarks/device/build_cache_probe.sh ] && step build 120 ${BUILD_CAP:-240} bash benchmarks/device/build_cache_probe.sh; } ;;
     *) say "unknown step $s" ;;
   esac
 done

@@ -2,19 +2,41 @@
 # `go2bench pipeline --preset gpu` in one device call (resumable across calls). Run from the repo root:
 #   bash benchmarks/device/pipeline_gpu.sh GPUS SECONDS [--set FIELD=VALUE ...]
 # carry: [".devpack/p1", ".gl", ".whl", ".devpack/cache"] (+ "runs/pipeline_gpu" to resume a run).
-# Brings back: run.tar.xz (pipeline.json, results, leaderboard, checkpoint, metrics, dataset JSONs and
-# plots, logs), pipeline.log, and the kernel caches.
+# Brings back (ship, setup.sh) pipeline_results.tar.xz (pipeline.json, results, leaderboard, dataset configs,
+# training config/metrics/summary, dataset JSONs and plots), pipeline_logs.tar.xz, pipeline_model.tar.xz (the
+# run's Vintix exported weights-only, with a model card skeleton) and the kernel caches.
+# CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/pipeline_gpu.sh 1 1200  (tiny sizes; the
+# family stage is left out there: perf_and_family.sh's dry run covers it).
 set -u
 . benchmarks/device/setup.sh || exit 1
 GPUS=${1:-1}; SECS=${2:-480}; shift 2 || true
-RUN=runs/pipeline_gpu
+RUN=$RUNS/pipeline_gpu; LOGS=$RUNS/pipeline_gpu_logs
+mkdir -p "$LOGS"
 nproc; free -g | head -2; python3 -c "import torch; print(torch.__version__, torch.cuda.device_count())"
-timeout "$SECS" python3 -m go2bench.cli pipeline --preset gpu --out $RUN --set gpus=$GPUS "$@" > "$OUT/pipeline.log" 2>&1
-echo "pipeline exit $?"
-grep -a "pipeline \|steps/s\|wrote\|Error\|error" "$OUT/pipeline.log" | tail -40
-tail -c 3000 "$OUT/pipeline.log"
-cd $RUN && tar -cJf "$OUT/run.tar.xz" --ignore-failed-read pipeline.json dataset_config*.yaml results leaderboard \
-  runs/vintix/final.pt runs/vintix/config.json runs/vintix/metrics.jsonl runs/vintix/latest.json runs/vintix/done \
-  *.log $(ls data/*/*/*.json data/*/*/*.png 2>/dev/null) 2>/dev/null; cd - > /dev/null
+SET=(--set "gpus=$GPUS" --set "backend=$BACKEND" --set "train.device=$DEVICE" --set "family_train.device=$DEVICE")
+# the sizes a dry run makes tiny (unset on the device: the gpu preset's)
+for kv in HISTORIES=collect.num_histories STEPS_PER_HISTORY=collect.steps_per_history EP_STEPS=collect.max_episode_steps \
+          GROUP_SIZE=collect.group_size MODEL=train.model CONTEXT=train.context_len SPARSITY=train.trajectory_sparsity \
+          WORKERS=train.num_workers TRAIN_STEPS=train.max_steps EPISODES=eval.episodes EVAL_ENVS=eval.num_envs \
+          JOBS=eval.jobs; do
+  v=${kv%%=*}; [ -n "${!v:-}" ] && SET+=(--set "${kv#*=}=${!v}")
+done
+[ "${DEVICE_DRY:-0}" = 1 ] && SET+=(--set "family.families=[]")
+timeout "$SECS" python3 -m go2bench.cli pipeline --preset gpu --out "$RUN" "${SET[@]}" "$@" > "$LOGS/pipeline.log" 2>&1
+rc=$?
+echo "pipeline exit $rc"
+grep -a "pipeline \|steps/s\|wrote\|Error\|error" "$LOGS/pipeline.log" | tail -40
+tail -c 3000 "$LOGS/pipeline.log"
+mapfile -t res < <(cd "$RUN" && ls -d pipeline.json dataset_config*.yaml results leaderboard runs/vintix/config.json \
+  runs/vintix/metrics.jsonl runs/vintix/latest.json runs/vintix/train_summary.json runs/vintix/done \
+  data/*/*/*.json data/*/*/*.png 2>/dev/null)
+ship pipeline_results -C "$RUN" "${res[@]}"
+mapfile -t runlogs < <(cd "$RUN" && ls *.log 2>/dev/null)
+ship pipeline_logs "$LOGS" $(for f in "${runlogs[@]}"; do echo "$RUN/$f"; done)
+if [ -f "$RUN/runs/vintix/final.pt" ]; then
+  python3 -m go2bench.cli export "$RUN/runs/vintix" --out "$RUNS/pipeline_gpu_model/vintix.pt" \
+    --card "$RUNS/pipeline_gpu_model/model_card.json" && ship pipeline_model -C "$RUNS" pipeline_gpu_model
+fi
 ls -la "$OUT"
 save_caches
+exit $rc
