@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Leave-one-robot-out (split robots-v0) at GPU scale on a 2-GPU machine (issue 17), in phases:
 #   collect  default-task histories of all five robots by their shipped teachers (the gpu pipeline's collect
-#            section; HIST histories x STEPS_PER_HISTORY steps, EP_STEPS-step episodes): ONE `go2bench collect` per
-#            GPU at a time (processes sharing a GPU time-slice it: five on one H200 ran at 9-15k env-steps/s each),
-#            the robots queued over ROBOT_GPUS (default: every GPU);
+#            section; HIST histories x STEPS_PER_HISTORY steps, EP_STEPS-step episodes): one `go2bench collect` per
+#            robot, all at once, round robin over ROBOT_GPUS (default: every GPU), so that their scene builds (CPU
+#            work) overlap; processes sharing a GPU time-slice its stepping (five on one H200: 8.8-14.6k env-steps/s
+#            each), which loses no total throughput for latency-bound scenes. ONE_AT_A_TIME=1: one per GPU at a time;
 #   pool     per fold the four training robots pooled (`go2bench data robot-split`);
 #   train    per fold a seed-size Vintix (all five at once over ROBOT_GPUS, TRAIN_MIN minutes each at most);
-#   eval     per fold `go2bench eval --robots-split robots-v0 --held-out R`, one per GPU at a time.
+#   eval     per fold `go2bench eval --robots-split robots-v0 --held-out R`, all at once over ROBOT_GPUS.
 # A phase that fails or does not finish STOPS the script with one line (incomplete datasets are never pooled).
 # Phases are resumable across CHAINED calls on a warm machine: the run folder ($RUNS/robots_split) stays on the
 # device between calls while it is warm, a complete phase (or fold) is skipped, an interrupted collection resumes.
@@ -52,13 +53,19 @@ later() {  # a phase that does not fit in what is left of this call: the next ch
   finish 0
 }
 
-# the plan: per GPU, its robots' collections one after another, then the trainings, then the evaluations
+# the plan: all collections at once over the GPUs (ONE_AT_A_TIME=1: one per GPU at a time), then the trainings,
+# then the evaluations. A latency-bound collection steps at ~2.6 ms per batch step whatever its histories; five
+# 128-history collections time-slicing one H200 made 8.8-14.6k env-steps/s each (results/robots_split_attempts)
 per_gpu=$(( (5 + NG - 1) / NG ))
-rate=${COLLECT_ROWS_S:-50000}  # assumed rows/s of one collection process at a few hundred histories
-est_c=$(( per_gpu * (HIST * STEPS / rate + ${BUILD_S:-45}) )); est_t=$(python3 -c "print(int($TRAIN_MIN * 60 + 60))")
-est_e=$(( per_gpu * ${EVAL_S:-90} ))
+step_ms=${STEP_MS:-3}  # ms per batch step of one collection alone on a GPU
+if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then
+  est_c=$(( per_gpu * (STEPS * step_ms / 1000 + ${BUILD_S:-60}) )); est_e=$(( per_gpu * ${EVAL_S:-150} ))
+else
+  est_c=$(( ${BUILD_S:-60} * 2 + per_gpu * STEPS * step_ms / 1000 )); est_e=$(( ${BUILD_S:-60} * 2 + per_gpu * ${EVAL_STEP_S:-100} ))
+fi
+est_t=$(python3 -c "print(int($TRAIN_MIN * 60 + 60))")
 echo "== robots_split plan ($NG GPU(s): ${GPUS[*]}; ~$per_gpu robots per GPU): collect ~$est_c s (at an assumed" \
-     "$rate rows/s per process), train ~$est_t s, eval ~$est_e s; this call has $(left) s"
+     "$step_ms ms per batch step), train ~$est_t s, eval ~$est_e s; this call has $(left) s"
 python3 - "$(left)" "${CALL_S:-540}" "$RESERVE" "$est_c" "$est_t" "$est_e" <<'PY'
 import sys
 budget, call, reserve, *need = map(int, sys.argv[1:])
@@ -103,10 +110,15 @@ collect_queue() {  # collect_queue GPU CONFIG...: this GPU's collections, one at
   done
 }
 configs=("$RUN"/dataset_config_*.yaml)
-for g in $(seq 0 $((NG - 1))); do
-  mine=(); for i in "${!configs[@]}"; do [ $((i % NG)) = "$g" ] && mine+=("${configs[$i]}"); done
-  collect_queue "${GPUS[$g]}" "${mine[@]}" &
-done
+if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then  # per GPU one collection at a time
+  for g in $(seq 0 $((NG - 1))); do
+    mine=(); for i in "${!configs[@]}"; do [ $((i % NG)) = "$g" ] && mine+=("${configs[$i]}"); done
+    collect_queue "${GPUS[$g]}" "${mine[@]}" &
+  done
+else  # all at once, round robin over the GPUs: the scene builds (CPU work, 35-100 s) overlap; the stepping
+  # time-slices each GPU, which costs no total throughput for latency-bound scenes
+  for i in "${!configs[@]}"; do collect_queue "${GPUS[$((i % NG))]}" "${configs[$i]}" & done
+fi
 wait
 missing=(); for c in "${configs[@]}"; do n=$(basename "$c" .yaml); n=${n#dataset_config_}; [ -f "$RUN/collect_$n.done" ] || missing+=("$n"); done
 [ ${#missing[@]} = 0 ] || stop collect "datasets incomplete: ${missing[*]} (logs: $RUN/logs/collect_*.log; exit 124 = out of" \
@@ -161,10 +173,14 @@ eval_queue() {  # eval_queue GPU ROBOT...: this GPU's evaluations, one at a time
     touch "$RUN/folds/eval_heldout_$r.done"
   done
 }
-for g in $(seq 0 $((NG - 1))); do
-  mine=(); for i in "${!ROBOTS[@]}"; do [ $((i % NG)) = "$g" ] && mine+=("${ROBOTS[$i]}"); done
-  eval_queue "${GPUS[$g]}" "${mine[@]}" &
-done
+if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then
+  for g in $(seq 0 $((NG - 1))); do
+    mine=(); for i in "${!ROBOTS[@]}"; do [ $((i % NG)) = "$g" ] && mine+=("${ROBOTS[$i]}"); done
+    eval_queue "${GPUS[$g]}" "${mine[@]}" &
+  done
+else
+  for i in "${!ROBOTS[@]}"; do eval_queue "${GPUS[$((i % NG))]}" "${ROBOTS[$i]}" & done
+fi
 wait
 missing=(); for r in "${ROBOTS[@]}"; do [ -f "$RUN/folds/eval_heldout_$r.done" ] || missing+=("$r"); done
 [ ${#missing[@]} = 0 ] || stop eval "folds not evaluated: ${missing[*]} (logs: $RUN/logs/eval_*.log; the same command" \

@@ -170,7 +170,6 @@ def evaluate_family_side_by_side(
     suite, tasks = family_tasks(env_id, fam.name, split, trials)
     theta_pos, trial_seeds = trial_layout(len(tasks), seeds)
     specs = [(split, tasks[j].index) for j in theta_pos] * len(agents)
-    n = len(theta_pos)
     if sim is not None:
         _check_sim(sim, env_id, fam.name, len(specs))
         obs_mode, max_episode_steps = sim.config.obs_mode, sim.max_episode_steps
