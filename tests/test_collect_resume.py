@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import go2bench
-from go2bench.histories.names import history_layout
+from go2bench.histories.names import TMP_PREFIX, history_layout
 from go2bench.histories.writer import HistoryWriter
 
 ROWS, GROUP, OBS, ACT = 3000, 40, 33, 12
@@ -125,6 +125,27 @@ def test_damaged_file_is_rebuilt_from_its_recorded_groups(tmp_path):
     w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
     assert not w.rebuilt and w.steps_written == 120
     w.close(final=False)
+
+
+def test_a_leftover_temporary_group_is_dropped_by_a_rebuild_not_deleted_in_place(tmp_path):
+    """A kill during a group write leaves a temporary group; deleting it edits the root's link heap, which the
+    kill may have damaged (seen in CI: "Couldn't delete link (bad local heap signature)"), so a file with any
+    group its record does not hold is rebuilt from the record instead."""
+    path = tmp_path / "trajectories_env_0000.h5"
+    want = _rows()
+    w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
+    w.append(*(want[k][:130] for k in ("proprio_observation", "action", "reward", "step_num", "demonstrator_action")))
+    w._f.close()  # killed with three complete groups on disk
+    with h5py.File(path, "a") as f:
+        f.create_group(TMP_PREFIX + "120-159").create_dataset("reward", data=np.ones(10, np.float32))
+    w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
+    assert w.rebuilt and w.removed_temporary == [TMP_PREFIX + "120-159"] and w.steps_written == 120
+    w.close(final=False)
+    with h5py.File(path, "r") as f:
+        assert sorted(f.keys()) == ["0-39", "40-79", "80-119"]
+    got = _read(path)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v[:120])
 
 
 def test_deterministic_actor_equals_sb3_predict_bitwise():

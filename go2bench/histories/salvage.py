@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from go2bench.histories.names import history_layout, parse_group
+from go2bench.histories.names import TMP_PREFIX, history_layout, parse_group
 
 __all__ = ["group_layout", "dataset_layout", "write_layout", "read_layout", "file_agrees", "rebuild"]
 
@@ -63,12 +63,27 @@ def read_layout(path_h5: str | Path) -> dict[str, dict] | None:
 
 
 def file_agrees(path_h5: str | Path, groups: dict[str, dict]) -> bool:
-    """Whether HDF5 opens ``path_h5`` and finds every recorded group where the record says it is."""
+    """Whether HDF5 opens ``path_h5`` and finds exactly the recorded groups, each where the record says it is.
+
+    A group the record does not hold (a temporary or unrecorded group of an interrupted write) also
+    means: rebuild. Deleting it in place would edit the root group's link heap, which a kill during
+    the write may have left damaged (h5py: "Couldn't delete link (bad local heap signature)")."""
     try:
         with h5py.File(path_h5, "r") as f:
-            return all(name in f and group_layout(f[name]) == rec for name, rec in groups.items())
+            if set(f.keys()) != set(groups):
+                return False
+            return all(group_layout(f[name]) == rec for name, rec in groups.items())
     except Exception:  # noqa: BLE001 - any failure of HDF5 on a damaged file means: rebuild
         return False
+
+
+def temporary_groups(path_h5: str | Path) -> list[str]:
+    """The names of the temporary groups (an interrupted group write) in ``path_h5``; [] if HDF5 cannot open it."""
+    try:
+        with h5py.File(path_h5, "r") as f:
+            return [k for k in f.keys() if k.startswith(TMP_PREFIX)]
+    except Exception:  # noqa: BLE001 - a damaged file: nothing to name
+        return []
 
 
 def rebuild(path_h5: str | Path, groups: dict[str, dict]) -> None:

@@ -53,6 +53,7 @@ class HistoryWriter:
             else:
                 recorded = salvage.read_layout(self.path)
                 if recorded is not None and not salvage.file_agrees(self.path, recorded):
+                    self.removed_temporary = salvage.temporary_groups(self.path)  # dropped by the rebuild
                     salvage.rebuild(self.path, recorded)
                     self.rebuilt = True
             self._f = h5py.File(self.path, "a")
