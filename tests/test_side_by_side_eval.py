@@ -139,7 +139,8 @@ def test_composite_agent_slices_and_names_the_failing_agent():
 
 
 def test_cli_mixed_kinds_side_by_side_by_default(runs, tmp_path):
-    """The privileged teacher (another scene kind) gets its own scene; the others share one; results as alone."""
+    """The privileged teacher shares the scene: it is built privileged and the plain agents read the observation
+    without the theta block; their results equal their runs alone in a plain scene, bit for bit."""
     alone, _, _ = runs
     refs = tmp_path / "refs.json"
     refs.write_text(json.dumps(REFS))
@@ -152,14 +153,21 @@ def test_cli_mixed_kinds_side_by_side_by_default(runs, tmp_path):
         str(T), "--config", str(cfg), "--references", str(refs), "--no-measure-references", "--bootstrap-reps", "200",
         "--no-progress", "--out", str(folder)])
     assert r.exit_code == 0, r.output
-    assert "side by side with 1 other agent(s) in 8 envs" in r.output
+    assert "side by side with 2 other agent(s) in 12 envs" in r.output
     res = {s: load_results(folder / f"{s}.json") for s in ("random", "teacher-privileged", "teacher-blind")}
     for spec, a in zip(SPECS[:2], alone[:2]):
         assert np.array_equal(trial_arrays(a, "returns"), trial_arrays(res[spec], "returns")), spec
     p = {s: v["process"] for s, v in res.items()}
-    assert (p["random"]["side_by_side"], p["random"]["scene_agents"], p["random"]["scene_envs"]) == (True, 2, 2 * N)
+    assert (p["random"]["side_by_side"], p["random"]["scene_agents"], p["random"]["scene_envs"]) == (True, 3, 3 * N)
     assert p["random"]["scene_built_for_this_agent"] and not p["teacher-blind"]["scene_built_for_this_agent"]
-    assert p["teacher-blind"]["scene_build_s"] == p["random"]["scene_build_s"]
-    assert (p["teacher-privileged"]["side_by_side"], p["teacher-privileged"]["scene_envs"]) == (False, N)
+    assert p["teacher-blind"]["scene_build_s"] == p["random"]["scene_build_s"] == p["teacher-privileged"]["scene_build_s"]
+    assert (p["teacher-privileged"]["side_by_side"], p["teacher-privileged"]["scene_envs"]) == (True, 3 * N)
     assert res["teacher-privileged"]["config"]["privileged"] and not res["random"]["config"]["privileged"]
     assert [p[s]["agent_index"] for s in res] == [0, 1, 2] and all(v["agents"] == 3 for v in p.values())
+    one = tmp_path / "privileged_alone.json"  # the privileged teacher alone in its own privileged scene
+    r = CliRunner().invoke(__import__("go2bench.cli", fromlist=["main"]).main, [
+        "eval", "--agent", "teacher-privileged", "--env", ENV, "--family", FAMILY, "--trials", str(TRIALS), "--seeds",
+        "0,1", "--episodes", str(K), "--max-episode-steps", str(T), "--config", str(cfg), "--references", str(refs),
+        "--no-measure-references", "--bootstrap-reps", "200", "--no-progress", "--out", str(one)])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(trial_arrays(load_results(one), "returns"), trial_arrays(res["teacher-privileged"], "returns"))

@@ -18,9 +18,11 @@
   3 episodes of each trial) and area under the curve (mean over the K episodes of each trial).
 * **Agents.** An agent whose observation size is the privileged one (theta appended, e.g. the
   privileged teacher) gets a privileged scene; every other agent sees the plain observation.
-* **Side by side.** Agents of one scene kind can run at once (:func:`evaluate_family_side_by_side`):
+* **Side by side.** Agents of one observation mode can run at once (:func:`evaluate_family_side_by_side`):
   one scene of A x n envs, the layout above tiled per agent, env ``a * n + i`` keyed as env i
-  (:mod:`go2bench.eval.side_by_side`); each agent's results equal its own evaluation's.
+  (:mod:`go2bench.eval.side_by_side`); each agent's results equal its own evaluation's. The scene is
+  privileged if any agent reads theta; the others are given the observation without the theta block
+  (appended last, so the columns before it are the plain observation's numbers).
 
 The results dict is :func:`go2bench.eval.family_results.build_family_results`'s (format
 ``go2bench.eval/2``).
@@ -148,7 +150,7 @@ def evaluate_family_side_by_side(
     bootstrap_reps: int = BOOTSTRAP_REPS,
     bootstrap_seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """:func:`evaluate_family` of A agents of one scene kind at once: one scene of A x (trials x seeds) envs,
+    """:func:`evaluate_family` of A agents of one obs_mode at once: one scene of A x (trials x seeds) envs,
     agent a on envs ``a * n + i`` (:mod:`go2bench.eval.side_by_side`); each agent's results equal those of
     its own :func:`evaluate_family` call. ``sim``: an existing simulation of ``family`` with A envs per trial.
 
@@ -173,13 +175,19 @@ def evaluate_family_side_by_side(
     if sim is not None:
         _check_sim(sim, env_id, fam.name, len(specs))
         obs_mode, max_episode_steps = sim.config.obs_mode, sim.max_episode_steps
-    kinds = {family_scene_kind(a, env_id, fam.name, obs_mode) for a in agents}
-    if len(kinds) != 1:
-        raise ValueError(f"agents side by side must share one scene kind (obs_mode, privileged); got {sorted(kinds)}")
-    ((obs_mode, privileged),) = kinds
-    if sim is not None and sim.privileged != privileged:
-        raise ValueError(f"the agent {'reads' if privileged else 'does not read'} the privileged observation but "
-                         f"the simulation was built with privileged={sim.privileged}")
+    kinds = [family_scene_kind(a, env_id, fam.name, obs_mode) for a in agents]
+    if len({mode for mode, _ in kinds}) != 1:
+        raise ValueError(f"agents side by side must share one obs_mode; got {sorted({m for m, _ in kinds})}")
+    obs_mode = kinds[0][0]
+    reads_theta = [p for _, p in kinds]
+    if sim is not None and any(reads_theta) and not sim.privileged:
+        raise ValueError("an agent reads the privileged observation but the simulation was built with "
+                         "privileged=False")
+    # one scene for every agent: privileged if any agent reads theta; the others read the observation without
+    # the theta block appended at its end (the same numbers as a plain scene's)
+    privileged = sim.privileged if sim is not None else any(reads_theta)
+    plain_dim = S.observation_dim(get_robot(robot), obs_mode)
+    obs_dims = [plain_dim if privileged and not p else None for p in reads_theta]
     steps = max_episode_steps or make_walk_config(config).max_episode_steps
     task_ids = [t.id for t in tasks]
     refs = resolve_family_references(
@@ -207,12 +215,13 @@ def evaluate_family_side_by_side(
         bar = tqdm(total=len(specs) * episodes, desc=f"eval {names} {env_id} {fam.name}/{split}",
                    unit="ep", disable=not progress, leave=False)
         t0 = time.perf_counter()
-        runs = run_side_by_side(agents, env_id, sim, episodes, seeds[0], progress=bar, trial_keys=trial_seeds)
+        runs = run_side_by_side(agents, env_id, sim, episodes, seeds[0], progress=bar, trial_keys=trial_seeds,
+                                obs_dims=obs_dims)
         bar.close()
         wall = time.perf_counter() - t0
         data = [_collect(run, tasks, seeds, episodes, sim) for run in runs]
         meta = {"backend": sim.backend, "device": device, "max_episode_steps": sim.max_episode_steps,
-                "obs_mode": sim.config.obs_mode, "walk_config": sim.config.to_dict(), "privileged": privileged,
+                "obs_mode": sim.config.obs_mode, "walk_config": sim.config.to_dict(),
                 "wall_s": wall, "suite": suite.name, "robot": robot}
     finally:
         if own_sim:
@@ -222,8 +231,9 @@ def evaluate_family_side_by_side(
                          f"{meta['max_episode_steps']}")
     return [build_family_results(FamilyRun(
         agent=agent, agent_spec=spec, env_id=env_id, family=fam.name, split=split, tasks=tasks, seeds=seeds,
-        episodes=episodes, references=refs, meta={**meta, "steps": run["steps"]}, **d), bootstrap_reps, bootstrap_seed)
-        for agent, spec, run, d in zip(agents, specs_of, runs, data)]
+        episodes=episodes, references=refs, meta={**meta, "steps": run["steps"], "privileged": p}, **d),
+        bootstrap_reps, bootstrap_seed)
+        for agent, spec, run, d, p in zip(agents, specs_of, runs, data, reads_theta)]
 
 
 def _check_sim(sim, env_id: str, family: str, n: int) -> None:

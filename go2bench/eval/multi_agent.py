@@ -92,11 +92,11 @@ def evaluate_agents(specs: Sequence[str], make: Callable[[str], Any], scene_kind
 
 
 def evaluate_side_by_side(specs: Sequence[str], make: Callable[[str], Any], scene_kind: Callable[[Any], Hashable],
-                          build: Callable[[Hashable, int], Any],
+                          build: Callable[[Hashable, list[Any]], Any],
                           evaluate: Callable[[list[Any], list[str], Any], list[dict]],
                           on_result: OnResult | None = None) -> list[dict]:
     """Evaluate ``specs`` side by side: every agent made first, then per scene kind (in order of first
-    appearance) ``build(kind, A)`` one scene for its A agents, ``evaluate(agents, specs, sim)`` them at once
+    appearance) ``build(kind, agents)`` one scene for its agents, ``evaluate(agents, specs, sim)`` them at once
     and close it; ``on_result(spec, results)`` per agent as its kind is done. Returns results in spec order."""
     loaded = _make_all(specs, make)
     groups: dict[Hashable, list[int]] = {}
@@ -106,7 +106,7 @@ def evaluate_side_by_side(specs: Sequence[str], make: Callable[[str], Any], scen
     out: dict[int, dict] = {}
     for kind, idx in groups.items():
         t0 = time.perf_counter()
-        sim = build(kind, len(idx))
+        sim = build(kind, [loaded[i][0] for i in idx])
         build_s[kind] = time.perf_counter() - t0
         try:
             t0 = time.perf_counter()
@@ -151,8 +151,9 @@ def evaluate_in_context_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0",
     if video and len(specs) > 1:
         raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
 
-    def build(kind, copies=1):
-        return make_walk_sim(env_id, num_envs * copies, backend, config, kind, max_episode_steps, render=bool(video))
+    def build(kind, agents=(None,)):
+        return make_walk_sim(env_id, num_envs * len(agents), backend, config, kind, max_episode_steps,
+                             render=bool(video))
 
     def evaluate(agents, agent_specs, sim):
         return evaluate_in_context_side_by_side(agents, env_id, seeds=seeds, sim=sim, agent_specs=agent_specs,
@@ -176,7 +177,8 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
                            device: str = "cpu", trust_checkpoint: bool = False, on_result: OnResult | None = None,
                            side_by_side: bool = True, **protocol: Any) -> list[dict]:
     """:func:`~go2bench.eval.family_protocol.evaluate_family` for every agent spec. ``side_by_side`` (default):
-    the agents of one scene kind (observation mode, privileged) run at once in one scene of A x trials envs
+    the agents of one observation mode run at once in one scene of A x trials envs, privileged if any of them
+    reads theta (the others read the observation without it)
     (:func:`~go2bench.eval.family_protocol.evaluate_family_side_by_side`); else one after the other, one scene
     per kind. ``protocol``: the protocol's other arguments (episodes, references, reference_cache,
     compute_references, reference_episodes, progress, bootstrap_reps)."""
@@ -185,13 +187,17 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
     def make(spec):
         return make_family_agent(spec, env_id, family, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
 
-    def kind(agent):
-        return family_scene_kind(agent, env_id, family, obs_mode)
+    def kind(agent):  # side by side: one scene per observation mode, privileged if any of its agents reads theta
+        k = family_scene_kind(agent, env_id, family, obs_mode)
+        return k[0] if side_by_side else k
 
-    def build(kind, copies=1):
-        mode, privileged = kind
+    def build(kind, agents=None):
+        if side_by_side:
+            mode, privileged = kind, any(family_scene_kind(a, env_id, family, kind)[1] for a in agents)
+        else:
+            (mode, privileged), agents = kind, [None]
         return make_family_sim(env_id, family, split, trials, seeds, backend, config, mode, max_episode_steps,
-                               privileged, copies=copies)
+                               privileged, copies=len(agents))
 
     def evaluate(agents, agent_specs, sim):
         return evaluate_family_side_by_side(agents, env_id, family, split, trials=trials, seeds=seeds, config=config,

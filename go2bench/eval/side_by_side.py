@@ -36,11 +36,16 @@ __all__ = ["SideBySideAgent", "run_side_by_side"]
 class SideBySideAgent:
     """A batched agent of A agents over A x n envs: agent a gets rows ``a * n .. a * n + n - 1`` of every input."""
 
-    def __init__(self, agents: Sequence[Any], envs_per_agent: int) -> None:
+    def __init__(self, agents: Sequence[Any], envs_per_agent: int, obs_dims: Sequence[int | None] | None = None) -> None:
         if not agents or envs_per_agent < 1:
             raise ValueError("side by side needs at least one agent and one env per agent")
         self.agents = [as_batched_agent(a) for a in agents]
         self.n = int(envs_per_agent)
+        # per agent: the leading observation columns it reads (None: all); a plain agent in a privileged
+        # scene reads the observation without the theta block appended at its end
+        self.obs_dims = list(obs_dims) if obs_dims is not None else [None] * len(self.agents)
+        if len(self.obs_dims) != len(self.agents):
+            raise ValueError(f"{len(self.obs_dims)} obs_dims for {len(self.agents)} agents")
         self.name = "side-by-side(" + ", ".join(getattr(a, "name", type(a).__name__) for a in self.agents) + ")"
         self._action_shape: tuple[int, int] | None = None
 
@@ -60,7 +65,9 @@ class SideBySideAgent:
         for a, agent in enumerate(self.agents):
             rows = slice(a * self.n, (a + 1) * self.n)
             # fresh tensors, not views at an offset: CPU matmul kernels may round differently on unaligned input
-            mine = [x[rows].clone() for x in (obs, prev_reward, episode_start)]
+            cols = self.obs_dims[a]
+            mine = [(obs[rows] if cols is None else obs[rows, :cols]).clone(),
+                    prev_reward[rows].clone(), episode_start[rows].clone()]
             with agent_code(agent, "act"):
                 actions = agent.act(*mine)
                 out.append(S.to_action_tensor(actions, self._action_shape, obs.device))
@@ -69,25 +76,31 @@ class SideBySideAgent:
 
 def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, seed: int, progress=None,
                      trial_keys: Sequence[int] | None = None, frames: list | None = None,
-                     max_frames: int = 0) -> list[dict[str, Any]]:
+                     max_frames: int = 0, obs_dims: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
     """:func:`~go2bench.eval.episodes.run_episodes` of every agent on its slice of ``sim`` (A x n envs, the
     per-env layout already tiled A times): one run dict per agent, as if it had run alone on n envs.
 
     ``trial_keys``: those of the n-env layout (tiled here). One agent runs alone on the whole scene.
     ``frames``/``max_frames``: env 0's frames (one agent only: a side-by-side scene is not filmed).
+    ``obs_dims``: per agent, the leading observation columns it reads (None: all of them).
     """
     A = len(agents)
     if A == 0 or sim.num_envs % A:
         raise ValueError(f"{sim.num_envs} envs cannot be shared equally by {A} agents")
     n = sim.num_envs // A
-    if A == 1:
+    dims = list(obs_dims) if obs_dims is not None else [None] * A
+    if A == 1 and dims[0] is None:
         return [run_episodes(agents[0], env_id, sim, np.full(n, episodes), seed, progress=progress,
                              trial_keys=trial_keys, frames=frames, max_frames=max_frames)]
     if frames is not None:
         raise ValueError("frames are recorded for one agent only, not for agents side by side")
-    for agent in agents:
-        check_obs_dim(as_batched_agent(agent), sim)
-    run = run_episodes(SideBySideAgent(agents, n), env_id, sim, np.full(A * n, episodes), seed, progress=progress,
+    for agent, dim in zip(agents, dims):
+        if dim is None:
+            check_obs_dim(as_batched_agent(agent), sim)
+        elif getattr(agent, "obs_dim", None) not in (None, dim):
+            raise ValueError(f"the agent expects {agent.obs_dim}-dim observations; it is given the first {dim} "
+                             f"columns of the scene's {sim.obs_dim}")
+    run = run_episodes(SideBySideAgent(agents, n, dims), env_id, sim, np.full(A * n, episodes), seed, progress=progress,
                        trial_keys=None if trial_keys is None else list(trial_keys) * A, env_keys=list(range(n)) * A)
     return [_slice(run, a, n) for a in range(A)]
 
