@@ -225,6 +225,7 @@ files | TRAIN --model m.yaml | n_layer | m.yaml=n_layer: 2
 files | EVAL --config w.yaml | {}, w.yaml | w.yaml=<dtt: 0.02;commands: {lin_vel: [0, 1]};dt: fast;dt: 0.02\\ndt: 0.05;dt: [0.01, 0.02>
 files | <EVAL --out FX/afile/r.json;ROLLOUT --out FX/afile/r.json;TEACH --out FX/afile/t> | afile
 files | LB <--out FX/afile/lb;--datasets FX/cfg> | afile, cfg | | result
+files | export <nope;FX/afile;FX/cfg> --out e.pt | {}, afile, cfg
 """
 
 
