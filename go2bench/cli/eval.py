@@ -18,7 +18,7 @@ FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_r
                "bootstrap_reps")
 DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
 NOT_WITH_ROBOTS_SPLIT = ("split", "trials", "references", "reference_cache", "no_measure_references",
-                         "reference_episodes", "walk_config", "sequential")
+                         "reference_episodes", "walk_config")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -95,8 +95,7 @@ def _fmt(x, spec=".3f") -> str:
               help="With --family or --robots-split: bootstrap resamples of the IQM intervals [default: 2000].")
 @click.option("--sequential", is_flag=True,
               help="With several --agent: evaluate them one after the other instead of side by side (agents of "
-                   "one scene kind acting at once on their own envs of one scene; same results). Not with "
-                   "--robots-split, which always evaluates one after the other.")
+                   "one observation mode acting at once on their own envs of one scene; same results).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Let stable-baselines3 unpickle a teacher zip without a model card: runs any code inside it; "
@@ -117,10 +116,10 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     With --robots-split S --held-out R: the same statistics for a cold start on robot R's default task, normalised by
     R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
 
-    Several --agent: evaluated in one process, one scene per kind (observation mode; with --family also privileged
-    or not). The agents of a kind run side by side in one scene of agents x envs (x trials with --family), each on
-    its own envs, and are written when their kind is done (--sequential, and always with --robots-split: one after
-    the other in the order given, each written as soon as it is done).
+    Several --agent: evaluated in one process, side by side in one scene per observation mode (with --family
+    privileged if any agent reads theta) of agents x envs (x trials with --family), each on its own envs, written
+    when their scene is done (--sequential: one after the other in the order given, each written as soon as it is
+    done).
     """
     import math
 
@@ -164,7 +163,7 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
             evaluate_robot_split_agents(
                 specs, robots_split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
                 bootstrap_reps=bootstrap_reps or 2000, random_score=random_score, expert_score=expert_score,
-                video=video, video_max_frames=video_frames, on_result=sink, **common)
+                video=video, video_max_frames=video_frames, on_result=sink, side_by_side=not sequential, **common)
         return
     wrong = DEFAULT_TASK_ONLY if family else FAMILY_ONLY
     used = [f"--{k.replace('_', '-')}" for k in wrong if given[k] is not None]

@@ -213,27 +213,37 @@ def evaluate_robot_split_agents(specs: Sequence[str], split: str, held_out: str,
                                 max_episode_steps: int | None = None, backend: str = "cpu",
                                 obs_mode: str | None = None, device: str = "cpu", trust_checkpoint: bool = False,
                                 bootstrap_reps: int = BOOTSTRAP_REPS, on_result: OnResult | None = None,
-                                **protocol: Any) -> list[dict]:
-    """:func:`~go2bench.eval.robot_split_protocol.evaluate_robot_split` for every agent spec, one scene
-    per observation mode; arguments left None are the fold's."""
+                                side_by_side: bool = True, **protocol: Any) -> list[dict]:
+    """:func:`~go2bench.eval.robot_split_protocol.evaluate_robot_split` for every agent spec; arguments left
+    None are the fold's. ``side_by_side`` (default): the agents of one observation mode at once in one scene
+    of A x ``num_envs`` envs (e.g. a fold's Vintix beside its no-context ablation); else one after the other,
+    one scene per observation mode."""
     from go2bench.agents.registry import make_agent
     from go2bench.envs.robot_split import load_robot_split
     from go2bench.envs.walk_sim import make_walk_sim
-    from go2bench.eval.robot_split_protocol import evaluate_robot_split
+    from go2bench.eval.robot_split_protocol import evaluate_robot_split_side_by_side
 
     fold = load_robot_split(split).fold(held_out)
     if protocol.get("video") and len(specs) > 1:
         raise ValueError("a video is recorded for one agent only; evaluate the agent to film on its own")
 
-    def build(kind):
-        return make_walk_sim(fold.env_id, num_envs or fold.num_envs, backend, None, kind,
+    def build(kind, agents=(None,)):
+        return make_walk_sim(fold.env_id, (num_envs or fold.num_envs) * len(agents), backend, None, kind,
                              max_episode_steps or fold.max_episode_steps, render=bool(protocol.get("video")))
 
-    def evaluate(agent, spec, sim):
-        return evaluate_robot_split(agent, split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
-                                    max_episode_steps=max_episode_steps, bootstrap_reps=bootstrap_reps, sim=sim,
-                                    agent_spec=spec, device=device, **protocol)
+    def evaluate(agents, agent_specs, sim):
+        return evaluate_robot_split_side_by_side(
+            agents, split, fold.held_out, episodes=episodes, num_envs=num_envs, seeds=seeds,
+            max_episode_steps=max_episode_steps, bootstrap_reps=bootstrap_reps, sim=sim, agent_specs=agent_specs,
+            device=device, **protocol)
 
-    return evaluate_agents(specs, lambda s: make_agent(s, fold.env_id, device=device, seed=(seeds or fold.seeds)[0],
-                                                       trust_checkpoint=trust_checkpoint),
-                           lambda a: _obs_mode(a, obs_mode), build, evaluate, on_result)
+    def make(spec):
+        return make_agent(spec, fold.env_id, device=device, seed=(seeds or fold.seeds)[0],
+                          trust_checkpoint=trust_checkpoint)
+
+    def kind(agent):
+        return _obs_mode(agent, obs_mode)
+
+    if side_by_side:
+        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
+    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)

@@ -1,8 +1,8 @@
 """Running the cold-start evaluation of a leave-one-robot-out fold; see :mod:`go2bench.eval.robot_split_results`.
 
 The protocol, the agent checks and the scores are described there; this module only checks the
-agent, runs :func:`go2bench.eval.protocol.evaluate_in_context` with the fold's parameters and adds
-the ``robot_split`` block.
+agent, runs :func:`go2bench.eval.protocol.evaluate_in_context_side_by_side` (several agents at once, or
+one) with the fold's parameters and adds the ``robot_split`` block.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any, Sequence
 
 from go2bench.envs.robot_split import Fold, load_robot_split
 from go2bench.eval.iqm import BOOTSTRAP_REPS
-from go2bench.eval.protocol import evaluate_in_context
+from go2bench.eval.protocol import evaluate_in_context_side_by_side
 from go2bench.eval.robot_split_results import robot_split_block
 
-__all__ = ["prepare_agent", "evaluate_robot_split"]
+__all__ = ["prepare_agent", "evaluate_robot_split", "evaluate_robot_split_side_by_side"]
 
 
 def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
@@ -47,23 +47,41 @@ def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
 def evaluate_robot_split(agent, split: str, held_out: str, *, episodes: int | None = None,
                          num_envs: int | None = None, seeds: Sequence[int] | None = None,
                          max_episode_steps: int | None = None, bootstrap_reps: int = BOOTSTRAP_REPS,
-                         **protocol: Any) -> dict[str, Any]:
+                         agent_spec: str | None = None, **protocol: Any) -> dict[str, Any]:
     """Evaluate ``agent`` from a cold start on the held-out robot of ``split``'s fold (module docstring).
 
     ``episodes``/``num_envs``/``seeds``/``max_episode_steps`` default to the fold's; ``protocol``
     goes to :func:`~go2bench.eval.protocol.evaluate_in_context` (backend, obs_mode, sim, random_score,
-    expert_score, agent_spec, device, progress, ...). Returns the results dict.
+    expert_score, device, progress, video, ...). Returns the results dict.
     """
+    return evaluate_robot_split_side_by_side([agent], split, held_out, episodes=episodes, num_envs=num_envs,
+                                             seeds=seeds, max_episode_steps=max_episode_steps,
+                                             bootstrap_reps=bootstrap_reps, agent_specs=[agent_spec], **protocol)[0]
+
+
+def evaluate_robot_split_side_by_side(agents: Sequence[Any], split: str, held_out: str, *,
+                                      episodes: int | None = None, num_envs: int | None = None,
+                                      seeds: Sequence[int] | None = None, max_episode_steps: int | None = None,
+                                      bootstrap_reps: int = BOOTSTRAP_REPS,
+                                      agent_specs: Sequence[str | None] | None = None,
+                                      **protocol: Any) -> list[dict[str, Any]]:
+    """:func:`evaluate_robot_split` of several agents at once, side by side in one scene of A x ``num_envs``
+    envs (:func:`~go2bench.eval.protocol.evaluate_in_context_side_by_side`): e.g. a fold's Vintix beside its
+    no-context ablation. Every agent is checked (a cold start) before the scene is built; one results dict
+    per agent, each equal to its own evaluation's. ``sim``: an existing scene, its envs shared equally."""
     fold = load_robot_split(split).fold(held_out)
     chosen = {"episodes": episodes, "num_envs": num_envs, "seeds": None if seeds is None else tuple(seeds),
               "max_episode_steps": max_episode_steps}
-    if protocol.get("sim") is not None:
-        chosen["num_envs"], chosen["max_episode_steps"] = protocol["sim"].num_envs, protocol["sim"].max_episode_steps
+    sim = protocol.get("sim")
+    if sim is not None:
+        chosen["num_envs"], chosen["max_episode_steps"] = sim.num_envs // max(len(agents), 1), sim.max_episode_steps
     as_split = all(v is None or v == getattr(fold, k) for k, v in chosen.items())
     run = {k: (getattr(fold, k) if v is None else v) for k, v in chosen.items()}
-    group = prepare_agent(agent, fold)
-    res = evaluate_in_context(agent, fold.env_id, episodes=run["episodes"], num_envs=run["num_envs"],
-                              seeds=run["seeds"], max_episode_steps=run["max_episode_steps"], **protocol)
-    res["config"].update(robots_split=fold.split, held_out=fold.held_out)
-    res["robot_split"] = robot_split_block(res, fold, as_split, group, bootstrap_reps)
-    return res
+    groups = [prepare_agent(agent, fold) for agent in agents]
+    results = evaluate_in_context_side_by_side(
+        agents, fold.env_id, episodes=run["episodes"], num_envs=run["num_envs"], seeds=run["seeds"],
+        max_episode_steps=run["max_episode_steps"], agent_specs=agent_specs, **protocol)
+    for res, group in zip(results, groups):
+        res["config"].update(robots_split=fold.split, held_out=fold.held_out)
+        res["robot_split"] = robot_split_block(res, fold, as_split, group, bootstrap_reps)
+    return results

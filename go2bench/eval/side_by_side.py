@@ -10,8 +10,10 @@ On the CPU the step cost grows with the envs, so the gain there is smaller.
   streams by ``i`` (``env_keys``, :attr:`WalkSimulation.env_index`, :mod:`go2bench.envs.streams`).
   Each agent is reset and called with n envs, as alone, on fresh tensors of its rows (not views at
   an offset: a CPU matmul rounded an offset view differently); envs do not interact in the physics. So
-  each agent's episodes equal those of its own evaluation with the same arguments, as long as the
-  agent draws no random numbers from a generator it shares with another (e.g. torch's global one).
+  each agent's episodes equal those of its own evaluation with the same arguments up to the simulation's
+  batch-size rounding (Genesis is exact per env only at the same batch size: bitwise on Go2, float32-level
+  on the other robots, docs/evaluation.md), as long as the agent draws no random numbers from a
+  generator it shares with another (e.g. torch's global one).
 * **Records.** :func:`run_side_by_side` splits the run's episode records per agent, env numbers
   back to 0..n-1, and gives each agent the batch steps its own run would have taken (its envs run
   back to back: the largest sum of one env's episode lengths).
