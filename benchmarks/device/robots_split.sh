@@ -7,7 +7,8 @@
 #            each), which loses no total throughput for latency-bound scenes. ONE_AT_A_TIME=1: one per GPU at a time;
 #   pool     per fold the four training robots pooled (`go2bench data robot-split`);
 #   train    per fold a seed-size Vintix (all five at once over ROBOT_GPUS, TRAIN_MIN minutes each at most);
-#   eval     per fold `go2bench eval --robots-split robots-v0 --held-out R`, all at once over ROBOT_GPUS.
+#   eval     per fold `go2bench eval --robots-split robots-v0 --held-out R`, all at once over ROBOT_GPUS: the fold's
+#            Vintix beside its no-context ablation (vintix-nocontext, the same checkpoint) in one scene.
 # A phase that fails or does not finish STOPS the script with one line (incomplete datasets are never pooled).
 # Phases are resumable across CHAINED calls on a warm machine: the run folder ($RUNS/robots_split) stays on the
 # device between calls while it is warm, a complete phase (or fold) is skipped, an interrupted collection resumes.
@@ -165,8 +166,9 @@ eval_queue() {  # eval_queue GPU ROBOT...: this GPU's evaluations, one at a time
   for r in "$@"; do
     [ -f "$RUN/folds/eval_heldout_$r.done" ] && continue
     CUDA_VISIBLE_DEVICES=$gpu timeout -k 5 $(( $(left) - RESERVE )) python3 -m go2bench.cli eval \
-      --agent "vintix:$RUN/export/heldout_$r.pt" --robots-split robots-v0 --held-out "$r" --backend "$BACKEND" \
-      --device "$DEVICE" --no-progress "${eval_args[@]}" --out "$RUN/folds/eval_heldout_$r.json" >> "$RUN/logs/eval_$r.log" 2>&1
+      --agent "vintix:$RUN/export/heldout_$r.pt" --agent "vintix-nocontext:$RUN/export/heldout_$r.pt" \
+      --robots-split robots-v0 --held-out "$r" --backend "$BACKEND" --device "$DEVICE" --no-progress \
+      "${eval_args[@]}" --out "$RUN/folds/eval_heldout_$r" >> "$RUN/logs/eval_$r.log" 2>&1
     rc=$?
     echo "eval $r on GPU $gpu: exit $rc at $(at)"
     [ $rc = 0 ] || return 1
