@@ -4,7 +4,8 @@
 # carry: [".devpack/p1", ".gl", ".whl", ".devpack/cache"] (+ "runs/pipeline_gpu" to resume a run).
 # Brings back (ship, setup.sh) pipeline_results.tar.xz (pipeline.json, results, leaderboard, dataset configs,
 # training config/metrics/summary, dataset JSONs and plots), pipeline_logs.tar.xz, pipeline_model.tar.xz (the
-# run's Vintix exported weights-only, with a model card skeleton) and the kernel caches.
+# run's Vintix exported weights-only, with a model card skeleton), pipeline_family_models.tar.xz (the family
+# stage's models, exported; the family results and leaderboard are in pipeline_results) and the kernel caches.
 # CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/pipeline_gpu.sh 1 1200  (tiny sizes; the
 # family stage is left out there: perf_and_family.sh's dry run covers it).
 set -u
@@ -29,7 +30,9 @@ grep -a "pipeline \|steps/s\|wrote\|Error\|error" "$LOGS/pipeline.log" | tail -4
 tail -c 3000 "$LOGS/pipeline.log"
 mapfile -t res < <(cd "$RUN" && ls -d pipeline.json dataset_config*.yaml results leaderboard runs/vintix/config.json \
   runs/vintix/metrics.jsonl runs/vintix/latest.json runs/vintix/train_summary.json runs/vintix/done \
-  data/*/*/*.json data/*/*/*.png 2>/dev/null)
+  data/*/*/*.json data/*/*/*.png family/results family/leaderboard family/references family/*.yaml family/*.log \
+  family/track.json family/runs/*/*/config.json family/runs/*/*/train_summary.json family/runs/*/*/metrics.jsonl \
+  family/data/*/*/*.json 2>/dev/null)
 ship pipeline_results -C "$RUN" "${res[@]}"
 mapfile -t runlogs < <(cd "$RUN" && ls *.log 2>/dev/null)
 ship pipeline_logs "$LOGS" $(for f in "${runlogs[@]}"; do echo "$RUN/$f"; done)
@@ -37,6 +40,15 @@ if [ -f "$RUN/runs/vintix/final.pt" ]; then
   python3 -m go2bench.cli export "$RUN/runs/vintix" --out "$RUNS/pipeline_gpu_model/vintix.pt" \
     --card "$RUNS/pipeline_gpu_model/model_card.json" && ship pipeline_model -C "$RUNS" pipeline_gpu_model
 fi
+# the family stage's models, exported weights-only (4.4 MB each for the seed model), in one ship (split if big)
+fam=()
+for ckpt in "$RUN"/family/runs/*/*/final.pt; do
+  [ -f "$ckpt" ] || continue
+  d=$(dirname "$ckpt"); name="$(basename "$(dirname "$d")")_$(basename "$d")"
+  python3 -m go2bench.cli export "$d" --out "$RUNS/pipeline_gpu_family_models/$name.pt" \
+    --card "$RUNS/pipeline_gpu_family_models/${name}_card.json" && fam+=("$name")
+done
+[ ${#fam[@]} -gt 0 ] && ship pipeline_family_models -C "$RUNS" pipeline_gpu_family_models
 ls -la "$OUT"
 save_caches
 exit $rc
