@@ -12,7 +12,7 @@ from go2bench.cli import main
 from go2bench.core.config import ConfigError
 from go2bench.envs.families import FAMILIES
 from go2bench.pipeline import pipeline_config
-from go2bench.pipeline.family import family_checkpoints, family_datasets, family_jobs, train_family
+from go2bench.pipeline.family import family_checkpoints, family_datasets, family_jobs, train_families
 from go2bench.testing import write_synthetic_dataset
 from go2bench.vintix.inference import load_checkpoint
 
@@ -97,24 +97,26 @@ def test_datasets_and_jobs_of_the_family_part(tmp_path):
     assert len({str(j["path"]) for j in jobs}) == len(jobs)
 
 
-def test_both_models_train_on_the_family_datasets_and_are_skipped_once_done(tmp_path, capsys):
+@pytest.mark.parametrize("at_once", [False, True])  # in this process one after the other; processes at once
+def test_both_models_train_on_the_family_datasets_and_are_skipped_once_done(tmp_path, capsys, at_once):
     cfg = pipeline_config("cpu", ["family_collect.max_episode_steps=30", "family_train.context_len=64",
                                   "family_train.trajectory_sparsity=8", "family_train.max_steps=3",
                                   "family_train.batch_size=4", "family_train.device=cpu",
-                                  "family_train.progress_bar=false"])
+                                  "family_train.progress_bar=false", f"family_train_at_once={str(at_once).lower()}"])
     (d,) = family_datasets(cfg, "velocity")
     data = tmp_path / "family" / "data"
     write_synthetic_dataset(data / "velocity", "go2_velocity", n_histories=2, steps=300, episode_len=[30, 12],
                             env_id="Go2Walk-v0")
-    ckpts = train_family(cfg, tmp_path, "velocity")
-    assert ckpts == family_checkpoints(tmp_path, "velocity")
+    train_families(cfg, tmp_path)
+    ckpts = family_checkpoints(tmp_path, "velocity")
     for name, context, context_len in (("vintix", "history", 64), ("vintix-episodic", "episode", 30)):
         ckpt = load_checkpoint(ckpts[name])
         assert (ckpt["context"], ckpt["context_len"], ckpt["step"]) == (context, context_len, 3)
         assert list(ckpt["groups"]) == [d.group] and (ckpts[name].parent / "done").exists()
+        assert (ckpts[name].parent / "train.log").exists() == at_once  # a process logs to its run folder
     stamp = {n: p.stat().st_mtime_ns for n, p in ckpts.items()}
     capsys.readouterr()
-    train_family(cfg, tmp_path, "velocity")
+    train_families(cfg, tmp_path)
     assert {n: p.stat().st_mtime_ns for n, p in ckpts.items()} == stamp
     assert capsys.readouterr().out.count("complete, skipped") == 2
 

@@ -71,7 +71,8 @@ __all__ = ["PipelineConfig", "EvalConfig", "PRESETS", "STAGES", "pipeline_config
 
 STAGES = ("collect", "train", "eval", "leaderboard", "family")
 # Settings that change how a run is executed, not what it computes: a resumed run may differ in them.
-EXECUTION_ONLY = ("gpus", "family_beside", "eval.jobs", "train.progress_bar", "family_train.progress_bar")
+EXECUTION_ONLY = ("gpus", "family_beside", "family_train_at_once", "eval.jobs", "train.progress_bar",
+                  "family_train.progress_bar")
 
 
 def _check_same_run(record_path: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> None:

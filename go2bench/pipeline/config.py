@@ -136,6 +136,8 @@ class PipelineConfig:
     gpus: int = 1  # GPUs to spread collections and evaluation processes over
     train_gpus: int = 1  # >1: DDP through torchrun; train.batch_size is then split over the GPUs
     family_beside: bool = True  # gpu backend, gpus >= 2: the family stage runs beside the others on half the GPUs
+    # the family stage's trainings (two per family) as processes at once; None: on the gpu backend
+    family_train_at_once: bool | None = None
     reward_scale: float = 50.0  # the datasets' reward_scale (the factor on Vintix's reward tokens)
     collect: CollectConfig = CollectConfig(num_histories=16, steps_per_history=4000, max_episode_steps=200)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(

@@ -33,9 +33,11 @@ from typing import Any
 from go2bench.envs.registry import task_spec
 from go2bench.pipeline.config import PipelineConfig
 from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, collect_staged, genesis_here, gpu_for, log,
-                                      start_process, train_run, wait_all, write_dataset_config)
+                                      start_process, train_run, train_runs_at_once, wait_all,
+                                      write_dataset_config)
 
-__all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "train_family", "family_jobs", "family_stage"]
+__all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "family_trainings", "train_families", "family_jobs",
+           "family_stage"]
 
 FAMILY_DIR = "family"  # in the run folder
 MODELS = {"vintix": "history", "vintix-episodic": "episode"}  # training run -> its TrainConfig.context
@@ -58,17 +60,28 @@ def family_checkpoints(out: Path, family: str) -> dict[str, Path]:
     return {name: out / FAMILY_DIR / "runs" / family / name / "final.pt" for name in MODELS}
 
 
-def train_family(cfg: PipelineConfig, out: Path, family: str) -> dict[str, Path]:
-    """Both models of ``family`` on its datasets (collected first); returns their checkpoints."""
+def family_trainings(cfg: PipelineConfig, out: Path, family: str) -> list[tuple[Any, str]]:
+    """(TrainConfig, label) of both models of ``family``, on its datasets' config (written here)."""
     root = out / FAMILY_DIR
     config_path = write_dataset_config(cfg, root / f"dataset_config_{family}.yaml",
                                        items=family_datasets(cfg, family))
-    for name, context in MODELS.items():
-        train = replace(cfg.family_train, data_dir=str(root / "data"), dataset_config_paths=[str(config_path)],
-                        name=name, out_dir=str(root / "runs" / family), context=context,
-                        context_len=cfg.episodic_context_len if context == "episode" else cfg.family_train.context_len)
-        train_run(cfg, train, label=f"family train {family}/{name}", section="family_train")
-    return family_checkpoints(out, family)
+    return [(replace(cfg.family_train, data_dir=str(root / "data"), dataset_config_paths=[str(config_path)],
+                     name=name, out_dir=str(root / "runs" / family), context=context,
+                     context_len=cfg.episodic_context_len if context == "episode" else cfg.family_train.context_len),
+             f"family train {family}/{name}")
+            for name, context in MODELS.items()]
+
+
+def train_families(cfg: PipelineConfig, out: Path) -> None:
+    """Every family's two models: in this process one after the other, or (``family_train_at_once``, by default
+    on the gpu backend) all at once as processes, since these small models leave a GPU mostly idle."""
+    trains = [t for family in cfg.family.families for t in family_trainings(cfg, out, family)]
+    at_once = cfg.backend == "gpu" if cfg.family_train_at_once is None else cfg.family_train_at_once
+    if at_once and len(trains) > 1:
+        train_runs_at_once(cfg, trains, section="family_train")
+        return
+    for train, label in trains:
+        train_run(cfg, train, label=label, section="family_train")
 
 
 # ------------------------------------------------------------------------------------- eval
@@ -179,8 +192,7 @@ def family_stage(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     collect_stage(cfg, root, items)
     seconds["collect"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for family in f.families:
-        train_family(cfg, out, family)
+    train_families(cfg, out)
     seconds["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     jobs = family_jobs(cfg, out)

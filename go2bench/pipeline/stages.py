@@ -36,7 +36,8 @@ from go2bench.core.config import to_dict
 from go2bench.envs.registry import ZOO_DIR, task_spec
 from go2bench.pipeline.config import PipelineConfig
 
-__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "train_run", "eval_stage",
+__all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "train_run",
+           "train_runs_at_once", "eval_stage",
            "leaderboard_stage", "train_arguments", "collect_staged"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
@@ -195,8 +196,7 @@ def train_run(cfg: PipelineConfig, train, label: str = "train", section: str = "
     """Train (or resume, or skip when done) the run ``train.out_dir/train.name`` of config ``section``;
     returns its ``final.pt``."""
     run_dir = Path(train.out_dir) / train.name
-    if (run_dir / "final.pt").exists() and (run_dir / "done").exists():
-        log(f"{label}: complete, skipped")
+    if _train_done(run_dir, label):
         return run_dir / "final.pt"
     train = replace(train, resume=(run_dir / "latest.json").exists())
     if cfg.train_gpus > 1:  # batch_size is per process: split the global batch over the GPUs
@@ -212,6 +212,38 @@ def train_run(cfg: PipelineConfig, train, label: str = "train", section: str = "
         summary = run_training(train)
         log(f"{label}: step {summary['step']}, loss {summary['final_loss'] or float('nan'):.4f}, "
             f"{summary['wall_s']:.1f} s")
+    return _train_finish(run_dir, label, section)
+
+
+def train_runs_at_once(cfg: PipelineConfig, trains: list[tuple[object, str]], section: str) -> list[Path]:
+    """Several trainings ``(TrainConfig, label)`` at once, each a ``go2bench train`` process (round robin over the
+    GPUs; log ``train.log`` in its run folder): small models are bound by kernel launches, so several share a
+    GPU. Each is resumed or skipped like :func:`train_run`; returns their ``final.pt``."""
+    procs, dirs = [], []
+    for i, (train, label) in enumerate(trains):
+        run_dir = Path(train.out_dir) / train.name
+        dirs.append((run_dir, label))
+        if _train_done(run_dir, label):
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        train = replace(train, resume=(run_dir / "latest.json").exists(), progress_bar=False)
+        log(f"{label}: {train.model} model, context {train.context_len} ({train.context}), batch {train.batch_size}, "
+            f"device {train.device}, beside {len(trains) - 1} other training(s)")
+        procs.append((label, start_process([*CLI, "train", *train_arguments(train)], run_dir / "train.log",
+                                           gpu_for(cfg, i))))
+    wait_all(procs)
+    return [_train_finish(run_dir, label, section) for run_dir, label in dirs]
+
+
+def _train_done(run_dir: Path, label: str) -> bool:
+    if (run_dir / "final.pt").exists() and (run_dir / "done").exists():
+        log(f"{label}: complete, skipped")
+        return True
+    return False
+
+
+def _train_finish(run_dir: Path, label: str, section: str) -> Path:
+    """Mark a finished training done; a run cut short by its config is an error (one line), not a result."""
     from go2bench.vintix.train import SUMMARY_FILE
 
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
