@@ -174,13 +174,13 @@ def test_pipeline_eval_processes_hold_every_agent_of_an_env(tmp_path):
     """The eval stage's processes: one per env, all its agents, --out a folder (a file for a single agent)."""
     from go2bench.cli.eval import eval_command
     from go2bench.pipeline import pipeline_config
-    from go2bench.pipeline.stages import _by_env, _Evaluator, _Job
+    from go2bench.pipeline.stages import _Evaluator, _Job, grouped
 
     cfg = pipeline_config("cpu", ["eval.jobs=2"])
     ev = _Evaluator(cfg, tmp_path)
     jobs = [_Job(a, a, env, tmp_path / "results" / f"{a}_{env}.json") for a in ("random", "teacher")
             for env in (ENV, "A1Walk-v0")]
-    groups = _by_env(jobs)
+    groups = grouped(jobs, lambda j: j.env)
     assert [[(j.agent, j.env) for j in g] for g in groups] == [[("random", ENV), ("teacher", ENV)],
                                                                [("random", "A1Walk-v0"), ("teacher", "A1Walk-v0")]]
     cmd = ev._command(groups[0])

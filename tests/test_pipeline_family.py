@@ -125,12 +125,13 @@ def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_
     """With eval.jobs > 1 the evaluations are `go2bench eval --family` processes, one per (family, env) holding
     its agents (random first): the same settings."""
     from go2bench.cli.eval import eval_command
-    from go2bench.pipeline.family import _eval_command, _groups, _staging
+    from go2bench.pipeline.family import _eval_command, _family_env, _staging
+    from go2bench.pipeline.stages import grouped
 
     cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[2, 5]", "family.episodes=4",
                                   "family.reference_episodes=2", "family.envs=[Go2Walk-v0, MiniCheetahWalk-v0]"])
     jobs = family_jobs(cfg, tmp_path)
-    groups = _groups(jobs)
+    groups = grouped(jobs, _family_env)
     assert [(g[0]["family"], g[0]["env"]) for g in groups] == [("velocity", "Go2Walk-v0"),
                                                                 ("velocity", "MiniCheetahWalk-v0")]
     group = groups[0]
@@ -154,10 +155,11 @@ def test_results_of_a_several_agent_process_move_to_the_job_paths(tmp_path):
     import json
 
     from go2bench.eval.agent_outputs import INDEX_FORMAT, INDEX_NAME
-    from go2bench.pipeline.family import _collect_staged, _groups, _staging
+    from go2bench.pipeline.family import _collect_staged, _family_env, _staging
+    from go2bench.pipeline.stages import grouped
 
     cfg = pipeline_config("cpu", [])
-    group = _groups(family_jobs(cfg, tmp_path))[0]
+    group = grouped(family_jobs(cfg, tmp_path), _family_env)[0]
     staging = _staging(group)
     staging.mkdir(parents=True)
     done = group[:2]  # the process stopped after two agents

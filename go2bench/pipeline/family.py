@@ -32,9 +32,9 @@ from typing import Any
 
 from go2bench.envs.registry import task_spec
 from go2bench.pipeline.config import PipelineConfig
-from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, collect_staged, genesis_here, gpu_for, log,
-                                      start_process, train_run, train_runs_at_once, wait_all,
-                                      write_dataset_config)
+from go2bench.pipeline.stages import (CLI, Dataset, collect_stage, collect_staged, device_for, genesis_here,
+                                      gpu_for, grouped, log, start_process, train_run, train_runs_at_once,
+                                      wait_all, write_dataset_config)
 
 __all__ = ["FAMILY_DIR", "family_datasets", "family_checkpoints", "family_trainings", "train_families", "family_jobs",
            "family_stage"]
@@ -99,16 +99,8 @@ def family_jobs(cfg: PipelineConfig, out: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def _device(cfg: PipelineConfig) -> str:
-    return "cuda" if cfg.backend == "gpu" else "cpu"
-
-
-def _groups(jobs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The jobs by (family, env), in order: one process (or one call) evaluates a group, its scenes built once."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for j in jobs:
-        groups.setdefault((j["family"], j["env"]), []).append(j)
-    return list(groups.values())
+def _family_env(job: dict[str, Any]) -> tuple[str, str]:
+    return job["family"], job["env"]
 
 
 def _eval_here(cfg: PipelineConfig, group: list[dict[str, Any]], references: Path) -> None:
@@ -126,7 +118,7 @@ def _eval_here(cfg: PipelineConfig, group: list[dict[str, Any]], references: Pat
 
     evaluate_family_agents(list(by_spec), env_id, family, f.split, trials=f.trials, episodes=f.episodes,
                            seeds=f.seeds, backend=cfg.backend, obs_mode=cfg.family_collect.obs_mode,
-                           max_episode_steps=cfg.family_collect.max_episode_steps, device=_device(cfg),
+                           max_episode_steps=cfg.family_collect.max_episode_steps, device=device_for(cfg),
                            reference_cache=references, reference_episodes=f.reference_episodes, progress=False,
                            on_result=save)
 
@@ -142,7 +134,7 @@ def _eval_command(cfg: PipelineConfig, group: list[dict[str, Any]], references: 
     out = group[0]["path"] if len(group) == 1 else _staging(group)
     cmd = [*CLI, "eval", *agents, "--env", group[0]["env"], "--family", group[0]["family"], "--split", f.split,
            "--episodes", str(f.episodes), "--seeds", ",".join(map(str, f.seeds)), "--backend", cfg.backend,
-           "--device", _device(cfg), "--obs-mode", cfg.family_collect.obs_mode, "--max-episode-steps",
+           "--device", device_for(cfg), "--obs-mode", cfg.family_collect.obs_mode, "--max-episode-steps",
            str(cfg.family_collect.max_episode_steps), "--reference-cache", str(references), "--reference-episodes",
            str(f.reference_episodes), "--no-progress", "--out", str(out)]
     return cmd + (["--trials", str(f.trials)] if f.trials is not None else [])
@@ -154,12 +146,12 @@ def _collect_staged(group: list[dict[str, Any]]) -> None:
 
 def _eval(cfg: PipelineConfig, out: Path, jobs: list[dict[str, Any]]) -> None:
     references = out / FAMILY_DIR / "references"
-    for group in _groups(jobs):  # results an interrupted run completed but did not move yet
+    for group in grouped(jobs, _family_env):  # results an interrupted run completed but did not move yet
         _collect_staged(group)
     todo = [j for j in jobs if not j["path"].exists()]
     for j in todo:
         j["path"].parent.mkdir(parents=True, exist_ok=True)
-    groups = _groups(todo)
+    groups = grouped(todo, _family_env)
     if cfg.eval.jobs == 1 and genesis_here(cfg.backend):
         for group in groups:
             _eval_here(cfg, group, references)

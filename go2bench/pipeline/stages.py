@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Hashable, Sequence, TypeVar
 
 import yaml
 
@@ -38,9 +39,10 @@ from go2bench.pipeline.config import PipelineConfig
 
 __all__ = ["Dataset", "datasets", "write_dataset_config", "collect_stage", "train_stage", "train_run",
            "train_runs_at_once", "eval_stage",
-           "leaderboard_stage", "train_arguments", "collect_staged"]
+           "leaderboard_stage", "train_arguments", "collect_staged", "grouped", "device_for"]
 
 ZOO_VINTIX = ZOO_DIR / "vintix" / "vintix.pt"
+T = TypeVar("T")
 CLI = [sys.executable, "-m", "go2bench.cli"]
 
 
@@ -272,10 +274,10 @@ class _Evaluator:
 
     def __init__(self, cfg: PipelineConfig, out: Path) -> None:
         self.cfg, self.out = cfg, out
-        self.device = "cuda" if cfg.backend == "gpu" else "cpu"
+        self.device = device_for(cfg)
 
     def run(self, jobs: list[_Job]) -> None:
-        groups = _by_env(jobs)
+        groups = grouped(jobs, lambda j: j.env)
         if self.cfg.eval.jobs > 1 or not genesis_here(self.cfg.backend):
             self._processes(groups)
         else:
@@ -326,12 +328,18 @@ class _Evaluator:
                     collect_staged(self._staging(g[0].env), {j.spec: j.path for j in g})
 
 
-def _by_env(jobs: list[_Job]) -> list[list[_Job]]:
-    """The jobs by env, in order of first appearance: one scene (or one process) evaluates a group."""
-    groups: dict[str, list[_Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.env, []).append(job)
+def grouped(items: Sequence[T], key: Callable[[T], Hashable]) -> list[list[T]]:
+    """``items`` by ``key``, groups and items in order of first appearance: the evaluation jobs of one env (or
+    one family and env), which one scene or one process evaluates together."""
+    groups: dict[Hashable, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
     return list(groups.values())
+
+
+def device_for(cfg: PipelineConfig) -> str:
+    """The torch device of the run's agents and trainings run here: cuda on the gpu backend."""
+    return "cuda" if cfg.backend == "gpu" else "cpu"
 
 
 def _agent_spec(agent: str, checkpoint: Path | None) -> str:
