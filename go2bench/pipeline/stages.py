@@ -51,11 +51,16 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- processes
-def start_process(cmd: list[str], log_file: Path | None = None, gpu: int | None = None) -> subprocess.Popen:
+def start_process(cmd: list[str], log_file: Path | None = None, gpu: int | None = None,
+                  devices: Sequence[int] | None = None) -> subprocess.Popen:
+    """``cmd`` as a child process. ``gpu``: an index into this process's GPUs, mapped through its own
+    CUDA_VISIBLE_DEVICES; ``devices``: the child's CUDA_VISIBLE_DEVICES ids as they are."""
     env = dict(os.environ)
-    if gpu is not None:  # an index into this process's GPUs: mapped through its own CUDA_VISIBLE_DEVICES
+    if gpu is not None:
         mine = [x.strip() for x in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if x.strip()]
         env["CUDA_VISIBLE_DEVICES"] = mine[gpu] if gpu < len(mine) else str(gpu)
+    if devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
     log(("" if gpu is None else f"[GPU {gpu}] ") + "$ " + shlex.join(cmd))
     if log_file is None:
         return subprocess.Popen(cmd, env=env)

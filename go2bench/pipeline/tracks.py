@@ -67,18 +67,9 @@ class FamilyTrack:
         (self.root / TRACK_FILE).unlink(missing_ok=True)
         config_path = self.root / "track_config.json"
         write_json_atomic(config_path, to_dict(replace(config, gpus=len(gpus))))
-        env_gpus = ",".join(str(g) for g in gpus)
-        log(f"family stage beside the others on GPU(s) {env_gpus} (log: {self.root / 'track.log'})")
-        old = os.environ.get("CUDA_VISIBLE_DEVICES")
-        os.environ["CUDA_VISIBLE_DEVICES"] = env_gpus  # the child's view; restored at once
-        try:
-            self.proc = start_process([sys.executable, "-m", "go2bench.pipeline.track_main", str(out), str(config_path)],
-                                      self.root / "track.log")
-        finally:
-            if old is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = old
+        log(f"family stage beside the others on GPU(s) {','.join(map(str, gpus))} (log: {self.root / 'track.log'})")
+        self.proc = start_process([sys.executable, "-m", "go2bench.pipeline.track_main", str(out), str(config_path)],
+                                  self.root / "track.log", devices=gpus)
         self.t0 = time.perf_counter()
 
     def join(self) -> dict[str, Any]:
