@@ -10,10 +10,11 @@ agent's evaluation; building it once per process instead of once per agent is mo
 * **Same numbers as separate processes.** Every protocol reseeds its scene, resets it and resets
   the trial counters for each agent (common random numbers, see :mod:`go2bench.eval.protocol`), so
   each agent's results equal those of a process evaluating it alone with the same arguments.
-* **Side by side** (the default of the default and family protocols, :func:`evaluate_side_by_side`):
+* **Side by side** (the default, :func:`evaluate_side_by_side`):
   the agents of one scene kind run at once in one scene, each on its own envs
-  (:mod:`go2bench.eval.side_by_side`), with the same results as alone; kinds run in order of their first
-  agent, results come per kind. Leave-one-robot-out folds run their agents one after the other.
+  (:mod:`go2bench.eval.side_by_side`), with the same results as alone up to the simulation's batch-size
+  rounding; kinds run in order of their first agent, results come per kind. The default protocol, the family
+  protocol and leave-one-robot-out folds alike; ``side_by_side=False`` runs them one after the other.
 * **Timing.** Each result gets a ``process`` block: the build seconds of the scene it used and
   whether it was built for it, the process's scene build seconds so far, this agent's evaluation
   seconds (agent loading included; side by side, the scene's shared seconds), its position, the
@@ -30,7 +31,8 @@ from go2bench.eval.family_protocol import (DEFAULT_FAMILY_SEEDS, evaluate_family
                                            make_family_agent, make_family_sim)
 from go2bench.eval.iqm import BOOTSTRAP_REPS
 
-__all__ = ["evaluate_agents", "evaluate_side_by_side", "evaluate_in_context_agents", "evaluate_family_agents", "evaluate_robot_split_agents"]
+__all__ = ["evaluate_agents", "evaluate_side_by_side", "evaluate_in_context_agents", "evaluate_family_agents",
+           "evaluate_robot_split_agents"]
 
 OnResult = Callable[[str, dict], None]
 
@@ -123,6 +125,16 @@ def evaluate_side_by_side(specs: Sequence[str], make: Callable[[str], Any], scen
     return [out[i] for i in range(len(specs))]
 
 
+def _evaluate(side_by_side: bool, specs: Sequence[str], make: Callable[[str], Any],
+              scene_kind: Callable[[Any], Hashable], build: Callable[..., Any],
+              evaluate: Callable[[list[Any], list[str], Any], list[dict]], on_result: OnResult | None) -> list[dict]:
+    """:func:`evaluate_side_by_side`, or :func:`evaluate_agents` with ``evaluate`` called on one agent at a time."""
+    if side_by_side:
+        return evaluate_side_by_side(specs, make, scene_kind, build, evaluate, on_result)
+    return evaluate_agents(specs, make, scene_kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0],
+                           on_result)
+
+
 def _tuple(kind: Hashable) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -165,9 +177,7 @@ def evaluate_in_context_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0",
     def kind(agent):
         return _obs_mode(agent, obs_mode)
 
-    if side_by_side:
-        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
-    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)
+    return _evaluate(side_by_side, specs, make, kind, build, evaluate, on_result)
 
 
 def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", family: str = "velocity",
@@ -203,9 +213,7 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
         return evaluate_family_side_by_side(agents, env_id, family, split, trials=trials, seeds=seeds, config=config,
                                             sim=sim, agent_specs=agent_specs, device=device, **protocol)
 
-    if side_by_side:
-        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
-    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)
+    return _evaluate(side_by_side, specs, make, kind, build, evaluate, on_result)
 
 
 def evaluate_robot_split_agents(specs: Sequence[str], split: str, held_out: str, *, episodes: int | None = None,
@@ -244,6 +252,4 @@ def evaluate_robot_split_agents(specs: Sequence[str], split: str, held_out: str,
     def kind(agent):
         return _obs_mode(agent, obs_mode)
 
-    if side_by_side:
-        return evaluate_side_by_side(specs, make, kind, build, evaluate, on_result)
-    return evaluate_agents(specs, make, kind, build, lambda a, spec, sim: evaluate([a], [spec], sim)[0], on_result)
+    return _evaluate(side_by_side, specs, make, kind, build, evaluate, on_result)
