@@ -17,6 +17,7 @@ import torch
 
 from go2bench.core.provenance import check_output_path, file_sha256, read_json_object, write_atomic
 from go2bench.vintix.inference import load_checkpoint
+from go2bench.vintix.resume import latest_named
 from go2bench.vintix.train import SUMMARY_FILE
 
 __all__ = ["RESUME_ONLY_KEYS", "INFERENCE_KEYS", "training_checkpoint", "export_weights", "model_card_skeleton"]
@@ -37,10 +38,10 @@ def training_checkpoint(src) -> Path:
     if (src / "final.pt").is_file():
         return src / "final.pt"
     if (src / "latest.json").is_file():
-        name = read_json_object(src / "latest.json", "latest.json").get("file")
-        if isinstance(name, str) and Path(name).name == name and (src / name).is_file():
-            return src / name
-        raise ValueError(f"{src / 'latest.json'}: names {name!r}, which is not a checkpoint file of {src}")
+        named, why = latest_named(src)  # the same reading as a resumed training's
+        if named is not None and named.is_file():
+            return named
+        raise ValueError(why or f"{src / 'latest.json'}: names {named.name}, which is not a checkpoint file of {src}")
     raise FileNotFoundError(f"{src}: a run folder without final.pt or latest.json (no checkpoint to export)")
 
 

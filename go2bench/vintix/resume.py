@@ -19,7 +19,7 @@ from go2bench.core.config import to_dict
 from go2bench.vintix.config import ModelConfig, TrainConfig
 from go2bench.vintix.inference import load_checkpoint
 
-__all__ = ["MAY_CHANGE_ON_RESUME", "find_checkpoint", "resume_conflicts", "truncate_metrics"]
+__all__ = ["MAY_CHANGE_ON_RESUME", "find_checkpoint", "latest_named", "resume_conflicts", "truncate_metrics"]
 
 # TrainConfig fields a resumed run may set differently.  epochs and max_steps re-plan the cosine
 # schedule (and a default warmup) from the resumed step on; data_dir and dataset_config_paths may
@@ -52,7 +52,7 @@ def _load_valid(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def _latest_named(run_dir: Path) -> tuple[Path | None, str | None]:
+def latest_named(run_dir: Path) -> tuple[Path | None, str | None]:
     """(file named by latest.json, None) or (None, why latest.json cannot be used)."""
     p = run_dir / "latest.json"
     if not p.exists():
@@ -73,7 +73,7 @@ def find_checkpoint(run_dir, say: Callable[[str], None] = print) -> tuple[Path, 
     the highest step, newest file first on a tie.  ValueError when none is readable.
     """
     run_dir = Path(run_dir)
-    named, why = _latest_named(run_dir)
+    named, why = latest_named(run_dir)
     if named is not None:
         try:
             return named, _load_valid(named)
