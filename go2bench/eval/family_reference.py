@@ -8,12 +8,15 @@ reference agents, the return is taken from the first of:
 1. ``given``: a mapping or a JSON file passed by the caller (``go2bench eval --references FILE``),
    never written back;
 2. the cache: ``<cache_dir>/<env>/<suite>-T<steps>-<config hash>.json`` (default ``runs/references``);
-3. the teachers' model cards ``go2bench/zoo/<env>/<family>/{privileged,blind}/model_card.json``
+3. the zoo's shipped reference files ``go2bench/zoo/<env>/<family>/references/<suite>-T<steps>-<config
+   hash>.json`` (read only; the same format as the cache: measurements of the GPU runs, so that an evaluation
+   of those settings does not spend a scene build on them);
+4. the teachers' model cards ``go2bench/zoo/<env>/<family>/{privileged,blind}/model_card.json``
    (``per_task_returns`` of :mod:`go2bench.teachers.task_eval`), when measured in episodes of the
    same length (``per_task_eval.max_episode_steps``) with the same WalkConfig (the card's
    ``walk_config``; a card without one counts only for the default config). :func:`card_returns`
    lists the layouts it reads;
-4. a measurement (``compute=True``): one env per missing theta, ``episodes`` episodes each, the
+5. a measurement (``compute=True``): one env per missing theta, ``episodes`` episodes each, the
    privileged teacher (``teacher-privileged`` from the agent registry, else the zoo folder above)
    and :class:`~go2bench.agents.random.RandomAgent` (seed 0) in one privileged scene; written to
    the cache.
@@ -230,11 +233,15 @@ def resolve_family_references(
             for a, v in data.get(t, {}).items():
                 refs.put(t, a, v, where)
     cache = cache_path(cache_dir, env_id, suite, max_episode_steps, sha) if cache_dir is not None else None
-    if cache is not None and cache.is_file():
-        for t, entry in read_reference_file(cache, max_episode_steps, sha).items():
+    name = cache_path("", env_id, suite, max_episode_steps, sha).name
+    shipped = (task_spec(env_id).zoo_dir / family / "references" / name, f"go2bench/zoo/{env_id}/{family}/references/{name}")
+    for path, label in ((cache, str(cache)), shipped):
+        if path is None or not path.is_file():
+            continue
+        for t, entry in read_reference_file(path, max_episode_steps, sha).items():
             for a, v in entry.items():
                 if t in task_ids and not refs.has(t, a):
-                    refs.put(t, a, v, str(cache))
+                    refs.put(t, a, v, label)
     for source, by_agent in _card_references(env_id, family, max_episode_steps, sha):
         for a in REFERENCE_AGENTS:
             for t, v in by_agent.get(a, {}).items():
