@@ -107,6 +107,29 @@ def _robots_split_run() -> str:
         split = v["robot_split"]
         lines.append(f"| {v['env']} | {split['zero_shot']['iqm']:.2f} | {split['final']['iqm']:.2f} | "
                      f"{nc['robot_split']['final']['iqm']:.2f} | {v['fall_rate']:.0%} | {v['mean_length']:.0f} |")
+    return "\n".join(lines + ["", _robots_split_long()])
+
+
+def _robots_split_long() -> str:
+    """The same fold checkpoints given many more episodes (one env, CPU): on a robot the fold was trained on
+    (``robot_split_seen_check.py``) and on its held-out robot (``go2bench eval --robots-split ... --episodes``)."""
+    from go2bench.core.provenance import read_json_object
+    from go2bench.eval.leaderboard import load_result
+
+    runs = []  # (fold, env, seen, per-episode normalised scores, falls)
+    for path in sorted(ROBOTS_SPLIT.parent.glob("seen_check_cpu_*episodes*.json")):
+        for r in read_json_object(path, "seen-robot check")["rows"]:
+            runs.append((r["fold_held_out"], r["env"], "yes", r["per_episode"], r["fall_rate"]))
+    for path in sorted(ROBOTS_SPLIT.parent.glob("heldout_*_cpu_*_episodes.json")):
+        r = load_result(path)
+        runs.append((r["robot_split"]["held_out"], r["env"], "no (held out)", r["per_episode"]["normalized_score"],
+                     r["fall_rate"]))
+    lines = ["| fold (held out) | evaluated on | trained on it | episodes | episode 1 | episode 10 | last 3 | "
+             "first episode >= 0.5 | falls |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for fold, env, seen, pe, falls in sorted(runs, key=lambda x: (x[0], x[2] != "yes")):
+        first = next((str(i + 1) for i, x in enumerate(pe) if x >= 0.5), "never")
+        lines.append(f"| {fold} | {env} | {seen} | {len(pe)} | {pe[0]:.2f} | {pe[9]:.2f} | {sum(pe[-3:]) / 3:.2f} | "
+                     f"{first} | {falls:.0%} |")
     return "\n".join(lines)
 
 
