@@ -198,7 +198,7 @@ class HistoryWriter:
         final = format_group(start, end)
         tmp = TMP_PREFIX + final
         try:
-            with h5py.File(self.path, "a") as f:  # closing flushes the move
+            with h5py.File(self.path, "r+") as f:  # must exist (made at open); closing flushes the move
                 if tmp in f:
                     del f[tmp]
                 grp = f.create_group(tmp)
