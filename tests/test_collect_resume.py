@@ -110,7 +110,7 @@ def test_damaged_file_is_rebuilt_from_its_recorded_groups(tmp_path):
     want = _rows()
     w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
     w.append(*(want[k][:130] for k in ("proprio_observation", "action", "reward", "step_num", "demonstrator_action")))
-    w._f.close()  # as a kill after three complete groups: 10 rows buffered, never written
+    del w  # a kill after three complete groups (the file is closed between them): 10 rows never written
     with open(path, "r+b") as fh:
         fh.write(b"\0" * 64)
     with pytest.raises(OSError):
@@ -135,7 +135,7 @@ def test_a_leftover_temporary_group_is_dropped_by_a_rebuild_not_deleted_in_place
     want = _rows()
     w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)
     w.append(*(want[k][:130] for k in ("proprio_observation", "action", "reward", "step_num", "demonstrator_action")))
-    w._f.close()  # killed with three complete groups on disk
+    del w  # killed with three complete groups on disk
     with h5py.File(path, "a") as f:
         f.create_group(TMP_PREFIX + "120-159").create_dataset("reward", data=np.ones(10, np.float32))
     w = HistoryWriter(path, OBS, ACT, group_size=GROUP, demonstrator=True)

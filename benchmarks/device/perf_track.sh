@@ -5,7 +5,8 @@
 # Steps:
 #   teacher:ENV   one SB3 PPO teacher alone, on-device rollouts, 4096 envs: time to training return 15/20/21
 #   eval          Vintix decode: one-env loop vs batched eager vs CUDA graph, 64 and 256 envs
-#   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps)
+#   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps); it
+#                 stops itself 10 s inside its cap (--max-seconds) with its JSON written, marked incomplete
 #   env:N[,M]     env-steps/s of the numpy and torch vector envs vs the raw Genesis loop at N (and M) envs
 #   build         fresh-process scene builds (benchmarks/device/build_cache_probe.sh if present)
 # JSON goes to $RESULTS (benchmarks/results), logs to $PERF_LOGS ($RUNS/perf_logs); the caller ships both.
@@ -24,11 +25,12 @@ cuda_only() {  # true (and says so) when a step measures CUDA only and this is a
   say "SKIPPED $1 in the CPU dry run: it measures CUDA only"
 }
 say() { echo "[perf $(( $(date +%s) - T0 )) s] $*"; }
+cap_for() { local l; l=$(left); echo $(( $1 < l - 15 ? $1 : l - 15 )); }  # cap_for CAP_S: what step will allow
 step() {  # step NAME NEEDED_S CAP_S CMD...: runs CMD bounded by min(CAP, left - 15) if NEEDED_S seconds are left
   local name=$1 need=$2 cap=$3; shift 3
   local l; l=$(left)
   if [ "$l" -lt "$need" ]; then say "SKIPPED $name: $l s left, needs $need"; return; fi
-  local t=$(( cap < l - 15 ? cap : l - 15 ))
+  local t; t=$(cap_for "$cap")
   say "start $name (cap $t s)"
   timeout -k 5 "$t" "$@" > "$PERF_LOGS/$name.log" 2>&1
   say "end $name: exit $?"
@@ -46,9 +48,11 @@ for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
         --steps 200 --num-envs 64 --out "$RESULTS/eval_throughput_cuda_graph_64.json"
       step eval_256 50 80 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
         --steps 200 --num-envs 256 --out "$RESULTS/eval_throughput_cuda_graph_256.json" ;;
-    collect)
-      step collect 150 ${COLLECT_CAP:-200} python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
-        --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 2000 --reps 2} --out "$RESULTS/collect_throughput_$BACKEND.json" ;;
+    collect)  # --max-seconds 10 s inside the cap: a cut run stops itself and leaves its JSON (marked incomplete)
+      cap=$(cap_for ${COLLECT_CAP:-200})
+      step collect 150 "$cap" python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
+        --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 2000 --reps 2} --max-seconds $(( cap - 10 )) \
+        --out "$RESULTS/collect_throughput_$BACKEND.json" ;;
     env:*) n=${s#env:}  # one N or a comma list (scenes per N: one raw, one go2bench)
       step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend "$BACKEND" --num-envs "$n" \
         ${ENV_ARGS:-} --out "$RESULTS/env_throughput_${BACKEND}_Go2Walk-v0_${n//,/_}.json" ;;

@@ -50,7 +50,7 @@ from go2bench.envs.robots import RobotDescription, get_robot
 from go2bench.envs.spaces import observation_dim, observation_layout
 from go2bench.histories.names import (DATASET_FORMAT, DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_index,
                                       history_json, metadata_path)
-from go2bench.histories.stats import history_stats, pooled_stats
+from go2bench.histories.stats import pooled_stats
 from go2bench.histories.writer import HistoryWriter
 
 __all__ = ["collect"]
@@ -253,7 +253,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
         if done_json[i].exists() and h5_paths[i].exists():
             active_np[j] = False
             continue
-        w = HistoryWriter(h5_paths[i], D, A, cfg.group_size, compression=cfg.compression, demonstrator=demo)
+        w = HistoryWriter(h5_paths[i], D, A, cfg.group_size, compression=cfg.compression, demonstrator=demo, stats=True)
         writers[i] = w
         write_from[j], start_row[j] = w.steps_written, w.last_episode_start()
     resumed = int((write_from > 0).sum())
@@ -281,7 +281,7 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     def write(host, finished):  # on the writer thread, chunk after chunk
         written[0] += _write_chunk(ids, writers, host)
         for i in finished:
-            _finish_history(writers.pop(i), h5_paths[i], done_json[i], meta, i, cfg, tasks.get(i, {}))
+            _finish_history(writers.pop(i), done_json[i], meta, i, cfg, tasks.get(i, {}))
 
     total_target = int(sum(N for j in range(H) if active_np[j]) - int(write_from[active_np].sum()))
     bar = None
@@ -326,8 +326,8 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             if bar is None and time.perf_counter() - last_log >= 30:  # without a bar, a line every 30 s (logs)
                 last_log = time.perf_counter()
                 rate = simulated / (last_log - t0)
-                print(f"collect {name}: {written[0]:,} of {total_target:,} rows written, {rate:,.0f} simulated steps/s",
-                      file=sys.stderr, flush=True)
+                print(f"collect {name}: {written[0]:,} rows written (target {total_target:,}, then each history ends "
+                      f"its episode), {rate:,.0f} simulated steps/s", file=sys.stderr, flush=True)
             if bar is not None:
                 bar.update(min(written[0] - bar.n, bar.total - bar.n))
                 e = eps[-1][active].cpu().numpy()
@@ -400,10 +400,10 @@ def _write_chunk(ids, writers, host: dict[str, np.ndarray]) -> int:
     return n
 
 
-def _finish_history(writer: HistoryWriter, path_h5: Path, path_json: Path, meta: dict, index: int,
+def _finish_history(writer: HistoryWriter, path_json: Path, meta: dict, index: int,
                     cfg: CollectConfig, task: dict[str, Any]) -> None:
     writer.close(final=True)
-    stats = history_stats(path_h5)
+    stats = writer.stats()  # the same bits as history_stats(path_h5), without reading the file back
     record = {
         "task_name": meta["task_name"],
         "group_name": meta["group_name"],
@@ -422,7 +422,7 @@ def _finish_history(writer: HistoryWriter, path_h5: Path, path_json: Path, meta:
         **stats,
         "go2bench_version": meta["go2bench_version"],
     }
-    write_json_atomic(path_json, record)
+    write_json_atomic(path_json, record, fsync=False)  # its HDF5 groups are not fsynced either
 
 
 def _finish_dataset(out: Path, meta: dict) -> dict[str, Any]:

@@ -21,8 +21,8 @@ import numpy as np
 
 from go2bench.histories.reader import group_table, history_files
 
-__all__ = ["Moments", "StepMoments", "read_moments", "history_stats", "pooled_stats", "compute_stats",
-           "CONSTANT_STD", "STD_RULE", "normaliser_std"]
+__all__ = ["Moments", "StepMoments", "read_moments", "history_stats", "stats_record", "pooled_stats",
+           "compute_stats", "CONSTANT_STD", "STD_RULE", "normaliser_std"]
 
 CHUNK = 65536  # rows read at a time
 CONSTANT_STD = 1e-2  # a slot whose std is below this is constant for normalisation
@@ -102,6 +102,20 @@ class StepMoments:
     def steps(self) -> int:
         return self.obs.n
 
+    def add_group(self, obs, act, reward, n: int, chunk: int = CHUNK) -> list[np.ndarray]:
+        """Add the ``n`` rows of one group, ``chunk`` at a time (h5py datasets or arrays); returns the
+        reward chunks.  One order of updates for a file read back and a writer's groups, so that both
+        give the same bits."""
+        rewards = []
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            r = reward[a:b]
+            self.obs.update(obs[a:b])
+            self.act.update(act[a:b])
+            self.reward.update(r[:, None])
+            rewards.append(r)
+        return rewards
+
 
 def read_moments(path_h5, into: StepMoments | None = None, chunk: int = CHUNK):
     """Stream one history file into ``into`` (a new :class:`StepMoments` if None).
@@ -115,24 +129,22 @@ def read_moments(path_h5, into: StepMoments | None = None, chunk: int = CHUNK):
             g = f[name]
             if into is None:
                 into = StepMoments(g["proprio_observation"].shape[1], g["action"].shape[1])
-            for a in range(0, n, chunk):
-                b = min(n, a + chunk)
-                r = g["reward"][a:b]
-                into.obs.update(g["proprio_observation"][a:b])
-                into.act.update(g["action"][a:b])
-                into.reward.update(r[:, None])
-                rewards.append(r)
+            rewards += into.add_group(g["proprio_observation"], g["action"], g["reward"], n, chunk)
             step_nums.append(g["step_num"][:n])
     return into, np.concatenate(rewards), np.concatenate(step_nums)
 
 
 def history_stats(path_h5: Path) -> dict[str, Any]:
     """The statistics fields of a per-history JSON, read back from the history file."""
-    m, reward, step_num = read_moments(path_h5)
+    return stats_record(*read_moments(path_h5), path_h5)
+
+
+def stats_record(m: StepMoments, reward: np.ndarray, step_num: np.ndarray, where) -> dict[str, Any]:
+    """:func:`history_stats` of a history's moments and its reward and step_num columns (``where``: for errors)."""
     r = reward.astype(np.float64)
     starts = np.flatnonzero(step_num == 0)
     if len(starts) == 0 or starts[0] != 0:
-        raise ValueError(f"{path_h5}: history does not start with an episode start (step_num 0)")
+        raise ValueError(f"{where}: history does not start with an episode start (step_num 0)")
     returns = np.add.reduceat(r, starts)
     lengths = np.diff(np.append(starts, len(step_num)))
     return {
