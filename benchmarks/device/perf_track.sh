@@ -48,10 +48,12 @@ for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
         --steps 200 --num-envs 64 --out "$RESULTS/eval_throughput_cuda_graph_64.json"
       step eval_256 50 80 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
         --steps 200 --num-envs 256 --out "$RESULTS/eval_throughput_cuda_graph_256.json" ;;
-    collect)  # --max-seconds 10 s inside the cap: a cut run stops itself and leaves its JSON (marked incomplete)
-      cap=$(cap_for ${COLLECT_CAP:-200})
-      step collect 150 "$cap" python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
-        --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 2000 --reps 2} --max-seconds $(( cap - 10 )) \
+    collect)  # --max-seconds 10 s inside the cap: a cut run stops itself and leaves its JSON (marked incomplete).
+      # Histories of the gpu preset's length (10,000 steps, one round): the per-history file costs (~5 ms each,
+      # benchmarks/RESULTS.md "Collection at thousands of histories") are then spread over 5x more steps than with 2,000-step ones
+      cap=$(cap_for ${COLLECT_CAP:-420})
+      step collect 200 "$cap" python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
+        --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 10000 --reps 1} --max-seconds $(( cap - 10 )) \
         --out "$RESULTS/collect_throughput_$BACKEND.json" ;;
     env:*) n=${s#env:}  # one N or a comma list (scenes per N: one raw, one go2bench)
       step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend "$BACKEND" --num-envs "$n" \
