@@ -3,22 +3,19 @@ one that runs past it, and the JSON it leaves says so (issue 16: three GPU runs 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("collect_throughput", ROOT / "benchmarks" / "collect_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("collect_throughput")
 
 
 def test_a_phase_is_refused_when_its_estimate_ends_past_the_budget(bench):

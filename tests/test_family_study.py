@@ -4,9 +4,7 @@ a micro study end to end on CPU: two tiny variants trained and evaluated, the ta
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +14,13 @@ from scipy.stats import trim_mean
 
 from go2bench.cli import main as cli_main
 from go2bench.testing import start_cli_here, write_synthetic_dataset
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RESULTS = ROOT / "benchmarks/results/gpu_family_go2_velocity/family/results/velocity"
 
 
-def _study():
-    spec = importlib.util.spec_from_file_location("family_study", ROOT / "benchmarks/family_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["family_study"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-study = _study()
+study = load_benchmark("family_study")
 
 
 @pytest.mark.parametrize("agent", ["vintix", "teacher-blind"])

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_generated_tables_are_current_with_the_committed_results():
-    spec = importlib.util.spec_from_file_location("readme_leaderboard", ROOT / "benchmarks" / "readme_leaderboard.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("readme_leaderboard")
     for markers in module.BLOCKS:
         path = module.target(markers)
         assert module.current_block(path.read_text(), markers) == module.generated_block(markers), \
