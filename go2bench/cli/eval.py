@@ -63,6 +63,10 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--episodes", type=click.IntRange(min=1), default=None,
               help="Consecutive episodes per env / per trial (an in-context agent keeps its context across them) "
                    "[default: 10; with --robots-split the split's].")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Before its counted episodes, each env (trial) plays unscored episodes until it has taken this "
+                   "many steps; an in-context agent keeps them in its context (an Algorithm-Distillation agent "
+                   "improves with steps of experience, and a cold start that falls gathers few per episode).")
 @click.option("--num-envs", type=click.IntRange(min=1), default=None, help="Envs per seed [default: 10]; not with "
               "--family (one env per trial).")
 @click.option("--seeds", "seeds", default=None, callback=lambda ctx, param, v: _parse_seeds(v),
@@ -103,8 +107,8 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--out", type=click.Path(), default=None,
               help="Write the results as JSON here; with several --agent a folder: one JSON per agent (named from "
                    "the agent spec) and index.json.")
-def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, num_envs, seeds,
-                 backend, device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score,
+def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, warmup_steps, num_envs,
+                 seeds, backend, device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score,
                  expert_score, references, reference_cache, no_measure_references, reference_episodes, bootstrap_reps,
                  sequential, no_progress, trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
@@ -141,7 +145,7 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
         raise click.UsageError("--held-out goes only with --robots-split")
     t0 = time.perf_counter()
     common = dict(backend=backend, obs_mode=obs_mode, max_episode_steps=max_episode_steps, device=device,
-                  trust_checkpoint=trust_checkpoint, progress=not no_progress)
+                  trust_checkpoint=trust_checkpoint, progress=not no_progress, warmup_steps=warmup_steps)
     if robots_split is not None:
         if held_out is None:
             raise click.UsageError(f"--robots-split needs --held-out ROBOT (one of "

@@ -66,8 +66,16 @@ def run_episodes(
     trial_keys: Sequence[int] | None = None,
     recorder: Callable[[int, int, WalkSimulation], None] | None = None,
     env_keys: Sequence[int] | None = None,
+    warmup_steps: int = 0,
 ) -> dict[str, Any]:
     """Run the batch until env i has counted ``quota[i]`` episodes; the agent is cold-started first.
+
+    ``warmup_steps``: an episode that STARTS before its env has taken that many steps is a warm-up
+    episode: played (an in-context agent keeps it in its context) but not counted or recorded; the
+    counted episodes follow. Why: an Algorithm-Distillation agent improves with the steps of
+    experience in its context, and a cold start that falls at once gathers few steps per episode
+    (benchmarks/RESULTS.md, "Held-out robots"). ``warmup_episodes`` and ``warmup_steps_taken`` in the
+    result: per env, how many warm-up episodes it played and the steps they took.
 
     Returns ``records`` (:class:`EpisodeRecord` s sorted by env then episode), ``reward_term_names``
     (the simulation's reward terms, empty if its steps report none), ``steps`` (batch steps) and
@@ -87,7 +95,7 @@ def run_episodes(
                 raise ValueError("give run_episodes frames or a recorder, not both")
             recorder = _first_frames(frames, max_frames)
         return _run_episodes(as_batched_agent(agent), env_id, sim, quota, seed, progress, recorder, trial_keys,
-                             env_keys)
+                             env_keys, int(warmup_steps))
 
 
 def _first_frames(frames: list, max_frames: int) -> Callable[[int, int, WalkSimulation], None]:
@@ -116,14 +124,20 @@ def _per_env(values: Sequence[int], n: int, name: str, dev) -> torch.Tensor:
     return keys
 
 
-def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys, env_keys) -> dict[str, Any]:
+def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_keys, env_keys, warmup_steps
+                  ) -> dict[str, Any]:
     n, dev = sim.num_envs, sim.device
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     action_shape = (n, sim.robot_description.num_joints)
     quota = np.asarray(quota, dtype=np.int64)
     if quota.shape != (n,):
         raise ValueError(f"quota must have one entry per env ({n}); got shape {quota.shape}")
     check_obs_dim(agent, sim)
     counted = np.zeros(n, dtype=np.int64)
+    experience = np.zeros(n, dtype=np.int64)  # steps each env has taken before its running episode
+    warmup = np.zeros(n, dtype=np.int64)  # warm-up episodes per env
+    warmup_taken = np.zeros(n, dtype=np.int64)  # and the steps they took
     records: list[EpisodeRecord] = []
 
     with agent_code(agent, "reset"):
@@ -144,11 +158,12 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
     term_names: list[str] = []
     ep_terms = torch.zeros((n, 0), dtype=torch.float64, device=dev)  # (N, terms), sized at the first step
     step0 = 0  # steps env 0 has taken in its running episode
-    if recorder is not None and quota[0] > 0:
+    if recorder is not None and quota[0] > 0 and warmup_steps == 0:
         recorder(0, 0, sim)
     t0 = time.perf_counter()
     steps = 0
-    max_steps = int(quota.max()) * sim.max_episode_steps + 1  # every episode ends by its time limit
+    # every episode ends by its time limit; the warm-up ends within an episode after warmup_steps
+    max_steps = (int(quota.max()) + 1) * sim.max_episode_steps + warmup_steps + 1
     while (counted < quota).any():
         if steps >= max_steps:
             raise RuntimeError("evaluation did not finish within the time limit of every episode")
@@ -184,7 +199,12 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
             ), dim=1).cpu().numpy()
             for i, row in zip(idx.tolist(), rows):
                 step0 = 0 if i == 0 else step0
-                if counted[i] < quota[i]:
+                warm = experience[i] < warmup_steps
+                experience[i] += int(row[1])
+                if warm:
+                    warmup[i] += 1
+                    warmup_taken[i] += int(row[1])
+                elif counted[i] < quota[i]:
                     task = None if tasks is None else (tasks.ids[i], tuple(float(v) for v in tasks.host[i]))
                     records.append(EpisodeRecord(i, int(counted[i]), float(row[0]), int(row[1]), bool(row[3]),
                                                  bool(row[4]), float(row[2]), tuple(float(x) for x in row[5:-3]),
@@ -200,7 +220,8 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
             obs = sim.reset(done)
         else:
             obs = r.obs
-        if recorder is not None and counted[0] < quota[0]:
+        if recorder is not None and counted[0] < quota[0] and experience[0] >= warmup_steps:
             recorder(int(counted[0]), step0, sim)
     records.sort()  # by env, then episode: independent of completion order
-    return {"records": records, "reward_term_names": term_names, "steps": steps, "wall_s": time.perf_counter() - t0}
+    return {"records": records, "reward_term_names": term_names, "steps": steps, "wall_s": time.perf_counter() - t0,
+            "warmup_episodes": warmup, "warmup_steps_taken": warmup_taken}

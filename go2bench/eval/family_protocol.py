@@ -149,6 +149,7 @@ def evaluate_family_side_by_side(
     progress: bool = True,
     bootstrap_reps: int = BOOTSTRAP_REPS,
     bootstrap_seed: int = 0,
+    warmup_steps: int = 0,
 ) -> list[dict[str, Any]]:
     """:func:`evaluate_family` of A agents of one obs_mode at once: one scene of A x (trials x seeds) envs,
     agent a on envs ``a * n + i`` (:mod:`go2bench.eval.side_by_side`); each agent's results equal those of
@@ -156,7 +157,8 @@ def evaluate_family_side_by_side(
 
     ``references``: reference returns given by the caller (a mapping or JSON file, see
     :mod:`go2bench.eval.family_reference`); missing ones come from the cache, the model cards, or are
-    measured (``compute_references``).
+    measured (``compute_references``). ``warmup_steps``: before its K counted episodes each trial plays
+    unscored episodes (theta held) until it has taken that many steps (:func:`~go2bench.eval.episodes.run_episodes`).
     """
     if episodes < 1:
         raise ValueError("episodes must be at least 1")
@@ -216,13 +218,13 @@ def evaluate_family_side_by_side(
                    unit="ep", disable=not progress, leave=False)
         t0 = time.perf_counter()
         runs = run_side_by_side(agents, env_id, sim, episodes, seeds[0], progress=bar, trial_keys=trial_seeds,
-                                obs_dims=obs_dims)
+                                obs_dims=obs_dims, warmup_steps=warmup_steps)
         bar.close()
         wall = time.perf_counter() - t0
         data = [_collect(run, tasks, seeds, episodes, sim) for run in runs]
         meta = {"backend": sim.backend, "device": device, "max_episode_steps": sim.max_episode_steps,
                 "obs_mode": sim.config.obs_mode, "walk_config": sim.config.to_dict(),
-                "wall_s": wall, "suite": suite.name, "robot": robot}
+                "wall_s": wall, "suite": suite.name, "robot": robot, "warmup_steps": int(warmup_steps)}
     finally:
         if own_sim:
             sim.close()

@@ -151,6 +151,7 @@ def build_family_results(run: FamilyRun, bootstrap_reps: int = BOOTSTRAP_REPS, b
             "backend": meta["backend"], "device": meta.get("device"), "max_episode_steps": meta["max_episode_steps"],
             "obs_mode": meta["obs_mode"], "walk_config": meta["walk_config"], "family": run.family,
             "split": run.split, "trials": M, "privileged": bool(meta["privileged"]),
+            "warmup_steps": int(meta.get("warmup_steps", 0)),  # unscored steps per trial before its episodes
         },
         "versions": versions(), "checkpoint": who["checkpoint"], "checkpoint_sha256": who["checkpoint_sha256"],
         "episodes": int(R.size), "num_envs": M, "seeds": seeds, "max_episode_steps": meta["max_episode_steps"],

@@ -64,6 +64,7 @@ def evaluate_in_context(
     progress: bool = True,
     video: str | Path | None = None,
     video_max_frames: int = 500,
+    warmup_steps: int = 0,
 ) -> dict[str, Any]:
     """The ``go2bench eval`` protocol (see the module docstring): K episodes per env, per seed.
 
@@ -72,12 +73,14 @@ def evaluate_in_context(
     ``config``/``max_episode_steps`` are then its own). Reference scores: the arguments, else the
     shipped teacher's model card of ``env_id``. ``video``: an .mp4 or .gif path for env 0 of the first seed
     (at most ``video_max_frames`` frames, 50 fps; mp4 needs imageio-ffmpeg; EGL rendering).
+    ``warmup_steps``: before its K counted episodes each env plays unscored episodes until it has taken that
+    many steps (an in-context agent keeps them in its context; :func:`~go2bench.eval.episodes.run_episodes`).
     Returns the results dict written by ``go2bench eval`` (:mod:`go2bench.eval.results`).
     """
     return evaluate_in_context_side_by_side(
         [agent], env_id, episodes, num_envs, seeds, backend, obs_mode, config, max_episode_steps, sim, random_score,
         expert_score, agent_specs=[agent_spec], device=device, progress=progress, video=video,
-        video_max_frames=video_max_frames)[0]
+        video_max_frames=video_max_frames, warmup_steps=warmup_steps)[0]
 
 
 def evaluate_in_context_side_by_side(
@@ -98,6 +101,7 @@ def evaluate_in_context_side_by_side(
     progress: bool = True,
     video: str | Path | None = None,
     video_max_frames: int = 500,
+    warmup_steps: int = 0,
 ) -> list[dict[str, Any]]:
     """:func:`evaluate_in_context` of A agents of one observation mode at once: one scene of A x ``num_envs``
     envs (``sim``: an existing one, its envs shared equally), agent a on envs ``a * N + i``; one results dict
@@ -105,6 +109,8 @@ def evaluate_in_context_side_by_side(
     A video (one agent only) films env 0 of the first seed."""
     if episodes < 1:
         raise ValueError("episodes must be at least 1")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("at least one seed is needed")
@@ -141,7 +147,8 @@ def evaluate_in_context_side_by_side(
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds):  # the scene is reseeded per seed, every agent cold-started
             runs = run_side_by_side(agents, env_id, sim, episodes, seed, progress=bar,
-                                    frames=frames if i == 0 else None, max_frames=video_max_frames)
+                                    frames=frames if i == 0 else None, max_frames=video_max_frames,
+                                    warmup_steps=warmup_steps)
             for a, run in enumerate(runs):
                 per_seed[a].append(_seed_entry(seed, run, (n, episodes)))
                 for j, name in enumerate(run["reward_term_names"]):
@@ -155,7 +162,7 @@ def evaluate_in_context_side_by_side(
         return [build_results(
             agent, env_id, sim, episodes, seeds, per_seed[a], refs,
             reward_terms={name: total / counted for name, total in term_sums[a].items()}, agent_spec=specs_of[a],
-            device=device, wall_s=wall, video=str(video) if video else None, num_envs=n)
+            device=device, wall_s=wall, video=str(video) if video else None, num_envs=n, warmup_steps=warmup_steps)
             for a, agent in enumerate(agents)]
     finally:
         if own_sim:
@@ -175,6 +182,7 @@ def _seed_entry(seed: int, run: dict[str, Any], shape: tuple[int, int]) -> dict[
         "diverged": int(sum(r.diverged for r in rec)),
         "env_steps": run["steps"] * n,
         "wall_s": round(run["wall_s"], 3),
+        "warmup_episodes": [int(x) for x in run.get("warmup_episodes", np.zeros(n, dtype=np.int64))],
     }
 
 

@@ -87,7 +87,7 @@ def agent_fields(agent, agent_spec: str | None = None) -> dict[str, Any]:
 def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_seed: list[dict[str, Any]],
                   refs: ReferenceScores, reward_terms: dict[str, float], agent_spec: str | None = None,
                   device: str | None = None, wall_s: float = 0.0, video: str | None = None,
-                  num_envs: int | None = None) -> dict[str, Any]:
+                  num_envs: int | None = None, warmup_steps: int = 0) -> dict[str, Any]:
     """The results dict of one in-context evaluation (``per_seed`` as :func:`evaluate_in_context` makes it).
 
     ``num_envs``: the agent's envs per seed (default ``sim.num_envs``; side by side, its share of the scene)."""
@@ -114,6 +114,7 @@ def build_results(agent, env_id: str, sim, episodes: int, seeds: list[int], per_
             "max_episode_steps": sim.max_episode_steps,
             "obs_mode": sim.config.obs_mode,
             "walk_config": sim.config.to_dict(),
+            "warmup_steps": int(warmup_steps),  # unscored steps per env before the counted episodes
         },
         "versions": versions(),
         "checkpoint": who["checkpoint"],

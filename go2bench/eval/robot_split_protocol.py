@@ -75,7 +75,7 @@ def evaluate_robot_split_side_by_side(agents: Sequence[Any], split: str, held_ou
     sim = protocol.get("sim")
     if sim is not None:
         chosen["num_envs"], chosen["max_episode_steps"] = sim.num_envs // max(len(agents), 1), sim.max_episode_steps
-    as_split = all(v is None or v == getattr(fold, k) for k, v in chosen.items())
+    as_split = all(v is None or v == getattr(fold, k) for k, v in chosen.items()) and not protocol.get("warmup_steps")
     run = {k: (getattr(fold, k) if v is None else v) for k, v in chosen.items()}
     groups = [prepare_agent(agent, fold) for agent in agents]
     results = evaluate_in_context_side_by_side(

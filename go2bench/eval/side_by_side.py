@@ -78,13 +78,15 @@ class SideBySideAgent:
 
 def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, seed: int, progress=None,
                      trial_keys: Sequence[int] | None = None, frames: list | None = None,
-                     max_frames: int = 0, obs_dims: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+                     max_frames: int = 0, obs_dims: Sequence[int | None] | None = None,
+                     warmup_steps: int = 0) -> list[dict[str, Any]]:
     """:func:`~go2bench.eval.episodes.run_episodes` of every agent on its slice of ``sim`` (A x n envs, the
     per-env layout already tiled A times): one run dict per agent, as if it had run alone on n envs.
 
     ``trial_keys``: those of the n-env layout (tiled here). One agent runs alone on the whole scene.
     ``frames``/``max_frames``: env 0's frames (one agent only: a side-by-side scene is not filmed).
     ``obs_dims``: per agent, the leading observation columns it reads (None: all of them).
+    ``warmup_steps``: unscored steps of experience per env before its counted episodes (``run_episodes``).
     """
     A = len(agents)
     if A == 0 or sim.num_envs % A:
@@ -93,7 +95,7 @@ def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, see
     dims = list(obs_dims) if obs_dims is not None else [None] * A
     if A == 1 and dims[0] is None:
         return [run_episodes(agents[0], env_id, sim, np.full(n, episodes), seed, progress=progress,
-                             trial_keys=trial_keys, frames=frames, max_frames=max_frames)]
+                             trial_keys=trial_keys, frames=frames, max_frames=max_frames, warmup_steps=warmup_steps)]
     if frames is not None:
         raise ValueError("frames are recorded for one agent only, not for agents side by side")
     for agent, dim in zip(agents, dims):
@@ -103,15 +105,17 @@ def run_side_by_side(agents: Sequence[Any], env_id: str, sim, episodes: int, see
             raise ValueError(f"the agent expects {agent.obs_dim}-dim observations; it is given the first {dim} "
                              f"columns of the scene's {sim.obs_dim}")
     run = run_episodes(SideBySideAgent(agents, n, dims), env_id, sim, np.full(A * n, episodes), seed, progress=progress,
-                       trial_keys=None if trial_keys is None else list(trial_keys) * A, env_keys=list(range(n)) * A)
+                       trial_keys=None if trial_keys is None else list(trial_keys) * A, env_keys=list(range(n)) * A,
+                       warmup_steps=warmup_steps)
     return [_slice(run, a, n) for a in range(A)]
 
 
 def _slice(run: dict[str, Any], a: int, n: int) -> dict[str, Any]:
     """Agent a's part of a side-by-side run: its records with env numbers 0..n-1 and the steps its run took."""
     records = [r._replace(env=r.env - a * n) for r in run["records"] if a * n <= r.env < (a + 1) * n]
-    per_env = np.zeros(n, dtype=np.int64)
+    per_env = run["warmup_steps_taken"][a * n:(a + 1) * n].copy()
     for r in records:
         per_env[r.env] += r.length
     return {"records": records, "reward_term_names": run["reward_term_names"], "steps": int(per_env.max()),
-            "wall_s": run["wall_s"]}
+            "wall_s": run["wall_s"], "warmup_episodes": run["warmup_episodes"][a * n:(a + 1) * n],
+            "warmup_steps_taken": run["warmup_steps_taken"][a * n:(a + 1) * n]}
