@@ -129,7 +129,8 @@ def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_
     from go2bench.pipeline.stages import grouped
 
     cfg = pipeline_config("cpu", ["family.trials=3", "family.seeds=[2, 5]", "family.episodes=4",
-                                  "family.reference_episodes=2", "family.envs=[Go2Walk-v0, MiniCheetahWalk-v0]"])
+                                  "family.reference_episodes=2", "family.envs=[Go2Walk-v0, MiniCheetahWalk-v0]",
+                                  "family.warmup_steps=700"])
     jobs = family_jobs(cfg, tmp_path)
     groups = grouped(jobs, _family_env)
     assert [(g[0]["family"], g[0]["env"]) for g in groups] == [("velocity", "Go2Walk-v0"),
@@ -146,6 +147,9 @@ def test_evaluation_processes_get_the_family_settings_through_go2bench_eval(tmp_
                                                                                       "test", 3)
     assert (params["episodes"], params["seeds"], params["max_episode_steps"]) == (4, [2, 5], 100)
     assert (params["reference_cache"], params["reference_episodes"]) == (str(tmp_path / "refs"), 2)
+    assert params["warmup_steps"] == 700
+    with pytest.raises(ValueError, match="family.warmup_steps must be >= 0"):
+        pipeline_config("cpu", ["family.warmup_steps=-1"])
     assert (params["backend"], params["device"], params["obs_mode"], params["no_progress"]) == ("cpu", "cpu",
                                                                                               "noleak", True)
 

@@ -34,7 +34,8 @@ FAM=(--set "family.families=[${FAMILY:-velocity}]" --set "family.envs=[${FAMILY_
 # the sizes a dry run makes tiny (unset on the device: the gpu preset's)
 for kv in HISTORIES=family_collect.num_histories STEPS_PER_HISTORY=family_collect.steps_per_history \
           GROUP_SIZE=family_collect.group_size EPISODES=family.episodes MODEL=family_train.model \
-          CONTEXT=family_train.context_len SPARSITY=family_train.trajectory_sparsity WORKERS=family_train.num_workers; do
+          CONTEXT=family_train.context_len SPARSITY=family_train.trajectory_sparsity WORKERS=family_train.num_workers \
+          WARMUP=family.warmup_steps; do
   v=${kv%%=*}; [ -n "${!v:-}" ] && FAM+=(--set "${kv#*=}=${!v}")
 done
 [ "${DEVICE_DRY:-0}" = 1 ] && FAM+=(--set family.reference_episodes=1)

@@ -160,6 +160,7 @@ done
 
 echo "== eval at $(at)"
 eval_args=(${EPISODES:+--episodes $EPISODES} ${EVAL_ENVS:+--num-envs $EVAL_ENVS} ${SEEDS:+--seeds $SEEDS}
+           ${WARMUP:+--warmup-steps $WARMUP}
            ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS})
 eval_queue() {  # eval_queue GPU ROBOT...: this GPU's evaluations, one at a time
   local gpu=$1 r rc; shift

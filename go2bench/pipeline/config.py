@@ -103,6 +103,7 @@ class FamilyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     episodes: int = 10  # consecutive episodes per trial (theta held)
     reference_episodes: int = 3  # episodes per theta when the random / privileged reference returns are measured
+    warmup_steps: int = 0  # unscored steps per trial before its episodes (go2bench eval --warmup-steps); 0: cold
 
     def __post_init__(self) -> None:
         for key, values, known in (("families", self.families, FAMILIES), ("envs", self.envs, TASKS),
@@ -119,6 +120,8 @@ class FamilyConfig:
                 raise ValueError(f"family.{name} must be >= 1, got {getattr(self, name)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"family.seeds: distinct seeds >= 0 are needed, got {list(self.seeds)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"family.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 # context 200 = two 100-step episodes; the episode-context twin gets 100 (PipelineConfig.episodic_context_len)

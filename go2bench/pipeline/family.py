@@ -120,7 +120,7 @@ def _eval_here(cfg: PipelineConfig, group: list[dict[str, Any]], references: Pat
                            seeds=f.seeds, backend=cfg.backend, obs_mode=cfg.family_collect.obs_mode,
                            max_episode_steps=cfg.family_collect.max_episode_steps, device=device_for(cfg),
                            reference_cache=references, reference_episodes=f.reference_episodes, progress=False,
-                           on_result=save)
+                           warmup_steps=f.warmup_steps, on_result=save)
 
 
 def _staging(group: list[dict[str, Any]]) -> Path:
@@ -136,7 +136,7 @@ def _eval_command(cfg: PipelineConfig, group: list[dict[str, Any]], references: 
            "--episodes", str(f.episodes), "--seeds", ",".join(map(str, f.seeds)), "--backend", cfg.backend,
            "--device", device_for(cfg), "--obs-mode", cfg.family_collect.obs_mode, "--max-episode-steps",
            str(cfg.family_collect.max_episode_steps), "--reference-cache", str(references), "--reference-episodes",
-           str(f.reference_episodes), "--no-progress", "--out", str(out)]
+           str(f.reference_episodes), "--warmup-steps", str(f.warmup_steps), "--no-progress", "--out", str(out)]
     return cmd + (["--trials", str(f.trials)] if f.trials is not None else [])
 
 
