@@ -211,3 +211,14 @@ def test_normalised_scores_by_hand_and_the_results_round_trip(tmp_path):
     res["robot_split"]["normalized"][0][0][0] = 0.5
     with pytest.raises(ResultsError, match=r"robot_split.normalized' must be \(returns - random\)"):
         save_results(res, tmp_path / "bad.json")
+
+
+def test_a_run_is_the_split_protocol_only_as_a_cold_start_with_the_folds_settings():
+    from go2bench.eval.robot_split_protocol import is_split_protocol
+
+    fold = SPLIT.fold("go2")
+    defaults = {"episodes": None, "num_envs": None, "seeds": None, "max_episode_steps": None}
+    assert is_split_protocol(fold, defaults)
+    assert is_split_protocol(fold, {**defaults, "episodes": fold.episodes, "seeds": tuple(fold.seeds)})
+    assert not is_split_protocol(fold, {**defaults, "episodes": fold.episodes + 1})
+    assert not is_split_protocol(fold, defaults, warmup_steps=5000)  # a warm-up is no cold start

@@ -14,7 +14,7 @@ from go2bench.eval.iqm import BOOTSTRAP_REPS
 from go2bench.eval.protocol import evaluate_in_context_side_by_side
 from go2bench.eval.robot_split_results import robot_split_block
 
-__all__ = ["prepare_agent", "evaluate_robot_split", "evaluate_robot_split_side_by_side"]
+__all__ = ["prepare_agent", "is_split_protocol", "evaluate_robot_split", "evaluate_robot_split_side_by_side"]
 
 
 def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
@@ -42,6 +42,12 @@ def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
                          f"on {fold.dataset!r}, the training set of the fold holding out {fold.held_out}")
     agent.pin_group(fold.group)
     return {"name": fold.group, "dataset": info.get("dataset"), "num_histories": info.get("num_histories")}
+
+
+def is_split_protocol(fold: Fold, chosen: dict[str, Any], warmup_steps: int = 0) -> bool:
+    """Whether a run with ``chosen`` settings (None: the fold's) is the fold's own protocol: a cold start (no
+    warm-up) with the fold's episodes, envs, seeds and episode length."""
+    return not warmup_steps and all(v is None or v == getattr(fold, k) for k, v in chosen.items())
 
 
 def evaluate_robot_split(agent, split: str, held_out: str, *, episodes: int | None = None,
@@ -75,7 +81,7 @@ def evaluate_robot_split_side_by_side(agents: Sequence[Any], split: str, held_ou
     sim = protocol.get("sim")
     if sim is not None:
         chosen["num_envs"], chosen["max_episode_steps"] = sim.num_envs // max(len(agents), 1), sim.max_episode_steps
-    as_split = all(v is None or v == getattr(fold, k) for k, v in chosen.items()) and not protocol.get("warmup_steps")
+    as_split = is_split_protocol(fold, chosen, protocol.get("warmup_steps", 0))
     run = {k: (getattr(fold, k) if v is None else v) for k, v in chosen.items()}
     groups = [prepare_agent(agent, fold) for agent in agents]
     results = evaluate_in_context_side_by_side(
