@@ -108,3 +108,15 @@ def test_layout_record_is_appended_and_a_torn_last_line_drops_only_its_group(tmp
     assert salvage.read_layout(path) is None
     record.write_text(json.dumps({"format": 1, "groups": {"0-9": {"reward": {}}}}))
     assert salvage.read_layout(path) == {"0-9": {"reward": {}}}
+
+
+def test_last_episode_start_follows_the_groups_written(tmp_path):
+    path = tmp_path / "trajectories_env_0000.h5"
+    w = HistoryWriter(path, OBS, ACT, GROUP)
+    w.append(*_rows(0, 25))  # two complete groups (rows 0-19) and 5 rows in the buffer
+    # episodes of 7 steps start at rows 0, 7, 14: the last stored start is 14, whatever the buffer holds
+    assert w.last_episode_start() == 14
+    w.close(final=False)  # a kill: the buffered rows are lost
+    again = HistoryWriter(path, OBS, ACT, GROUP)  # reads it back from the file
+    assert again.last_episode_start() == 14
+    again.close(final=False)

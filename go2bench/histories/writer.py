@@ -217,6 +217,9 @@ class HistoryWriter:
             b = self._buf
             rewards += m.add_group(b["proprio_observation"][:n], b["action"][:n], b["reward"][:n].copy(), n)
             steps.append(b["step_num"][:n].copy())
+        zeros = np.flatnonzero(self._buf["step_num"][:n] == 0)
+        if len(zeros):  # what _last_episode_start would read back from the file now
+            self._last_start = start + int(zeros[-1])
         self.steps_written = end + 1
         self._n = 0
 
