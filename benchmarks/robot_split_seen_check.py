@@ -14,7 +14,6 @@ skipped and says so.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ def check(checkpoint: str, env_id: str, args) -> dict:
     from go2bench.envs import robot_for_env
     from go2bench.envs.robot_split import load_robot_split
     from go2bench.eval.protocol import evaluate_in_context
+    from go2bench.eval.robot_split_protocol import prepare_agent
     from go2bench.vintix.inference import VintixPolicy
 
     split = load_robot_split(args.split)
@@ -39,12 +39,12 @@ def check(checkpoint: str, env_id: str, args) -> dict:
         return {"checkpoint": checkpoint, "env": env_id, "skipped": f"not trained on {robot}: the fold's held-out "
                 f"robot is {fold.held_out}; this control evaluates a fold on robots it has seen"}
     agent = VintixAgent(policy, checkpoint=checkpoint)
-    agent.pin_group(split.group)
+    prepare_agent(agent, fold)  # the fold's own checks (never saw its held-out robot) and its group pinned
     t0 = time.perf_counter()
     res = evaluate_in_context(agent, env_id, episodes=args.episodes, num_envs=args.num_envs, seeds=args.seeds,
                               backend=args.backend, max_episode_steps=args.max_episode_steps, progress=False,
                               device=args.device)
-    return {"checkpoint": checkpoint, "checkpoint_sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest(),
+    return {"checkpoint": checkpoint, "checkpoint_sha256": res["checkpoint_sha256"],
             "fold_held_out": fold.held_out, "trained_on": list(fold.train), "env": env_id,
             "normalized_score": res["normalized_score"], "per_episode": res["per_episode"]["normalized_score"],
             "mean_length": res["mean_length"], "fall_rate": res["fall_rate"], "wall_s": time.perf_counter() - t0}

@@ -135,7 +135,6 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
         raise ValueError(f"quota must have one entry per env ({n}); got shape {quota.shape}")
     check_obs_dim(agent, sim)
     counted = np.zeros(n, dtype=np.int64)
-    experience = np.zeros(n, dtype=np.int64)  # steps each env has taken before its running episode
     warmup = np.zeros(n, dtype=np.int64)  # warm-up episodes per env
     warmup_taken = np.zeros(n, dtype=np.int64)  # and the steps they took
     records: list[EpisodeRecord] = []
@@ -199,9 +198,7 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
             ), dim=1).cpu().numpy()
             for i, row in zip(idx.tolist(), rows):
                 step0 = 0 if i == 0 else step0
-                warm = experience[i] < warmup_steps
-                experience[i] += int(row[1])
-                if warm:
+                if warmup_taken[i] < warmup_steps:  # the episode started within the warm-up
                     warmup[i] += 1
                     warmup_taken[i] += int(row[1])
                 elif counted[i] < quota[i]:
@@ -220,7 +217,7 @@ def _run_episodes(agent, env_id, sim, quota, seed, progress, recorder, trial_key
             obs = sim.reset(done)
         else:
             obs = r.obs
-        if recorder is not None and counted[0] < quota[0] and experience[0] >= warmup_steps:
+        if recorder is not None and counted[0] < quota[0] and warmup_taken[0] >= warmup_steps:
             recorder(int(counted[0]), step0, sim)
     records.sort()  # by env, then episode: independent of completion order
     return {"records": records, "reward_term_names": term_names, "steps": steps, "wall_s": time.perf_counter() - t0,

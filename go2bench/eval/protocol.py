@@ -182,7 +182,7 @@ def _seed_entry(seed: int, run: dict[str, Any], shape: tuple[int, int]) -> dict[
         "diverged": int(sum(r.diverged for r in rec)),
         "env_steps": run["steps"] * n,
         "wall_s": round(run["wall_s"], 3),
-        "warmup_episodes": [int(x) for x in run.get("warmup_episodes", np.zeros(n, dtype=np.int64))],
+        "warmup_episodes": [int(x) for x in run["warmup_episodes"]],
     }
 
 
