@@ -199,6 +199,7 @@ def eval_base(args, info: dict[str, Any], work: Path) -> list[str]:
            args.device, "--obs-mode", info["obs_mode"], "--reference-cache", str(work / "references"),
            "--reference-episodes", str(args.reference_episodes), "--no-progress"]
     cmd += ["--max-episode-steps", str(args.max_episode_steps or info["max_episode_steps"] or 1000)]
+    cmd += ["--warmup-steps", str(args.warmup_steps)] if args.warmup_steps else []
     return cmd + (["--trials", str(args.trials)] if args.trials else [])
 
 
@@ -313,6 +314,9 @@ def parse_args(argv=None):
                    help="also evaluated, as a reference row (e.g. teacher-blind)")
     p.add_argument("--reference", action="append", default=[], metavar="NAME=RESULTS.json",
                    help="an existing family results file, as a reference row")
+    p.add_argument("--train-only", action="store_true",
+                   help="train (or continue training) every variant, then stop: a later run evaluates")
+    p.add_argument("--warmup-steps", type=int, default=0, help="go2bench eval --warmup-steps (0: the cold protocol)")
     p.add_argument("--split", default="test")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seeds", default="0,1")
@@ -341,7 +345,10 @@ def main(argv=None) -> dict[str, Any]:
     for folder in {r["dataset"] for r in runs}:  # once, before the trainings race for the cache
         load_or_compute_stats(Path(folder))
     reserve = args.eval_reserve_s if args.eval_reserve_s is not None else 0.45 * args.budget_s
-    train_all(runs, args, end - reserve, work)
+    train_all(runs, args, end - (0 if args.train_only else reserve), work)
+    if args.train_only:
+        log("--train-only: " + "; ".join(f"{r['name']} {r['train_status']} at step {r.get('steps')}" for r in runs))
+        return {}
     trained = [r for r in runs if "checkpoint" in r]  # a cut-short model is evaluated too, its row NOT DONE
     specs = {r["name"]: ("vintix-episodic:" if r["reference"] else "vintix:") + r["checkpoint"] for r in trained}
     refs = {s: s for s in args.reference_agent}

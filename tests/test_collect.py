@@ -293,6 +293,11 @@ def test_resume_checks_happen_before_any_scene_is_built(dataset, tmp_path, monke
     with pytest.raises(ValueError, match=r"data_go2\.json: cannot resume: collection.p is 0.6 on disk but 0.5"):
         collect(renamed, CollectConfig(**{**CFG.__dict__, "p": 0.5}), resume=True, progress=False)
     assert not list(renamed.glob(".*.tmp"))
+    done = collect(renamed, CFG, resume=True, progress=False)  # complete: nothing to collect, so no scene
+    assert done["status"] == "complete" and done["complete_histories"] == 3 and done["rows_written"] == 0
+    from go2bench.histories.names import history_json
+
+    history_json(renamed, 1).unlink()  # history 1 no longer finished: a scene is needed, after the checks
     with pytest.raises(AssertionError, match="a scene was built"):  # same settings: passes the checks
         collect(renamed, CFG, resume=True, progress=False)
     assert (renamed / "renamed_go2.json").exists() and not (renamed / "data_go2.json").exists()

@@ -10,14 +10,16 @@
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
 #       command="ENV_ID=Go2Walk-v0 FAMILY=velocity bash benchmarks/device/family_study.sh")
 # Brings back study.tar.xz (the table, results JSON, train summaries and configs), study_logs.tar.xz (the logs)
-# and the kernel caches. CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/family_study.sh
+# and the kernel caches. Over two calls on one warm machine: TRAIN_ONLY=1 in the first (collect, then train until
+# the budget; cut trainings keep their checkpoints), then the same command without it (the collection is found
+# complete without a scene build, the trainings continue from their checkpoints, then the evaluation). CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/family_study.sh
 set -u
 T0=$(date +%s)
 . benchmarks/device/setup.sh > /dev/null || exit 1
 BUDGET=${BUDGET_S:-560}
 left() { echo $((T0 + BUDGET - $(date +%s))); }
 ENV_ID=${ENV_ID:-Go2Walk-v0}; FAMILY=${FAMILY:-velocity}; RUN=$RUNS/family_study_data; LOGS=$RUNS/family_study_logs
-NGPU=$(gpu_count)
+NGPU=${NGPU:-$(gpu_count)}  # NGPU=1 with CUDA_VISIBLE_DEVICES=K: the study on GPU K alone
 mkdir -p "$LOGS"
 SET=(--set "family.families=[$FAMILY]" --set "family.envs=[$ENV_ID]"
      --set "family_collect.num_histories=${HISTORIES:-512}" --set "family_collect.max_episode_steps=${EP_STEPS:-500}"
@@ -64,7 +66,8 @@ if [ -n "${ALT_SET:-}" ]; then
 fi
 [ -n "${ALT_DATASET:-}" ] && ALT+=(--alt-dataset "$ALT_DATASET")
 timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "$DATA" --preset gpu \
-  --budget-s $(( $(left) - 35 )) --eval-reserve-s ${EVAL_RESERVE_S:-220} --jobs ${JOBS:-4} --gpus "$NGPU" \
+  --budget-s $(( $(left) - 35 )) --eval-reserve-s ${EVAL_RESERVE_S:-220} ${TRAIN_ONLY:+--train-only} \
+  ${WARMUP:+--warmup-steps $WARMUP} --jobs ${JOBS:-4} --gpus "$NGPU" \
   --max-steps ${TRAIN_STEPS:-3000} --set num_workers=${WORKERS:-2} --set device=$DEVICE ${MODEL:+--set model=$MODEL} \
   ${CONTEXT:+--set context_len=$CONTEXT} ${SPARSITY:+--set trajectory_sparsity=$SPARSITY} \
   ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \

@@ -203,6 +203,12 @@ def collect(
         meta["format"] = old.get("format", meta["format"])
     write_json_atomic(meta_path, meta)
 
+    if sim is None and resume and all(history_json(out, i).exists() and h5_paths[i].exists() for i in ids):
+        # nothing left to collect: no scene build (minutes on a GPU) to find that out
+        summary = _finish_dataset(out, meta)
+        summary.update({"rows_written": 0, "env_steps_simulated": 0, "wall_s": 0.0, "steps_per_s": None,
+                        "histories_this_run": ids, "resumed_histories": 0, "rebuilt_histories": []})
+        return summary
     specs = F.history_task_specs(cfg, robot, ids) if cfg.family is not None else None
     own_sim = sim is None
     if own_sim:
