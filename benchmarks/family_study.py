@@ -138,6 +138,7 @@ def train_all(runs: list[dict[str, Any]], args, deadline: float, work: Path) -> 
     while todo or live:
         while todo and len(live) < slots:
             run = todo.pop(0)
+            _check_same_training(run)  # a folder trained otherwise (another dataset, other settings) is an error
             if _train_status(run, 0) == "done":  # a re-run into its --work folder keeps what is trained
                 run["train_status"], run["train_wall_s"] = "done", 0.0
                 log(f"train {run['name']}: already trained, kept")
@@ -166,6 +167,27 @@ def train_all(runs: list[dict[str, Any]], args, deadline: float, work: Path) -> 
             run["train_wall_s"] = round(time.time() - run.pop("t0"), 1)
             run["train_status"] = _train_status(run, proc.returncode)
             log(f"train {run['name']}: {run['train_status']} ({run['train_wall_s']} s)")
+
+
+# TrainConfig fields that may differ between a run and its continuation (caps, resuming, logging, loaders)
+CONTINUATION_FIELDS = {"max_minutes", "resume", "progress_bar", "log_every", "num_workers"}
+
+
+def _check_same_training(run: dict[str, Any]) -> None:
+    """Raise ConfigError when the run's folder holds a training of other settings or data than planned.
+
+    The study keeps (or continues) what its --work folder already holds; a folder left by another study
+    (another dataset: the configs have the same names) must not be taken for this one's."""
+    run_dir = Path(run["train"].out_dir) / run["train"].name
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text()).get("train_config", {})
+    new = json.loads(json.dumps(to_dict(run["train"])))
+    diff = sorted(k for k in set(old) | set(new) if k not in CONTINUATION_FIELDS and old.get(k) != new.get(k))
+    if diff:
+        raise ConfigError(f"{path}: {run['name']} was trained with other {', '.join(diff)} "
+                          f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); give this study another --work folder")
 
 
 def _train_status(run: dict[str, Any], code: int) -> str:

@@ -157,3 +157,26 @@ def test_plan_writes_each_variants_settings_and_the_collections_reward_scale(tmp
         assert (spec.dir, spec.entry.reward_scale, spec.entry.episode_sparsity) == (d.resolve(), 7.5, sparsity)
         assert spec.entry.group == "go2_walking_velocity"
     assert len({c.name for c in t.values()}) == len(t)
+
+
+def test_a_work_folder_trained_on_another_dataset_is_an_error_not_reused(tmp_path):
+    """Two studies into one --work folder (the device script's fixed folder did this once): the second found
+    'baseline/final.pt' and kept the FIRST dataset's model. A run folder trained otherwise is now an error."""
+    from dataclasses import replace
+
+    from go2bench.core.config import ConfigError, to_dict
+
+    d = write_synthetic_dataset(tmp_path, "go2_velocity", n_histories=1, steps=100, env_id="Go2Walk-v0")
+    args = study.parse_args(["--dataset", str(d), "--budget-s", "1", "--variants", "baseline"])
+    (run,) = study.plan(args, study.dataset_info(d, "velocity"), tmp_path / "w")
+    run_dir = Path(run["train"].out_dir) / run["train"].name
+    run_dir.mkdir(parents=True)
+    config = run_dir / "config.json"
+    # a continuation (other cap, resumed, other loader count) is the same training
+    config.write_text(json.dumps({"train_config": to_dict(replace(run["train"], max_minutes=1.5, resume=True,
+                                                                       num_workers=7))}))
+    study._check_same_training(run)
+    config.write_text(json.dumps({"train_config": to_dict(replace(run["train"], data_dir="/elsewhere/dynamics"))}))
+    with pytest.raises(ConfigError, match=r"config\.json: baseline was trained with other data_dir "
+                                          r"\(data_dir='/elsewhere/dynamics'\); give this study another --work"):
+        study._check_same_training(run)

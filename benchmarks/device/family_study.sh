@@ -72,7 +72,7 @@ timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "
   ${CONTEXT:+--set context_len=$CONTEXT} ${SPARSITY:+--set trajectory_sparsity=$SPARSITY} \
   ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
   --reference-agent teacher-blind --backend "$BACKEND" --device "$DEVICE" --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
-  ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study" \
+  ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study/$(basename "$DATA")" \
   --out-dir "$RESULTS/family_study" > "$LOGS/family_study.log" 2>&1
 rc=$?
 echo "family study exit $rc at $(( $(date +%s) - T0 )) s"

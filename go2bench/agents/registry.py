@@ -9,10 +9,12 @@ Built-ins:
   privileged observation (``agent.privileged_family``: evaluate it in an env made with
   ``family=F, privileged=True``, or give it ``agent.use_task_source(...)``);
 * ``teacher-blind``: the blind teacher of the family (``go2bench/zoo/<env>/<F>/blind``), or ``teacher-blind:PATH``;
-* ``vintix``: a Vintix checkpoint trained on whole histories (``vintix:PATH``; without one,
-  ``go2bench/zoo/vintix/vintix.pt``);
+* ``vintix``: a Vintix checkpoint trained on whole histories (``vintix:PATH``; without one, in a task
+  family the family's shipped model ``go2bench/zoo/<env>/<F>/vintix/vintix.pt`` where there is one, else
+  the default-task ``go2bench/zoo/vintix/vintix.pt``);
 * ``vintix-episodic``: a Vintix checkpoint trained with ``go2bench train --context episode`` (every
-  window inside one episode): the no-context baseline, ``vintix-episodic:PATH``;
+  window inside one episode): the no-context baseline, ``vintix-episodic:PATH`` (without one, in a task
+  family: ``go2bench/zoo/<env>/<F>/vintix-episodic/vintix.pt`` where shipped);
 * ``vintix-nocontext``: a diagnostic, a ``vintix`` model with each env's context cleared at every
   episode start (which it reads as the start of a noisy history; not a baseline).
 
@@ -102,18 +104,29 @@ _teacher_privileged = _family_teacher(True)
 _teacher_blind = _family_teacher(False)
 
 
-def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int):
+def _shipped_family_vintix(env_id: str, family: str | None, context: str) -> str | None:
+    """The zoo's Vintix of ``env_id``'s ``family`` trained with ``context``, if one is shipped."""
+    from go2bench.agents.vintix_agent import family_checkpoint
+
+    path = family_checkpoint(env_id, family, context) if family else None
+    return str(path) if path is not None and path.exists() else None
+
+
+def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
+    checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "history")
     return load_vintix_agent(checkpoint, device=device, no_context=False, context="history")
 
 
-def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int):
+def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
+    checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "episode")
     if checkpoint is None:
         raise ValueError("vintix-episodic needs a checkpoint trained with `go2bench train --context episode`: "
-                         "give it as vintix-episodic:PATH")
+                         "give it as vintix-episodic:PATH"
+                         + (f" (none is shipped for {env_id}'s {family} family)" if family else ""))
     return load_vintix_agent(checkpoint, device=device, no_context=False, context="episode")
 
 
@@ -125,6 +138,8 @@ def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: in
 
 # The built-ins that load a teacher checkpoint: they also take trust_checkpoint and family.
 TEACHER_AGENTS = ("teacher", "teacher-privileged", "teacher-blind")
+# The built-ins whose default checkpoint depends on the task family evaluated: they also take family.
+FAMILY_VINTIX_AGENTS = ("vintix", "vintix-episodic")
 
 BUILTIN_AGENTS: dict[str, Factory] = {
     "random": _random,
@@ -202,8 +217,9 @@ def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, tr
     (:func:`parse_spec`), not the agent's own ``name``. ``trust_checkpoint``: let stable-baselines3
     unpickle a teacher zip that has no model card (runs any code in it; only for files you wrote).
     ``family``: the task family being evaluated; the built-in teachers take it (``teacher-privileged``
-    and ``teacher-blind`` load that family's teacher; a family teacher's PATH must be of it), other
-    agents are not given it.
+    and ``teacher-blind`` load that family's teacher; a family teacher's PATH must be of it; ``vintix`` and
+    ``vintix-episodic`` without a PATH load the family's shipped model where there is one), other agents are
+    not given it.
     """
     from go2bench.agents.protocol import as_batched_agent
 
@@ -212,6 +228,8 @@ def make_agent(spec: str, env_id: str, device: str = "cpu", seed: int = 0, *, tr
     if name in TEACHER_AGENTS:
         agent = as_batched_agent(factory(env_id, checkpoint, device, seed, trust_checkpoint=trust_checkpoint,
                                          family=family))
+    elif name in FAMILY_VINTIX_AGENTS:
+        agent = as_batched_agent(factory(env_id, checkpoint, device, seed, family=family))
     elif name in BUILTIN_AGENTS:
         agent = as_batched_agent(factory(env_id, checkpoint, device, seed))
     else:  # a plug-in: whatever its factory does wrong is reported as that agent's failure

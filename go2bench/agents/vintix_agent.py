@@ -85,6 +85,13 @@ class VintixAgent:
             return self.policy.act(obs, prev_reward, episode_start)
 
 
+def family_checkpoint(env_id: str, family: str, context: str = "history") -> Path:
+    """Where the zoo ships the Vintix of ``env_id``'s ``family`` trained with ``context`` (it may not exist):
+    ``go2bench/zoo/<env>/<family>/vintix/vintix.pt`` ("history") or ``.../vintix-episodic/vintix.pt`` ("episode")."""
+    kind = "vintix" if context == "history" else "vintix-episodic"
+    return DEFAULT_CHECKPOINT.parent.parent / env_id / family / kind / "vintix.pt"
+
+
 def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu", no_context: bool = False,
                       context: str | None = None, cuda_graph: bool | None = None) -> VintixAgent:
     """A :class:`VintixAgent` from a checkpoint (default: the shipped ``go2bench/zoo/vintix/vintix.pt``).
