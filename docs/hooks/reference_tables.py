@@ -244,7 +244,10 @@ def zoo() -> str:
         card = json.loads(card_path.read_text())
         folder = card_path.parent.relative_to(ZOO_DIR).as_posix()
         files = ", ".join(sorted(p.name for p in card_path.parent.iterdir() if p.is_file()))
-        kind = ("Vintix" if folder == "vintix" else
+        vintix = (card_path.parent / "vintix.pt").exists()
+        kind = ("Vintix (default task)" if folder == "vintix" else
+                f"{card.get('family')} Vintix ({card_path.parent.name}: `--agent {card_path.parent.name}` "
+                f"in the family)" if vintix else
                 f"{card.get('family')} teacher, {'privileged' if card.get('privileged') else 'blind'}"
                 if card.get("family") else "default-task teacher")
         rows.append([f"`{folder}/`", kind, card.get("obs_dim", ""), files])
