@@ -343,3 +343,21 @@ def test_cli_family_eval_micro_run(tmp_path):
     assert r.exit_code != 0 and "--num-envs do not go with --family" in r.output
     r = CliRunner().invoke(main, ["eval", "--trials", "3"])
     assert r.exit_code != 0 and "--trials go only with --family" in r.output
+
+
+def test_the_cli_prints_the_interval_over_thetas_not_the_seeds_only_one(capsys):
+    """With deterministic envs two seeds give the same trials: the seeds-only interval is zero-wide (it printed
+    'final 0.989 [0.989, 0.989]' for a Vintix whose thetas spread from 0.85 to 0.99); the tables use ci95_thetas."""
+    from go2bench.cli.eval import _show_family
+
+    def m(v, lo, hi):
+        return {"iqm": v, "ci95": [v, v], "ci95_thetas": [lo, hi]}
+
+    res = {"env": "MiniCheetahWalk-v0", "fall_rate": 0.25, "config": {"split": "test", "seeds": [0, 1], "episodes": 10},
+           "family": {"name": "dynamics", "trials_per_seed": 32, "zero_shot": m(0.043, 0.034, 0.25),
+                      "final": m(0.989, 0.852, 0.992), "auc": m(0.794, 0.7, 0.8),
+                      "tracking_error": {"x": 0.05, "y": 0.03, "yaw": 0.08}, "per_episode": {"iqm": [0.04, 0.99]}}}
+    _show_family("vintix", res)
+    out = capsys.readouterr().out
+    assert "final 0.989 [0.852, 0.992]" in out and "zero-shot 0.043 [0.034, 0.250]" in out
+    assert "[0.989, 0.989]" not in out and "over thetas and seeds" in out
