@@ -61,7 +61,7 @@ class SleepSim:
         low, high = self.robot_description.action_bounds()
         self.action_low, self.action_high = torch.as_tensor(low), torch.as_tensor(high)
         d = observation_dim(self.robot_description, obs_mode)
-        self._base = torch.linspace(-1, 1, num_envs * d).reshape(num_envs, d)
+        self._base = torch.linspace(-1, 1, d).expand(num_envs, d)  # rows depend on the history, not the column
         self.episode_step = torch.zeros(num_envs, dtype=torch.int64)
 
     def _obs(self):

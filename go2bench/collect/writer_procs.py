@@ -224,7 +224,7 @@ class ProcessWriters:
         while conn.poll():
             try:
                 msg = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):  # the process has gone (reset: it left unread messages behind)
                 return
             if msg[0] == "done":
                 self.written += msg[2]
