@@ -103,19 +103,26 @@ def cheap_teacher(env: str):
                            _high=t._high, policy=_CheapPolicy())
 
 
-def raw_loop(sim: SleepSim, steps: int) -> float:
-    """Env-steps/s of the stand-in alone."""
+def raw_loop(sim: SleepSim, steps: int) -> tuple[float, float]:
+    """Env-steps/s of the stand-in alone, and its CPU seconds per env-step."""
     import torch
 
     acts = torch.zeros(sim.num_envs, sim.robot_description.num_joints)
     sim.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         r = sim.step(acts)
         done = r.terminated | r.truncated
         if bool(done.any()):
             sim.reset(done)
-    return sim.num_envs * steps / (time.perf_counter() - t0)
+    n = sim.num_envs * steps
+    return n / (time.perf_counter() - t0), (time.process_time() - c0) / n
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process (all its threads) and of its joined children (the writer processes)."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
 
 
 def main(argv=None) -> int:
@@ -155,26 +162,35 @@ def main(argv=None) -> int:
                                 chunk_steps=args.chunk_steps, group_size=args.group_size)
             row = {"num_envs": n, "raw_sps_rounds": [], "collect": {}}
             for rep in range(args.reps):
-                raw = raw_loop(sim, args.steps)
+                raw, raw_cpu = raw_loop(sim, args.steps)
                 row["raw_sps_rounds"].append(raw)
+                row.setdefault("raw_cpu_us_per_env_step", []).append(raw_cpu * 1e6)
                 for procs in ps:
                     out = tmp / f"n{n}_p{procs}_r{rep}" / "bench"
-                    t0 = time.perf_counter()
+                    t0, (own0, kids0) = time.perf_counter(), _cpu()
                     s = collect(out, replace(cfg, writer_processes=procs), progress=False, plot=False, sim=sim,
                                 teacher=teacher)
-                    wall = time.perf_counter() - t0
+                    wall, (own1, kids1) = time.perf_counter() - t0, _cpu()
                     rate = s["rows_written"] / wall
-                    c = row["collect"].setdefault(str(procs), {"rows_per_s": [], "over_raw": [], "rows": []})
+                    c = row["collect"].setdefault(str(procs), {"rows_per_s": [], "over_raw": [], "rows": [],
+                                                               "stepping_cpu_us_per_row": [], "writer_cpu_us_per_row": []})
                     c["rows_per_s"].append(rate)
                     c["over_raw"].append(rate / raw)
                     c["rows"].append(s["rows_written"])
+                    # P=0: the stepping process's CPU includes the writer thread's; P>0: the writers' is apart
+                    c["stepping_cpu_us_per_row"].append((own1 - own0) / s["rows_written"] * 1e6)
+                    c["writer_cpu_us_per_row"].append((kids1 - kids0) / s["rows_written"] * 1e6)
                     print(f"N={n} P={procs} round {rep}: {rate:,.0f} rows/s ({s['rows_written']:,} rows in {wall:.1f} s)"
-                          f", {rate / raw:.2f} of the raw {raw:,.0f}", flush=True)
+                          f", {rate / raw:.2f} of the raw {raw:,.0f}; CPU us/row: stepping process "
+                          f"{c['stepping_cpu_us_per_row'][-1]:.2f}, writer processes {c['writer_cpu_us_per_row'][-1]:.2f}",
+                          flush=True)
                     shutil.rmtree(out.parent)
             row["raw_sps"] = max(row["raw_sps_rounds"])
             for c in row["collect"].values():
                 c["best_rows_per_s"] = max(c["rows_per_s"])
                 c["over_raw_paired"] = statistics.median(c["over_raw"])
+                for k in ("stepping_cpu_us_per_row", "writer_cpu_us_per_row"):
+                    c[k.replace("_us", "_us_median")] = statistics.median(c[k])
             rows.append(row)
             write_json_atomic(Path(args.out), {**head, "rows": rows, "complete": False})
     finally:
@@ -187,6 +203,12 @@ def main(argv=None) -> int:
         print(f"{r['num_envs']:>6} {r['raw_sps']:>12,.0f} " + " ".join(
             f"{r['collect'][str(q)]['best_rows_per_s']:>14,.0f} {r['collect'][str(q)]['over_raw_paired']:>6.2f}"
             for q in ps))
+    print("\nCPU us per row (median): stepping process / writer processes; P=0 counts the writer thread in the "
+          "stepping process")
+    for r in rows:
+        print(f"{r['num_envs']:>6} raw loop {statistics.median(r['raw_cpu_us_per_env_step']):.2f} " + " ".join(
+            f" P={q}: {r['collect'][str(q)]['stepping_cpu_us_median_per_row']:.2f} / "
+            f"{r['collect'][str(q)]['writer_cpu_us_median_per_row']:.2f}" for q in ps))
     print(f"wrote {args.out}")
     return 0
 

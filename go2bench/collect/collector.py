@@ -8,7 +8,8 @@ simulation, and records into per-chunk buffers; at the end of a chunk
 :class:`~go2bench.collect.sink.ChunkSink` copies them to the host once (non-blocking, pinned, on
 CUDA) and a writer thread appends each history's rows to its
 :class:`~go2bench.histories.writer.HistoryWriter` and finishes the histories that are done, while
-the loop steps on.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
+the loop steps on; with ``cfg.writer_processes`` the histories are sharded over writer processes
+instead (:mod:`go2bench.collect.writer_procs`), off the stepping process's GIL, writing the same bytes.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
 has), one per chunk (which histories are still active).
 
 Reproducibility and resume: the env of the default task has no randomness of its own (fixed
