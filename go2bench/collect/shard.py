@@ -179,10 +179,14 @@ def serve(conn, spec: ShardSpec, layouts: list, parent_pid: int) -> None:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """On Linux, have the kernel kill this process when its parent dies (a kill -9 of the collection)."""
+    """On Linux, have the kernel kill this process when its parent dies (a kill -9 of the collection).  Ctrl-C
+    reaches the whole process group: the parent handles it (its writers write what was handed over, as the
+    writer thread does), so the writer ignores it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:  # the parent died before that took effect

@@ -74,7 +74,7 @@ class _Slot:
                 ptr = next(iter(self.tensors.values())).data_ptr()
                 self.pinned = int(torch.cuda.cudart().cudaHostRegister(ptr, self.nbytes, 0)) == 0
                 self._ptr = ptr
-            except (AttributeError, RuntimeError):
+            except (AttributeError, RuntimeError, TypeError):  # no such call: a pageable copy
                 self.pinned = False
 
     def release(self) -> None:
