@@ -31,7 +31,27 @@ HELP = {
     "family": "Task family: history i holds theta i mod (split size) of the family's suite for its whole length; "
               "the privileged teacher sees theta, the rows do not.",
     "split": "Suite split whose thetas the histories take (with --family).",
+    "writer_processes": "Processes writing the HDF5 files beside the stepping process: 0 = a writer thread, auto = "
+                        "0 on the CPU backend and one per 512 histories (at most CPUs - 2) on the GPU. The files "
+                        "are the same either way; a resume may use another value.",
 }
+
+
+class _Processes(click.ParamType):
+    """``auto`` or an integer >= 0."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or (isinstance(value, int) and value >= 0):
+            return value
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            n = -1
+        if n < 0:
+            self.fail(f"{value!r} is neither 'auto' nor an integer >= 0", param, ctx)
+        return n
 
 
 @click.command("collect")
@@ -50,7 +70,7 @@ HELP = {
     "compression": click.Choice(["none", "gzip", "lzf"]), "num_histories": click.IntRange(min=1),
     "steps_per_history": click.IntRange(min=1), "group_size": click.IntRange(min=1),
     "max_episode_steps": click.IntRange(min=1), "chunk_steps": click.IntRange(min=1),
-    "family": click.Choice(sorted(FAMILIES)), "split": click.Choice(list(SPLITS)),
+    "family": click.Choice(sorted(FAMILIES)), "split": click.Choice(list(SPLITS)), "writer_processes": _Processes(),
 })
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--env-ids", default=None, help="Collect only these histories (indices), e.g. 0-4 (others: another run).")

@@ -57,7 +57,8 @@ def dataclass_options(
     def decorate(fn: Callable) -> Callable:
         for f in reversed([f for f in dataclasses.fields(cls) if f.init and f.name not in skip]):
             default = field_default(f)
-            click_type, multiple = _click_type(hints[f.name])
+            click_type, multiple = ((types_[f.name], False) if f.name in (types_ or {})
+                                    else _click_type(hints[f.name]))
             kw: dict[str, Any] = {"help": help.get(f.name, ""), "multiple": multiple, "required": f.name in required}
             if hints[f.name] is bool:
                 kw.update(is_flag=True, default=None if not defaults_from_config else default)

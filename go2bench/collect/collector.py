@@ -8,7 +8,8 @@ simulation, and records into per-chunk buffers; at the end of a chunk
 :class:`~go2bench.collect.sink.ChunkSink` copies them to the host once (non-blocking, pinned, on
 CUDA) and a writer thread appends each history's rows to its
 :class:`~go2bench.histories.writer.HistoryWriter` and finishes the histories that are done, while
-the loop steps on.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
+the loop steps on; with ``cfg.writer_processes`` the histories are sharded over writer processes
+instead (:mod:`go2bench.collect.writer_procs`), off the stepping process's GIL, writing the same bytes.  Host syncs of the loop: one per step (whether any env is done, as the raw loop
 has), one per chunk (which histories are still active).
 
 Reproducibility and resume: the env of the default task has no randomness of its own (fixed
@@ -43,7 +44,9 @@ from go2bench.agents.sb3_actor import deterministic_actor
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_unchecked
-from go2bench.collect.sink import ChunkSink
+from go2bench.collect.shard import ShardSpec, record_meta
+from go2bench.collect.sink import ThreadWriters
+from go2bench.collect.writer_procs import ProcessWriters, shard_columns, writer_process_count
 from go2bench.core.provenance import read_json_object, remove_stale_temp_files, versions, write_json_atomic
 from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
@@ -51,7 +54,6 @@ from go2bench.envs.spaces import observation_dim, observation_layout
 from go2bench.histories.names import (DATASET_FORMAT, DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_index,
                                       history_json, metadata_path)
 from go2bench.histories.stats import pooled_stats
-from go2bench.histories.writer import HistoryWriter
 
 __all__ = ["collect"]
 
@@ -87,7 +89,7 @@ def _dataset_meta(cfg: CollectConfig, robot: RobotDescription, teacher_info: dic
         "group_size": cfg.group_size,
         "seed": cfg.seed,
         "teacher": teacher_info,
-        "collection": {k: v for k, v in asdict(cfg).items() if k != "teacher"},
+        "collection": {k: v for k, v in asdict(cfg).items() if k not in ("teacher", "writer_processes")},
         "go2bench_version": versions()["go2bench"],
         "versions": versions(),
         "status": "incomplete",
@@ -252,20 +254,49 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     N = cfg.steps_per_history
     schedule = cfg.schedule
     demo = DEMONSTRATOR_KEY in meta["dataset_keys"]
-    done_json = {i: history_json(out, i) for i in ids}
-    writers, write_from, start_row = {}, np.zeros(H, np.int64), np.zeros(H, np.int64)
-    active_np = np.ones(H, bool)
-    for j, i in enumerate(ids):
-        if done_json[i].exists() and h5_paths[i].exists():
-            active_np[j] = False
-            continue
-        w = HistoryWriter(h5_paths[i], D, A, cfg.group_size, compression=cfg.compression, demonstrator=demo, stats=True)
-        writers[i] = w
-        write_from[j], start_row[j] = w.steps_written, w.last_episode_start()
-    resumed = int((write_from > 0).sum())
-    rebuilt = [i for i, w in writers.items() if w.rebuilt]  # damaged by a kill, rebuilt from their complete groups
+    active_np = np.array([not (history_json(out, i).exists() and h5_paths[i].exists()) for i in ids], bool)
+    keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64))
+    f32 = torch.float32
+    specs = {"obs": ((C, H, D), f32), "action": ((C, H, A), f32), "reward": ((C, H), f32),
+             "step_num": ((C, H), torch.int32), "rec": ((C, H), torch.bool)}
+    if demo:
+        specs["demo"] = ((C, H, A), f32)
+    pool = _open_writers(out, cfg, meta, ids, active_np, keys.tolist(), D, A, demo, specs, dev)
+    try:
+        return _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys.to(dev),
+                     D, A, C, N, schedule)
+    except BaseException:
+        try:
+            pool.close()  # whole chunks already handed over are still written; complete groups only
+        except BaseException:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
 
-    keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64)).to(dev)
+
+def _open_writers(out, cfg, meta, ids, active_np, keys, D, A, demo, specs, dev):
+    """The writers of the histories still to collect: on a thread, or sharded over writer processes."""
+    cols = [j for j in range(len(ids)) if active_np[j]]
+    processes = writer_process_count(cfg.writer_processes, torch.device(dev).type == "cuda", len(cols))
+
+    def spec(cs):
+        return ShardSpec(out=str(out), ids=tuple(ids[j] for j in cs), cols=tuple(cs), keys=tuple(keys[j] for j in cs),
+                         obs_dim=D, act_dim=A, group_size=cfg.group_size, compression=cfg.compression,
+                         demonstrator=demo, meta=record_meta(meta), seed=cfg.seed, family=cfg.family, split=cfg.split)
+
+    if processes == 0:
+        return ThreadWriters(spec(cols), specs, dev)
+    return ProcessWriters([spec([cols[r] for r in part]) for part in shard_columns(len(cols), processes)], specs, dev)
+
+
+def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys, D, A, C, N, schedule):
+    dev, H = sim.device, len(ids)
+    write_from, start_row = np.zeros(H, np.int64), np.zeros(H, np.int64)
+    for j, i in enumerate(ids):
+        if active_np[j]:
+            write_from[j], start_row[j] = pool.opened[i].steps_written, pool.opened[i].last_episode_start
+    resumed = int((write_from > 0).sum())
+    rebuilt = [i for i in ids if i in pool.opened and pool.opened[i].rebuilt]  # damaged by a kill: rebuilt
+
     row = torch.as_tensor(start_row, device=dev)  # next row index of each history
     wfrom = torch.as_tensor(write_from, device=dev)
     active = torch.as_tensor(active_np, device=dev)
@@ -275,19 +306,8 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     actor = deterministic_actor(teacher.policy)
     t_low, t_high = teacher._low, teacher._high
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
-    f32 = torch.float32
-    specs = {"obs": ((C, H, D), f32), "action": ((C, H, A), f32), "reward": ((C, H), f32),
-             "step_num": ((C, H), torch.int32), "rec": ((C, H), torch.bool)}
-    if demo:
-        specs["demo"] = ((C, H, A), f32)
-    written = [0]  # rows on disk or in the writers' groups, counted by the writer thread
-    open_ids = set(writers)  # histories still being written (the writers themselves belong to the writer thread)
+    open_ids = set(pool.opened)  # histories still being written
     tasks: dict[int, dict[str, Any]] = {}
-
-    def write(host, finished):  # on the writer thread, chunk after chunk
-        written[0] += _write_chunk(ids, writers, host)
-        for i in finished:
-            _finish_history(writers.pop(i), done_json[i], meta, i, cfg, tasks.get(i, {}))
 
     total_target = int(sum(N for j in range(H) if active_np[j]) - int(write_from[active_np].sum()))
     bar = None
@@ -299,13 +319,12 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
     t0 = last_log = time.perf_counter()
     obs = sim.reset()  # the family's thetas take effect here, held from now on (no new trial is started)
     tasks.update(_history_tasks(sim, ids, meta))
-    sink = ChunkSink(specs, dev, write)
     try:
         while bool(active.any()):  # one host sync per chunk
             grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk
             eps = schedule.eps(grid).to(torch.float32)
             noise = low + (high - low) * uniform_noise(keys[None, :], grid, A)
-            b = sink.buffers()
+            b = pool.buffers()
             buf_obs, buf_act, buf_rew, buf_step, buf_rec = b["obs"], b["action"], b["reward"], b["step_num"], b["rec"]
             buf_demo = b.get("demo")
             with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
@@ -328,35 +347,24 @@ def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, pl
             still = active.cpu().numpy()
             finished = [i for j, i in enumerate(ids) if i in open_ids and not still[j]]
             open_ids.difference_update(finished)
-            sink.submit(finished)
+            pool.submit([(i, tasks.get(i, {})) for i in finished])
             if bar is None and time.perf_counter() - last_log >= 30:  # without a bar, a line every 30 s (logs)
                 last_log = time.perf_counter()
                 rate = simulated / (last_log - t0)
-                print(f"collect {name}: {written[0]:,} rows written (target {total_target:,}, then each history ends "
+                print(f"collect {name}: {pool.written:,} rows written (target {total_target:,}, then each history ends "
                       f"its episode), {rate:,.0f} simulated steps/s", file=sys.stderr, flush=True)
             if bar is not None:
-                bar.update(min(written[0] - bar.n, bar.total - bar.n))
+                bar.update(min(pool.written - bar.n, bar.total - bar.n))
                 e = eps[-1][active].cpu().numpy()
                 bar.set_postfix_str(
                     f"eps {' '.join(f'{x:.2f}' for x in e)}" if len(e) <= 6 else
                     f"eps {e.min():.2f}-{e.max():.2f}" if len(e) else "eps -"
                 )
-        sink.close()  # every chunk written, every finished history closed with its JSON
-    except BaseException:
-        try:
-            sink.close()  # whole chunks already handed over are still written
-        except BaseException:  # noqa: BLE001 - the first error is the one to report
-            pass
-        for w in writers.values():
-            try:
-                w.close(final=False)  # keep complete groups only
-            except OSError:
-                pass
-        raise
+        pool.close()  # every chunk written, every finished history closed with its JSON
     finally:
         if bar is not None:
             bar.close()
-    written = written[0]
+    written = pool.written
     wall = time.perf_counter() - t0
     summary = _finish_dataset(out, meta)
     if plot and summary["complete_histories"]:
@@ -381,54 +389,6 @@ def _history_tasks(sim, ids: list[int], meta: dict) -> dict[int, dict[str, Any]]
             raise RuntimeError(f"history {i}: the simulation holds task {rec} instead of the planned {plan}")
         out[i] = rec
     return out
-
-
-def _write_chunk(ids, writers, host: dict[str, np.ndarray]) -> int:
-    """Append each history's recorded rows of one chunk on the host; returns rows written.
-
-    ``host``: :class:`~go2bench.collect.sink.ChunkSink` arrays, each (C, H, ...); ``rec`` marks the rows to write.
-    """
-    rec = host["rec"]
-    if not rec.any():
-        return 0
-    host = [host[k] for k in ("obs", "action", "reward", "step_num")] + [host.get("demo")]
-    count = rec.sum(0)  # per history, for all at once: how many rows, from which one
-    first = rec.argmax(0)
-    n = 0
-    for j in np.flatnonzero(count):
-        i = ids[j]
-        if i not in writers:
-            continue
-        a, b = int(first[j]), int(first[j] + count[j])
-        assert rec[a:b, j].all(), "recorded rows of a history are contiguous"
-        writers[i].append(*(None if x is None else x[a:b, j] for x in host))
-        n += b - a
-    return n
-
-
-def _finish_history(writer: HistoryWriter, path_json: Path, meta: dict, index: int,
-                    cfg: CollectConfig, task: dict[str, Any]) -> None:
-    writer.close(final=True)
-    stats = writer.stats()  # the same bits as history_stats(path_h5), without reading the file back
-    record = {
-        "task_name": meta["task_name"],
-        "group_name": meta["group_name"],
-        "env_id": meta["env_id"],
-        "robot": meta["robot"],
-        "history_index": index,
-        "seed": cfg.seed,
-        "history_key": int(history_seed(cfg.seed, index)),
-        "observation_shape": meta["observation_shape"],
-        "action_dim": meta["action_dim"],
-        "action_type": "continuous",
-        "reward_scale": meta["reward_scale"],
-        "noise": meta["noise"],
-        "dataset_keys": meta["dataset_keys"],
-        **({"family": cfg.family, "split": cfg.split, **task} if cfg.family is not None else {}),
-        **stats,
-        "go2bench_version": meta["go2bench_version"],
-    }
-    write_json_atomic(path_json, record, fsync=False)  # its HDF5 groups are not fsynced either
 
 
 def _finish_dataset(out: Path, meta: dict) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from go2bench.collect.schedule import NoiseSchedule
-from go2bench.core.config import from_dict
+from go2bench.core.config import ConfigError, from_dict
 from go2bench.envs.families import FAMILIES
 from go2bench.envs.registry import TASKS
 from go2bench.histories.dataset_config import DatasetSpec, load_dataset_configs
@@ -19,7 +19,8 @@ from go2bench.histories.dataset_config import DatasetSpec, load_dataset_configs
 __all__ = ["CollectConfig", "IDENTITY_FIELDS", "SPLITS", "parse_env_ids", "dataset_collect_configs"]
 
 # Fields that define a dataset: a resumed run must match them exactly (a field missing from an
-# older dataset's metadata counts as its default).
+# older dataset's metadata counts as its default).  How a dataset is written (chunk_steps, writer_processes,
+# compression) is not part of it: a resume may change it.
 IDENTITY_FIELDS = ("env", "num_histories", "steps_per_history", "p", "f", "max_perf", "seed", "group_size",
                    "max_episode_steps", "obs_mode", "family", "split")
 SPLITS = ("train", "test")
@@ -50,6 +51,10 @@ class CollectConfig:
     chunk_steps: int = 1000
     family: str | None = None  # a task family (velocity, dynamics); None: the default task
     split: str = "train"  # the suite split whose thetas the histories take (with a family)
+    # processes writing the HDF5 files, off the stepping process's GIL (go2bench.collect.writer_procs):
+    # 0 = a writer thread; "auto" = 0 on the CPU backend, one per 512 histories (at most CPUs - 2) on CUDA.
+    # Not recorded in the dataset: the bytes written are the same whatever it is.
+    writer_processes: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.env.split(":", 1)[-1] not in TASKS:
@@ -68,6 +73,10 @@ class CollectConfig:
             raise ValueError(f"collect.split must be one of {list(SPLITS)}, got {self.split!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
             raise ValueError(f"collect.seed must be an integer in [0, 2**31), got {self.seed!r}")
+        w = self.writer_processes
+        if w != "auto" and (not isinstance(w, int) or isinstance(w, bool) or w < 0):
+            raise ConfigError(f"collect.writer_processes must be 'auto' or an integer >= 0 (0: a writer thread), "
+                              f"got {w!r}")
         self.schedule  # validates p, f, max_perf
 
     @property

@@ -22,7 +22,9 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ChunkSink"]
+from go2bench.collect.shard import HistoryShard, ShardSpec
+
+__all__ = ["ChunkSink", "ThreadWriters"]
 
 
 class ChunkSink:
@@ -103,3 +105,25 @@ class ChunkSink:
                 return
             self._free.put(host)
 
+
+
+class ThreadWriters:
+    """The histories of ``spec`` written on a :class:`ChunkSink`'s writer thread: :class:`ProcessWriters`'
+    interface (:mod:`go2bench.collect.writer_procs`) with ``writer_processes: 0``."""
+
+    def __init__(self, spec: ShardSpec, specs: dict[str, tuple[tuple[int, ...], torch.dtype]], device):
+        self._shard = HistoryShard(spec)
+        self.opened = self._shard.opened
+        self.written = 0  # rows written, counted by the writer thread
+        self._sink = ChunkSink(specs, device, self._write)
+        self.buffers, self.submit = self._sink.buffers, self._sink.submit
+
+    def _write(self, host, finished) -> None:
+        self.written += self._shard.write(host, finished)
+
+    def close(self) -> None:
+        """Write every chunk handed over, then keep only complete groups of unfinished histories."""
+        try:
+            self._sink.close()
+        finally:
+            self._shard.abort()
