@@ -16,7 +16,10 @@ Built-ins:
   window inside one episode): the no-context baseline, ``vintix-episodic:PATH`` (without one, in a task
   family: ``go2bench/zoo/<env>/<F>/vintix-episodic/vintix.pt`` where shipped);
 * ``vintix-nocontext``: a diagnostic, a ``vintix`` model with each env's context cleared at every
-  episode start (which it reads as the start of a noisy history; not a baseline).
+  episode start (which it reads as the start of a noisy history; not a baseline);
+* ``vintix-recompute``: a diagnostic, a ``vintix`` model decoded exactly as it was trained, a fresh forward
+  over each env's last ``context_len`` tokens every step (the default decode's sliding-window KV cache
+  differs from that once a stream outgrows the context; see :mod:`go2bench.vintix.recompute`). Slow.
 
 Third-party agents register a factory in the entry-point group ``go2bench.agents``::
 
@@ -130,6 +133,13 @@ def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int
     return load_vintix_agent(checkpoint, device=device, no_context=False, context="episode")
 
 
+def _vintix_recompute(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
+    from go2bench.agents.vintix_agent import load_vintix_agent
+
+    checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "history")
+    return load_vintix_agent(checkpoint, device=device, context="history", recompute=True)
+
+
 def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: int):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
@@ -139,7 +149,7 @@ def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: in
 # The built-ins that load a teacher checkpoint: they also take trust_checkpoint and family.
 TEACHER_AGENTS = ("teacher", "teacher-privileged", "teacher-blind")
 # The built-ins whose default checkpoint depends on the task family evaluated: they also take family.
-FAMILY_VINTIX_AGENTS = ("vintix", "vintix-episodic")
+FAMILY_VINTIX_AGENTS = ("vintix", "vintix-episodic", "vintix-recompute")
 
 BUILTIN_AGENTS: dict[str, Factory] = {
     "random": _random,
@@ -149,6 +159,7 @@ BUILTIN_AGENTS: dict[str, Factory] = {
     "vintix": _vintix,
     "vintix-episodic": _vintix_episodic,
     "vintix-nocontext": _vintix_nocontext,
+    "vintix-recompute": _vintix_recompute,
 }
 
 

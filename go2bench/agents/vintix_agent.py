@@ -93,12 +93,14 @@ def family_checkpoint(env_id: str, family: str, context: str = "history") -> Pat
 
 
 def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu", no_context: bool = False,
-                      context: str | None = None, cuda_graph: bool | None = None) -> VintixAgent:
+                      context: str | None = None, cuda_graph: bool | None = None,
+                      recompute: bool = False) -> VintixAgent:
     """A :class:`VintixAgent` from a checkpoint (default: the shipped ``go2bench/zoo/vintix/vintix.pt``).
 
     ``context``: the training context the checkpoint must have ("history" or "episode"); a
     checkpoint of the other kind is refused naming the agent to evaluate it as. ``cuda_graph``: see
-    :class:`~go2bench.vintix.inference.VintixPolicy` (default: on for a CUDA device).
+    :class:`~go2bench.vintix.inference.VintixPolicy` (default: on for a CUDA device). ``recompute``: the
+    training-exact :class:`~go2bench.vintix.recompute.RecomputePolicy` (a full forward per env per step).
     """
     if checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
@@ -114,7 +116,12 @@ def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu",
         from go2bench.vintix.inference import VintixPolicy
     except ImportError as e:
         raise ImportError(f"the vintix agent needs go2bench.vintix.inference.VintixPolicy: {e}") from e
-    policy = VintixPolicy.load(str(path), device=device, cuda_graph=cuda_graph)
+    if recompute:
+        from go2bench.vintix.recompute import RecomputePolicy
+
+        policy = RecomputePolicy.load(str(path), device=device)
+    else:
+        policy = VintixPolicy.load(str(path), device=device, cuda_graph=cuda_graph)
     trained = getattr(policy, "context", "history")
     if context is not None and trained != context:
         raise ValueError(

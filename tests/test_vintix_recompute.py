@@ -1,0 +1,71 @@
+"""The training-exact decode (RecomputePolicy) against the KV-cache decode and a hand-built training window."""
+
+from __future__ import annotations
+
+import torch
+
+from go2bench.vintix.config import make_model_config
+from go2bench.vintix.inference import VintixPolicy
+from go2bench.vintix.model import VintixModel
+from go2bench.vintix.recompute import RecomputePolicy
+
+GROUP = {"obs_dim": 45, "act_dim": 10}
+C, N, T = 6, 2, 20
+
+
+def _policies():
+    torch.manual_seed(0)
+    m = VintixModel(make_model_config("tiny", {"qk_norm": True}), {"g": GROUP}).eval()
+    gen = torch.Generator().manual_seed(3)
+    info = dict(GROUP, obs_mean=torch.randn(45, generator=gen).tolist(), obs_std=(torch.rand(45, generator=gen) + .5).tolist(),
+                act_mean=torch.randn(10, generator=gen).tolist(), act_std=(torch.rand(10, generator=gen) + .5).tolist(),
+                reward_scale=3.0, env_id=None)
+    return m, VintixPolicy(m, {"g": info}, context_len=C), RecomputePolicy(m, {"g": info}, context_len=C)
+
+
+def _stream(pol, obs, rew, start):
+    pol.reset(N, "g")
+    return torch.stack([pol.act(obs[t], rew[t], start[t]) for t in range(T)])
+
+
+def test_equal_to_the_cache_until_the_window_slides_then_a_fresh_training_window():
+    m, cache, exact = _policies()
+    g = torch.Generator().manual_seed(1)
+    obs, rew = torch.randn(T, N, 45, generator=g), torch.randn(T, N, generator=g)
+    start = torch.zeros(T, N, dtype=torch.bool)
+    start[0] = True
+    start[9, 1] = True  # an episode boundary: a history context keeps it (previous action/reward zeroed)
+    a_cache, a_exact = _stream(cache, obs, rew, start), _stream(exact, obs, rew, start)
+    torch.testing.assert_close(a_exact[:C], a_cache[:C], atol=1e-5, rtol=1e-5)  # one window: the same model
+    assert (a_exact[C + 2:] - a_cache[C + 2:]).abs().max() > 1e-3  # after the slide: keys from beyond the window
+    # step t (>= C) by hand: ONE forward over the last C tokens, exactly a training window
+    info = exact.groups["g"]
+    mean, std = torch.tensor(info["act_mean"]), torch.tensor(info["act_std"])
+    prev = (a_exact - mean) / std  # each step's normalised action, fed back as the next token's previous action
+    env, t = 1, T - 1
+    window = range(t - C + 1, t + 1)
+    o = torch.stack([(obs[s, env] - torch.tensor(info["obs_mean"])) / torch.tensor(info["obs_std"]) for s in window])
+    pa = torch.stack([torch.zeros(10) if start[s, env] else prev[s - 1, env] for s in window])
+    pr = torch.stack([torch.zeros(()) if start[s, env] else rew[s, env] * 3.0 for s in window])
+    y = m(o[None], pa[None], pr[None], torch.tensor([0]))[0, -1, :10]
+    torch.testing.assert_close(a_exact[t, env], y * std + mean, atol=1e-5, rtol=1e-5)
+
+
+def test_cleared_env_restarts_its_window():
+    m, cache, exact = _policies()
+    g = torch.Generator().manual_seed(2)
+    obs, rew = torch.randn(T, N, 45, generator=g), torch.randn(T, N, generator=g)
+    start = torch.zeros(T, N, dtype=torch.bool)
+    start[0] = True
+    for pol in (cache, exact):
+        pol.reset(N, "g")
+    out = {id(p): [] for p in (cache, exact)}
+    for t in range(T):
+        if t == 12:
+            for pol in (cache, exact):
+                pol.clear_context(torch.tensor([False, True]))
+        for pol in (cache, exact):
+            out[id(pol)].append(pol.act(obs[t], rew[t], start[t]))
+    a_cache, a_exact = (torch.stack(out[id(p)]) for p in (cache, exact))
+    # env 1 restarted at step 12: its next C steps are one fresh window for both decodes
+    torch.testing.assert_close(a_exact[12:12 + C, 1], a_cache[12:12 + C, 1], atol=1e-5, rtol=1e-5)
