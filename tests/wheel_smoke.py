@@ -55,7 +55,7 @@ def teachers() -> list[str]:
     loaded = []
     for card in sorted((PKG / "zoo").rglob("model_card.json")):
         policy = card.parent / POLICY_FILE
-        if card.parent.name == "vintix":
+        if (card.parent / "vintix.pt").exists():  # a Vintix (default task or a family's): vintix() below
             continue
         state = torch.load(policy, map_location="cpu", weights_only=True)
         assert state and all(torch.is_tensor(v) for v in state.values()), policy
@@ -72,6 +72,9 @@ def vintix() -> str:
     card = json.loads((DEFAULT_CHECKPOINT.parent / "model_card.json").read_text())
     assert isinstance(card, dict) and card, "empty vintix model card"
     policy = VintixPolicy.load(str(DEFAULT_CHECKPOINT))
+    for path in sorted((PKG / "zoo").glob("*/*/vintix*/vintix.pt")):  # the family-trained models
+        env_id = path.parts[-4]
+        assert VintixPolicy.load(str(path)).group_for_env(env_id), path
     return policy.group_for_env(next(iter(TASKS)))
 
 
