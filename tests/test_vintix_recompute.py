@@ -23,6 +23,14 @@ def _policies():
     return m, VintixPolicy(m, {"g": info}, context_len=C), RecomputePolicy(m, {"g": info}, context_len=C)
 
 
+def _inputs(seed: int):
+    """T steps of random observations and rewards for N envs; every env's episode starts at step 0."""
+    g = torch.Generator().manual_seed(seed)
+    start = torch.zeros(T, N, dtype=torch.bool)
+    start[0] = True
+    return torch.randn(T, N, 45, generator=g), torch.randn(T, N, generator=g), start
+
+
 def _stream(pol, obs, rew, start):
     pol.reset(N, "g")
     return torch.stack([pol.act(obs[t], rew[t], start[t]) for t in range(T)])
@@ -30,10 +38,7 @@ def _stream(pol, obs, rew, start):
 
 def test_equal_to_the_cache_until_the_window_slides_then_a_fresh_training_window():
     m, cache, exact = _policies()
-    g = torch.Generator().manual_seed(1)
-    obs, rew = torch.randn(T, N, 45, generator=g), torch.randn(T, N, generator=g)
-    start = torch.zeros(T, N, dtype=torch.bool)
-    start[0] = True
+    obs, rew, start = _inputs(1)
     start[9, 1] = True  # an episode boundary: a history context keeps it (previous action/reward zeroed)
     a_cache, a_exact = _stream(cache, obs, rew, start), _stream(exact, obs, rew, start)
     torch.testing.assert_close(a_exact[:C], a_cache[:C], atol=1e-5, rtol=1e-5)  # one window: the same model
@@ -53,10 +58,7 @@ def test_equal_to_the_cache_until_the_window_slides_then_a_fresh_training_window
 
 def test_cleared_env_restarts_its_window():
     m, cache, exact = _policies()
-    g = torch.Generator().manual_seed(2)
-    obs, rew = torch.randn(T, N, 45, generator=g), torch.randn(T, N, generator=g)
-    start = torch.zeros(T, N, dtype=torch.bool)
-    start[0] = True
+    obs, rew, start = _inputs(2)
     for pol in (cache, exact):
         pol.reset(N, "g")
     out = {id(p): [] for p in (cache, exact)}
