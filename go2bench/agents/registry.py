@@ -19,7 +19,9 @@ Built-ins:
   episode start (which it reads as the start of a noisy history; not a baseline);
 * ``vintix-recompute``: a diagnostic, a ``vintix`` model decoded exactly as it was trained, a fresh forward
   over each env's last ``context_len`` tokens every step (the default decode's sliding-window KV cache
-  differs from that once a stream outgrows the context; see :mod:`go2bench.vintix.recompute`). Slow.
+  differs from that once a stream outgrows the context; see :mod:`go2bench.vintix.recompute`). Slow;
+* ``vintix-window``: the same model with the KV cache rebuilt from the last half window every half window, so
+  that every step is a training window again, at about twice the cache's cost.
 
 Third-party agents register a factory in the entry-point group ``go2bench.agents``::
 
@@ -133,11 +135,15 @@ def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int
     return load_vintix_agent(checkpoint, device=device, no_context=False, context="episode")
 
 
-def _vintix_recompute(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
-    from go2bench.agents.vintix_agent import load_vintix_agent
+def _vintix_decode(decode: str):
+    def factory(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
+        from go2bench.agents.vintix_agent import load_vintix_agent
 
-    checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "history")
-    return load_vintix_agent(checkpoint, device=device, context="history", recompute=True)
+        checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "history")
+        return load_vintix_agent(checkpoint, device=device, context="history", decode=decode)
+
+    factory.__name__ = f"_vintix_{decode}"
+    return factory
 
 
 def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: int):
@@ -149,7 +155,7 @@ def _vintix_nocontext(env_id: str, checkpoint: str | None, device: str, seed: in
 # The built-ins that load a teacher checkpoint: they also take trust_checkpoint and family.
 TEACHER_AGENTS = ("teacher", "teacher-privileged", "teacher-blind")
 # The built-ins whose default checkpoint depends on the task family evaluated: they also take family.
-FAMILY_VINTIX_AGENTS = ("vintix", "vintix-episodic", "vintix-recompute")
+FAMILY_VINTIX_AGENTS = ("vintix", "vintix-episodic", "vintix-recompute", "vintix-window")
 
 BUILTIN_AGENTS: dict[str, Factory] = {
     "random": _random,
@@ -159,7 +165,8 @@ BUILTIN_AGENTS: dict[str, Factory] = {
     "vintix": _vintix,
     "vintix-episodic": _vintix_episodic,
     "vintix-nocontext": _vintix_nocontext,
-    "vintix-recompute": _vintix_recompute,
+    "vintix-recompute": _vintix_decode("recompute"),
+    "vintix-window": _vintix_decode("window"),
 }
 
 

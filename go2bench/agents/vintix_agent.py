@@ -94,13 +94,15 @@ def family_checkpoint(env_id: str, family: str, context: str = "history") -> Pat
 
 def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu", no_context: bool = False,
                       context: str | None = None, cuda_graph: bool | None = None,
-                      recompute: bool = False) -> VintixAgent:
+                      decode: str = "cache") -> VintixAgent:
     """A :class:`VintixAgent` from a checkpoint (default: the shipped ``go2bench/zoo/vintix/vintix.pt``).
 
     ``context``: the training context the checkpoint must have ("history" or "episode"); a
     checkpoint of the other kind is refused naming the agent to evaluate it as. ``cuda_graph``: see
-    :class:`~go2bench.vintix.inference.VintixPolicy` (default: on for a CUDA device). ``recompute``: the
-    training-exact :class:`~go2bench.vintix.recompute.RecomputePolicy` (a full forward per env per step).
+    :class:`~go2bench.vintix.inference.VintixPolicy` (default: on for a CUDA device). ``decode``: "cache" (the
+    sliding-window KV cache), "window" (:class:`~go2bench.vintix.recompute.WindowPolicy`: the cache rebuilt from
+    the last half window every half window, so it stays a training window) or "recompute"
+    (:class:`~go2bench.vintix.recompute.RecomputePolicy`: a full forward per env per step).
     """
     if checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
@@ -116,12 +118,14 @@ def load_vintix_agent(checkpoint: str | Path | None = None, device: str = "cpu",
         from go2bench.vintix.inference import VintixPolicy
     except ImportError as e:
         raise ImportError(f"the vintix agent needs go2bench.vintix.inference.VintixPolicy: {e}") from e
-    if recompute:
-        from go2bench.vintix.recompute import RecomputePolicy
-
-        policy = RecomputePolicy.load(str(path), device=device)
-    else:
+    if decode == "cache":
         policy = VintixPolicy.load(str(path), device=device, cuda_graph=cuda_graph)
+    elif decode in ("window", "recompute"):
+        from go2bench.vintix.recompute import RecomputePolicy, WindowPolicy
+
+        policy = (WindowPolicy if decode == "window" else RecomputePolicy).load(str(path), device=device)
+    else:
+        raise ValueError(f"decode must be 'cache', 'window' or 'recompute', got {decode!r}")
     trained = getattr(policy, "context", "history")
     if context is not None and trained != context:
         raise ValueError(

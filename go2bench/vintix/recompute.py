@@ -17,7 +17,7 @@ import torch
 
 from go2bench.vintix.inference import VintixPolicy
 
-__all__ = ["RecomputePolicy"]
+__all__ = ["RecomputePolicy", "WindowPolicy"]
 
 
 class RecomputePolicy(VintixPolicy):
@@ -69,3 +69,81 @@ class RecomputePolicy(VintixPolicy):
             out[i] = pred[0, -1, : self._act_dim].float()
         self._prev_act.copy_(out)
         return out * self._act_std + self._act_mean
+
+
+class WindowPolicy(VintixPolicy):
+    """The KV-cache decode kept inside the training distribution: every ``context_len // 2`` steps once the cache is
+    full, the cache is rebuilt from the last ``context_len // 2`` tokens (replayed from an empty context).
+
+    Then every key in the cache was computed from a window that starts at the last rebuild, as in training, and
+    the newest token sees between ``context_len // 2`` and ``context_len - 1`` earlier tokens (training windows:
+    0 to ``context_len - 1``). The replay costs one extra decode step per step on average (about 2x the plain
+    cache), against ``context_len`` tokens per step for :class:`RecomputePolicy`. History-context models only.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs["cuda_graph"] = False  # the rebuild replays eagerly; keep the whole decode eager and simple
+        super().__init__(*args, **kwargs)
+        if self.context != "history":
+            raise ValueError("WindowPolicy is for history-context models (an episode context never slides)")
+        self.decode_info = {"cuda_graph": False, "mode": "window", "reason": "cache rebuilt every context_len // 2"}
+
+    def _alloc_state(self, N: int, group: str, C: int) -> None:
+        super()._alloc_state(N, group, C)
+        self._half = max(1, C // 2)
+        f32 = dict(dtype=torch.float32, device=self.device)
+        self._hist_obs = torch.zeros(N, self._half, self._obs_dim, **f32)  # the last half window, raw inputs
+        self._hist_pa = torch.zeros(N, self._half, self._act_dim, **f32)  # normalised previous actions used
+        self._hist_pr = torch.zeros(N, self._half, **f32)  # previous rewards used (0 after an episode start)
+        self._t = 0  # tokens decoded since reset
+        self._since = torch.zeros(N, dtype=torch.long, device=self.device)  # tokens since each env's last clear
+
+    def _zero_state(self) -> None:
+        super()._zero_state()
+        self._t = 0
+        self._since.zero_()
+
+    def clear_context(self, mask: torch.Tensor) -> None:
+        super().clear_context(mask)
+        self._since[torch.as_tensor(mask, device=self.device).bool().reshape(-1)] = 0
+
+    def _rebuild(self) -> None:
+        """Empty the cache and replay each env's last half window (fewer tokens for an env cleared since)."""
+        H, since, prev = self._half, self._since.clone(), self._prev_act.clone()
+        super()._zero_state()  # keys, values, positions, ring slot (not the token history)
+        no_start = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        for j in range(H):
+            first = since == H - j  # an env cleared within the half window starts its replay here
+            if bool(first.any()):
+                VintixPolicy.clear_context(self, first)
+            k = (self._t + j) % H  # the history ring's j-th oldest entry
+            self._prev_act.copy_(self._hist_pa[:, k])
+            self._step(self._hist_obs[:, k], self._hist_pr[:, k], no_start)
+        if bool((since == 0).any()):  # cleared just now: nothing of before
+            VintixPolicy.clear_context(self, since == 0)
+        self._prev_act.copy_(prev)
+        self._since = since
+
+    def _step_and_record(self, obs, prev_reward, start):
+        pa = torch.where(start[:, None], torch.zeros_like(self._prev_act), self._prev_act)
+        pr = torch.where(start, torch.zeros_like(prev_reward), prev_reward)
+        a = self._step(obs, prev_reward, start)
+        j = self._t % self._half  # the history: a ring of the last half window, its oldest entry at t % H
+        self._hist_obs[:, j], self._hist_pa[:, j], self._hist_pr[:, j] = obs, pa, pr
+        return a
+
+    @torch.no_grad()
+    def act(self, obs, prev_reward, episode_start):
+        if self.group is None:
+            raise RuntimeError("call reset(num_envs, group) first")
+        C, H = self.context_len, self._half
+        if self._t >= C and (self._t - C) % H == 0:
+            self._rebuild()
+        N, dev = self.num_envs, self.device
+        obs = torch.as_tensor(obs, device=dev, dtype=torch.float32).reshape(N, self._obs_dim)
+        prev_reward = torch.as_tensor(prev_reward, device=dev, dtype=torch.float32).reshape(N)
+        start = torch.as_tensor(episode_start, device=dev).bool().reshape(N)
+        a = self._step_and_record(obs, prev_reward, start)
+        self._t += 1
+        self._since += 1
+        return a
