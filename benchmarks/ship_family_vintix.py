@@ -60,6 +60,7 @@ def main(argv=None) -> Path:
     p.add_argument("--results", required=True, action="append", help="its family results file (repeat: warm-up runs)")
     p.add_argument("--compare", action="append", default=[], help="results of agents evaluated beside it")
     p.add_argument("--source", required=True, help="where the run's files are committed (recorded in the card)")
+    p.add_argument("--note", action="append", default=[], help="a limitation to state in the card (repeat)")
     p.add_argument("--zoo", default=str(ZOO))
     args = p.parse_args(argv)
     ckpt, card = Path(args.checkpoint), json.loads(Path(args.card).read_text())
@@ -87,7 +88,7 @@ def main(argv=None) -> Path:
         "evaluation": [evaluation(res) for _, res in runs],
         "results": [summary(res, path) for path, res in runs],
         "compared_in_the_same_run": [summary(json.loads(Path(c).read_text()), Path(c)) for c in args.compare],
-        "trained_in": card.get("source"), "source": args.source,
+        "trained_in": card.get("source"), "source": args.source, "notes": args.note,
     })
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"{out}: {kind} of {env_id}/{family}, group {group}; final IQM "
