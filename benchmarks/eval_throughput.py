@@ -87,42 +87,19 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-class NaiveAgent:
-    """One env at a time; every step a full forward over the env's last ``context_len`` tokens."""
+def naive_policy(policy, num_envs: int, group: str, prefill: int = 0):
+    """The original workflow's loop over the same model: go2bench's training-exact
+    :class:`~go2bench.vintix.recompute.RecomputePolicy` (for each env in turn, a full forward over its last
+    ``context_len`` tokens), with ``prefill`` random tokens per env already in context (a full window to time)."""
+    from go2bench.vintix.recompute import RecomputePolicy
 
-    def __init__(self, policy):
-        self.p = policy
-        self.m = policy.model
-
-    def reset(self, num_envs: int, group: str, prefill: int = 0) -> None:
-        p, dev = self.p, self.p.device
-        p.reset(num_envs, group)  # for the normalisation statistics and group index only
-        self.gi = torch.full((1,), p._gi, dtype=torch.long, device=p.device)  # a one-env batch of this group
-        self.n = num_envs
-        # per env: normalised obs, normalised previous action, scaled previous reward
-        g = torch.Generator().manual_seed(1)
-        self.obs = [torch.randn(prefill, p._obs_dim, generator=g).to(dev) for _ in range(num_envs)]
-        self.pa = [torch.randn(prefill, p._act_dim, generator=g).to(dev) * 0.5 for _ in range(num_envs)]
-        self.pr = [torch.randn(prefill, generator=g).to(dev) * 0.02 for _ in range(num_envs)]
-        self.prev = [torch.zeros(p._act_dim, device=dev) for _ in range(num_envs)]
-
-    @torch.no_grad()
-    def act(self, obs, prev_reward, episode_start) -> torch.Tensor:
-        p, C = self.p, self.p.context_len
-        out = []
-        for i in range(self.n):  # one env at a time, as the original workflow
-            start = bool(episode_start[i])
-            o = p.normalize_obs(obs[i].to(p.device))
-            pa = torch.zeros_like(self.prev[i]) if start else self.prev[i]
-            pr = torch.zeros((), device=p.device) if start else prev_reward[i].to(p.device) * p._rscale
-            self.obs[i] = torch.cat([self.obs[i], o[None]])[-C:]
-            self.pa[i] = torch.cat([self.pa[i], pa[None]])[-C:]
-            self.pr[i] = torch.cat([self.pr[i], pr.reshape(1)])[-C:]
-            pred = self.m(self.obs[i][None], self.pa[i][None], self.pr[i][None], self.gi)  # full recompute
-            a = pred[0, -1, : p._act_dim].float()
-            self.prev[i] = a
-            out.append(a * p._act_std + p._act_mean)
-        return torch.stack(out)
+    naive = RecomputePolicy(policy.model, policy.groups, policy.context_len, policy.device, context=policy.context)
+    naive.reset(num_envs, group)
+    g, dev = torch.Generator().manual_seed(1), policy.device
+    naive._tokens = [(torch.randn(prefill, naive._obs_dim, generator=g).to(dev),
+                      torch.randn(prefill, naive._act_dim, generator=g).to(dev) * 0.5,
+                      torch.randn(prefill, generator=g).to(dev) * 0.02) for _ in range(num_envs)]
+    return naive
 
 
 def synthetic_stream(steps: int, n: int, device, seed: int = 0):
@@ -138,8 +115,7 @@ def synthetic_stream(steps: int, n: int, device, seed: int = 0):
 
 def check_equal(policy, group, n: int = 2, steps: int = 24) -> float:
     """Max |a_batched - a_naive| over a short stream with an episode boundary (contexts never clear)."""
-    naive = NaiveAgent(policy)
-    naive.reset(n, group, prefill=0)
+    naive = naive_policy(policy, n, group)
     ref = []
     stream = list(synthetic_stream(steps, n, policy.device, seed=5))
     stream[steps // 2][2][:] = True  # an episode start in the middle
@@ -194,8 +170,7 @@ def time_batched(policy, group, n: int, steps: int, fill: int) -> dict:
 
 
 def time_naive(policy, group, n: int, steps: int) -> dict:
-    naive = NaiveAgent(policy)
-    naive.reset(n, group, prefill=policy.context_len)
+    naive = naive_policy(policy, n, group, prefill=policy.context_len)
     stream = list(synthetic_stream(steps, n, policy.device, seed=3))
     for s in stream:
         s[2][:] = False

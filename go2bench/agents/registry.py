@@ -117,13 +117,6 @@ def _shipped_family_vintix(env_id: str, family: str | None, context: str) -> str
     return str(path) if path is not None and path.exists() else None
 
 
-def _vintix(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
-    from go2bench.agents.vintix_agent import load_vintix_agent
-
-    checkpoint = checkpoint or _shipped_family_vintix(env_id, family, "history")
-    return load_vintix_agent(checkpoint, device=device, no_context=False, context="history")
-
-
 def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
     from go2bench.agents.vintix_agent import load_vintix_agent
 
@@ -136,6 +129,8 @@ def _vintix_episodic(env_id: str, checkpoint: str | None, device: str, seed: int
 
 
 def _vintix_decode(decode: str):
+    """The ``vintix`` agent family (history-context checkpoints) with one decode of ``load_vintix_agent``."""
+
     def factory(env_id: str, checkpoint: str | None, device: str, seed: int, family: str | None = None):
         from go2bench.agents.vintix_agent import load_vintix_agent
 
@@ -162,7 +157,7 @@ BUILTIN_AGENTS: dict[str, Factory] = {
     "teacher": _teacher,
     "teacher-privileged": _teacher_privileged,
     "teacher-blind": _teacher_blind,
-    "vintix": _vintix,
+    "vintix": _vintix_decode("cache"),
     "vintix-episodic": _vintix_episodic,
     "vintix-nocontext": _vintix_nocontext,
     "vintix-recompute": _vintix_decode("recompute"),

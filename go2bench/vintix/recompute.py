@@ -31,22 +31,20 @@ class RecomputePolicy(VintixPolicy):
     def _alloc_state(self, N: int, group: str, C: int) -> None:
         super()._alloc_state(N, group, C)
         self._gi_batch = torch.full((1,), self._gi, dtype=torch.long, device=self.device)
-        self._forget(torch.ones(N, dtype=torch.bool))
+        self._tokens = [self._no_tokens()] * N  # per env: normalised obs, previous action, scaled reward
+
+    def _no_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dev = self.device
+        return torch.zeros(0, self._obs_dim, device=dev), torch.zeros(0, self._act_dim, device=dev), torch.zeros(0, device=dev)
 
     def _zero_state(self) -> None:
         super()._zero_state()
-        self._forget(torch.ones(self.num_envs, dtype=torch.bool))
+        self._tokens = [self._no_tokens()] * self.num_envs
 
     def _forget(self, mask: torch.Tensor) -> None:
-        """Empty token streams for the envs of ``mask`` (normalised obs, previous action, scaled reward)."""
-        if not hasattr(self, "_tokens"):
-            self._tokens: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        empty = (torch.zeros(0, self._obs_dim, device=self.device), torch.zeros(0, self._act_dim, device=self.device),
-                 torch.zeros(0, device=self.device))
-        if len(self._tokens) != self.num_envs:
-            self._tokens = [empty] * self.num_envs
+        """Empty token streams for the envs of ``mask``."""
         for i in torch.as_tensor(mask).nonzero().flatten().tolist():
-            self._tokens[i] = empty
+            self._tokens[i] = self._no_tokens()
 
     def clear_context(self, mask: torch.Tensor) -> None:
         super().clear_context(mask)
@@ -118,32 +116,25 @@ class WindowPolicy(VintixPolicy):
                 VintixPolicy.clear_context(self, first)
             k = (self._t + j) % H  # the history ring's j-th oldest entry
             self._prev_act.copy_(self._hist_pa[:, k])
-            self._step(self._hist_obs[:, k], self._hist_pr[:, k], no_start)
+            VintixPolicy._step(self, self._hist_obs[:, k], self._hist_pr[:, k], no_start)  # the cache's step
         if bool((since == 0).any()):  # cleared just now: nothing of before
             VintixPolicy.clear_context(self, since == 0)
         self._prev_act.copy_(prev)
         self._since = since
 
-    def _step_and_record(self, obs, prev_reward, start):
-        pa = torch.where(start[:, None], torch.zeros_like(self._prev_act), self._prev_act)
-        pr = torch.where(start, torch.zeros_like(prev_reward), prev_reward)
-        a = self._step(obs, prev_reward, start)
-        j = self._t % self._half  # the history: a ring of the last half window, its oldest entry at t % H
-        self._hist_obs[:, j], self._hist_pa[:, j], self._hist_pr[:, j] = obs, pa, pr
-        return a
-
     @torch.no_grad()
     def act(self, obs, prev_reward, episode_start):
-        if self.group is None:
-            raise RuntimeError("call reset(num_envs, group) first")
-        C, H = self.context_len, self._half
-        if self._t >= C and (self._t - C) % H == 0:
+        if self.group is not None and self._t >= self.context_len and (self._t - self.context_len) % self._half == 0:
             self._rebuild()
-        N, dev = self.num_envs, self.device
-        obs = torch.as_tensor(obs, device=dev, dtype=torch.float32).reshape(N, self._obs_dim)
-        prev_reward = torch.as_tensor(prev_reward, device=dev, dtype=torch.float32).reshape(N)
-        start = torch.as_tensor(episode_start, device=dev).bool().reshape(N)
-        a = self._step_and_record(obs, prev_reward, start)
+        return super().act(obs, prev_reward, episode_start)  # checks the inputs, then _step below
+
+    def _step(self, obs: torch.Tensor, prev_reward: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The cache's step, its inputs kept in the half-window history for the next rebuild."""
+        pa = torch.where(start[:, None], torch.zeros_like(self._prev_act), self._prev_act)
+        pr = torch.where(start, torch.zeros_like(prev_reward), prev_reward)
+        a = super()._step(obs, prev_reward, start)
+        j = self._t % self._half  # the history: a ring of the last half window, its oldest entry at t % H
+        self._hist_obs[:, j], self._hist_pa[:, j], self._hist_pr[:, j] = obs, pa, pr
         self._t += 1
         self._since += 1
         return a
