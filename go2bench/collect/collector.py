@@ -205,7 +205,7 @@ def collect(
         meta["format"] = old.get("format", meta["format"])
     write_json_atomic(meta_path, meta)
 
-    if sim is None and resume and all(history_json(out, i).exists() and h5_paths[i].exists() for i in ids):
+    if sim is None and resume and _finished(out, ids).all():
         # nothing left to collect: no scene build (minutes on a GPU) to find that out
         summary = _finish_dataset(out, meta)
         summary.update({"rows_written": 0, "env_steps_simulated": 0, "wall_s": 0.0, "steps_per_s": None,
@@ -227,7 +227,7 @@ def collect(
         from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 
         with torch_threads_beside_simulation(dev):
-            return _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot)
+            return _run(out, name, cfg, sim, teacher, ids, meta, progress, plot)
     finally:
         if own_sim:
             sim.close()
@@ -248,13 +248,13 @@ def _use_given_sim(sim, cfg: CollectConfig, robot: RobotDescription, ids: list[i
         sim.tasks.assign(resolve(cfg.family, robot, specs, len(ids)))
 
 
-def _run(out, name, cfg, sim, teacher, ids, h5_paths, meta, resume, progress, plot) -> dict[str, Any]:
+def _run(out, name, cfg, sim, teacher, ids, meta, progress, plot) -> dict[str, Any]:
     dev, H, A, C = sim.device, len(ids), sim.robot_description.num_joints, cfg.chunk_steps
     D = meta["observation_shape"]["proprio"][0]  # the agent's observation: the sim's first D columns
     N = cfg.steps_per_history
     schedule = cfg.schedule
     demo = DEMONSTRATOR_KEY in meta["dataset_keys"]
-    active_np = np.array([not (history_json(out, i).exists() and h5_paths[i].exists()) for i in ids], bool)
+    active_np = ~_finished(out, ids)
     keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64))
     f32 = torch.float32
     specs = {"obs": ((C, H, D), f32), "action": ((C, H, A), f32), "reward": ((C, H), f32),
@@ -375,6 +375,11 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
                     "steps_per_s": round(written / wall, 1) if wall > 0 else None,
                     "histories_this_run": ids, "resumed_histories": resumed, "rebuilt_histories": rebuilt})
     return summary
+
+
+def _finished(out: Path, ids: list[int]) -> np.ndarray:
+    """Which of the histories ``ids`` are complete on disk (their .h5 and, written last, their .json)."""
+    return np.array([history_json(out, i).exists() and history_h5(out, i).exists() for i in ids], bool)
 
 
 def _history_tasks(sim, ids: list[int], meta: dict) -> dict[int, dict[str, Any]]:
