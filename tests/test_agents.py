@@ -520,6 +520,10 @@ def test_blind_teacher_has_no_task_block(blind_trained, priv_trained, tmp_path):
     from go2bench.teachers.task_eval import family_teachers_table
 
     export_teacher(priv_trained[0], zoo_root=tmp_path / "zoo")
+    # a family-trained Vintix beside the teachers (the zoo's layout) is not a teacher: no row for it
+    vintix_card = next((tmp_path / "zoo").glob("*/*/privileged/model_card.json")).parent.parent / "vintix"
+    vintix_card.mkdir()
+    (vintix_card / "model_card.json").write_text(json.dumps({"env_id": card["env_id"], "family": card["family"]}))
     rows = family_teachers_table(tmp_path / "zoo").splitlines()
     assert len(rows) == 4 and "| blind |" in rows[2] and "| privileged |" in rows[3]
     assert f"| {cmp['gap']:.2f} |" in rows[2] and "1.00 (by definition)" in rows[3]

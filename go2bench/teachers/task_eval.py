@@ -219,6 +219,8 @@ def family_teachers_table(zoo_root: str | Path) -> str:
     rows = ["| env | family | teacher | steps | learn s | train return | test return | random | falls | "
             "normalised (mean / IQM) | gap |", "|" + "---|" * 11]
     for path in sorted(root.glob("*/*/*/model_card.json")):
+        if path.parent.name not in ("blind", "privileged"):  # the family's Vintix models and references
+            continue
         card = json.loads(path.read_text())
         if "family" not in card or card.get("family") is None:
             continue
