@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Issue 17's study in one device call (<= 560 s, collection included): collects one robot x family dataset
 # on the train thetas as the pipeline's family stage does (its dataset config, `go2bench collect`; the 10k-step
-# parallel layout: 512 histories x 10k steps of 500-step episodes by default), optionally a second dataset with
-# other collection settings (ALT_SET, e.g. "family_collect.p=1.0" for another noise schedule, or
-# "family_collect.steps_per_history=20000" for longer histories), then benchmarks/family_study.py: every
-# variant trained JOBS at a time per GPU and evaluated with the blind teacher as a reference row.
+# parallel layout: 512 histories x 10k steps of 500-step episodes by default), optionally more datasets with
+# other collection settings, collected at the same time as the main one (ALT_SETS: "LABEL:SET SET;LABEL:SET",
+# e.g. "p0.3:family_collect.p=0.3;h40k:family_collect.steps_per_history=40000 family_collect.num_histories=128"
+# for another noise schedule and longer histories; each is the baseline trained on it, a row "baseline@LABEL"),
+# then benchmarks/family_study.py: every variant trained JOBS at a time per GPU and evaluated with the blind
+# teacher as a reference row. The table goes to results/${STUDY_OUT:-family_study}/<robot>_<family>/ (another
+# STUDY_OUT keeps an earlier study's table of the same robot and family).
 # The 1M-step seed layout (10 histories x 1M steps) cannot be collected within one 10-minute call: collect it
 # over several calls (carry its folder) and pass it as ALT_DATASET=LABEL=FOLDER.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
@@ -50,20 +53,31 @@ collect() {  # collect NAME [--set ...]: prints the dataset folder; fails unless
   echo "$RUN/$1/data/$path"
 }
 finish() {
-  ship study "$RESULTS/family_study" $(find "$RUNS/family_study" \( -name '*.json' -o -name '*.yaml' \) 2>/dev/null | grep -v '/references/')
+  ship study "$RESULTS/${STUDY_OUT:-family_study}" $(find "$RUNS/family_study" \( -name '*.json' -o -name '*.yaml' \) 2>/dev/null | grep -v '/references/')
   ship study_logs "$LOGS" $(find "$RUNS/family_study" -name '*.log' 2>/dev/null)
   save_caches
   echo "call took $(( $(date +%s) - T0 )) s"
   exit "$1"
 }
-DATA=$(collect main) || { echo "!!!!!!!! family_study STOPPED: collection 'main' failed or ran out of time ($LOGS/collect_main.log):" \
+# every dataset's collection at once (one process each: a 512-env collection leaves most of an H200 idle)
+mkdir -p "$RUN"
+IFS=';' read -r -a ALTS <<< "${ALT_SETS:-}"
+collect main > "$RUN/main.path" &
+for a in "${ALTS[@]}"; do
+  label=${a%%:*}; sets=${a#*:}
+  collect "$label" $(for s in $sets; do echo --set "$s"; done) > "$RUN/$label.path" &
+done
+wait
+DATA=$(tail -1 "$RUN/main.path")
+[ -n "$DATA" ] || { echo "!!!!!!!! family_study STOPPED: collection 'main' failed or ran out of time ($LOGS/collect_main.log):" \
   "$(tail -n 1 "$LOGS/collect_main.log")"; finish 1; }
 ALT=()
-if [ -n "${ALT_SET:-}" ]; then
-  ALT_DATA=$(collect alt $(for s in $ALT_SET; do echo --set "$s"; done)) || { echo "!!!!!!!! family_study STOPPED:" \
-    "collection 'alt' failed ($LOGS/collect_alt.log): $(tail -n 1 "$LOGS/collect_alt.log")"; finish 1; }
-  ALT=(--alt-dataset "${ALT_LABEL:-alt}=$ALT_DATA")
-fi
+for a in "${ALTS[@]}"; do
+  label=${a%%:*}; path=$(tail -1 "$RUN/$label.path")
+  [ -n "$path" ] || { echo "!!!!!!!! family_study STOPPED: collection '$label' failed ($LOGS/collect_$label.log):" \
+    "$(tail -n 1 "$LOGS/collect_$label.log")"; finish 1; }
+  ALT+=(--alt-dataset "$label=$path")
+done
 [ -n "${ALT_DATASET:-}" ] && ALT+=(--alt-dataset "$ALT_DATASET")
 timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "$DATA" --preset gpu \
   --budget-s $(( $(left) - 35 )) --eval-reserve-s ${EVAL_RESERVE_S:-220} ${TRAIN_ONLY:+--train-only} \
@@ -73,7 +87,7 @@ timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "
   ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
   --reference-agent teacher-blind --backend "$BACKEND" --device "$DEVICE" --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
   ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study/$(basename "$DATA")" \
-  --out-dir "$RESULTS/family_study" > "$LOGS/family_study.log" 2>&1
+  --out-dir "$RESULTS/${STUDY_OUT:-family_study}" > "$LOGS/family_study.log" 2>&1
 rc=$?
 echo "family study exit $rc at $(( $(date +%s) - T0 )) s"
 tail -n 30 "$LOGS/family_study.log"
