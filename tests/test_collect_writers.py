@@ -27,7 +27,7 @@ from conftest import load_benchmark
 from go2bench.cli import main
 from go2bench.collect.collector import collect
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig
-from go2bench.collect.writer_procs import shard_columns, writer_process_count
+from go2bench.collect.writer_procs import shard_columns, shared_memory_shortfall, slot_layout, writer_process_count
 from go2bench.core.config import ConfigError, from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +150,30 @@ def test_process_count_and_shards(monkeypatch):
     assert writer_process_count("auto", True, 4096) == 0  # no spare CPU: the thread
     assert writer_process_count(3, False, 2) == 2  # never more processes than histories
     assert shard_columns(10, 3) == [range(0, 3), range(3, 7), range(7, 10)]
+
+
+def test_auto_takes_the_thread_where_the_slots_do_not_fit_in_dev_shm(bench, teacher, thread_run, tmp_path,
+                                                                     monkeypatch, capsys):
+    import torch
+
+    import go2bench.collect.collector as collector
+    import go2bench.collect.writer_procs as writer_procs
+
+    # a slot's layout: each buffer starts on a 64-byte boundary (3 x 5 float32 = 60 bytes -> 64)
+    layout, size = slot_layout({"a": ((3, 5), torch.float32), "b": ((2,), torch.int64)})
+    assert layout == {"a": ((3, 5), "<f4", 0), "b": ((2,), "<i8", 64)} and size == 128
+    if os.path.isdir("/dev/shm"):
+        assert shared_memory_shortfall(1) is None and "/dev/shm has" in shared_memory_shortfall(1 << 60)
+    # a machine with a small /dev/shm (containers default to 64 MiB): "auto" falls back to the thread, says so,
+    # and writes the thread's bytes; an explicit count refuses with one line
+    monkeypatch.setattr(collector, "writer_process_count", lambda setting, cuda, histories: 2)
+    monkeypatch.setattr(collector, "shared_memory_shortfall", lambda n: "the chunk slots need 9 GiB")
+    _collect(bench, teacher, tmp_path / "ds", "auto")
+    assert "writer thread instead of 2 writer processes: the chunk slots need 9 GiB" in capsys.readouterr().out
+    assert _digests(tmp_path / "ds") == _digests(thread_run[0])
+    monkeypatch.setattr(writer_procs, "shared_memory_shortfall", lambda n: "the chunk slots need 9 GiB")
+    with pytest.raises(RuntimeError, match="writer_processes: the chunk slots need 9 GiB.*writer_processes: 0"):
+        _collect(bench, teacher, tmp_path / "two", 2)
 
 
 KILLED = """

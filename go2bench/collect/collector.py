@@ -46,7 +46,8 @@ from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.schedule import blend_unchecked
 from go2bench.collect.shard import ShardSpec, record_meta
 from go2bench.collect.sink import ThreadWriters
-from go2bench.collect.writer_procs import ProcessWriters, shard_columns, writer_process_count
+from go2bench.collect.writer_procs import (SLOT_DEPTH, ProcessWriters, shard_columns, shared_memory_shortfall,
+                                          slot_layout, writer_process_count)
 from go2bench.core.provenance import read_json_object, remove_stale_temp_files, versions, write_json_atomic
 from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
@@ -283,6 +284,11 @@ def _open_writers(out, cfg, meta, ids, active_np, keys, D, A, demo, specs, dev):
                          obs_dim=D, act_dim=A, group_size=cfg.group_size, compression=cfg.compression,
                          demonstrator=demo, meta=record_meta(meta), seed=cfg.seed, family=cfg.family, split=cfg.split)
 
+    if processes and cfg.writer_processes == "auto":  # "auto" takes the thread where the slots do not fit
+        why = shared_memory_shortfall(SLOT_DEPTH * slot_layout(specs)[1])
+        if why:
+            print(f"collect: writer thread instead of {processes} writer processes: {why}", flush=True)
+            processes = 0
     if processes == 0:
         return ThreadWriters(spec(cols), specs, dev)
     return ProcessWriters([spec([cols[r] for r in part]) for part in shard_columns(len(cols), processes)], specs, dev)

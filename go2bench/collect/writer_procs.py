@@ -27,15 +27,16 @@ from multiprocessing import connection, get_context
 from multiprocessing.shared_memory import SharedMemory
 from types import ModuleType
 
-import numpy as np
 import torch
 
 from go2bench.collect.shard import ShardSpec, serve, shm_views
 
-__all__ = ["ProcessWriters", "writer_process_count", "shard_columns", "HISTORIES_PER_PROCESS"]
+__all__ = ["ProcessWriters", "writer_process_count", "shard_columns", "slot_layout", "shared_memory_shortfall",
+           "HISTORIES_PER_PROCESS", "SLOT_DEPTH"]
 
 HISTORIES_PER_PROCESS = 512  # "auto" on CUDA: ~3 us of writer CPU a row against ~2.4 us per 1024 env-steps
 _ALIGN = 64
+SLOT_DEPTH = 2  # chunk slots in flight: one being recorded while the processes write the other
 
 
 def writer_process_count(setting: int | str, cuda: bool, histories: int) -> int:
@@ -56,15 +57,21 @@ def shard_columns(n: int, processes: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def slot_layout(specs: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> tuple[dict, int]:
+    """{name: (shape, numpy dtype string, byte offset)} of one chunk slot, and the slot's size in bytes."""
+    layout, off = {}, 0
+    for k, (shape, dt) in specs.items():
+        npdt = torch.empty((), dtype=dt).numpy().dtype
+        layout[k] = (tuple(shape), npdt.str, off)
+        off += -(-math.prod(shape) * npdt.itemsize // _ALIGN) * _ALIGN
+    return layout, off
+
+
 class _Slot:
     """One chunk's buffers in one shared-memory block: torch tensors here, numpy arrays in the processes."""
 
     def __init__(self, specs: dict[str, tuple[tuple[int, ...], torch.dtype]], pin: bool):
-        self.layout, off = {}, 0
-        for k, (shape, dt) in specs.items():
-            npdt = torch.empty((), dtype=dt).numpy().dtype
-            self.layout[k] = (tuple(shape), npdt.str, off)
-            off += -(-math.prod(shape) * npdt.itemsize // _ALIGN) * _ALIGN
+        self.layout, off = slot_layout(specs)
         self.shm = SharedMemory(create=True, size=max(off, 1))
         self.name, self.nbytes = self.shm.name, off
         self.tensors = {k: torch.from_numpy(a) for k, a in shm_views(self.shm, self.layout).items()}
@@ -89,17 +96,24 @@ class _Slot:
         self.shm.unlink()
 
 
-def _check_shared_memory(nbytes: int) -> None:
-    """A tmpfs too small for the slots fails at first touch (SIGBUS), not at creation: refuse it up front."""
+def shared_memory_shortfall(nbytes: int) -> str | None:
+    """Why ``nbytes`` of chunk slots do not fit in /dev/shm (None: they fit, or there is no /dev/shm to ask).
+    A tmpfs too small for the slots fails at first touch (SIGBUS), not at creation: ask up front."""
     try:
         st = os.statvfs("/dev/shm")
     except OSError:
-        return
+        return None
     free = st.f_bavail * st.f_frsize
-    if free < nbytes:
-        raise RuntimeError(f"collect.writer_processes: the chunk slots need {nbytes / 2**30:.2f} GiB of shared memory "
-                           f"but /dev/shm has {free / 2**30:.2f} GiB free; use writer_processes: 0 (the writer "
-                           "thread), a smaller chunk_steps, or a larger /dev/shm")
+    if free >= nbytes:
+        return None
+    return f"the chunk slots need {nbytes / 2**30:.2f} GiB of shared memory but /dev/shm has {free / 2**30:.2f} GiB free"
+
+
+def _check_shared_memory(nbytes: int) -> None:
+    why = shared_memory_shortfall(nbytes)
+    if why:
+        raise RuntimeError(f"collect.writer_processes: {why}; use writer_processes: 0 (the writer thread), a smaller "
+                           "chunk_steps, or a larger /dev/shm")
 
 
 class ProcessWriters:
@@ -107,7 +121,7 @@ class ProcessWriters:
     buffers (C, H, ...).  Opens the histories in the processes (in parallel): :attr:`opened`."""
 
     def __init__(self, shards: list[ShardSpec], specs: dict[str, tuple[tuple[int, ...], torch.dtype]], device,
-                 depth: int = 2):
+                 depth: int = SLOT_DEPTH):
         self.device = torch.device(device)
         self._cuda = self.device.type == "cuda"
         self.written = 0  # rows written, as the processes report them
