@@ -4,7 +4,9 @@
 #   PERF_GPU=0 PERF_STEPS="teacher:Go2Walk-v0 eval collect env:4096" bash benchmarks/device/perf_track.sh
 # Steps:
 #   teacher:ENV   one SB3 PPO teacher alone, on-device rollouts, 4096 envs: time to training return 15/20/21
-#   eval          Vintix decode: one-env loop vs batched eager vs CUDA graph, 64 and 256 envs
+#   eval          Vintix decode: one-env loop vs batched eager vs the CUDA-graph decode variants (eval_throughput.py's
+#                 default --variants), 64 and 256 envs; each call stops starting variants 10 s inside its cap
+#   eval_compile  the same at 64 envs for the graph against its torch.compile'd variants (compiling: its own cap)
 #   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps); it
 #                 stops itself 10 s inside its cap (--max-seconds) with its JSON written, marked incomplete
 #   env:N[,M]     env-steps/s of the numpy and torch vector envs vs the raw Genesis loop at N (and M) envs
@@ -42,12 +44,21 @@ for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
       cuda_only "$s" || step "teacher_$env" 200 ${TEACHER_CAP:-300} python3 benchmarks/teacher_rollout_modes.py --env "$env" --backend "$BACKEND" \
         --device "$DEVICE" --num-envs 4096 --modes device --train-seconds ${TEACHER_SECONDS:-170} --no-warmup \
         --out "$RESULTS/teacher_rollout_modes_gpu_${env}_4096.json" ;;
-    eval)
+    eval)  # --max-seconds 10 s inside the cap: variants that would not fit are skipped, the JSON written
       cuda_only eval && continue
-      step eval_64 60 90 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
-        --steps 200 --num-envs 64 --out "$RESULTS/eval_throughput_cuda_graph_64.json"
-      step eval_256 50 80 python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
-        --steps 200 --num-envs 256 --out "$RESULTS/eval_throughput_cuda_graph_256.json" ;;
+      cap=$(cap_for 90)
+      step eval_64 60 "$cap" python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
+        --steps 200 --num-envs 64 --max-seconds $(( cap - 10 )) --out "$RESULTS/eval_throughput_cuda_graph_64.json"
+      cap=$(cap_for 80)
+      step eval_256 50 "$cap" python3 benchmarks/eval_throughput.py --device cuda --checkpoint go2bench/zoo/vintix/vintix.pt \
+        --steps 200 --num-envs 256 --max-seconds $(( cap - 10 )) --out "$RESULTS/eval_throughput_cuda_graph_256.json" ;;
+    eval_compile)
+      cuda_only eval_compile && continue
+      cap=$(cap_for ${EVAL_COMPILE_CAP:-240})
+      step eval_compile_64 120 "$cap" python3 benchmarks/eval_throughput.py --device cuda \
+        --checkpoint go2bench/zoo/vintix/vintix.pt --steps 200 --num-envs 64 --max-seconds $(( cap - 10 )) \
+        --variants graph,graph-compiled,graph-compiled-fp16kv-nomask,graph-compiled-matmul \
+        --out "$RESULTS/eval_throughput_cuda_graph_compiled_64.json" ;;
     collect)  # --max-seconds 10 s inside the cap: a cut run stops itself and leaves its JSON (marked incomplete).
       # Histories of the gpu preset's length (10,000 steps, one round): the per-history file costs (~5 ms each,
       # benchmarks/RESULTS.md "Collection at thousands of histories") are then spread over 5x more steps than with 2,000-step ones

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from go2bench.vintix.config import ModelConfig
 
-__all__ = ["VintixModel", "masked_mse", "rope_tables", "alibi_slopes"]
+__all__ = ["VintixModel", "masked_mse", "rope_tables", "alibi_slopes", "matmul_attention"]
 
 
 class RMSNorm(nn.Module):
@@ -94,20 +94,42 @@ class Attention(nn.Module):
                                                else attn_mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))
 
-    def step(self, x, cos, sin, k_cache, v_cache, slot: torch.Tensor, mask):
+    def step(self, x, cos, sin, k_cache, v_cache, slot: torch.Tensor, mask, attention: str = "sdpa"):
         """One token per env against a ring-buffer KV cache.
 
         x (N, 1, D); k_cache/v_cache (N, H, C, Dh) updated in place at ``slot`` (a (1,) long tensor on
         the cache's device: no host integer, so a CUDA graph of the step holds at every slot); mask
-        (N, 1, 1, C), bool (valid slots) or float (additive bias with -inf for invalid slots).
+        (N, 1, 1, C), bool (valid slots) or float (additive bias with -inf for invalid slots; pass it in the
+        cache's dtype to spare a conversion per layer), or None when every slot is valid (no bias).  The
+        attention runs in the cache's dtype (a bfloat16/float16 cache halves the bytes read per step; the rest
+        stays in x's dtype).  ``attention``: "sdpa" (F.scaled_dot_product_attention) or "matmul"
+        (:func:`matmul_attention`).
         """
         N, _, D = x.shape
         q, k, v = self._qkv(x, cos, sin)
-        k_cache.index_copy_(2, slot, k)
-        v_cache.index_copy_(2, slot, v)
-        m = mask.to(q.dtype) if mask.is_floating_point() else mask
-        y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m)
-        return self.proj(y.transpose(1, 2).reshape(N, 1, D))
+        kv = k_cache.dtype
+        k_cache.index_copy_(2, slot, k.to(kv))
+        v_cache.index_copy_(2, slot, v.to(kv))
+        q = q.to(kv)
+        m = mask.to(kv) if mask is not None and mask.is_floating_point() else mask
+        if attention == "sdpa":
+            y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m)
+        elif attention == "matmul":
+            y = matmul_attention(q, k_cache, v_cache, m)
+        else:
+            raise ValueError(f"attention must be 'sdpa' or 'matmul', got {attention!r}")
+        return self.proj(y.to(x.dtype).transpose(1, 2).reshape(N, 1, D))
+
+
+def matmul_attention(q, k, v, mask):
+    """Attention written out for a few queries over a long cache: two batched matrix products (q K^T,
+    then the weights times V, in the cache's dtype) around a float32 softmax.  For one query per env
+    these are matrix-vector products that read the cache once each, where a fused attention kernel
+    built for long query blocks may leave most of its tile idle; ``mask`` as in :meth:`Attention.step`."""
+    s = torch.matmul(q, k.transpose(-1, -2)).float() * (q.shape[-1] ** -0.5)
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.float()
+    return torch.matmul(torch.softmax(s, -1).to(v.dtype), v)
 
 
 class MLP(nn.Module):
@@ -141,8 +163,8 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.ln1(x), cos, sin, attn_mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
-    def step(self, x, cos, sin, k_cache, v_cache, slot, mask):
-        x = x + self.attn.step(self.ln1(x), cos, sin, k_cache, v_cache, slot, mask)
+    def step(self, x, cos, sin, k_cache, v_cache, slot, mask, attention: str = "sdpa"):
+        x = x + self.attn.step(self.ln1(x), cos, sin, k_cache, v_cache, slot, mask, attention)
         return x + self.mlp(self.ln2(x))
 
 
