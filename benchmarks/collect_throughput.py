@@ -181,7 +181,8 @@ def bench_n(gs, args, n: int, budget: Budget, part: dict, save) -> dict:
                 t0 = time.perf_counter()
                 s = collect(out, ccfg if rep else warm, progress=False, plot=False, sim=sim, **once)
                 t_col = time.perf_counter() - t0
-                budget.record("collect", t_col, n * steps)
+                # per env-step SIMULATED: a short warm-up still steps to the end of the episode it is in
+                budget.record("collect", t_col, max(s["env_steps_simulated"], n * steps))
                 log(f"{label}: collect {s['rows_written'] / t_col:,.0f} rows/s ({s['rows_written']:,} rows, "
                     f"{s['env_steps_simulated']:,} env-steps simulated, in {t_col:.1f} s; "
                     f"{s['rows_written'] / t_col / (n * steps / t_raw):.2f} of this round's raw loop)")

@@ -58,7 +58,7 @@ def build_policy(args):
     from go2bench.vintix.inference import VintixPolicy
 
     if args.checkpoint:
-        policy = VintixPolicy.load(args.checkpoint, device=args.device, cuda_graph=False)
+        policy = VintixPolicy.load(args.checkpoint, device=args.device, cuda_graph=False, attention="sdpa")
         if args.context_len:
             policy.context_len = int(args.context_len)
         return policy, f"checkpoint {args.checkpoint}"
@@ -75,12 +75,12 @@ def build_policy(args):
         }
     }
     model = VintixModel(cfg, groups)
-    return (VintixPolicy(model, groups, args.context_len or 2048, device=args.device, cuda_graph=False),
+    return (VintixPolicy(model, groups, args.context_len or 2048, device=args.device, cuda_graph=False, attention="sdpa"),
             f"random init, preset {args.model}")
 
 
 VARIANTS = {  # name -> VintixPolicy decode options: each a CUDA graph on a CUDA device, eager elsewhere
-    "graph": {},  # the `go2bench eval` default on CUDA: float32 cache, F.scaled_dot_product_attention
+    "graph": {"attention": "sdpa"},  # float32 cache, F.scaled_dot_product_attention (the default until 2026-12-01)
     "graph-matmul": {"attention": "matmul"},
     "graph-nomask": {"unmasked_when_full": True},
     "graph-bf16kv": {"kv_dtype": "bfloat16"},

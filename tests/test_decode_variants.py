@@ -98,6 +98,14 @@ def test_unmasked_step_once_every_slot_is_valid_equals_the_masked_step(kv, atten
     assert not _policy(pos="alibi", unmasked_when_full=True).unmasked_when_full  # its mask is the position bias
 
 
+def test_auto_attention_is_matmul_on_cuda_and_sdpa_elsewhere():
+    from go2bench.vintix.inference import resolve_attention
+
+    assert resolve_attention("auto", "cuda") == "matmul" and resolve_attention("auto", torch.device("cuda:1")) == "matmul"
+    assert resolve_attention("auto", "cpu") == "sdpa" and resolve_attention("sdpa", "cuda") == "sdpa"
+    assert _policy().decode_options["attention"] == "sdpa"  # the CPU default
+
+
 def test_bad_decode_options_are_refused_by_name():
     with pytest.raises(ValueError, match="kv_dtype must be one of"):
         _policy(kv_dtype="int8")

@@ -15,8 +15,10 @@ On a CUDA device the decode step is captured once per (N, group) at :meth:`Vinti
 replayed as one CUDA graph (:mod:`go2bench.vintix.graph_decode`): the ring-buffer slot is a device
 tensor and every state tensor is updated in place, so the same graph serves every position.
 
-Opt-in decode variants (the default, a float32 cache and ``F.scaled_dot_product_attention``, is what
-``go2bench eval`` runs; ``benchmarks/eval_throughput.py`` measures each against it): ``kv_dtype`` a
+Decode variants (``benchmarks/eval_throughput.py`` measures each against the float32 SDPA step).  The default,
+what ``go2bench eval`` runs, is a float32 cache with ``attention="auto"``: "matmul" on CUDA (exact to ~1e-6 and
+1.4-1.5x faster than SDPA there at 64-256 envs on an H200: SDPA's kernels are built for many queries, a decode
+step has one), "sdpa" elsewhere (faster on the CPU).  Opt-in: ``kv_dtype`` a
 bfloat16/float16 cache (the attention reads half the bytes; lossy, the benchmark reports by how much),
 ``attention="matmul"`` the attention as two matrix-vector products around a float32 softmax,
 ``compile_step`` the step function through ``torch.compile`` before any graph capture, and
@@ -43,10 +45,20 @@ from go2bench.vintix.config import model_config_from_dict
 from go2bench.vintix.graph_decode import StaticStep, capture_step, graph_unavailable_reason, wants_graph
 from go2bench.vintix.model import VintixModel, rope_tables
 
-__all__ = ["VintixPolicy", "load_checkpoint", "checkpoint_context", "KV_DTYPES", "ATTENTIONS"]
+__all__ = ["VintixPolicy", "load_checkpoint", "checkpoint_context", "resolve_attention", "KV_DTYPES", "ATTENTIONS"]
 
 KV_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTENTIONS = ("sdpa", "matmul")
+
+
+def resolve_attention(attention: str, device) -> str:
+    """The decode step's attention for ``attention`` ("auto", "sdpa", "matmul") on ``device``: "auto" is "matmul"
+    on CUDA (exact, faster there: eval_throughput.py's variant rows), "sdpa" elsewhere."""
+    if attention not in ("auto", *ATTENTIONS):
+        raise ValueError(f"attention must be one of {['auto', *ATTENTIONS]}, got {attention!r}")
+    if attention == "auto":
+        return "matmul" if torch.device(device).type == "cuda" else "sdpa"
+    return attention
 
 
 def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
@@ -84,21 +96,20 @@ class VintixPolicy:
     ``cuda_graph``: replay the decode step as a CUDA graph (captured at :meth:`reset` for its N and
     group); None (default) = on for a CUDA device unless ``GO2BENCH_CUDA_GRAPH=0``.  Where no graph
     can be used (CPU, capture failed) the step runs eagerly; :attr:`decode_info` says which and why.
-    ``kv_dtype`` ("float32", "bfloat16", "float16" or the torch dtype), ``attention`` ("sdpa" or "matmul"),
+    ``kv_dtype`` ("float32", "bfloat16", "float16" or the torch dtype), ``attention`` ("auto", "sdpa" or "matmul"),
     ``compile_step`` and ``unmasked_when_full``: the opt-in decode variants of the module docstring (what was
     chosen: :attr:`decode_options`).
     """
 
     def __init__(self, model: VintixModel, groups: dict[str, dict], context_len: int, device="cpu",
                  context: str = "history", cuda_graph: bool | None = None, kv_dtype: str | torch.dtype = "float32",
-                 attention: str = "sdpa", compile_step: bool = False, unmasked_when_full: bool = False):
+                 attention: str = "auto", compile_step: bool = False, unmasked_when_full: bool = False):
         if context not in ("history", "episode"):
             raise ValueError(f"context must be 'history' or 'episode', got {context!r}")
         names = {v: k for k, v in KV_DTYPES.items()}
         if names.get(kv_dtype, kv_dtype) not in KV_DTYPES:
             raise ValueError(f"kv_dtype must be one of {list(KV_DTYPES)}, got {kv_dtype!r}")
-        if attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {list(ATTENTIONS)}, got {attention!r}")
+        attention = resolve_attention(attention, device)
         self.kv_dtype = KV_DTYPES[names.get(kv_dtype, kv_dtype)]
         self.attention = attention
         # compiled lazily by its first call (a capture's warm-up on CUDA); torch.compile needs a C compiler on the CPU
