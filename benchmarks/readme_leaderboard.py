@@ -190,16 +190,22 @@ def _gpu_performance() -> str:
                      f"{row['raw_sps'] / 1e6:.2f}M | {row['vec_over_raw_paired']:.2f} |")
         lines.append(f"| env | torch `VectorEnv`, {n} envs | {row['vec_torch_sps'] / 1e6:.2f}M env-steps/s | raw loop "
                      f"{row['raw_sps'] / 1e6:.2f}M | {row['vec_torch_over_raw_paired']:.2f} |")
-    for n in (64, 256):
-        d = load(f"eval_throughput_cuda_graph_{n}_run3.json")  # the run whose one-env baseline was not slowed
+    for n in (64, 256):  # the decode variants' run (2026-12-01): SDPA, the matmul default, an opt-in fp16 cache
+        d = load(f"eval_throughput_cuda_graph_{n}_variants.json")
         naive = d["naive"]["env_steps_per_s"]
-        for key, label in (("batched", "eager KV cache"), ("graph", "CUDA graph")):
-            lines.append(f"| eval | Vintix decode, {label}, {n} envs | {d[key]['env_steps_per_s'] / 1e3:.1f}k "
-                         f"env-steps/s | one-env loop {naive:.0f} | {d[key]['env_steps_per_s'] / naive:.0f}x |")
-    for row in load("collect_throughput_gpu_1024.json")["rows"]:  # the 4096 round did not fit (RESULTS.md)
-        lines.append(f"| collect | {row['num_envs']} histories x {row['steps_per_history']:,} steps, "
-                     f"{row['group_size']}-row groups | {row['collect_sps'] / 1e3:.1f}k rows/s | raw loop "
-                     f"{row['raw_sps'] / 1e3:.0f}k | {row['collect_over_raw_paired']:.2f} |")
+        for row, label in ((d["batched"], "eager KV cache (SDPA)"), (d["variants"]["graph"], "CUDA graph, SDPA"),
+                           (d["variants"]["graph-matmul"], "CUDA graph, matmul attention (the CUDA default)"),
+                           (d["variants"]["graph-fp16kv"], "CUDA graph, float16 cache (opt-in)")):
+            diff = row.get("max_abs_action_diff_vs_eager")
+            lines.append(f"| eval | Vintix decode, {label}, {n} envs{'' if diff is None else f'; max action diff {diff:.0e}'} "
+                         f"| {row['env_steps_per_s'] / 1e3:.1f}k env-steps/s | one-env loop {naive:.0f} | "
+                         f"{row['env_steps_per_s'] / naive:.0f}x |")
+    for name, writer in (("collect_throughput_gpu_1024.json", "writer thread"),
+                         ("collect_throughput_gpu_1024_writer_processes.json", "writer processes")):
+        for row in load(name)["rows"]:  # the 4096 rounds did not fit (RESULTS.md)
+            lines.append(f"| collect | {row['num_envs']} histories x {row['steps_per_history']:,} steps, "
+                         f"{row['group_size']}-row groups, {writer} | {row['collect_sps'] / 1e3:.1f}k rows/s | raw loop "
+                         f"{row['raw_sps'] / 1e3:.0f}k | {row['collect_over_raw_paired']:.2f} |")
     rows = load("build_cache_probe_gpu.json")["rows"]
     for r in rows[1:]:  # row 0 is the probe's first process, which compiled the kernels the cache lacked
         cold = ", empty CUDA cache" if "cold" in r["case"] else ""
