@@ -23,26 +23,11 @@ from go2bench.vintix.config import make_model_config
 from go2bench.vintix.inference import VintixPolicy
 from go2bench.vintix.model import VintixModel, matmul_attention
 
-OBS, ACT = 7, 3
+from test_vintix_graph_decode import OBS, _one_thread, _policy  # noqa: F401 - the tiny policy, one thread
+
 CHECKPOINT = Path(__file__).resolve().parents[1] / "go2bench" / "zoo" / "vintix" / "vintix.pt"
 TOL = {("float32", "matmul"): 1e-6, ("float16", "sdpa"): 5e-4, ("float16", "matmul"): 5e-4,
        ("bfloat16", "sdpa"): 4e-3, ("bfloat16", "matmul"): 4e-3}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _policy(pos="rope", context="history", C=5, **kw):
-    torch.manual_seed(0)
-    groups = {"g": {"obs_dim": OBS, "act_dim": ACT, "obs_mean": [0.1] * OBS, "obs_std": [2.0] * OBS,
-                    "act_mean": [0.5] * ACT, "act_std": [1.5] * ACT, "reward_scale": 2.0}}
-    model = VintixModel(make_model_config("tiny", {"pos_encoding": pos}), groups)
-    return VintixPolicy(model, groups, context_len=C, context=context, **kw)
 
 
 def _run(pol, static=False, T=23, N=4):
