@@ -136,3 +136,16 @@ def test_yaml_with_and_without_libyaml_gives_the_same_data_and_refusals(monkeypa
             errors[doc] = str(e.value).splitlines()[0].startswith("f.yaml: not valid YAML:")
         results.append((C.parse_yaml(text), errors))
     assert results[0] == results[1] and all(results[0][1].values())
+
+
+def test_deterministic_gpu_simulation_is_opt_in_through_the_environment(monkeypatch):
+    from go2bench.envs.genesis_runtime import DETERMINISTIC_VARIABLE, init_options
+
+    monkeypatch.delenv(DETERMINISTIC_VARIABLE, raising=False)
+    assert init_options("gpu") == {"precision": "32", "logging_level": "warning", "performance_mode": True}
+    assert init_options("cpu")["performance_mode"] is False and "use_deterministic_algorithms" not in init_options("cpu")
+    monkeypatch.setenv(DETERMINISTIC_VARIABLE, "1")
+    assert init_options("gpu")["use_deterministic_algorithms"] is True
+    monkeypatch.setenv(DETERMINISTIC_VARIABLE, "yes")
+    with pytest.raises(ValueError, match="GO2BENCH_DETERMINISTIC must be 0 or 1, got 'yes'"):
+        init_options("gpu")

@@ -24,6 +24,24 @@ def _prepare_environment(backend: str) -> None:
         os.environ.setdefault("QD_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 
+DETERMINISTIC_VARIABLE = "GO2BENCH_DETERMINISTIC"
+
+
+def init_options(backend: str) -> dict[str, Any]:
+    """``gs.init``'s options besides the backend.  On the GPU Genesis runs in performance mode, where its
+    constraint solver's implementation is picked by timing at run time, so a rollout depends on machine
+    load (two GPU collections of one config differ: docs/data.md); ``GO2BENCH_DETERMINISTIC=1`` settles
+    that choice at build time (Genesis' ``use_deterministic_algorithms``) for bit-reproducible runs on one
+    machine, at a throughput cost.  The CPU backend is deterministic either way."""
+    opts: dict[str, Any] = {"precision": "32", "logging_level": "warning", "performance_mode": backend == "gpu"}
+    flag = os.environ.get(DETERMINISTIC_VARIABLE, "")
+    if flag not in ("", "0", "1"):
+        raise ValueError(f"{DETERMINISTIC_VARIABLE} must be 0 or 1, got {flag!r}")
+    if flag == "1":
+        opts["use_deterministic_algorithms"] = True
+    return opts
+
+
 def init(backend: str = "cpu") -> Any:
     """Initialise Genesis for ``backend`` ("cpu" or "gpu") if needed and return the module."""
     global _backend_in_use
@@ -56,12 +74,7 @@ def init(backend: str = "cpu") -> Any:
                 f"for backend={backend!r}. Pass backend={actual!r} or initialise Genesis differently."
             )
     else:
-        gs.init(
-            backend=gs.cpu if backend == "cpu" else gs.gpu,
-            precision="32",
-            logging_level="warning",
-            performance_mode=backend == "gpu",
-        )
+        gs.init(backend=gs.cpu if backend == "cpu" else gs.gpu, **init_options(backend))
     _quiet_known_harmless_warnings()
     _backend_in_use = backend
     return gs
