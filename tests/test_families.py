@@ -310,3 +310,21 @@ def test_per_leg_strength_follows_the_joint_order_for_every_robot_naming(monkeyp
     tasks._apply_dynamics(state, torch.ones(1, dtype=torch.bool))
     expected = [0.11] * 3 + [0.22] * 3 + [0.33] * 3 + [0.44] * 3  # FR, FL, RR, RL legs of 3 joints each
     assert got["s"][0].tolist() == pytest.approx(expected)
+
+
+def test_a_suite_file_is_parsed_once_for_every_robot(monkeypatch):
+    import go2bench.envs.suites as suites
+
+    reads = []
+    real = suites.read_yaml
+    monkeypatch.setattr(suites, "read_yaml", lambda p: reads.append(p) or real(p))
+    suites._parse.cache_clear()
+    suites._load.cache_clear()
+    try:
+        a = suites.load_suite("dynamics", "go2")
+        b = suites.load_suite("dynamics", "mini_cheetah")
+        assert a.robot == "go2" and b.robot == "mini_cheetah" and a.test != b.test
+        assert len(reads) == 1
+    finally:
+        suites._parse.cache_clear()
+        suites._load.cache_clear()

@@ -182,9 +182,15 @@ def load_suite(family: str | Family, robot: str, name: str | None = None, path: 
     return _load(fam.name, robot, str(path))
 
 
+@functools.lru_cache(maxsize=16)
+def _parse(path: str) -> _SuiteFile:
+    """A suite file, read and type-checked once per process (every robot's suite comes from the same file)."""
+    return from_dict(_SuiteFile, read_yaml(path), path)
+
+
 @functools.lru_cache(maxsize=32)
 def _load(family: str, robot: str, path: str) -> Suite:
-    data = from_dict(_SuiteFile, read_yaml(path), path)
+    data = _parse(path)
     if data.family != family:
         raise ConfigError(f"{path}: a suite of the {data.family} family, not {family}")
     fam = FAMILIES[family]
@@ -262,6 +268,7 @@ def write_suite(name: str, seed: int | None = None, path: str | Path | None = No
     """Write :func:`generate_suite` to ``path`` (default: the shipped file); returns the path."""
     path = Path(path) if path is not None else SUITES_DIR / f"{name}.yaml"
     path.write_text(generate_suite(name, seed))
+    _parse.cache_clear()
     _load.cache_clear()
     return path
 
