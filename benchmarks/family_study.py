@@ -8,6 +8,15 @@ study table to ``<out-dir>/<robot>_<family>/study.{md,json}``: per variant, zero
 rise (final minus zero-shot, IQM of the per-trial difference) with 95% intervals resampling thetas and seeds
 (``ci95_thetas``), and its final's difference from the baseline measured in the same run.
 
+Training seeds: one training per variant cannot rank variants 0.2-0.3 apart (the baseline's final IQM on one
+dataset: 0.55, 0.36, 0.30 with training seeds 0, 1, 2). ``--train-seeds 0,1,2`` trains every variant once per
+seed (run folders ``<variant>_s<seed>``; seed 0 keeps the plain name, so a work folder's trainings are reused),
+evaluates all of them together, and writes a format-2 table: metrics pooled over each variant's completed seeds
+with a bootstrap over training seeds, thetas and evaluation seeds, the per-seed finals, a status per seed and
+the difference from the baseline on paired seeds (:mod:`family_study_table`, which says why that unit). One seed
+(the default) writes the single-seed table as before. ``--combine OUT_DIR STUDY_JSON...`` puts studies already
+measured (one dataset and protocol, training seeds apart) into one such table without running anything.
+
 Budget: everything is bounded by ``--budget-s`` of wall time. Trainings run ``--jobs`` at a time per GPU
 (small models are launch-bound, so several share one GPU), each with ``--max_steps`` and a ``--max_minutes``
 cap that ends by the training deadline (``--eval-reserve-s`` before the end); the evaluation gets what is
@@ -26,7 +35,9 @@ least 2 x context steps. History length and noise schedule are collection settin
 that one cannot be collected within one 10-minute GPU call).
 
     python benchmarks/family_study.py --dataset runs/fam/family/data/velocity/go2_velocity --preset gpu \\
-        --budget-s 420 --jobs 4 --reference-agent teacher-blind --backend gpu --device cuda
+        --budget-s 420 --jobs 4 --reference-agent teacher-blind --backend gpu --device cuda --train-seeds 0,1,2
+    python benchmarks/family_study.py --combine benchmarks/results/family_study_replicates \\
+        benchmarks/results/family_study_{datasets,seed1,seed2}/mini_cheetah_velocity/study.json
 """
 
 from __future__ import annotations
@@ -40,19 +51,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from go2bench.core.config import ConfigError, from_dict, to_dict
 from go2bench.core.provenance import versions, write_json_atomic
-from go2bench.eval.family_results import metric_scores
-from go2bench.eval.iqm import BOOTSTRAP_REPS, aggregate
+from go2bench.eval.iqm import BOOTSTRAP_REPS
 from go2bench.histories.reader import read_metadata
 from go2bench.pipeline.stages import CLI, start_process, train_arguments
 from go2bench.vintix.config import TrainConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the table module beside this script
+from family_study_table import (CI_TEXT, FORMAT_1, FORMAT_2, combine_studies, group_rows,  # noqa: E402
+                                make_seeds_table, make_table, scores, trial_scores)
+from family_study_table import METRICS, load_study  # noqa: E402,F401  (the table's API, here as before)
+
 RESULTS = Path(__file__).parent / "results" / "family_study"
-METRICS = ("zero_shot", "final", "auc", "rise")
+CI_THETAS_TEXT = "95% percentile bootstrap resampling thetas, then seeds within each (ci95_thetas)"
 # name -> (TrainConfig overrides, episode_sparsity, what it tests); "episodic" is the no-context reference row
 VARIANTS: dict[str, tuple[dict[str, Any], int, str]] = {
     "baseline": ({}, 1, "--preset's family_train (gpu: seed model, context 2048, next-action AD targets)"),
@@ -97,6 +111,21 @@ def write_variant_config(path: Path, dataset: Path, info: dict[str, Any], episod
     return path
 
 
+def train_seeds(args) -> list[int | None]:
+    """--train-seeds as a list of seeds, [None] when not given (one training per variant, today's names)."""
+    if args.train_seeds is None:
+        return [None]
+    try:
+        seeds = [int(x) for x in args.train_seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"--train-seeds {args.train_seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"--train-seeds {args.train_seeds!r}: give distinct seeds >= 0")
+    if any(x.split("=", 1)[0].strip() == "seed" for x in args.set):
+        raise ConfigError("--set seed=... and --train-seeds: give the training seeds with --train-seeds only")
+    return seeds
+
+
 def plan(args, info: dict[str, Any], work: Path) -> list[dict[str, Any]]:
     """Every variant to run: name, TrainConfig, dataset, what it tests."""
     from go2bench.pipeline import pipeline_config
@@ -113,20 +142,22 @@ def plan(args, info: dict[str, Any], work: Path) -> list[dict[str, Any]]:
         raise ConfigError(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
     datasets = [("", Path(args.dataset))] + [(label, Path(p)) for label, p in
                                              (a.split("=", 1) for a in args.alt_dataset)]
-    out = []
-    for label, folder in datasets:
-        for name in names if not label else ["baseline"]:
-            overrides, sparsity, what = VARIANTS[name]
-            vname = f"{name}@{label}" if label else name
-            cfg = replace(base, **overrides, name=vname.replace("@", "_at_"), out_dir=str(work / "runs"),
-                          data_dir=str(folder.resolve().parent))
-            if cfg.context == "episode" and info["max_episode_steps"]:
-                cfg = replace(cfg, context_len=min(cfg.context_len, int(info["max_episode_steps"])))
-            dcfg = write_variant_config(work / "configs" / f"{cfg.name}.yaml", folder.resolve(), info, sparsity)
-            out.append({"name": vname, "train": replace(cfg, dataset_config_paths=[str(dcfg)]),
-                        "episode_sparsity": sparsity, "dataset": str(folder), "what": what + (
-                            f" (trained on {label}: {folder})" if label else ""),
-                        "reference": name == "episodic"})
+    out, seeds = [], train_seeds(args)  # [None] without --train-seeds: the base config's seed, plain names
+    runs = [(label, folder, name, seed) for label, folder in datasets for name in (names if not label else ["baseline"])
+            for seed in seeds]
+    for label, folder, name, seed in runs:
+        overrides, sparsity, what = VARIANTS[name]
+        vname = f"{name}@{label}" if label else name
+        cfg = replace(base, **overrides, **({} if seed is None else {"seed": seed}), out_dir=str(work / "runs"),
+                      name=vname.replace("@", "_at_") + (f"_s{seed}" if seed else ""),
+                      data_dir=str(folder.resolve().parent))
+        if cfg.context == "episode" and info["max_episode_steps"]:
+            cfg = replace(cfg, context_len=min(cfg.context_len, int(info["max_episode_steps"])))
+        dcfg = write_variant_config(work / "configs" / f"{cfg.name}.yaml", folder.resolve(), info, sparsity)
+        out.append({"name": vname, "seed": cfg.seed, "train": replace(cfg, dataset_config_paths=[str(dcfg)]),
+                    "episode_sparsity": sparsity, "dataset": str(folder), "what": what + (
+                        f" (trained on {label}: {folder})" if label else ""),
+                    "reference": name == "episodic"})
     return out
 
 
@@ -268,53 +299,6 @@ def _found(folder: Path, specs: list[str]) -> dict[str, Path]:
     return out
 
 
-# ------------------------------------------------------------------------------------- table
-def scores(results: dict[str, Any], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Zero-shot, final, AUC and rise of a family results dict, recomputed from its trials (seeds x thetas)."""
-    fam = results["family"]
-    seeds, ids = fam["seeds"], [t["id"] for t in fam["tasks"]]
-    N = np.full((len(seeds), len(ids), fam["episodes"]), np.nan)
-    for t in fam["trials"]:
-        N[seeds.index(t["seed"]), ids.index(t["task_id"])] = t["normalized"]
-    if np.isnan(N).any():
-        raise ValueError("results trials do not cover every (seed, theta)")
-    m = {name: x for name, (_, x) in metric_scores(N).items()}
-    m["rise"] = m["final"] - m["zero_shot"]
-    return {name: aggregate(x, reps, seed) for name, x in m.items()}
-
-
-def _cell(m: dict[str, Any] | None) -> str:
-    if m is None:
-        return "-"
-    lo, hi = m["ci95_thetas"]
-    return f"{m['iqm']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def make_table(rows: list[dict[str, Any]]) -> str:
-    """The markdown study table: one row per variant, then the reference rows."""
-    head = ("| variant | status | steps | zero-shot | final | AUC | rise | final - baseline | what |\n"
-            "|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
-    for r in rows:
-        m = r.get("metrics") or {}
-        d = r.get("final_minus_baseline")
-        lines.append(f"| {r['name']} | {r['status']} | {r.get('steps', '-')} | "
-                     + " | ".join(_cell(m.get(k)) for k in METRICS)
-                     + f" | {'-' if d is None else f'{d:+.2f}'} | {r['what']} |")
-    return "\n".join(lines)
-
-
-def load_study(path: str | Path) -> dict[str, Any]:
-    """A study JSON read back, its rows checked (ValueError naming the file otherwise)."""
-    data = json.loads(Path(path).read_text())
-    if data.get("format") != "go2bench.family_study/1" or not isinstance(data.get("rows"), list):
-        raise ValueError(f"{path}: not a family study table (format go2bench.family_study/1)")
-    for r in data["rows"]:
-        if r["status"] == "done" and set(r["metrics"]) != set(METRICS):
-            raise ValueError(f"{path}: row {r['name']} lacks metrics")
-    return data
-
-
 # ------------------------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
@@ -326,6 +310,9 @@ def parse_args(argv=None):
     p.add_argument("--variants", default=None, help=f"comma list of {', '.join(VARIANTS)} (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="TrainConfig field, all variants")
     p.add_argument("--max-steps", type=int, default=3000, help="optimizer steps per training")
+    p.add_argument("--train-seeds", default=None, metavar="0,1,2",
+                   help="train every variant once per seed; several: the pooled table (default: one training per\n"
+                        "variant with the base config's seed, 0 unless --set seed=..., and the single-seed table)")
     p.add_argument("--budget-s", type=float, required=True, help="wall-clock budget of everything")
     p.add_argument("--eval-reserve-s", type=float, default=None, help="seconds kept for evaluation (default 45%%)")
     p.add_argument("--kill-grace-s", type=float, default=30.0, help="past its cap, a training is killed after this")
@@ -353,14 +340,42 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def combine(argv: list[str]) -> dict[str, Any]:
+    """``--combine OUT_DIR STUDY_JSON [STUDY_JSON ...]``: one multi-seed table from studies already measured."""
+    p = argparse.ArgumentParser(prog="family_study.py --combine", description=combine.__doc__)
+    p.add_argument("out_dir", help="the table goes to OUT_DIR/<robot>_<family>/")
+    p.add_argument("studies", nargs="+", help="study.json files of one dataset and protocol, training seeds apart")
+    args = p.parse_args(argv)
+    study = combine_studies(args.studies)
+    study.update(command=" ".join(sys.argv), versions=versions())
+    return write_study(Path(args.out_dir), study)
+
+
+def write_study(out_root: Path, study: dict[str, Any]) -> dict[str, Any]:
+    """study.json and study.md under OUT_DIR/<robot>_<family>/, the table printed."""
+    tag = f"{study['dataset_info']['robot']}_{study['dataset_info']['family']}"
+    table = make_seeds_table(study["rows"]) if study["format"] == FORMAT_2 else make_table(study["rows"])
+    study["markdown"] = table
+    out = out_root / tag
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "study.json", study)
+    (out / "study.md").write_text(f"# Family study: {tag}\n\n{table}\n")
+    print(table)
+    log(f"wrote {out / 'study.json'} and study.md")
+    return study
+
+
 def main(argv=None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--combine"]:
+        return combine(argv[1:])
     args = parse_args(argv)
+    seeded = len(train_seeds(args)) > 1  # several training seeds: the pooled (format 2) table
     t0 = time.time()
     end = t0 + args.budget_s
     dataset = Path(args.dataset)
     info = dataset_info(dataset, args.family)
-    tag = f"{info['robot']}_{info['family']}"
-    work = Path(args.work or f"runs/family_study/{tag}")
+    work = Path(args.work or f"runs/family_study/{info['robot']}_{info['family']}")
     runs = plan(args, info, work)
     from go2bench.vintix.data import load_or_compute_stats
 
@@ -372,16 +387,17 @@ def main(argv=None) -> dict[str, Any]:
         log("--train-only: " + "; ".join(f"{r['name']} {r['train_status']} at step {r.get('steps')}" for r in runs))
         return {}
     trained = [r for r in runs if "checkpoint" in r]  # a cut-short model is evaluated too, its row NOT DONE
-    specs = {r["name"]: ("vintix-episodic:" if r["reference"] else "vintix:") + r["checkpoint"] for r in trained}
+    specs = {r["train"].name: ("vintix-episodic:" if r["reference"] else "vintix:") + r["checkpoint"] for r in trained}
     refs = {s: s for s in args.reference_agent}
     t_eval = time.time()
     found = evaluate(list(specs.values()) + list(refs), args, info, work, end) if specs or refs else {}
     eval_s = round(time.time() - t_eval, 1)
     rows = []
     for r in runs:
-        res = found.get(specs.get(r["name"], ""))
+        res = found.get(specs.get(r["train"].name, ""))
         status = r["train_status"] if res or r["train_status"] != "done" else "NOT DONE: evaluation did not finish"
-        rows.append({"name": r["name"], "status": status, "what": r["what"], "reference": r["reference"],
+        rows.append({"name": r["name"], **({"seed": r["seed"]} if seeded else {}), "status": status,
+                     "what": r["what"], "reference": r["reference"],
                      "steps": r.get("steps"), "planned_steps": r.get("planned_steps"), "params": r.get("params"),
                      "final_loss": r.get("final_loss"), "train_wall_s": r.get("train_wall_s"),
                      "episode_sparsity": r["episode_sparsity"], "dataset": r["dataset"],
@@ -390,26 +406,26 @@ def main(argv=None) -> dict[str, Any]:
     given = [(name, Path(p)) for name, p in (a.split("=", 1) for a in args.reference)]
     for name, path in [(s, found.get(s)) for s in refs] + given:
         ok = path is not None and path.exists()
-        rows.append({"name": name, "status": "reference" if ok else "NOT DONE: evaluation did not finish",
+        rows.append({"name": name, **({"seed": None} if seeded else {}),
+                     "status": "reference" if ok else "NOT DONE: evaluation did not finish",
                      "what": "reference agent", "reference": True, "results": str(path) if ok else None,
                      "metrics": scores(json.loads(path.read_text()), args.bootstrap_reps) if ok else None})
-    base = next((r["metrics"]["final"]["iqm"] for r in rows if r["name"] == "baseline" and r["metrics"]), None)
-    for r in rows:
-        r["final_minus_baseline"] = None if base is None or not r["metrics"] else r["metrics"]["final"]["iqm"] - base
-    table = make_table(rows)
-    study = {"format": "go2bench.family_study/1", "dataset": str(dataset), "dataset_info": info, "rows": rows,
+    if seeded:  # the per-trial scores travel with the study: pooled here, combinable later
+        for r in rows:
+            r["trials"] = trial_scores(json.loads(Path(r["results"]).read_text())) if r["results"] else None
+        rows = group_rows(rows, args.bootstrap_reps)
+    else:
+        base = next((r["metrics"]["final"]["iqm"] for r in rows if r["name"] == "baseline" and r["metrics"]), None)
+        for r in rows:
+            r["final_minus_baseline"] = (None if base is None or not r["metrics"]
+                                         else r["metrics"]["final"]["iqm"] - base)
+    study = {"format": FORMAT_2 if seeded else FORMAT_1, "dataset": str(dataset), "dataset_info": info,
+             **({"train_seeds": train_seeds(args)} if seeded else {}), "rows": rows,
              "eval_mode": "one process, repeatable --agent, side by side" if eval_takes_several_agents() else "one process each",
              "seconds": {"total": round(time.time() - t0, 1), "eval": eval_s}, "budget_s": args.budget_s,
              "args": vars(args), "command": " ".join(sys.argv), "versions": versions(),
-             "ci": "95% percentile bootstrap resampling thetas, then seeds within each (ci95_thetas)",
-             "markdown": table}
-    out = Path(args.out_dir) / tag
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "study.json", study)
-    (out / "study.md").write_text(f"# Family study: {tag}\n\n{table}\n")
-    print(table)
-    log(f"wrote {out / 'study.json'} and study.md in {study['seconds']['total']} s")
-    return study
+             "ci": CI_TEXT if seeded else CI_THETAS_TEXT}
+    return write_study(Path(args.out_dir), study)
 
 
 if __name__ == "__main__":

@@ -139,19 +139,31 @@ def _robots_split_long() -> str:
 
 
 def _family_studies() -> str:
-    """Every committed study table of ``benchmarks/family_study.py`` (its own Markdown, read back and checked)."""
+    """Every committed study table of ``benchmarks/family_study.py`` (its own Markdown, read back and checked).
+
+    A study combined into a multi-seed table (``family_study.py --combine``: listed in that study's ``sources``)
+    is not shown on its own: every one of its rows is in the combined table, with its seed."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("family_study", ROOT / "benchmarks" / "family_study.py")
+    spec = importlib.util.spec_from_file_location("family_study_table", ROOT / "benchmarks" / "family_study_table.py")
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
+    found = {path: study.load_study(path) for path in sorted(STUDIES.glob("family_study*/*/study.json"))}
+    combined = {(ROOT / s["path"]).resolve() for data in found.values() for s in data.get("sources", [])}
     parts = []
-    for path in sorted(STUDIES.glob("family_study*/*/study.json")):
-        data = study.load_study(path)
+    for path, data in found.items():
+        if path.resolve() in combined:
+            continue
         info, args = data["dataset_info"], data["args"]
+        seeds = (f", training seeds {', '.join(map(str, data['train_seeds']))} pooled"
+                 if data["format"] == study.FORMAT_2 else "")
         parts.append(f"**{info['env_id']}, `{info['family']}`** ({args['split']} thetas, seeds {args['seeds']}, "
-                     f"{args['episodes']} episodes, {args['max_steps']} training steps per variant; "
-                     f"`{path.relative_to(ROOT).as_posix()}`):\n\n{study.make_table(data['rows'])}")
+                     f"{args['episodes']} episodes, {args['max_steps']} training steps per variant{seeds}; "
+                     f"`{path.relative_to(ROOT).as_posix()}`):\n\n{study.render(data)}")
+        if data["format"] == study.FORMAT_2:
+            parts[-1] += (f"\n\nEach cell: IQM of the per-trial scores of the completed training seeds together "
+                          f"[{data['ci']}]. Final by seed: each seed's own final IQM. Studies combined here: "
+                          + ", ".join(f"`{s['path']}`" for s in data.get("sources", [])) + ".")
     return "\n\n".join(parts)
 
 

@@ -134,6 +134,20 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path, monkey
     assert [p.cmd[3] for p in started] == ["eval"]
     assert [(r["name"], r["status"], r.get("steps")) for r in again["rows"]] == \
         [(r["name"], r["status"], r.get("steps")) for r in back["rows"]]
+    # and with training seeds 0 and 1: seed 0's trainings are the ones above (plain names), only seed 1 trains
+    started.clear()
+    seeded = study.main(args[:args.index("--out-dir")] + ["--out-dir", str(tmp_path / "out3"), "--train-seeds", "0,1"])
+    assert [p.cmd[3] for p in started] == ["train", "train", "eval"]
+    assert [p.cmd[p.cmd.index("--name") + 1] for p in started[:2]] == ["baseline_s1", "dpt_s1"]
+    assert len([a for a in started[2].cmd if a == "--agent"]) == 5  # every seed's agent in one eval process
+    back3 = study.load_study(tmp_path / "out3/go2_velocity/study.json")
+    assert back3["format"] == study.FORMAT_2 and [r["name"] for r in back3["rows"]] == ["baseline", "dpt", "random"]
+    b3 = back3["rows"][0]
+    assert b3["status"] == "done (s0, s1)" and [p["train_config"]["seed"] for p in b3["per_seed"]] == [0, 1]
+    assert b3["per_seed"][0]["metrics"]["final"]["iqm"] == pytest.approx(rows["baseline"]["metrics"]["final"]["iqm"])
+    finals = [np.mean(t["normalized"][-3:]) for p in b3["per_seed"]
+              for t in json.loads(Path(p["results"]).read_text())["family"]["trials"]]
+    assert b3["metrics"]["final"]["iqm"] == pytest.approx(trim_mean(finals, 0.25))
 
 
 def test_plan_writes_each_variants_settings_and_the_collections_reward_scale(tmp_path):
@@ -180,3 +194,165 @@ def test_a_work_folder_trained_on_another_dataset_is_an_error_not_reused(tmp_pat
     with pytest.raises(ConfigError, match=r"config\.json: baseline was trained with other data_dir "
                                           r"\(data_dir='/elsewhere/dynamics'\); give this study another --work"):
         study._check_same_training(run)
+
+
+# ------------------------------------------------------------------------------------- training seeds
+table = load_benchmark("family_study_table")
+STUDIES = ROOT / "benchmarks/results"
+REPLICATES = STUDIES / "family_study_replicates/mini_cheetah_velocity/study.json"
+
+
+def _seed_row(name, seed, values, status="done", reference=False):
+    """A per-seed row whose per-trial scores are ``values`` (eval seeds x thetas), one episode each."""
+    N = np.asarray(values, dtype=float)[:, :, None]
+    m = {k: {"iqm": float(trim_mean(x.reshape(-1), 0.25))} for k, x in table.metric_matrices(N).items()}
+    return {"name": name, "seed": seed, "status": status, "what": name, "reference": reference, "steps": 10,
+            "metrics": m, "trials": {"eval_seeds": list(range(N.shape[0])), "task_ids": [f"t{j}" for j in range(N.shape[1])],
+                                     "normalized": N.tolist()}}
+
+
+def test_pooled_iqm_and_interval_against_hand_computations():
+    # pooled IQM: the 25% trimmed mean of the per-trial scores of both seeds together: {0.1, 0.2, 0.4, 0.9} -> 0.3
+    (row,) = table.group_rows([_seed_row("v", 0, [[0.1, 0.9]]), _seed_row("v", 1, [[0.4, 0.2]])], reps=500)
+    assert row["metrics"]["final"]["iqm"] == pytest.approx(0.3) and row["pooled_seeds"] == [0, 1]
+    # seeds are resampled: seed a scores 0.2 everywhere, seed b 0.6; replicates {a,a}, {a,b}, {b,b} give 0.2, 0.4,
+    # 0.6 with chances 1/4, 1/2, 1/4, so the 2.5% and 97.5% points are 0.2 and 0.6 (theta resampling alone: width 0)
+    x = np.stack([np.full((1, 2), 0.2), np.full((1, 2), 0.6)])
+    assert table.pooled_aggregate(x)["ci95_pooled"] == pytest.approx([0.2, 0.6])
+    # one theta draw shared by the seeds (crossed): three identical seeds over thetas scoring 0 and 1 give 0 or 1
+    # with chance 1/4 each (both thetas drawn alike); thetas drawn per seed would make that 1/64 and narrow it
+    same = np.stack([[[0.0, 1.0]]] * 3)
+    assert table.pooled_aggregate(same)["ci95_pooled"] == pytest.approx([0.0, 1.0])
+
+
+def test_one_seed_pools_to_the_evaluators_own_interval():
+    res = json.loads((GPU_RESULTS / "vintix_Go2Walk-v0.json").read_text())
+    N = np.asarray(table.trial_scores(res)["normalized"])
+    for name in ("zero_shot", "final", "auc"):
+        got = table.pooled_aggregate(table.metric_matrices(N)[name][None])
+        assert got["iqm"] == pytest.approx(res["family"][name]["iqm"], abs=1e-12)
+        assert got["ci95_pooled"] == pytest.approx(res["family"][name]["ci95_thetas"], abs=1e-12)
+
+
+def test_final_minus_baseline_pairs_seeds_and_a_missing_seed_is_marked():
+    """Baseline seeds 0,1,2 score 0.5, 0.3, 0.1; the variant's 0 and 1 score 0.2 more each, its seed 2 was cut."""
+    rows = [_seed_row("baseline", s, np.full((2, 2), b)) for s, b in ((0, 0.5), (1, 0.3), (2, 0.1))]
+    rows += [_seed_row("v", 0, np.full((2, 2), 0.7)), _seed_row("v", 1, np.full((2, 2), 0.5)),
+             _seed_row("v", 2, np.full((2, 2), 0.9), status="NOT DONE: training cut short at step 3 of 10"),
+             _seed_row("teacher-blind", None, np.full((2, 2), 0.6), status="reference", reference=True)]
+    base, v, ref = table.group_rows(rows, reps=300)
+    assert v["pooled_seeds"] == [0, 1] and v["metrics"]["final"]["iqm"] == pytest.approx(0.6)
+    d = v["final_minus_baseline"]  # 0.6 - 0.4 on seeds 0 and 1 (not 0.6 - 0.3 against all three baseline seeds)
+    assert d["value"] == pytest.approx(0.2) and d["baseline_seeds"] == [0, 1]
+    assert d["ci95_pooled"] == pytest.approx([0.2, 0.2])  # paired: every replicate draws the same seeds for both
+    assert ref["final_minus_baseline"]["value"] == pytest.approx(0.6 - 0.3)
+    assert ref["final_minus_baseline"]["baseline_seeds"] == [0, 1, 2]
+    lines = table.make_seeds_table([base, v, ref]).splitlines()
+    assert lines[2].startswith("| baseline | done (s0, s1, s2) | 10 | ") and "| 0.50 / 0.30 / 0.10 | +0.00 |" in lines[2]
+    assert lines[3].startswith("| v | s0 done; s1 done; s2 NOT DONE: training cut short at step 3 of 10 | 10 | ")
+    assert "| 0.70 / 0.50 / 0.90 (cut) | +0.20 [+0.20, +0.20] (s0, s1) |" in lines[3]
+    lo, hi = ref["final_minus_baseline"]["ci95_pooled"]  # 0.6 minus a baseline drawn from 0.5, 0.3, 0.1 seeds
+    assert 0.1 - 1e-12 <= lo < 0.3 < hi <= 0.5 + 1e-12
+    assert lines[4].endswith(f"| - | +0.30 [{lo:+.2f}, {hi:+.2f}] (vs s0, s1, s2) | teacher-blind |")
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("family_study*/*/study.json")), ids=lambda p: p.parts[-3])
+def test_committed_studies_load_and_render_as_written(path):
+    """Each study's table, rendered again from its rows, is the Markdown written when it was measured."""
+    data = table.load_study(path)
+    assert table.render(data) == data["markdown"]
+    if data["format"] == table.FORMAT_1:
+        assert study.make_table(data["rows"]) == data["markdown"]
+
+
+def test_replicate_table_is_its_sources_combined():
+    """The committed replicate table: regenerated from its sources, and its baseline against a reading of the
+    results files with scipy (per-trial final = mean of the last 3 episodes, all seeds' trials together)."""
+    data = table.load_study(REPLICATES)
+    again = table.combine_studies([ROOT / s["path"] for s in data["sources"]])
+    assert json.loads(json.dumps(again["rows"])) == data["rows"] and again["train_seeds"] == [0, 1, 2]
+    base = data["rows"][0]
+    finals = []
+    for p in base["per_seed"]:
+        trials = json.loads((ROOT / p["results"]).read_text())["family"]["trials"]
+        finals += [np.mean(t["normalized"][-3:]) for t in trials]
+    assert base["metrics"]["final"]["iqm"] == pytest.approx(trim_mean(finals, 0.25), abs=1e-12)
+    assert [p["seed"] for p in base["per_seed"]] == [0, 1, 2]
+    assert {r["name"]: r["pooled_seeds"] for r in data["rows"][1:]} == {
+        "episodic": [0], "baseline@noise-p0.3": [0], "baseline@hist-40k": [0], "teacher-blind": [None]}
+
+
+def _write_study(folder: Path, seed: int, finals, **args):
+    """A single-seed study (format 1) whose baseline row points at a results file of one eval seed x thetas."""
+    folder.mkdir(parents=True)
+    res = {"family": {"seeds": [0], "episodes": 1, "tasks": [{"id": f"t{j}"} for j in range(len(finals))],
+                      "trials": [{"seed": 0, "task_id": f"t{j}", "normalized": [f]} for j, f in enumerate(finals)]}}
+    (folder / "res.json").write_text(json.dumps(res))
+    info = {"env_id": "MiniCheetahWalk-v0", "family": "velocity", "robot": "mini_cheetah"}
+    row = {"name": "baseline", "status": "done", "what": "b", "reference": False, "steps": 10,
+           "train_config": {"seed": seed, "lr": 3e-4, "name": "baseline", "out_dir": str(folder)},
+           "results": str(folder / "res.json"), "metrics": study.scores(res, 50), "final_minus_baseline": 0.0}
+    base_args = {"split": "test", "seeds": "0", "episodes": 1, "max_steps": 10, "set": [f"seed={seed}"],
+                 "work": str(folder), "bootstrap_reps": 50}
+    (folder / "study.json").write_text(json.dumps({"format": table.FORMAT_1, "dataset": str(folder),
+                                                   "dataset_info": info, "rows": [row], "args": base_args | args}))
+    return folder / "study.json"
+
+
+def test_combine_refuses_mismatched_studies_in_one_line(tmp_path):
+    a = _write_study(tmp_path / "a", 0, [0.1, 0.5])
+    b = _write_study(tmp_path / "b", 1, [0.3, 0.7])  # training seed, --set seed and folders apart: replicates
+    combined = study.main(["--combine", str(tmp_path / "out"), str(a), str(b)])
+    assert combined["rows"][0]["pooled_seeds"] == [0, 1]
+    assert combined["rows"][0]["metrics"]["final"]["iqm"] == pytest.approx((0.3 + 0.5) / 2)
+    assert table.load_study(tmp_path / "out/mini_cheetah_velocity/study.json")["rows"] == json.loads(
+        json.dumps(combined["rows"]))
+    cases = {"episodes": (_write_study(tmp_path / "c", 1, [0.3, 0.7], episodes=2), r"differs from .* in episodes"),
+             "twice": (_write_study(tmp_path / "d", 0, [0.3, 0.7]), r"baseline with training seed 0 is also in"),
+             "set": (_write_study(tmp_path / "e", 1, [0.3, 0.7], set=["seed=1", "lr=0.1"]), r"differs from .* in set")}
+    for name, (other, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            table.combine_studies([a, other])
+    import subprocess
+    import sys
+
+    cli = subprocess.run([sys.executable, str(ROOT / "benchmarks/family_study.py"), "--combine", str(tmp_path / "x"),
+                          str(a), str(cases["twice"][0])], capture_output=True, text=True, cwd=tmp_path)
+    assert cli.returncode != 0 and "Traceback" not in cli.stderr and not (tmp_path / "x").exists()
+    assert cli.stderr.strip().count("\n") == 0 and cli.stderr.startswith("error: ") and "(variant, seed)" in cli.stderr
+    f = _write_study(tmp_path / "f", 2, [0.3, 0.7])
+    cfg = json.loads(f.read_text())
+    cfg["rows"][0]["train_config"]["lr"] = 1e-3
+    cfg["dataset_info"]["robot"] = "go2"
+    f.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"differs from .* in dataset_info"):
+        table.combine_studies([a, f])
+    cfg["dataset_info"]["robot"] = "mini_cheetah"
+    f.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"baseline was trained with other lr than in"):
+        table.combine_studies([a, f])
+
+
+def test_train_seeds_name_the_runs_and_keep_seed_0s_folder(tmp_path):
+    from go2bench.core.config import ConfigError
+
+    d = write_synthetic_dataset(tmp_path, "go2_velocity", n_histories=1, steps=100, env_id="Go2Walk-v0")
+    info = study.dataset_info(d, "velocity")
+    common = ["--dataset", str(d), "--budget-s", "1", "--variants", "baseline,dpt"]
+    runs = study.plan(study.parse_args(common + ["--train-seeds", "0,2"]), info, tmp_path / "w")
+    assert [(r["name"], r["seed"], r["train"].name, r["train"].seed) for r in runs] == [
+        ("baseline", 0, "baseline", 0), ("baseline", 2, "baseline_s2", 2), ("dpt", 0, "dpt", 0), ("dpt", 2, "dpt_s2", 2)]
+    today = study.plan(study.parse_args(common + ["--set", "seed=1"]), info, tmp_path / "w")  # no --train-seeds
+    assert [(r["train"].name, r["train"].seed) for r in today] == [("baseline", 1), ("dpt", 1)]
+    for bad, message in ((["--train-seeds", "0,1", "--set", "seed=1"], "--train-seeds only"),
+                         (["--train-seeds", "0,x"], "comma-separated integers"), (["--train-seeds", "1,1"], "distinct")):
+        with pytest.raises(ConfigError, match=message):
+            study.plan(study.parse_args(common + bad), info, tmp_path / "w")
+
+
+def test_docs_show_the_replicate_table_not_the_studies_it_combines():
+    block = load_benchmark("readme_leaderboard")._family_studies()
+    shown = [line.split("`")[-2] for line in block.splitlines() if line.startswith("**")]
+    assert "benchmarks/results/family_study_replicates/mini_cheetah_velocity/study.json" in shown
+    assert "benchmarks/results/family_study/mini_cheetah_velocity/study.json" in shown  # another collection: its own
+    assert not [p for p in shown if "family_study_seed" in p or "family_study_datasets" in p]

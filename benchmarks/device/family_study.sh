@@ -7,7 +7,8 @@
 # for another noise schedule and longer histories; each is the baseline trained on it, a row "baseline@LABEL"),
 # then benchmarks/family_study.py: every variant trained JOBS at a time per GPU and evaluated with the blind
 # teacher as a reference row. The table goes to results/${STUDY_OUT:-family_study}/<robot>_<family>/ (another
-# STUDY_OUT keeps an earlier study's table of the same robot and family).
+# STUDY_OUT keeps an earlier study's table of the same robot and family). TRAIN_SEEDS=0,1,2 trains every variant
+# once per seed and writes the pooled multi-seed table (one training per variant cannot rank variants 0.2-0.3 apart).
 # The 1M-step seed layout (10 histories x 1M steps) cannot be collected within one 10-minute call: collect it
 # over several calls (carry its folder) and pass it as ALT_DATASET=LABEL=FOLDER.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
@@ -84,7 +85,7 @@ timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "
   ${WARMUP:+--warmup-steps $WARMUP} --jobs ${JOBS:-4} --gpus "$NGPU" \
   --max-steps ${TRAIN_STEPS:-3000} --set num_workers=${WORKERS:-2} --set device=$DEVICE ${MODEL:+--set model=$MODEL} \
   ${CONTEXT:+--set context_len=$CONTEXT} ${TRAIN_SEED:+--set seed=$TRAIN_SEED} ${SPARSITY:+--set trajectory_sparsity=$SPARSITY} \
-  ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
+  ${TRAIN_SEEDS:+--train-seeds $TRAIN_SEEDS} ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
   --reference-agent teacher-blind --backend "$BACKEND" --device "$DEVICE" --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
   ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study${STUDY_WORK:-}/$(basename "$DATA")" \
   --out-dir "$RESULTS/${STUDY_OUT:-family_study}" > "$LOGS/family_study.log" 2>&1
