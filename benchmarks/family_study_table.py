@@ -7,15 +7,10 @@ is format ``go2bench.family_study/2``: one row per variant, its per-seed rows (s
 normalised scores) under ``per_seed``, and metrics POOLED over its completed seeds: the IQM of the per-trial
 scores of all those seeds together.
 
-Bootstrap unit (:func:`pooled_aggregate`). Three things vary: the training seed (the model), the theta (the
-test task) and the evaluation seed (the rollout). Every model is evaluated on the SAME thetas and evaluation
-seeds, so training seeds and thetas are crossed, not nested. A replicate draws the training seeds with
-replacement, ONE resample of the thetas shared by every seed (a theta hard for one model is hard for all;
-drawing thetas separately per seed would treat one sample of 32 thetas as three independent ones and narrow the
-interval), and within each (training seed, theta) the evaluation seeds with replacement, as ``ci95_thetas``
-does within a theta. With one seed this is exactly the evaluator's ``ci95_thetas`` (same draws). With three
-seeds the seed draw has only 10 distinct outcomes and the percentile bootstrap shrinks the between-seed spread
-by (n-1)/n: the interval is a lower bound on the uncertainty; the per-seed finals are shown next to it.
+The statistics (trial matrices, the pooled IQM and its crossed bootstrap over training seeds, thetas and
+evaluation seeds, the paired difference) are the library's, :mod:`go2bench.eval.pooled`, which says why that
+unit; ``go2bench leaderboard --pool`` pools results files with them too.
+
 ``final - baseline`` pairs seeds: the variant's seed s with the baseline's seed s, on the seeds both completed
 (a variant of seed 0 only is compared with the baseline's seed 0 only), with the same draws for both rows.
 A reference agent (not trained, no seed) is compared with the baseline pooled over all its completed seeds.
@@ -29,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from go2bench.eval.family_results import metric_scores
-from go2bench.eval.iqm import BOOTSTRAP_REPS, aggregate, iqm, percentile_interval
+from go2bench.eval.iqm import BOOTSTRAP_REPS, aggregate, iqm
+from go2bench.eval.pooled import METRICS, metric_matrices, paired_difference, pooled_aggregate, trial_scores
 
 FORMAT_1, FORMAT_2 = "go2bench.family_study/1", "go2bench.family_study/2"
-METRICS = ("zero_shot", "final", "auc", "rise")
 ROOT = Path(__file__).resolve().parents[1]
 CI_TEXT = ("95% percentile bootstrap of the pooled IQM (ci95_pooled): per replicate the training seeds with "
            "replacement, one resample of the thetas shared by all seeds (crossed design), and the evaluation seeds "
@@ -47,27 +41,6 @@ SEED_FREE_FIELDS = {"seed", "name", "out_dir", "data_dir", "dataset_config_paths
 
 
 # ------------------------------------------------------------------------------------- one evaluation
-def trial_scores(results: dict[str, Any]) -> dict[str, Any]:
-    """The per-trial normalised scores of a family results dict: eval seeds x thetas x episodes."""
-    fam = results["family"]
-    seeds, ids = fam["seeds"], [t["id"] for t in fam["tasks"]]
-    N = np.full((len(seeds), len(ids), fam["episodes"]), np.nan)
-    for t in fam["trials"]:
-        N[seeds.index(t["seed"]), ids.index(t["task_id"])] = t["normalized"]
-    if np.isnan(N).any():
-        raise ValueError("results trials do not cover every (seed, theta)")
-    return {"eval_seeds": list(seeds), "task_ids": ids, "normalized": N.tolist()}
-
-
-def metric_matrices(N: Any) -> dict[str, np.ndarray]:
-    """Zero-shot, final, AUC and rise (final minus zero-shot per trial) of ``N`` (..., eval seeds, thetas, episodes)."""
-    N = np.asarray(N, dtype=np.float64)
-    flat = N.reshape(-1, *N.shape[-2:])
-    m = {name: x.reshape(N.shape[:-1]) for name, (_, x) in metric_scores(flat).items()}
-    m["rise"] = m["final"] - m["zero_shot"]
-    return m
-
-
 def scores(results: dict[str, Any], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Zero-shot, final, AUC and rise of a family results dict, recomputed from its trials (seeds x thetas)."""
     N = trial_scores(results)["normalized"]
@@ -75,42 +48,6 @@ def scores(results: dict[str, Any], reps: int = BOOTSTRAP_REPS, seed: int = 0) -
 
 
 # ------------------------------------------------------------------------------------- pooling
-def _draws(rng: np.random.Generator, reps: int, S: int, E: int, J: int):
-    # eval seeds per cell, then thetas: the draw order of iqm.bootstrap_distribution (so one seed gives ci95_thetas)
-    C = rng.integers(0, E, size=(reps, S * E, J))
-    B = rng.integers(0, J, size=(reps, 1, J))
-    A = rng.integers(0, S, size=(reps, S))
-    return A, B, C
-
-
-def _resampled(X: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """IQM per replicate of X (seeds, eval seeds, thetas): entry [s, e, j] is X[A[s], C[s*E + e, j], B[j]]."""
-    S, E, _ = X.shape
-    seed_idx = np.repeat(A, E, axis=1)[:, :, None]
-    return iqm(X[seed_idx, C[:, :S * E], B].reshape(len(A), -1), axis=1)
-
-
-def pooled_aggregate(X: Any, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, Any]:
-    """IQM of X (training seeds, eval seeds, thetas) pooled over everything, with its crossed bootstrap interval."""
-    X = np.asarray(X, dtype=np.float64)
-    draws = _draws(np.random.default_rng(seed), reps, *X.shape)
-    return {"iqm": iqm(X), "ci95_pooled": list(percentile_interval(_resampled(X, *draws))), "mean": float(X.mean()),
-            "training_seeds": X.shape[0]}
-
-
-def paired_difference(x: Any, y: Any, reps: int = BOOTSTRAP_REPS, seed: int = 0, unseeded: bool = False
-                      ) -> dict[str, Any]:
-    """IQM(x) - IQM(y) with the same draws for both: x's seed s paired with y's seed s (same seed count), or
-    ``unseeded`` x (one evaluation of an untrained reference) against all of y's seeds."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.shape[1:] != y.shape[1:] or (x.shape[0] != (1 if unseeded else y.shape[0])):
-        raise ValueError(f"paired difference of shapes {x.shape} and {y.shape}")
-    A, B, C = _draws(np.random.default_rng(seed), reps, *y.shape)
-    xa = np.zeros((reps, 1), dtype=A.dtype) if unseeded else A
-    d = _resampled(x, xa, B, C) - _resampled(y, A, B, C)
-    return {"value": iqm(x) - iqm(y), "ci95_pooled": list(percentile_interval(d))}
-
-
 def _stack(per_seed: list[dict[str, Any]], name: str) -> dict[str, np.ndarray]:
     """Per metric, the (seeds, eval seeds, thetas) matrix of the given per-seed rows (one protocol, checked)."""
     first = per_seed[0]["trials"]

@@ -281,18 +281,46 @@ def _show_robot_split(spec: str, res: dict) -> None:
                f"rising curve: {'yes' if t['rising'] else 'no'}")
 
 
+def _parse_pools(ctx, param, values) -> list[tuple[str, list[str]]]:
+    """``--pool NAME=A.json,B.json[,...]`` -> [(NAME, [files])]."""
+    from pathlib import Path
+
+    pools = []
+    for value in values:
+        name, sep, files = value.partition("=")
+        paths = [f.strip() for f in files.split(",") if f.strip()]
+        if not sep or not name.strip() or not paths:
+            raise click.BadParameter(f"{value!r}: give NAME=FILE,FILE[,...], e.g. vintix-mc=a.json,b.json,c.json")
+        missing = [f for f in paths if not Path(f).is_file()]
+        if missing:
+            raise click.BadParameter(f"pool {name.strip()}: no file {missing[0]}")
+        pools.append((name.strip(), paths))
+    return pools
+
+
 @click.command("leaderboard")
-@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("results", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default="runs/leaderboard", show_default=True,
               help="Folder for leaderboard.md, leaderboard.csv and the PNG plots.")
 @click.option("--datasets", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Collected dataset folder(s) whose learning curves to plot; repeat for several.")
-def leaderboard_command(results, out, datasets) -> None:
+@click.option("--pool", "pools", multiple=True, callback=_parse_pools, metavar="NAME=FILE,FILE[,...]",
+              help="Family results of several training runs of one agent (same env, family, split and protocol, "
+                   "other checkpoints) as ONE row NAME: the IQM of their trials pooled, with a 95% interval "
+                   "resampling runs, thetas and seeds, the run count and each run's final; also written to "
+                   "leaderboard_pooled.json. The files need not be repeated as RESULTS. Repeat for several pools.")
+@click.option("--pool-by", type=click.Choice(["agent"]), default=None,
+              help="agent: pool the family results of every agent name (checkpoint path left out) that has two or "
+                   "more on one env, family and split, as one row named after the agent; give only the runs of "
+                   "one recipe per agent.")
+def leaderboard_command(results, out, datasets, pools, pool_by) -> None:
     """Tables (Markdown, CSV) and plots from `go2bench eval` result files."""
     from go2bench.eval.leaderboard import make_leaderboard
 
+    if not results and not pools:
+        raise click.UsageError("give result files (RESULTS or --pool)")
     with one_line_errors():
-        made = make_leaderboard(results, out, datasets=datasets)
+        made = make_leaderboard(results, out, datasets=datasets, pools=pools, pool_by=pool_by)
     click.echo(made["markdown"])
     for path in made["files"]:
         click.echo(f"wrote {path}")

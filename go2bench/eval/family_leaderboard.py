@@ -8,6 +8,11 @@ score 0 and 1 by definition, the baselines, and diagnostics that are not baselin
 (``leaderboard_families.csv``): one row per (env, family, agent, split) with both intervals.
 Plots (``curves_<family>.png``): the IQM against the episode index with its interval band, a
 panel per env and split, a line per agent.
+
+Pooled rows (``pools``, ``go2bench leaderboard --pool``/``--pool-by``): several training runs of one agent as one
+row, their trials pooled (:mod:`go2bench.eval.pooled`): the IQM with ``ci95_pooled`` (runs, thetas and seeds
+resampled), the number of runs and each run's final IQM; the tables then get ``runs`` and ``final by run``
+columns, the CSV their columns, and ``leaderboard_pooled.json`` every pooled number.
 """
 
 from __future__ import annotations
@@ -18,11 +23,18 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from go2bench.core.provenance import versions, write_json_atomic
 from go2bench.eval.family_results import METRICS
+from go2bench.eval.iqm import BOOTSTRAP_REPS
 from go2bench.eval.leaderboard import LeaderboardError, _pyplot, agent_label, markdown_cell
+from go2bench.eval.pooled import POOLED_CI_TEXT, pool_runs
 
 __all__ = ["ROLES", "CI_KEY", "agent_role", "family_rows", "family_markdown", "write_family_csv",
-           "plot_family_curves", "is_family_result"]
+           "plot_family_curves", "is_family_result", "pools_by_agent", "write_pooled_json", "POOLED_FORMAT"]
+
+Pools = Sequence[tuple[str, Sequence[dict[str, Any]]]]  # (row name, the loaded results of its training runs)
+POOLED_FORMAT = "go2bench.leaderboard-pooled/1"
+POOLED_KEY = "ci95_pooled"
 
 # The interval shown in tables and bands: thetas and seeds resampled ("ci95": seeds within each theta
 # only). A deterministic agent on a family without random resets (velocity) repeats its episode for
@@ -51,10 +63,31 @@ def is_family_result(res: dict[str, Any]) -> bool:
     return "family" in res
 
 
-def family_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (env, family, agent) with a cell dict per split; a duplicate split is an error."""
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+def pools_by_agent(results: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``--pool-by agent``: the family results of one agent name (its checkpoint path left out), env, family and
+    split, where there are two or more, as one pool named after the agent."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for res in results:
+        if is_family_result(res):
+            groups.setdefault((res["agent"], res["env"], res["family"]["name"], res["family"]["split"]), []).append(res)
+    return [(key[0], runs) for key, runs in groups.items() if len(runs) > 1]
+
+
+def _pooled_cell(runs: Sequence[dict[str, Any]], name: str, reps: int) -> dict[str, Any]:
+    p = pool_runs(runs, name, reps)
+    return {**p, "seeds": p["eval_seeds"], "trials": p["runs"] * p["thetas"] * len(p["eval_seeds"]),
+            "source": "; ".join(p["sources"]), "interval": POOLED_KEY}
+
+
+def family_rows(results: Sequence[dict[str, Any]], pools: Pools = (), reps: int = BOOTSTRAP_REPS
+                ) -> list[dict[str, Any]]:
+    """One row per (env, family, agent) with a cell dict per split; a duplicate split is an error.
+
+    ``pools``: (name, runs) pairs, each one row ``name`` whose cell pools its runs' trials (a run given in
+    ``results`` too is shown only pooled); the same name again may pool the other split."""
+    pooled = {id(r) for _, runs in pools for r in runs}
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for res in (r for r in results if id(r) not in pooled):
         fam = res["family"]
         key = (res["env"], fam["name"], agent_label(res))
         row = rows.setdefault(key, {"env": key[0], "family": key[1], "agent": key[2], "name": res["agent"],
@@ -68,6 +101,19 @@ def family_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": fam["seeds"], "episodes": fam["episodes"], "max_episode_steps": res["max_episode_steps"],
             "suite": fam["suite"], "per_episode": fam["per_episode"], "source": res["_path"],
         }
+    for name, runs in pools:
+        cell = _pooled_cell(runs, name, reps)
+        key = (cell["env"], cell["family"], name)
+        row = rows.setdefault(key, {"env": key[0], "family": key[1], "agent": name, "name": cell["agent"],
+                                    "role": f"{agent_role(cell['agent'])}; training runs pooled", "splits": {},
+                                    "pooled": True})
+        if not row.get("pooled"):
+            raise LeaderboardError(f"pool {name}: {next(iter(row['splits'].values()))['source']} is agent {name!r} "
+                                   f"on {key[0]} {key[1]} too; name the pool apart from the agents")
+        if cell["split"] in row["splits"]:
+            raise LeaderboardError(f"pool {name}: {key[0]} {key[1]}/{cell['split']} pooled twice "
+                                   f"({row['splits'][cell['split']]['source']} and {cell['source']})")
+        row["splits"][cell["split"]] = cell
 
     def rank(row):
         score = next((row["splits"][s]["final"]["iqm"] for s in ("test", "train") if s in row["splits"]), -math.inf)
@@ -76,27 +122,43 @@ def family_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=rank)
 
 
-def _cell(metric: dict[str, Any] | None) -> str:
-    if metric is None:
+def _cell(cell: dict[str, Any] | None, metric: str) -> str:
+    if cell is None:
         return "-"
-    lo, hi = metric[CI_KEY]
-    return f"{metric['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+    lo, hi = cell[metric][cell.get("interval", CI_KEY)]
+    return f"{cell[metric]['iqm']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _any_pooled(rows: Sequence[dict[str, Any]]) -> bool:
+    return any(r.get("pooled") for r in rows)
+
+
+def _runs_cells(sp: dict[str, Any]) -> list[str]:
+    """The ``runs (train / test)`` and ``final by run`` cells of a row of a leaderboard with pooled rows."""
+    runs = " / ".join(str(sp[s].get("runs", 1)) if s in sp else "-" for s in SPLITS)
+    finals = {s: " / ".join(f"{x:.3f}" for x in sp[s]["finals_by_run"])
+              for s in SPLITS if "finals_by_run" in sp.get(s, {})}
+    by_run = "; ".join(f"{s}: {v}" for s, v in finals.items()) if len(finals) > 1 else next(iter(finals.values()), "-")
+    return [runs, by_run]
 
 
 def family_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown: a section and table per (env, family), and a note on what the numbers are."""
+    pooled = _any_pooled(rows)
     head = ["agent", "role"] + [f"{split} {METRIC_HEADERS[m]}" for split in SPLITS for m in METRICS] + [
-        "trials (train / test)", "episodes/trial", "steps/episode"]
+        "trials (train / test)", "episodes/trial", "steps/episode"] + (
+        ["runs (train / test)", "final by run"] if pooled else [])
     out = []
     for env, family in sorted({(r["env"], r["family"]) for r in rows}):
         out += [f"## {markdown_cell(family)} family, {markdown_cell(env)}", "",
                 "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
         for r in (r for r in rows if (r["env"], r["family"]) == (env, family)):
             sp = r["splits"]
-            cells = [r["agent"], r["role"]] + [_cell(sp[s][m]) if s in sp else "-" for s in SPLITS for m in METRICS]
+            cells = [r["agent"], r["role"]] + [_cell(sp.get(s), m) for s in SPLITS for m in METRICS]
             trials = " / ".join(f"{sp[s]['thetas']} x {len(sp[s]['seeds'])}" if s in sp else "-" for s in SPLITS)
             first = next(iter(sp.values()))
             cells += [trials, str(first["episodes"]), str(first["max_episode_steps"])]
+            cells += _runs_cells(sp) if pooled else []
             out.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         out.append("")
     which = ("stratified bootstrap over seeds within each theta (strata = thetas)" if CI_KEY == "ci95" else
@@ -106,6 +168,12 @@ def family_markdown(rows: Sequence[dict[str, Any]]) -> str:
         "reference returns measured on the same theta in episodes of the same length. Each cell: interquartile mean "
         f"over trials (theta x seed) [95% percentile interval, {which}]. Zero-shot: episode 1 of each trial "
         "(cold start); final: mean of its last 3 episodes; AUC: mean of its episodes. Trials: thetas x seeds.")
+    if pooled:
+        out.append(
+            "\nPooled rows (runs > 1): the trials of several training runs of one agent, evaluated on the same "
+            "thetas and seeds, pooled; each cell the IQM over all their trials [95% percentile interval resampling "
+            "the runs, the thetas (one draw shared by all runs) and the seeds within each (run, theta)]. With few "
+            "runs that interval understates the spread between runs; final by run: each run's own final IQM.")
     return "\n".join(out) + "\n"
 
 
@@ -115,6 +183,9 @@ def write_family_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
         keys += [f"{m}_iqm", f"{m}_ci95_low", f"{m}_ci95_high", f"{m}_ci95_thetas_low", f"{m}_ci95_thetas_high",
                  f"{m}_mean"]
     keys += ["thetas", "seeds", "episodes", "max_episode_steps", "source"]
+    pooled = _any_pooled(rows)
+    if pooled:
+        keys += ["runs", "finals_by_run"] + [f"{m}_{POOLED_KEY}_{e}" for m in METRICS for e in ("low", "high")]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
@@ -124,12 +195,25 @@ def write_family_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
                 line.update(split=split, suite=c["suite"], thetas=c["thetas"],
                             seeds=",".join(map(str, c["seeds"])), episodes=c["episodes"],
                             max_episode_steps=c["max_episode_steps"], source=c["source"])
+                if pooled:
+                    line.update(runs=c.get("runs", 1), finals_by_run=" ".join(map(repr, c.get("finals_by_run", []))))
                 for m in METRICS:
-                    line.update({f"{m}_iqm": c[m]["iqm"], f"{m}_mean": c[m]["mean"],
-                                 f"{m}_ci95_low": c[m]["ci95"][0], f"{m}_ci95_high": c[m]["ci95"][1],
-                                 f"{m}_ci95_thetas_low": c[m]["ci95_thetas"][0],
-                                 f"{m}_ci95_thetas_high": c[m]["ci95_thetas"][1]})
+                    line.update({f"{m}_iqm": c[m]["iqm"], f"{m}_mean": c[m]["mean"]})
+                    for key in ("ci95", "ci95_thetas", POOLED_KEY):
+                        if key in c[m]:
+                            line.update({f"{m}_{key}_low": c[m][key][0], f"{m}_{key}_high": c[m][key][1]})
                 w.writerow(line)
+
+
+def write_pooled_json(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """``leaderboard_pooled.json``: every pooled cell (one per pooled row and split) with its runs' files."""
+    drop = ("interval", "source", "seeds", "env", "family", "agent")  # the leaderboard's view, or given first
+    cells = [{"env": r["env"], "family": r["family"], "agent": r["agent"], "agent_name": c["agent"], "role": r["role"],
+              **{k: v for k, v in c.items() if k not in drop}}
+             for r in rows if r.get("pooled") for _, c in sorted(r["splits"].items())]
+    write_json_atomic(path, {"format": POOLED_FORMAT, "ci95_pooled": POOLED_CI_TEXT, "versions": versions(),
+                             "rows": cells})
+    return Path(path)
 
 
 def plot_family_curves(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
@@ -154,7 +238,8 @@ def plot_family_curves(rows: Sequence[dict[str, Any]], out: str | Path) -> list[
                     pe = r["splits"][split]["per_episode"]
                     x = [k + 1 for k in pe["episode_index"]]
                     ax.plot(x, pe["iqm"], marker="o", ms=3, label=r["agent"], color=colors[r["agent"]])
-                    ax.fill_between(x, pe[f"{CI_KEY}_low"], pe[f"{CI_KEY}_high"], color=colors[r["agent"]],
+                    key = r["splits"][split].get("interval", CI_KEY)
+                    ax.fill_between(x, pe[f"{key}_low"], pe[f"{key}_high"], color=colors[r["agent"]],
                                     alpha=0.2, linewidth=0)
                 ax.axhline(0.0, color="gray", lw=0.6, ls=":")
                 ax.axhline(1.0, color="gray", lw=0.6, ls="--")

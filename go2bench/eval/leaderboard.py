@@ -13,7 +13,9 @@
   (``episode_returns`` and ``episode_lengths``);
 * task-family results (format ``go2bench.eval/2``) get their own sections of ``leaderboard.md``,
   ``leaderboard_families.csv`` and ``curves_<family>.png`` (:mod:`go2bench.eval.family_leaderboard`);
-  the tables and plot above then hold the default-task results only (and are written only if any).
+  the tables and plot above then hold the default-task results only (and are written only if any);
+* with ``pools`` (``--pool NAME=A,B,C``) or ``pool_by="agent"`` (``--pool-by agent``), several training runs of
+  one family agent as one row (their trials pooled, :mod:`go2bench.eval.pooled`), and ``leaderboard_pooled.json``.
 """
 
 from __future__ import annotations
@@ -230,24 +232,54 @@ def plot_learning_curves(datasets: Sequence[dict[str, Any]], path: str | Path) -
 
 
 # ------------------------------------------------------------------------------------- all
+def _pools(results: list[dict[str, Any]], pools, pool_by: str | None, load) -> list[tuple[str, list[dict]]]:
+    """The (name, loaded runs) of ``--pool`` (a run not among the results is added to them) and ``--pool-by``."""
+    from go2bench.eval import family_leaderboard as fl
+
+    out, where = [], {}
+    for name, paths in pools:
+        runs = []
+        for p in map(Path, paths):
+            if p.resolve() in where:
+                raise LeaderboardError(f"{p}: in pool {where[p.resolve()]!r} and pool {name!r}; give each file once")
+            where[p.resolve()] = name
+            runs.append(load(p))
+        results += [r for r in runs if not any(r is x for x in results)]
+        out.append((name, runs))
+    if pool_by == "agent":
+        taken = {id(r) for _, runs in out for r in runs}
+        out += fl.pools_by_agent([r for r in results if id(r) not in taken])
+    elif pool_by is not None:
+        raise LeaderboardError(f"pool_by {pool_by!r}: only 'agent' (pool the results of one agent name)")
+    return out
+
+
 def make_leaderboard(
-    result_paths: Iterable[str | Path], out: str | Path, datasets: Iterable[str | Path] = ()
+    result_paths: Iterable[str | Path], out: str | Path, datasets: Iterable[str | Path] = (),
+    pools: Sequence[tuple[str, Sequence[str | Path]]] = (), pool_by: str | None = None,
 ) -> dict[str, Any]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``in_context.png`` (and ``learning_curves.png``);
-    with family results also ``leaderboard_families.csv`` and ``curves_<family>.png``.
+    with family results also ``leaderboard_families.csv`` and ``curves_<family>.png``, and with pooled
+    rows (``pools``: (name, result files) pairs; ``pool_by="agent"``) ``leaderboard_pooled.json``.
 
     Returns ``{"rows", "family_rows", "markdown", "files"}``.
     """
     from go2bench.eval import family_leaderboard as fl
 
     paths = [Path(p) for p in result_paths]
-    if not paths:
+    if not paths and not pools:
         raise LeaderboardError("no result files given")
-    results = [load_result(p) for p in paths]
+    loaded: dict[Path, dict[str, Any]] = {}
+
+    def load(p: Path) -> dict[str, Any]:
+        return loaded[p.resolve()] if p.resolve() in loaded else loaded.setdefault(p.resolve(), load_result(p))
+
+    results = [load(p) for p in paths]
+    pooled = _pools(results, pools, pool_by, load)
     curves = [load_dataset_curves(d) for d in datasets]  # check everything before writing anything
     plain = [r for r in results if not fl.is_family_result(r)]
     rows = table_rows(plain)
-    fam_rows = fl.family_rows([r for r in results if fl.is_family_result(r)])
+    fam_rows = fl.family_rows([r for r in results if fl.is_family_result(r)], pooled)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md = "# Leaderboard\n\n"
@@ -265,6 +297,8 @@ def make_leaderboard(
         files.append(out / "leaderboard_families.csv")
         fl.write_family_csv(fam_rows, files[-1])
         files += fl.plot_family_curves(fam_rows, out)
+    if any(r.get("pooled") for r in fam_rows):
+        files.append(fl.write_pooled_json(fam_rows, out / "leaderboard_pooled.json"))
     if curves:
         files.append(plot_learning_curves(curves, out / "learning_curves.png"))
     return {"rows": rows, "family_rows": fam_rows, "markdown": md, "files": [str(f) for f in files]}
