@@ -202,6 +202,7 @@ results | LB | r.json | r.json+<agent: 5;seeds: '0,1';mean_return: '0.9';normali
 results | LB | r.json | r.json=<[1, 2];agent: x;>
 results | LB | r.json | r.json+<agent: 'a|b';agent: "a\\nb";env: Go2|Walk> | safe md
 results | LB r.json | r.json | | result
+results | LB --pool <v=r.json;v;v=r.json,nope.json;v=r.json,r.json> | pool | | result
 results | EVAL --agent <'';nosuch;random:ckpt.pt;raises-agent;notcallable-agent;none-agent;noact-agent;importfail-agent> | {}, agent
 results | EVAL --agent random --agent <random;teacher --out r.json;teacher --video v.mp4> | agent, out, video
 results | eval --family faults --agent teacher-privileged | faults
@@ -284,6 +285,10 @@ def cases(fx: Path) -> list[Case]:
         add("num_envs", f"gymnasium.make_vec('Go2Walk-v0', num_envs={n!r})", names=["num_envs"],
             fn=lambda n=n: importlib.import_module("gymnasium").make_vec("Go2Walk-v0", num_envs=n))
     add("results", "LB (r.json is JSON nested 10**5 deep)", "LB", ["r.json"], extra=lambda d: (d / "r.json").write_text("[" * 10**5))
+    for flag in ("yes", "2"):  # an environment variable the Genesis start-up reads
+        add("range", f"GO2BENCH_DETERMINISTIC={flag} (Genesis start-up options)", names=["GO2BENCH_DETERMINISTIC"],
+            fn=lambda flag=flag: (os.environ.update(GO2BENCH_DETERMINISTIC=flag),
+                                  importlib.import_module("go2bench.envs.genesis_runtime").init_options("gpu")))
 
     def env(S: dict, vec: bool = False):  # 9: the scene batch's shared env: a WalkEnv, or a vector env of 2
         gym = importlib.import_module("gymnasium")
