@@ -141,6 +141,7 @@ def test_micro_study_on_cpu_trains_evaluates_and_writes_a_table(tmp_path, monkey
     assert [p.cmd[p.cmd.index("--name") + 1] for p in started[:2]] == ["baseline_s1", "dpt_s1"]
     assert len([a for a in started[2].cmd if a == "--agent"]) == 5  # every seed's agent in one eval process
     back3 = study.load_study(tmp_path / "out3/go2_velocity/study.json")
+    assert seeded["format"] == back3["format"]  # what main returns is what it wrote
     assert back3["format"] == study.FORMAT_2 and [r["name"] for r in back3["rows"]] == ["baseline", "dpt", "random"]
     b3 = back3["rows"][0]
     assert b3["status"] == "done (s0, s1)" and [p["train_config"]["seed"] for p in b3["per_seed"]] == [0, 1]
