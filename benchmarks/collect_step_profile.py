@@ -16,17 +16,23 @@ wrapped calls are excluded, ``step_profile.Clock``):
 
 Ops: a short run of each loop under a ``TorchDispatchMode`` that counts the aten ops of each part:
 ``launch`` ops (not views: a kernel launch each on a GPU), ``view`` ops, and host reads
-(``_local_scalar_dense``: a device sync on a GPU). Genesis' own kernels (physics, getters) are not torch
-ops and are not counted; they are the same in both loops. On CUDA the part times are host times.
+(``_local_scalar_dense``: a device sync on a GPU). Genesis' own kernels (physics, getters, set_qpos) are not torch
+ops and are not counted. On CUDA the part times are host times, and the
+per-step done check waits for the GPU: the GPU time that the launches do not hide lands in ``loop`` (and in
+``raw step``). The op-count run is short (its histories fade the noise in ``--count-steps``), so its resets per
+step are not the timed rounds'; the ops per reset call are.
 
     PYTHONPATH=. python benchmarks/collect_step_profile.py                 # CPU, 64 envs
-    PYTHONPATH=/old/checkout python benchmarks/collect_step_profile.py --out old.json   # another go2bench
+    git show REV:go2bench/collect/collector.py > /tmp/old_collector.py     # an older step loop, same rounds:
+    PYTHONPATH=. python benchmarks/collect_step_profile.py --baseline /tmp/old_collector.py
+    PYTHONPATH=/old/checkout python benchmarks/collect_step_profile.py --out old.json   # a whole older go2bench
     python benchmarks/collect_step_profile.py --backend gpu --num-envs 1024 --steps 2000
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import statistics
@@ -99,9 +105,9 @@ def summarise_ops(counter: OpCounter, steps: int) -> dict:
 
 
 @contextmanager
-def hooks(wrap, sim, raw):
-    """Wrap the parts of both loops with ``wrap(label, fn)``; everything is restored on exit."""
-    import go2bench.collect.collector as C
+def hooks(wrap, sim, raw, C):
+    """Wrap the parts of the raw loop and of the collector module ``C`` with ``wrap(label, fn)``; everything is
+    restored on exit."""
     from go2bench.collect.schedule import NoiseSchedule
 
     saved: list[tuple[object, str, bool, object]] = []
@@ -148,12 +154,22 @@ def hooks(wrap, sim, raw):
                 delattr(obj, name)
 
 
-def run_collect(sim, ccfg, teacher, tmp: Path, tag: str) -> dict:
-    from go2bench.collect.collector import collect
+def load_collector(path: str | None):
+    """The collector module at ``path`` (the rest of go2bench from this tree), or this tree's."""
+    if path is None:
+        import go2bench.collect.collector as C
 
+        return C
+    spec = importlib.util.spec_from_file_location("collector_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_collect(C, sim, ccfg, teacher, tmp: Path, tag: str) -> dict:
     out = tmp / tag / "bench"
     try:
-        return collect(out, ccfg, progress=False, plot=False, sim=sim, teacher=teacher)
+        return C.collect(out, ccfg, progress=False, plot=False, sim=sim, teacher=teacher)
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 
@@ -169,20 +185,90 @@ def run_raw(raw, acts, steps: int, backend: str) -> float:
     return time.perf_counter() - t0
 
 
-def profile(args) -> dict:
+class Timed:
+    """``step_profile.Clock`` plus the number of calls per label."""
+
+    def __init__(self) -> None:
+        self.clock, self.calls = Clock(), Counter()
+
+    def wrap(self, label: str, fn):
+        inner = self.clock.wrap(label, fn)
+
+        def call(*a, **k):
+            self.calls[label] += 1
+            return inner(*a, **k)
+        return call
+
+    def per_step(self, labels, steps: int) -> dict:
+        return {label: self.clock.step.get(label, 0.0) / steps * 1e6 for label in labels}
+
+
+def timed_raw(raw, acts, args, sim, C) -> dict:
+    from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
+
+    t = Timed()
+    with hooks(t.wrap, sim, raw, C):
+        resets0 = int(raw.resets)
+        with torch_threads_beside_simulation(sim.device):  # one torch thread, as the collector runs
+            wall = run_raw(raw, acts, args.steps, args.backend)
+    return {"step_us": wall / args.steps * 1e6, "env_resets_per_step": (int(raw.resets) - resets0) / args.steps,
+            "steps_with_a_reset": t.calls["resets"] / args.steps, **t.per_step(RAW_PARTS, args.steps)}
+
+
+def timed_collect(C, sim, raw, ccfg, teacher, tmp: Path, tag: str, args) -> dict:
     from env_throughput import _sync
 
+    t = Timed()
+    with hooks(t.wrap, sim, raw, C):
+        _sync(args.backend)
+        t0 = time.perf_counter()
+        s = run_collect(C, sim, ccfg, teacher, tmp, tag)
+        wall = time.perf_counter() - t0
+    steps = s["env_steps_simulated"] // args.num_envs  # batch steps
+    parts = t.per_step(COLLECT_PARTS, steps)
+    return {"call_us_per_step": wall / steps * 1e6, "step_us": sum(parts.values()),  # the loop's wall
+            "steps_with_a_reset": (t.calls["resets"] - 1) / steps,  # less the reset at the loop's start
+            "written_over_simulated": s["rows_written"] / s["env_steps_simulated"], **parts}
+
+
+def count_ops(C, sim, raw, ccfg, teacher, tmp: Path, args, loop: str) -> dict:
+    """Ops per step of a short run of the raw loop or of ``C``'s collector, under the counting mode."""
+    from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
+
+    counter = OpCounter()
+    n = args.count_steps
+    with hooks(counter.wrap, sim, raw, C), torch_threads_beside_simulation(sim.device), counter:
+        if loop == "raw":
+            run_raw(raw, acts_for(sim, args), n, args.backend)
+            steps = n
+        else:
+            chunk = min(n, ccfg.chunk_steps)
+            s = run_collect(C, sim, replace(ccfg, steps_per_history=n, chunk_steps=chunk, group_size=chunk), teacher,
+                            tmp, f"count_{loop}")
+            steps = s["env_steps_simulated"] // args.num_envs
+    return summarise_ops(counter, steps)
+
+
+def acts_for(sim, args) -> torch.Tensor:
+    """The raw loop's random actions, as collect_throughput.py draws them."""
+    gen = torch.Generator().manual_seed(0)
+    return ((torch.rand((1000, args.num_envs, 12), generator=gen) * 2 - 1) * 0.3).to(sim.device)
+
+
+def profile(args) -> dict:
     import go2bench
+    from env_throughput import RawGenesisLoop
     from go2bench.collect.config import CollectConfig
     from go2bench.collect.family import load_collect_teacher
     from go2bench.envs import genesis_runtime, robot_for_env
-    from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
     from go2bench.envs.robots import get_robot
     from go2bench.envs.walk_config import make_walk_config
     from go2bench.envs.walk_sim import make_walk_sim
-    from env_throughput import RawGenesisLoop
 
     n = args.num_envs
+    loops = {"collect": load_collector(None)}
+    if args.baseline:
+        loops["baseline"] = load_collector(args.baseline)
     gs = genesis_runtime.init(args.backend)
     sim = make_walk_sim(args.env, n, args.backend)
     raw = RawGenesisLoop(gs, get_robot(robot_for_env(args.env)), make_walk_config(None), n, scene=sim.scene,
@@ -191,129 +277,103 @@ def profile(args) -> dict:
     ccfg = CollectConfig(env=args.env, num_histories=n, steps_per_history=args.steps, seed=0, chunk_steps=chunk,
                          group_size=chunk)
     teacher = load_collect_teacher(ccfg, str(sim.device), False)
-    gen = torch.Generator().manual_seed(0)
-    acts = ((torch.rand((1000, n, 12), generator=gen) * 2 - 1) * 0.3).to(sim.device)
+    acts = acts_for(sim, args)
     tmp = Path(tempfile.mkdtemp(prefix="collect_step_profile_"))
-    res = {"raw": defaultdict(list), "collect": defaultdict(list)}
+    res: dict[str, dict[str, list]] = {k: defaultdict(list) for k in ("raw", *loops)}
     try:
-        # warm-up of both paths (first-call costs), then rounds raw / collect with the parts timed
-        run_raw(raw, acts, 50, args.backend)
-        run_collect(sim, replace(ccfg, steps_per_history=min(100, args.steps), chunk_steps=min(100, chunk)),
-                    teacher, tmp, "warm")
+        run_raw(raw, acts, 50, args.backend)  # warm-up of every path (first-call costs)
+        for C in loops.values():
+            run_collect(C, sim, replace(ccfg, steps_per_history=min(100, args.steps), chunk_steps=min(100, chunk)),
+                        teacher, tmp, "warm")
         for rep in range(args.reps):
-            clock, calls = Clock(), Counter()
-
-            def timed(label, fn):
-                inner = clock.wrap(label, fn)
-
-                def call(*a, **k):
-                    calls[label] += 1
-                    return inner(*a, **k)
-                return call
-
-            with hooks(timed, sim, raw):
-                resets0 = int(raw.resets)
-                with torch_threads_beside_simulation(sim.device):  # one torch thread, as the collector runs
-                    wall = run_raw(raw, acts, args.steps, args.backend)
-                r = res["raw"]
-                r["step_us"].append(wall / args.steps * 1e6)
-                r["env_resets_per_step"].append((int(raw.resets) - resets0) / args.steps)
-                r["steps_with_a_reset"].append(calls["resets"] / args.steps)
-                for label in RAW_PARTS:
-                    r[label].append(clock.step.get(label, 0.0) / args.steps * 1e6)
-                clock.step.clear()
-                calls.clear()
-                _sync(args.backend)
-                t0 = time.perf_counter()
-                s = run_collect(sim, ccfg, teacher, tmp, f"round{rep}")
-                wall = time.perf_counter() - t0
-            steps = s["env_steps_simulated"] // n  # batch steps
-            c = res["collect"]
-            c["call_us_per_step"].append(wall / steps * 1e6)
-            c["step_us"].append(sum(clock.step.get(k, 0.0) for k in COLLECT_PARTS) / steps * 1e6)  # the loop's wall
-            c["steps_with_a_reset"].append((calls["resets"] - 1) / steps)  # less the reset at the loop's start
-            c["written_over_simulated"].append(s["rows_written"] / s["env_steps_simulated"])
-            for label in COLLECT_PARTS:
-                c[label].append(clock.step.get(label, 0.0) / steps * 1e6)
-            print(f"round {rep + 1}/{args.reps}: raw {res['raw']['step_us'][-1]:.0f} us/step, collect loop "
-                  f"{c['step_us'][-1]:.0f} us/step ({steps} batch steps)", flush=True)
-
-        # op counts: short runs under the counting mode
-        counter = OpCounter()
-        count_steps = args.count_steps
-        with hooks(counter.wrap, sim, raw), torch_threads_beside_simulation(sim.device):
-            with counter:
-                run_raw(raw, acts, count_steps, args.backend)
-            raw_ops = summarise_ops(counter, count_steps)
-            counter.ops.clear()
-            counter.calls.clear()
-            cc = replace(ccfg, steps_per_history=count_steps, chunk_steps=min(count_steps, chunk),
-                         group_size=min(count_steps, chunk))
-            with counter:
-                s = run_collect(sim, cc, teacher, tmp, "count")
-            col_ops = summarise_ops(counter, s["env_steps_simulated"] // n)
+            rounds = {"raw": timed_raw(raw, acts, args, sim, loops["collect"])}
+            for name in (list(loops) if rep % 2 == 0 else list(loops)[::-1]):  # alternate the collectors' order
+                rounds[name] = timed_collect(loops[name], sim, raw, ccfg, teacher, tmp, f"{name}{rep}", args)
+            for name, r in rounds.items():
+                for k, v in r.items():
+                    res[name][k].append(v)
+            print(f"round {rep + 1}/{args.reps}: " + ", ".join(f"{name} {r['step_us']:.0f} us/step" for name, r in
+                                                                 rounds.items()), flush=True)
+        ops = {"raw": count_ops(loops["collect"], sim, raw, ccfg, teacher, tmp, args, "raw")}
+        for name, C in loops.items():
+            ops[name] = count_ops(C, sim, raw, ccfg, teacher, tmp, args, name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         sim.close()
     med = {k: {part: statistics.median(v) for part, v in d.items()} for k, d in res.items()}
+    paired = {name: statistics.median(r / c for r, c in zip(res["raw"]["step_us"], res[name]["call_us_per_step"]))
+              for name in loops}
+    if "baseline" in loops:
+        paired["baseline_over_collect_call"] = statistics.median(
+            b / c for b, c in zip(res["baseline"]["call_us_per_step"], res["collect"]["call_us_per_step"]))
     return {"num_envs": n, "steps_per_history": args.steps, "reps": args.reps, "count_steps": args.count_steps,
-            "code": str(Path(go2bench.__file__).resolve().parent), "median": med,
-            "rounds": {k: dict(d) for k, d in res.items()}, "ops_per_step": {"raw": raw_ops, "collect": col_ops}}
+            "code": str(Path(go2bench.__file__).resolve().parent), "baseline": args.baseline, "median": med,
+            "simulated_over_raw_paired": paired, "rounds": {k: dict(d) for k, d in res.items()}, "ops_per_step": ops}
 
 
 def totals(ops: dict) -> dict:
     return {k: round(sum(v[k] for v in ops.values()), 1) for k in ("launch", "view", "host_read")}
 
 
+def _fmt_ops(o: dict | None) -> str:
+    return f"{o['launch']:.1f}/{o['view']:.1f}/{o['host_read']:.1f}" if o else "-"
+
+
 def print_table(row: dict) -> None:
     m, ops = row["median"], row["ops_per_step"]
+    loops = [k for k in ("collect", "baseline") if k in m]
     print(f"\nN={row['num_envs']}, {row['steps_per_history']} steps per history, median of {row['reps']} rounds, "
-          f"go2bench at {row['code']}")
-    print(f"{'part':<10} {'raw us/step':>12} {'collect us/step':>16} {'raw ops (launch/view/read)':>28} "
-          f"{'collect ops':>18}")
+          f"go2bench at {row['code']}" + (f", baseline collector {row['baseline']}" if row["baseline"] else ""))
+    print("us per batch step, and torch ops per step (launch/view/host read)")
+    print(f"{'part':<10} " + " ".join(f"{k + ' us':>12}" for k in ("raw", *loops)) + " "
+          + " ".join(f"{k + ' ops':>16}" for k in ("raw", *loops)))
     for part in dict.fromkeys(RAW_PARTS + COLLECT_PARTS):
-        r, c = m["raw"].get(part), m["collect"].get(part)
-        ro, co = ops["raw"].get(part), ops["collect"].get(part)
-        fmt = lambda o: f"{o['launch']:.1f}/{o['view']:.1f}/{o['host_read']:.1f}" if o else "-"  # noqa: E731
-        print(f"{part:<10} {'-' if r is None else f'{r:.0f}':>12} {'-' if c is None else f'{c:.0f}':>16} "
-              f"{fmt(ro):>28} {fmt(co):>18}")
-    rt, ct = totals(ops["raw"]), totals(ops["collect"])
-    print(f"{'whole':<10} {m['raw']['step_us']:>12.0f} {m['collect']['step_us']:>16.0f} "
-          f"{rt['launch']:.1f}/{rt['view']:.1f}/{rt['host_read']:.1f}".rjust(28) + " "
-          + f"{ct['launch']:.1f}/{ct['view']:.1f}/{ct['host_read']:.1f}".rjust(18))
-    print(f"collect() call: {m['collect']['call_us_per_step']:.0f} us per batch step; simulated/raw per step "
-          f"{m['raw']['step_us'] / m['collect']['call_us_per_step']:.2f}; written/simulated "
-          f"{m['collect']['written_over_simulated']:.2f}")
-    print(f"steps with a reset: raw {m['raw']['steps_with_a_reset']:.2f} ({m['raw']['env_resets_per_step']:.2f} env "
-          f"resets per step), collector {m['collect']['steps_with_a_reset']:.2f}")
-    own = {k: round(sum(ops["collect"].get(p, {}).get(k, 0) for p in ("teacher", "loop", "chunk")), 1)
-           for k in ("launch", "view")}
-    print(f"the collector's own ops per step (teacher, loop, chunk): {own['launch']} launch, {own['view']} view")
-    for name, o in (("raw", ops["raw"].get("resets")), ("collector", ops["collect"].get("resets"))):
-        if o:
-            print(f"{name} resets: {o['launch_per_call']} launch ops per call, {o['calls']:.2f} calls per step "
-                  "(op-count run)")
+        us = [m[k].get(part) for k in ("raw", *loops)]
+        print(f"{part:<10} " + " ".join(f"{'-' if u is None else f'{u:.0f}':>12}" for u in us) + " "
+              + " ".join(f"{_fmt_ops(ops[k].get(part)):>16}" for k in ("raw", *loops)))
+    print(f"{'whole':<10} " + " ".join(f"{m[k]['step_us']:>12.0f}" for k in ("raw", *loops)) + " "
+          + " ".join(f"{_fmt_ops(totals(ops[k])):>16}" for k in ("raw", *loops)))
+    for k in loops:
+        own = {x: round(sum(ops[k].get(p, {}).get(x, 0) for p in ("teacher", "loop", "chunk")), 1)
+               for x in ("launch", "view")}
+        res = ops[k].get("resets") or {}
+        print(f"{k}: collect() {m[k]['call_us_per_step']:.0f} us per batch step, simulated/raw (paired) "
+              f"{row['simulated_over_raw_paired'][k]:.3f}, written/simulated {m[k]['written_over_simulated']:.2f}, "
+              f"steps with a reset {m[k]['steps_with_a_reset']:.2f}; own ops per step (teacher, loop, chunk) "
+              f"{own['launch']} launch + {own['view']} view; {res.get('launch_per_call', 0)} launch ops per reset call")
+    print(f"raw: steps with a reset {m['raw']['steps_with_a_reset']:.2f} ({m['raw']['env_resets_per_step']:.2f} env "
+          "resets per step)")
+    if "baseline_over_collect_call" in row["simulated_over_raw_paired"]:
+        print(f"baseline / collect time per step (paired): {row['simulated_over_raw_paired']['baseline_over_collect_call']:.3f}")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="torch device: the simulation's, so "
+                   "only a check (cpu for --backend cpu, cuda for gpu)")
     p.add_argument("--env", default="Go2Walk-v0")
     p.add_argument("--num-envs", type=int, default=None, help="histories = envs (default CPU 64, GPU 1024)")
     p.add_argument("--steps", type=int, default=1000, help="steps per history of a timed round")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--count-steps", type=int, default=100, help="steps of the op-counting runs")
+    p.add_argument("--baseline", default=None, help="another collector.py (e.g. an older version's, extracted with "
+                   "`git show REV:go2bench/collect/collector.py`), profiled in the same rounds, its order alternated")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/collect_step_profile_<backend>"
-                   ".json)")
+                   ".json, with _N<n> for a number of envs other than the default)")
     args = p.parse_args(argv)
-    args.num_envs = args.num_envs or (1024 if args.backend == "gpu" else 64)
+    default_n = 1024 if args.backend == "gpu" else 64
+    args.num_envs = args.num_envs or default_n
+    if args.device not in (None, {"cpu": "cpu", "gpu": "cuda"}[args.backend]):
+        p.error(f"--device {args.device} with --backend {args.backend}: the collector runs on the simulation's device")
 
     from go2bench.core.provenance import hardware, versions, write_json_atomic
 
     load0 = os.getloadavg()
     row = profile(args)
     print_table(row)
-    out = Path(args.out) if args.out else RESULTS_DIR / f"collect_step_profile_{args.backend}.json"
+    suffix = "" if args.num_envs == default_n else f"_N{args.num_envs}"
+    out = Path(args.out) if args.out else RESULTS_DIR / f"collect_step_profile_{args.backend}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"benchmark": "collect_step_profile", "config": vars(args), "versions": versions(),
                             "hardware": hardware(backend=args.backend), "date": time.strftime("%Y-%m-%d"),

@@ -196,3 +196,29 @@ def test_a_collection_equals_a_plain_step_by_step_loop(tmp_path):
         assert len(got[j]["reward"]) == end[j] + 1 > N
         for k, v in rows.items():
             np.testing.assert_array_equal(got[j][k], torch.stack(v)[: end[j] + 1, j].numpy(), err_msg=f"{k} of {j}")
+
+
+def test_the_profiles_op_counter_tells_launches_views_and_host_reads():
+    """benchmarks/collect_step_profile.py: each op counted under the innermost labelled call, by kind."""
+    from conftest import load_benchmark
+
+    bench = load_benchmark("collect_step_profile")
+    counter = bench.OpCounter()
+    x = torch.ones(4, 3)
+
+    def inner(t):
+        return t[1:].add_(1.0)  # a view (slice) and an in-place op: a launch
+
+    def outer(t):
+        y = counter.wrap("inner", inner)(t)
+        return bool((y.sum() > 0).any())  # sum, gt, any: launches; bool(): a host read
+
+    with counter:
+        counter.wrap("outer", outer)(x)
+        counter.wrap("outer", outer)(x)
+    got = bench.summarise_ops(counter, steps=2)
+    assert {k: got["inner"][k] for k in ("launch", "view", "host_read", "calls")} == \
+        {"launch": 1, "view": 1, "host_read": 0, "calls": 1}
+    assert {k: got["outer"][k] for k in ("launch", "view", "host_read", "calls")} == \
+        {"launch": 3, "view": 0, "host_read": 1, "calls": 1}
+    assert x[0].tolist() == [1.0] * 3 and x[1:].eq(3.0).all()  # the ops ran
