@@ -2,9 +2,9 @@
 
 All histories of a run step together in one batched scene (one env per history) with batched
 teacher inference.  The loop is chunked: for a chunk of ``chunk_steps`` steps the noise and the
-schedule's eps are computed up front for every (step, history) in one call, the step loop only
-runs the teacher, the blend (:func:`~go2bench.collect.schedule.blend_unchecked`) and the
-simulation, and records into per-chunk buffers; at the end of a chunk
+schedule's eps are computed up front for every (step, history) in one call, the step loop
+(:func:`~go2bench.collect.chunk_loop.step_chunk`, few ops per step) only runs the teacher, the blend
+and the simulation, and records into per-chunk buffers; at the end of a chunk
 :class:`~go2bench.collect.sink.ChunkSink` copies them to the host once (non-blocking, pinned, on
 CUDA) and a writer thread appends each history's rows to its
 :class:`~go2bench.histories.writer.HistoryWriter` and finishes the histories that are done, while
@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from go2bench.collect import family as F
-from go2bench.agents.sb3_actor import deterministic_actor
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
-from go2bench.collect.schedule import blend_unchecked
+from go2bench.collect.chunk_loop import step_chunk
+from go2bench.collect.teacher_mlp import teacher_mlp
 from go2bench.collect.shard import ShardSpec, record_meta
 from go2bench.collect.sink import ThreadWriters
 from go2bench.collect.writer_procs import (SLOT_DEPTH, ProcessWriters, shard_columns, shared_memory_shortfall,
@@ -265,7 +265,7 @@ def _run(out, name, cfg, sim, teacher, ids, meta, progress, plot) -> dict[str, A
     pool = _open_writers(out, cfg, meta, ids, active_np, keys.tolist(), D, A, demo, specs, dev)
     try:
         return _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys.to(dev),
-                     D, A, C, N, schedule)
+                     A, C, N, schedule)
     except BaseException:
         try:
             pool.close()  # whole chunks already handed over are still written; complete groups only
@@ -294,7 +294,7 @@ def _open_writers(out, cfg, meta, ids, active_np, keys, D, A, demo, specs, dev):
     return ProcessWriters([spec([cols[r] for r in part]) for part in shard_columns(len(cols), processes)], specs, dev)
 
 
-def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys, D, A, C, N, schedule):
+def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys, A, C, N, schedule):
     dev, H = sim.device, len(ids)
     write_from, start_row = np.zeros(H, np.int64), np.zeros(H, np.int64)
     for j, i in enumerate(ids):
@@ -309,8 +309,8 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
     low, high = sim.action_low.to(torch.float32), sim.action_high.to(torch.float32)
     if bool((low > high).any()):  # checked once: the step loop blends without checks (no host sync)
         raise ValueError("the simulation's action bounds have low > high")
-    actor = deterministic_actor(teacher.policy)
-    t_low, t_high = teacher._low, teacher._high
+    actor = teacher_mlp(teacher.policy)
+    bounds = (teacher._low, teacher._high, low, high)
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
     open_ids = set(pool.opened)  # histories still being written
     tasks: dict[int, dict[str, Any]] = {}
@@ -330,24 +330,9 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
             grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk
             eps = schedule.eps(grid).to(torch.float32)
             noise = low + (high - low) * uniform_noise(keys[None, :], grid, A)
-            b = pool.buffers()
-            buf_obs, buf_act, buf_rew, buf_step, buf_rec = b["obs"], b["action"], b["reward"], b["step_num"], b["rec"]
-            buf_demo = b.get("demo")
             with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
-                for t in range(C):
-                    a = torch.clamp(actor(obs), t_low, t_high)
-                    act = blend_unchecked(eps[t], a, noise[t], low, high)
-                    buf_obs[t] = obs[:, :D]
-                    buf_act[t] = act
-                    if buf_demo is not None:
-                        buf_demo[t] = a
-                    buf_step[t] = sim.episode_step
-                    buf_rec[t] = active & (grid[t] >= wfrom)
-                    r = sim.step(act)
-                    buf_rew[t] = r.reward
-                    done = r.terminated | r.truncated
-                    active = active & ~(done & (grid[t] + 1 >= N))
-                    obs = sim.reset(done) if bool(done.any()) else r.obs  # the one host sync per step
+                obs, active = step_chunk(sim, actor, obs, pool.buffers(), grid, eps, noise, active, wfrom, N - 1,
+                                         bounds)
             row = row + C
             simulated += C * H
             still = active.cpu().numpy()
