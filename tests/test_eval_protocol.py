@@ -446,3 +446,17 @@ def test_cli_eval_with_a_third_party_agent_and_leaderboard(third_party, tmp_path
     r = CliRunner().invoke(main, ["leaderboard", str(out), "--out", str(tmp_path / "lb")])
     assert r.exit_code == 0, r.output
     assert "| Go2Walk-v0 | constant |" in r.output and (tmp_path / "lb" / "in_context.png").exists()
+
+
+def test_a_fixed_command_reset_sets_what_the_hash_draw_would_to_the_bit(sim):
+    import go2bench.envs.streams as streams
+
+    assert sim._fixed_commands  # the default task: a fixed command
+    drawn = sim._uniform(streams.COMMAND, sim._cmd_low, sim._cmd_high, 3, 0)  # what reset drew before the shortcut
+    sim.commands = torch.full_like(sim.commands, 7.0)
+    mask = torch.arange(sim.num_envs) % 2 == 0
+    sim._resample_commands(mask, 0)
+    assert torch.equal(sim.commands[mask], drawn[mask]) and (sim.commands[~mask] == 7.0).all()
+    assert torch.equal(sim.commands[mask].view(torch.int32), drawn[mask].view(torch.int32))  # the bits, -0.0 too
+    sim.reset()
+    assert torch.equal(sim.commands, drawn)

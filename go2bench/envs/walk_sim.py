@@ -1,19 +1,16 @@
 """The batched Walk simulation: one Genesis scene holding N robots, torch tensors in and out.
 
 Only this module and its helpers talk to Genesis (genesis_io: the step's calls; sim_support: setters).
-Both Gymnasium forms (the single env and the vector env) and every later stage (PPO adapter,
-collector, evaluator) sit on top of it. Everything is batched over environments: no Python loop
-over envs, and subsets are reset with one masked call. The step's math is in :mod:`step_math`.
+Both Gymnasium forms (the single env and the vector env) and every later stage (PPO adapter, collector,
+evaluator) sit on top of it. Batched over envs: no Python loop over envs, subsets reset with one masked call.
 
-Observation layout: :func:`go2bench.envs.spaces.observation_layout` (base angular velocity,
-projected gravity, command, joint positions and velocities; the last action in "full" mode; theta
-with ``privileged=True``), generated into the docs' envs page.
+Observation layout: :func:`go2bench.envs.spaces.observation_layout` (base angular velocity, projected gravity,
+command, joint positions and velocities; the last action in "full" mode; theta with ``privileged=True``).
 
-Task families (``family=``, :mod:`go2bench.envs.families`): each env holds a hidden theta
-(``sim.tasks``, :mod:`go2bench.envs.tasks`), held for a trial. The velocity family zeroes the
-command slots. Random draws (commands, pushes, randomisation, task draws) are counter-based per env
-(:mod:`go2bench.envs.streams`), keyed by (seed, env, trial, episode of the trial, draw): an env's
-draws do not depend on which other envs reset with it.
+Task families (``family=``, :mod:`go2bench.envs.families`): each env holds a hidden theta (``sim.tasks``,
+:mod:`go2bench.envs.tasks`), held for a trial; the velocity family zeroes the command slots. Random draws
+(commands, pushes, randomisation, task draws) are counter-based per env (:mod:`go2bench.envs.streams`), keyed by
+(seed, env, trial, episode of the trial, draw): an env's draws do not depend on which other envs reset with it.
 """
 
 from __future__ import annotations
@@ -193,6 +190,7 @@ class WalkSimulation:
         cmd = cfg.commands
         self._cmd_low = torch.tensor([cmd.lin_vel_x[0], cmd.lin_vel_y[0], cmd.ang_vel_yaw[0]], **f32)
         self._cmd_high = torch.tensor([cmd.lin_vel_x[1], cmd.lin_vel_y[1], cmd.ang_vel_yaw[1]], **f32)
+        self._fixed_command = self._cmd_low + 0.0  # what a draw between equal bounds gives (-0.0 -> 0.0 too)
         self.all_envs = torch.ones(n, device=d, dtype=torch.bool)
 
     # ------------------------------------------------------------------ public API
@@ -409,7 +407,9 @@ class WalkSimulation:
         return low + (high - low) * u
 
     def _resample_commands(self, mask: torch.Tensor, k) -> None:
-        new = self._uniform(streams.COMMAND, self._cmd_low, self._cmd_high, 3, k)
+        # fixed (low == high): a draw is low + 0 * u = low + 0.0; skip the ~100-op hash of every reset (tested)
+        new = (self._fixed_command if self._fixed_commands
+               else self._uniform(streams.COMMAND, self._cmd_low, self._cmd_high, 3, k))
         self.commands = torch.where(mask[:, None], new, self.commands)
 
     def _push(self, mask: torch.Tensor) -> None:
