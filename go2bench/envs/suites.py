@@ -179,18 +179,27 @@ def load_suite(family: str | Family, robot: str, name: str | None = None, path: 
     if path is None and name is None:
         raise ConfigError(f"the {fam.name} family has no suite file yet")
     path = Path(path) if path is not None else SUITES_DIR / f"{name}.yaml"
-    return _load(fam.name, robot, str(path))
+    return _load(fam.name, robot, str(path), _stamp(path))
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What the caches key a file on besides its path, so that a rewritten file is read again."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # read_yaml names the problem
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 @functools.lru_cache(maxsize=16)
-def _parse(path: str) -> _SuiteFile:
-    """A suite file, read and type-checked once per process (every robot's suite comes from the same file)."""
+def _parse(path: str, stamp: tuple[int, int, int] | None) -> _SuiteFile:
+    """A suite file, read and type-checked once per version of it (every robot's suite comes from one file)."""
     return from_dict(_SuiteFile, read_yaml(path), path)
 
 
 @functools.lru_cache(maxsize=32)
-def _load(family: str, robot: str, path: str) -> Suite:
-    data = _parse(path)
+def _load(family: str, robot: str, path: str, stamp: tuple[int, int, int] | None) -> Suite:
+    data = _parse(path, stamp)
     if data.family != family:
         raise ConfigError(f"{path}: a suite of the {data.family} family, not {family}")
     fam = FAMILIES[family]
