@@ -9,6 +9,8 @@
 #   eval_compile  the same at 64 envs for the graph against its torch.compile'd variants (compiling: its own cap)
 #   collect       collection rows/s vs the raw loop, 1024 and 4096 histories (COLLECT_ARGS: steps and reps); it
 #                 stops itself 10 s inside its cap (--max-seconds) with its JSON written, marked incomplete
+#   collect_profile  where a collection step's time goes beyond the raw loop (per part, torch ops per step and per
+#                 reset), PROFILE_ENVS histories (default 1024), PROFILE_STEPS steps per timed round (default 2000)
 #   env:N[,M]     env-steps/s of the numpy and torch vector envs vs the raw Genesis loop at N (and M) envs
 #   build         fresh-process scene builds (benchmarks/device/build_cache_probe.sh if present)
 # JSON goes to $RESULTS (benchmarks/results), logs to $PERF_LOGS ($RUNS/perf_logs); the caller ships both.
@@ -66,6 +68,10 @@ for s in ${PERF_STEPS:-teacher:Go2Walk-v0 eval collect env:4096}; do
       step collect 200 "$cap" python3 benchmarks/collect_throughput.py --backend "$BACKEND" \
         --num-envs "${COLLECT_ENVS:-1024,4096}" ${COLLECT_ARGS:---steps 10000 --reps 1} --max-seconds $(( cap - 10 )) \
         --out "$RESULTS/collect_throughput_$BACKEND.json" ;;
+    collect_profile)
+      step collect_profile 150 ${PROFILE_CAP:-240} python3 benchmarks/collect_step_profile.py --backend "$BACKEND" \
+        --num-envs ${PROFILE_ENVS:-1024} --steps ${PROFILE_STEPS:-2000} --reps 2 \
+        --out "$RESULTS/collect_step_profile_${BACKEND}_${PROFILE_ENVS:-1024}.json" ;;
     env:*) n=${s#env:}  # one N or a comma list (scenes per N: one raw, one go2bench)
       step "env_${n//,/_}" 120 ${ENV_CAP:-300} python3 benchmarks/env_throughput.py --backend "$BACKEND" --num-envs "$n" \
         ${ENV_ARGS:-} --out "$RESULTS/env_throughput_${BACKEND}_Go2Walk-v0_${n//,/_}.json" ;;
