@@ -98,7 +98,10 @@ def dataset_info(folder: Path, family: str | None) -> dict[str, Any]:
     return {"env_id": meta["env_id"], "family": family, "robot": meta.get("robot") or spec.robot,
             "group": meta.get("group_name") or f"{spec.group}_{family}", "obs_mode": meta.get("obs_mode", "noleak"),
             "max_episode_steps": (meta.get("collection") or {}).get("max_episode_steps"),
-            "reward_scale": meta.get("reward_scale"), "status": meta.get("status")}
+            "reward_scale": meta.get("reward_scale"), "status": meta.get("status"),
+            # tells two collections of one config apart (GPU collections differ run to run: docs/data.md), so that
+            # --combine refuses studies of different data
+            "total_transitions": meta.get("total_transitions")}
 
 
 def write_variant_config(path: Path, dataset: Path, info: dict[str, Any], episode_sparsity: int) -> Path:

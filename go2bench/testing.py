@@ -78,6 +78,7 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
         write_json_atomic(path.with_suffix(".json"), {k: meta[k] for k in ("observation_shape", "action_dim")})
     if demonstrator:
         meta["dataset_keys"] = ["proprio_observation", "action", "reward", "step_num", "demonstrator_action"]
+    meta["total_transitions"] = n_histories * steps  # as the collector records it
     write_json_atomic(metadata_path(d), meta)
     return d
 

@@ -84,6 +84,8 @@ def test_unknown_variant_and_dataset_without_metadata_are_one_line_errors(tmp_pa
         study.dataset_info(tmp_path, "velocity")
     d = write_synthetic_dataset(tmp_path, "go2_velocity", n_histories=1, steps=100, env_id="Go2Walk-v0")
     info = study.dataset_info(d, "velocity")
+    # the collection's size is part of its identity (two GPU collections of one config differ in it)
+    assert info["total_transitions"] == 1 * 100  # 1 history x 100 steps
     args = study.parse_args(["--dataset", str(d), "--budget-s", "1", "--variants", "baseline,huge"])
     with pytest.raises(ConfigError, match=r"--variants: unknown \['huge'\]"):
         study.plan(args, info, tmp_path / "work")
@@ -329,6 +331,11 @@ def test_combine_refuses_mismatched_studies_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"differs from .* in dataset_info"):
         table.combine_studies([a, f])
     cfg["dataset_info"]["robot"] = "mini_cheetah"
+    cfg["dataset_info"]["total_transitions"] = 5_248_092  # another collection of the same config
+    f.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"differs from .* in dataset_info"):
+        table.combine_studies([a, f])
+    del cfg["dataset_info"]["total_transitions"]
     f.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"baseline was trained with other lr than in"):
         table.combine_studies([a, f])
