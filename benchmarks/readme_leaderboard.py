@@ -97,12 +97,8 @@ def _family_gpu_run() -> str:
             if res["agent"] in ("teacher-privileged", "random"):
                 continue
             fam = res["family"]
-            cell = [f"{fam[m]['iqm']:.2f} [{fam[m]['ci95_thetas'][0]:.2f}, {fam[m]['ci95_thetas'][1]:.2f}]"
-                    for m in ("zero_shot", "final")]
-            curve = " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"])
             rise = fam["final"]["iqm"] - fam["zero_shot"]["iqm"]
-            rows.append((-fam["final"]["iqm"], f"| {res['env']} | {folder.name} | {res['agent']} | "
-                         + " | ".join(cell) + f" | {rise:+.2f} | {curve} |"))
+            rows.append((-fam["final"]["iqm"], _gpu_row(res["env"], folder.name, res["agent"], fam, "ci95_thetas", rise)))
             if res["agent"] == "vintix" and (res["env"], folder.name) in FAMILY_GPU_POOLED:
                 rows.append((-fam["final"]["iqm"] + 1e-9, _pooled_row(res["env"], folder.name)))
         lines += [r for _, r in sorted(rows)]
@@ -116,10 +112,16 @@ def _pooled_row(env_id: str, family: str) -> str:
 
     paths = FAMILY_GPU_POOLED[(env_id, family)]
     p = pool_runs([load_result(path) for path in paths], "vintix")
-    cell = [f"{p[m]['iqm']:.2f} [{p[m]['ci95_pooled'][0]:.2f}, {p[m]['ci95_pooled'][1]:.2f}]" for m in ("zero_shot", "final")]
     finals = " ".join(f"{x:.2f}" for x in p["finals_by_run"])
-    return (f"| {env_id} | {family} | vintix, {len(paths)} runs pooled (finals {finals}) | " + " | ".join(cell)
-            + f" | {p['rise']['iqm']:+.2f} | {' '.join(f'{x:.2f}' for x in p['per_episode']['iqm'])} |")
+    return _gpu_row(env_id, family, f"vintix, {len(paths)} runs pooled (finals {finals})", p, "ci95_pooled",
+                    p["rise"]["iqm"])
+
+
+def _gpu_row(env_id: str, family: str, agent: str, m: dict, interval: str, rise: float) -> str:
+    """A row of the family GPU table from family-protocol metrics ``m`` (zero_shot, final, per_episode)."""
+    cells = [f"{m[k]['iqm']:.2f} [{m[k][interval][0]:.2f}, {m[k][interval][1]:.2f}]" for k in ("zero_shot", "final")]
+    curve = " ".join(f"{x:.2f}" for x in m["per_episode"]["iqm"])
+    return f"| {env_id} | {family} | {agent} | " + " | ".join(cells) + f" | {rise:+.2f} | {curve} |"
 
 
 def _robots_split_run() -> str:
