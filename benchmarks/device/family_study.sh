@@ -22,7 +22,8 @@ T0=$(date +%s)
 . benchmarks/device/setup.sh > /dev/null || exit 1
 BUDGET=${BUDGET_S:-560}
 left() { echo $((T0 + BUDGET - $(date +%s))); }
-ENV_ID=${ENV_ID:-Go2Walk-v0}; FAMILY=${FAMILY:-velocity}; RUN=$RUNS/family_study_data; LOGS=$RUNS/family_study${STUDY_WORK:-}_logs
+ENV_ID=${ENV_ID:-Go2Walk-v0}; FAMILY=${FAMILY:-velocity}; RUN=$RUNS/family_study_data
+WORK=$RUNS/family_study${STUDY_WORK:-}; LOGS=${WORK}_logs  # STUDY_WORK: a study beside another
 NGPU=${NGPU:-$(gpu_count)}  # NGPU=1 with CUDA_VISIBLE_DEVICES=K: the study on GPU K alone
 mkdir -p "$LOGS"
 SET=(--set "family.families=[$FAMILY]" --set "family.envs=[$ENV_ID]"
@@ -54,8 +55,8 @@ collect() {  # collect NAME [--set ...]: prints the dataset folder; fails unless
   echo "$RUN/$1/data/$path"
 }
 finish() {
-  ship "study${STUDY_WORK:-}" "$RESULTS/${STUDY_OUT:-family_study}" $(find "$RUNS/family_study${STUDY_WORK:-}" \( -name '*.json' -o -name '*.yaml' \) 2>/dev/null | grep -v '/references/')
-  ship "study${STUDY_WORK:-}_logs" "$LOGS" $(find "$RUNS/family_study${STUDY_WORK:-}" -name '*.log' 2>/dev/null)
+  ship "study${STUDY_WORK:-}" "$RESULTS/${STUDY_OUT:-family_study}" $(find "$WORK" \( -name '*.json' -o -name '*.yaml' \) 2>/dev/null | grep -v '/references/')
+  ship "study${STUDY_WORK:-}_logs" "$LOGS" $(find "$WORK" -name '*.log' 2>/dev/null)
   save_caches
   echo "call took $(( $(date +%s) - T0 )) s"
   exit "$1"
@@ -87,7 +88,7 @@ timeout -k 10 $(( $(left) - 25 )) python3 benchmarks/family_study.py --dataset "
   ${CONTEXT:+--set context_len=$CONTEXT} ${TRAIN_SEED:+--set seed=$TRAIN_SEED} ${SPARSITY:+--set trajectory_sparsity=$SPARSITY} \
   ${TRAIN_SEEDS:+--train-seeds $TRAIN_SEEDS} ${VARIANTS:+--variants $VARIANTS} "${ALT[@]}" \
   --reference-agent teacher-blind --backend "$BACKEND" --device "$DEVICE" --seeds ${SEEDS:-0,1} --episodes ${EPISODES:-10} \
-  ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$RUNS/family_study${STUDY_WORK:-}/$(basename "$DATA")" \
+  ${TRIALS:+--trials $TRIALS} ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS} --work "$WORK/$(basename "$DATA")" \
   --out-dir "$RESULTS/${STUDY_OUT:-family_study}" > "$LOGS/family_study.log" 2>&1
 rc=$?
 echo "family study exit $rc at $(( $(date +%s) - T0 )) s"
