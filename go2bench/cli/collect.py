@@ -34,6 +34,9 @@ HELP = {
     "writer_processes": "Processes writing the HDF5 files beside the stepping process: 0 = a writer thread, auto = "
                         "0 on the CPU backend and one per 512 histories (at most CPUs - 2) on the GPU. The files "
                         "are the same either way; a resume may use another value.",
+    "segments": "Envs stepping each history at once: env j starts a fresh episode at row j N/S and collects N/S rows "
+                "with the history's noise; the rows are joined in order (an episode in progress at a join is cut). "
+                "Turns the seed's 1M-step histories from 1M batch steps into N/S.",
 }
 
 
@@ -71,6 +74,7 @@ class _Processes(click.ParamType):
     "steps_per_history": click.IntRange(min=1), "group_size": click.IntRange(min=1),
     "max_episode_steps": click.IntRange(min=1), "chunk_steps": click.IntRange(min=1),
     "family": click.Choice(sorted(FAMILIES)), "split": click.Choice(list(SPLITS)), "writer_processes": _Processes(),
+    "segments": click.IntRange(min=1),
 })
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--env-ids", default=None, help="Collect only these histories (indices), e.g. 0-4 (others: another run).")

@@ -24,7 +24,8 @@ __all__ = ["step_chunk"]
 
 def step_chunk(sim, actor: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor, bufs: dict[str, torch.Tensor],
                grid: torch.Tensor, eps: torch.Tensor, noise: torch.Tensor, active: torch.Tensor,
-               write_from: torch.Tensor, last_row: int, bounds) -> tuple[torch.Tensor, torch.Tensor]:
+               write_from: torch.Tensor, last_row: int, bounds,
+               cut: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Step ``sim`` for the chunk's ``C`` steps, recording into ``bufs``; return the next observation and
     which histories are still active after the chunk.
 
@@ -32,7 +33,9 @@ def step_chunk(sim, actor: Callable[[torch.Tensor], torch.Tensor], obs: torch.Te
     ``grid``: (C, H) row index of every step in its history; ``eps``: (C, H) noise weights; ``noise``:
     (C, H, A) noise actions ``low + (high - low) * u``; ``active``: (H,) histories still collecting;
     ``write_from``: (H,) first row to write (resume); ``last_row``: ``N - 1``; ``bounds``: (teacher
-    low, teacher high, action low, action high), each (A,).  Runs under ``torch.no_grad()``.
+    low, teacher high, action low, action high), each (A,); ``cut``: (H,) histories that stop right after
+    ``last_row`` without ending the episode in progress (:mod:`~go2bench.collect.segments`).  Runs under
+    ``torch.no_grad()``.
     """
     t_low, t_high, low, high = bounds
     C, H = grid.shape
@@ -54,7 +57,7 @@ def step_chunk(sim, actor: Callable[[torch.Tensor], torch.Tensor], obs: torch.Te
         d = torch.bitwise_or(r.terminated, r.truncated, out=done_rows[t])
         obs = sim.reset(d) if bool(d.any()) else r.obs  # the one host sync per step
     # A history's episode that ends at or past its last row ends the history: its later steps are not recorded.
-    stops = done & (grid >= last_row)
+    stops = (done if cut is None else done | cut) & (grid >= last_row)
     ended = stops.cumsum(0)  # stops up to and including each step
     rec = bufs["rec"]
     torch.ge(grid, write_from, out=rec)

@@ -43,6 +43,7 @@ from go2bench.collect import family as F
 from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.chunk_loop import step_chunk
+from go2bench.collect.segments import EnvPlan, env_plan, join_history
 from go2bench.collect.teacher_mlp import teacher_mlp
 from go2bench.collect.shard import ShardSpec, record_meta
 from go2bench.collect.sink import ThreadWriters
@@ -166,7 +167,7 @@ def collect(
     from go2bench.envs.walk_sim import check_memory
 
     if sim is None:  # before anything is allocated per history or loaded onto a device
-        check_memory(len(env_ids) if isinstance(env_ids, list) else cfg.num_histories, backend)
+        check_memory((len(env_ids) if isinstance(env_ids, list) else cfg.num_histories) * cfg.segments, backend)
         if backend == "gpu":
             check_torch_device("cuda", "--backend gpu")
     out = Path(out_dir)
@@ -212,13 +213,14 @@ def collect(
         summary.update({"rows_written": 0, "env_steps_simulated": 0, "wall_s": 0.0, "steps_per_s": None,
                         "histories_this_run": ids, "resumed_histories": 0, "rebuilt_histories": []})
         return summary
-    specs = F.history_task_specs(cfg, robot, ids) if cfg.family is not None else None
+    plan = env_plan(out, ids, cfg.steps_per_history, cfg.segments)
+    specs = F.history_task_specs(cfg, robot, list(plan.parents)) if cfg.family is not None else None
     own_sim = sim is None
     if own_sim:
-        sim = make_walk_sim(env_id, len(ids), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps,
+        sim = make_walk_sim(env_id, len(plan.files), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps,
                             family=cfg.family, tasks=specs, privileged=cfg.family is not None)
     else:
-        _use_given_sim(sim, cfg, robot, ids, specs)
+        _use_given_sim(sim, cfg, robot, len(plan.files), specs)
     try:
         c = sim.config
         if not c.commands.is_fixed or c.randomization.any_enabled:
@@ -228,44 +230,47 @@ def collect(
         from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 
         with torch_threads_beside_simulation(dev):
-            return _run(out, name, cfg, sim, teacher, ids, meta, progress, plot)
+            return _run(out, name, cfg, sim, teacher, ids, plan, meta, progress, plot)
     finally:
         if own_sim:
             sim.close()
 
 
-def _use_given_sim(sim, cfg: CollectConfig, robot: RobotDescription, ids: list[int], specs) -> None:
+def _use_given_sim(sim, cfg: CollectConfig, robot: RobotDescription, n_envs: int, specs) -> None:
     """Check that a caller's simulation fits the collection and give its envs the histories' thetas."""
     privileged = cfg.family is not None
-    if (sim.num_envs != len(ids) or sim.robot_description.name != robot.name
+    if (sim.num_envs != n_envs or sim.robot_description.name != robot.name
             or sim.max_episode_steps != cfg.max_episode_steps or sim.config.obs_mode != cfg.obs_mode
             or sim.family != cfg.family or sim.privileged != privileged):
-        raise ValueError(f"the given sim does not match: need {len(ids)} envs of {robot.name}, max_episode_steps "
+        raise ValueError(f"the given sim does not match: need {n_envs} envs of {robot.name}, max_episode_steps "
                          f"{cfg.max_episode_steps}, obs_mode {cfg.obs_mode!r}, family {cfg.family}, privileged "
                          f"{privileged}")
     if specs is not None:
         from go2bench.envs.tasks import resolve
 
-        sim.tasks.assign(resolve(cfg.family, robot, specs, len(ids)))
+        sim.tasks.assign(resolve(cfg.family, robot, specs, n_envs))
 
 
-def _run(out, name, cfg, sim, teacher, ids, meta, progress, plot) -> dict[str, Any]:
-    dev, H, A, C = sim.device, len(ids), sim.robot_description.num_joints, cfg.chunk_steps
+def _run(out, name, cfg, sim, teacher, ids, plan: EnvPlan, meta, progress, plot) -> dict[str, Any]:
+    dev, H, A, C = sim.device, len(plan.files), sim.robot_description.num_joints, cfg.chunk_steps
     D = meta["observation_shape"]["proprio"][0]  # the agent's observation: the sim's first D columns
-    N = cfg.steps_per_history
     schedule = cfg.schedule
     demo = DEMONSTRATOR_KEY in meta["dataset_keys"]
-    active_np = ~_finished(out, ids)
-    keys = history_seed(cfg.seed, torch.tensor(ids, dtype=torch.int64))
+    active_np = ~np.repeat(_finished(out, ids), plan.segments)  # a joined history's segments are gone
+    if plan.segments > 1:
+        active_np &= ~_finished(plan.write_dir, list(plan.files))
+    keys = history_seed(cfg.seed, torch.tensor(plan.parents, dtype=torch.int64))
     f32 = torch.float32
     specs = {"obs": ((C, H, D), f32), "action": ((C, H, A), f32), "reward": ((C, H), f32),
              "step_num": ((C, H), torch.int32), "rec": ((C, H), torch.bool)}
     if demo:
         specs["demo"] = ((C, H, A), f32)
-    pool = _open_writers(out, cfg, meta, ids, active_np, keys.tolist(), D, A, demo, specs, dev)
+    spec = _shard_spec(cfg, meta, D, A, demo)
+    plan.write_dir.mkdir(exist_ok=True)
+    pool = _open_writers(plan, cfg, active_np, keys.tolist(), spec, specs, dev)
     try:
-        return _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys.to(dev),
-                     A, C, N, schedule)
+        return _loop(out, name, cfg, sim, teacher, ids, plan, spec, meta, plot, progress, pool, active_np,
+                     keys.to(dev), A, C, schedule)
     except BaseException:
         try:
             pool.close()  # whole chunks already handed over are still written; complete groups only
@@ -274,15 +279,23 @@ def _run(out, name, cfg, sim, teacher, ids, meta, progress, plot) -> dict[str, A
         raise
 
 
-def _open_writers(out, cfg, meta, ids, active_np, keys, D, A, demo, specs, dev):
-    """The writers of the histories still to collect: on a thread, or sharded over writer processes."""
-    cols = [j for j in range(len(ids)) if active_np[j]]
+def _shard_spec(cfg: CollectConfig, meta: dict, D: int, A: int, demo: bool) -> ShardSpec:
+    """How the dataset's histories are written, for no history yet (``replace`` gives its folder and histories)."""
+    return ShardSpec(out="", ids=(), cols=(), keys=(), obs_dim=D, act_dim=A, group_size=cfg.group_size,
+                     compression=cfg.compression, demonstrator=demo, meta=record_meta(meta), seed=cfg.seed,
+                     family=cfg.family, split=cfg.split)
+
+
+def _open_writers(plan: EnvPlan, cfg, active_np, keys, base: ShardSpec, specs, dev):
+    """The writers of the files still to collect: on a thread, or sharded over writer processes."""
+    from dataclasses import replace
+
+    cols = [j for j in range(len(plan.files)) if active_np[j]]
     processes = writer_process_count(cfg.writer_processes, torch.device(dev).type == "cuda", len(cols))
 
     def spec(cs):
-        return ShardSpec(out=str(out), ids=tuple(ids[j] for j in cs), cols=tuple(cs), keys=tuple(keys[j] for j in cs),
-                         obs_dim=D, act_dim=A, group_size=cfg.group_size, compression=cfg.compression,
-                         demonstrator=demo, meta=record_meta(meta), seed=cfg.seed, family=cfg.family, split=cfg.split)
+        return replace(base, out=str(plan.write_dir), ids=tuple(plan.files[j] for j in cs), cols=tuple(cs),
+                       keys=tuple(keys[j] for j in cs))
 
     if processes and cfg.writer_processes == "auto":  # "auto" takes the thread where the slots do not fit
         why = shared_memory_shortfall(SLOT_DEPTH * slot_layout(specs)[1])
@@ -294,14 +307,16 @@ def _open_writers(out, cfg, meta, ids, active_np, keys, D, A, demo, specs, dev):
     return ProcessWriters([spec([cols[r] for r in part]) for part in shard_columns(len(cols), processes)], specs, dev)
 
 
-def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_np, keys, A, C, N, schedule):
-    dev, H = sim.device, len(ids)
+def _loop(out, name, cfg, sim, teacher, ids, plan, spec, meta, plot, progress, pool, active_np, keys, A, C,
+          schedule):
+    dev, files, H = sim.device, plan.files, len(plan.files)
+    parent = dict(zip(files, plan.parents))
     write_from, start_row = np.zeros(H, np.int64), np.zeros(H, np.int64)
-    for j, i in enumerate(ids):
+    for j, i in enumerate(files):
         if active_np[j]:
             write_from[j], start_row[j] = pool.opened[i].steps_written, pool.opened[i].last_episode_start
     resumed = int((write_from > 0).sum())
-    rebuilt = [i for i in ids if i in pool.opened and pool.opened[i].rebuilt]  # damaged by a kill: rebuilt
+    rebuilt = sorted({parent[i] for i in files if i in pool.opened and pool.opened[i].rebuilt})  # damaged by a kill
 
     row = torch.as_tensor(start_row, device=dev)  # next row index of each history
     wfrom = torch.as_tensor(write_from, device=dev)
@@ -312,10 +327,12 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
     actor = teacher_mlp(teacher.policy)
     bounds = (teacher._low, teacher._high, low, high)
     offsets = torch.arange(C, device=dev, dtype=torch.int64)[:, None]
+    first_row = torch.as_tensor(plan.offsets, device=dev, dtype=torch.int64)  # of each env's rows in its history
+    cut = torch.as_tensor(plan.cut(), device=dev) if plan.segments > 1 else None
     open_ids = set(pool.opened)  # histories still being written
     tasks: dict[int, dict[str, Any]] = {}
 
-    total_target = int(sum(N for j in range(H) if active_np[j]) - int(write_from[active_np].sum()))
+    total_target = int(plan.rows * int(active_np.sum()) - int(write_from[active_np].sum()))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -324,21 +341,22 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
     simulated = 0
     t0 = last_log = time.perf_counter()
     obs = sim.reset()  # the family's thetas take effect here, held from now on (no new trial is started)
-    tasks.update(_history_tasks(sim, ids, meta))
+    tasks.update(_history_tasks(sim, plan.parents, meta))
     try:
         while bool(active.any()):  # one host sync per chunk
-            grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk
-            eps = schedule.eps(grid).to(torch.float32)
-            noise = low + (high - low) * uniform_noise(keys[None, :], grid, A)
+            grid = row[None, :] + offsets  # (C, H) row index of every step of the chunk in its file
+            at = grid + first_row if cut is not None else grid  # ... and in its history: the noise's coordinates
+            eps = schedule.eps(at).to(torch.float32)
+            noise = low + (high - low) * uniform_noise(keys[None, :], at, A)
             with torch.no_grad():  # not inference_mode: the sim's state must stay usable afterwards
-                obs, active = step_chunk(sim, actor, obs, pool.buffers(), grid, eps, noise, active, wfrom, N - 1,
-                                         bounds)
+                obs, active = step_chunk(sim, actor, obs, pool.buffers(), grid, eps, noise, active, wfrom,
+                                         plan.rows - 1, bounds, cut)
             row = row + C
             simulated += C * H
             still = active.cpu().numpy()
-            finished = [i for j, i in enumerate(ids) if i in open_ids and not still[j]]
+            finished = [i for j, i in enumerate(files) if i in open_ids and not still[j]]
             open_ids.difference_update(finished)
-            pool.submit([(i, tasks.get(i, {})) for i in finished])
+            pool.submit([(i, tasks.get(parent[i], {})) for i in finished])
             if bar is None and time.perf_counter() - last_log >= 30:  # without a bar, a line every 30 s (logs)
                 last_log = time.perf_counter()
                 rate = simulated / (last_log - t0)
@@ -352,6 +370,8 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
                     f"eps {e.min():.2f}-{e.max():.2f}" if len(e) else "eps -"
                 )
         pool.close()  # every chunk written, every finished history closed with its JSON
+        if plan.segments > 1:
+            _join_complete(out, plan, ids, spec, tasks)
     finally:
         if bar is not None:
             bar.close()
@@ -368,13 +388,24 @@ def _loop(out, name, cfg, sim, teacher, ids, meta, plot, progress, pool, active_
     return summary
 
 
+def _join_complete(out: Path, plan: EnvPlan, ids: list[int], spec: ShardSpec, tasks: dict) -> None:
+    """Join every history of ``ids`` whose segments are all complete (and which is not joined yet)."""
+    from dataclasses import replace
+
+    todo = [i for i, done in zip(ids, _finished(out, ids)) if not done
+            and _finished(plan.write_dir, plan.segment_files(i)).all()]
+    for i in todo:
+        join_history(replace(spec, out=str(out)), plan, i, tasks.get(i, {}))
+
+
 def _finished(out: Path, ids: list[int]) -> np.ndarray:
     """Which of the histories ``ids`` are complete on disk (their .h5 and, written last, their .json)."""
     return np.array([history_json(out, i).exists() and history_h5(out, i).exists() for i in ids], bool)
 
 
-def _history_tasks(sim, ids: list[int], meta: dict) -> dict[int, dict[str, Any]]:
-    """Each history's theta as the simulation holds it (after the first reset), checked against the plan."""
+def _history_tasks(sim, ids, meta: dict) -> dict[int, dict[str, Any]]:
+    """Each history's theta as the simulation holds it (after the first reset), checked against the plan;
+    ``ids``: the history of each env."""
     if sim.tasks is None:
         return {}
     out = {}

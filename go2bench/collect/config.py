@@ -22,7 +22,7 @@ __all__ = ["CollectConfig", "IDENTITY_FIELDS", "SPLITS", "parse_env_ids", "datas
 # older dataset's metadata counts as its default).  How a dataset is written (chunk_steps, writer_processes,
 # compression) is not part of it: a resume may change it.
 IDENTITY_FIELDS = ("env", "num_histories", "steps_per_history", "p", "f", "max_perf", "seed", "group_size",
-                   "max_episode_steps", "obs_mode", "family", "split")
+                   "max_episode_steps", "obs_mode", "family", "split", "segments")
 SPLITS = ("train", "test")
 
 
@@ -55,11 +55,15 @@ class CollectConfig:
     # 0 = a writer thread; "auto" = 0 on the CPU backend, one per 512 histories (at most CPUs - 2) on CUDA.
     # Not recorded in the dataset: the bytes written are the same whatever it is.
     writer_processes: int | str = "auto"
+    # envs stepping each history at once (go2bench.collect.segments): env j of a history collects rows
+    # [j N/S, (j+1) N/S) of its noise schedule from a fresh reset, and the rows are joined in order
+    segments: int = 1
 
     def __post_init__(self) -> None:
         if self.env.split(":", 1)[-1] not in TASKS:
             raise ValueError(f"collect.env: unknown env {self.env!r}; known: {sorted(TASKS)}")
-        for name in ("num_histories", "steps_per_history", "group_size", "max_episode_steps", "chunk_steps"):
+        for name in ("num_histories", "steps_per_history", "group_size", "max_episode_steps", "chunk_steps",
+                     "segments"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"collect.{name} must be an integer >= 1, got {v!r}")
@@ -78,6 +82,13 @@ class CollectConfig:
             raise ConfigError(f"collect.writer_processes must be 'auto' or an integer >= 0 (0: a writer thread), "
                               f"got {w!r}")
         self.schedule  # validates p, f, max_perf
+        if self.segments > 1:
+            rows, rest = divmod(self.steps_per_history, self.segments)
+            if rest or rows < self.max_episode_steps:
+                raise ConfigError(f"collect.segments {self.segments}: steps_per_history ({self.steps_per_history:,}) "
+                                  f"must split into that many equal segments of at least max_episode_steps "
+                                  f"({self.max_episode_steps}) rows each; use a divisor of steps_per_history "
+                                  f"up to {self.steps_per_history // self.max_episode_steps}")
 
     @property
     def env_id(self) -> str:

@@ -22,7 +22,7 @@ from go2bench.core.provenance import write_json_atomic
 from go2bench.histories.names import history_h5, history_json
 from go2bench.histories.writer import HistoryWriter
 
-__all__ = ["ShardSpec", "HistoryShard", "Opened", "record_meta", "serve", "shm_views"]
+__all__ = ["ShardSpec", "HistoryShard", "Opened", "history_record", "record_meta", "serve", "shm_views"]
 
 # the dataset metadata's fields that every per-history record repeats, in the record's order
 _META_HEAD = ("task_name", "group_name", "env_id", "robot")
@@ -112,22 +112,8 @@ class HistoryShard:
     def _finish(self, i: int, task: dict[str, Any]) -> None:
         writer = self.writers.pop(i)
         writer.close(final=True)
-        s, meta = self.spec, self.spec.meta
-        record = {
-            **{k: meta[k] for k in _META_HEAD},
-            "history_index": i,
-            "seed": s.seed,
-            "history_key": self._key[i],
-            **{k: meta[k] for k in _META_MID},
-            "action_type": "continuous",
-            "reward_scale": meta["reward_scale"],
-            "noise": meta["noise"],
-            "dataset_keys": meta["dataset_keys"],
-            **({"family": s.family, "split": s.split, **task} if s.family is not None else {}),
-            **writer.stats(),  # the same bits as history_stats(path_h5), without reading the file back
-            "go2bench_version": meta["go2bench_version"],
-        }
-        write_json_atomic(history_json(Path(s.out), i), record, fsync=False)  # its HDF5 groups are not fsynced either
+        record = history_record(self.spec, i, self._key[i], task, writer.stats())
+        write_json_atomic(history_json(Path(self.spec.out), i), record, fsync=False)  # its HDF5 groups are not either
 
     def abort(self) -> None:
         """Close the unfinished histories keeping their complete groups only (as after a kill)."""
@@ -137,6 +123,26 @@ class HistoryShard:
             except OSError:
                 pass
         self.writers.clear()
+
+
+def history_record(spec: ShardSpec, i: int, key: int, task: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """The per-history JSON of history ``i`` (record key ``key``): the dataset's fields, its theta in a family
+    (``task``), and ``stats`` (:meth:`HistoryWriter.stats`: the same bits as reading the file back)."""
+    meta = spec.meta
+    return {
+        **{k: meta[k] for k in _META_HEAD},
+        "history_index": i,
+        "seed": spec.seed,
+        "history_key": key,
+        **{k: meta[k] for k in _META_MID},
+        "action_type": "continuous",
+        "reward_scale": meta["reward_scale"],
+        "noise": meta["noise"],
+        "dataset_keys": meta["dataset_keys"],
+        **({"family": spec.family, "split": spec.split, **task} if spec.family is not None else {}),
+        **stats,
+        "go2bench_version": meta["go2bench_version"],
+    }
 
 
 def shm_views(shm: SharedMemory, layout: dict) -> dict[str, np.ndarray]:
