@@ -166,7 +166,9 @@ def collect(
     from go2bench.core.devices import check_torch_device
     from go2bench.envs.walk_sim import check_memory
 
-    if sim is None:  # before anything is allocated per history or loaded onto a device
+    if sim is not None:  # a caller's simulation: refused before anything is written
+        _check_deterministic(sim)
+    else:  # before anything is allocated per history or loaded onto a device
         check_memory((len(env_ids) if isinstance(env_ids, list) else cfg.num_histories) * cfg.segments, backend)
         if backend == "gpu":
             check_torch_device("cuda", "--backend gpu")
@@ -222,10 +224,7 @@ def collect(
     else:
         _use_given_sim(sim, cfg, robot, len(plan.files), specs)
     try:
-        c = sim.config
-        if not c.commands.is_fixed or c.randomization.any_enabled:
-            raise ValueError("collection needs the task's deterministic default config (fixed command, no "
-                             "randomisation) so that histories are reproducible and resumable")
+        _check_deterministic(sim)
         dev = sim.device
         from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 
@@ -234,6 +233,14 @@ def collect(
     finally:
         if own_sim:
             sim.close()
+
+
+def _check_deterministic(sim) -> None:
+    """Datasets hold the task's default distribution: a fixed command, nothing randomised (initial pose included)."""
+    c = sim.config
+    if not c.commands.is_fixed or c.randomization.any_enabled:
+        raise ValueError("collection needs the task's deterministic default config (fixed command, no randomisation "
+                         "or initial joint noise) so that histories are reproducible and resumable")
 
 
 def _use_given_sim(sim, cfg: CollectConfig, robot: RobotDescription, n_envs: int, specs) -> None:

@@ -173,10 +173,16 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, data if data is not None else {}, str(path))
 
 
+# ``field(metadata=OMIT_AT_DEFAULT)``: a field added after configs were written, hashed and compared (reference
+# files are named by a WalkConfig's hash): left out of :func:`to_dict` at its default, so those stay valid.
+OMIT_AT_DEFAULT = {"omit_at_default": True}
+
+
 def to_dict(obj: Any) -> Any:
-    """A dataclass as plain JSON/YAML-safe data (tuples become lists)."""
+    """A dataclass as plain JSON/YAML-safe data (tuples become lists; OMIT_AT_DEFAULT fields at default left out)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_at_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

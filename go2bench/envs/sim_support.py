@@ -71,7 +71,7 @@ def roll_pitch(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def randomize_dynamics(sim, mask: torch.Tensor) -> None:
     """``WalkConfig.randomization`` for the envs in ``mask``, drawn per env (``sim._uniform``)."""
     rand = sim.config.randomization
-    if not rand.any_enabled:
+    if rand.friction_range is None and rand.added_mass_range is None and rand.motor_strength_range is None:
         return
     envs_idx = mask.nonzero().flatten()
     if rand.friction_range is not None:  # on the ground and the robot alike: the contact takes the maximum
@@ -83,6 +83,25 @@ def randomize_dynamics(sim, mask: torch.Tensor) -> None:
         k = sim._uniform(streams.STRENGTH, *rand.motor_strength_range, 1, envs_idx=envs_idx)
         ones = torch.ones((len(envs_idx), len(sim.dofs_idx)), device=sim.device)
         set_motor_strength(sim, ones * k, envs_idx, torque_limits=False)
+
+
+def initial_qpos(sim) -> torch.Tensor:
+    """The reset qpos: ``sim.init_qpos`` (1, n_qs) without ``init_joint_noise`` (no op), else (N, n_qs) of every env
+    with each joint at default + u * noise.
+
+    u is uniform in [-1, 1) per env and joint, keyed by the env's (seed, env_index, trial, episode) like every draw
+    (``sim._uniform``), so it does not depend on which envs reset together; clipped to the robot's joint limits.
+    Rows of envs not being reset are computed too and ignored (one batched draw, no per-env indexing).
+    """
+    rd, noise = sim.robot_description, sim.config.randomization.init_joint_noise
+    if noise is None:
+        return sim.init_qpos
+    f32 = dict(device=sim.device, dtype=torch.float32)
+    q = sim.default_dof_pos + sim._uniform(streams.INIT_POSE, -noise, noise, rd.num_joints)
+    q = torch.clamp(q, torch.tensor(rd.joint_lower, **f32), torch.tensor(rd.joint_upper, **f32))
+    qpos = sim.init_qpos.expand(sim.num_envs, -1).clone()
+    qpos[:, sim.qs_idx] = q
+    return qpos
 
 
 def set_contact_friction(sim, mu: torch.Tensor, envs_idx: torch.Tensor) -> None:

@@ -2,8 +2,8 @@
 
 A stateful generator shared by a batch of envs hands out numbers in the order envs ask for them,
 so env 3's command in its 5th episode depends on how many other envs fell before it. Here every
-draw is a hash of its key instead: env ``i`` sees the same commands, pushes, randomised dynamics
-and task draws in episode ``e`` of trial ``t`` whatever the other envs of the batch do and
+draw is a hash of its key instead: env ``i`` sees the same commands, pushes, randomised dynamics,
+initial poses and task draws in episode ``e`` of trial ``t`` whatever the other envs of the batch do and
 whenever it gets there. That gives evaluations common random numbers across agents.
 
 The hash is Chris Wellons' "lowbias32" integer mixer, written so that it runs unchanged on Python
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # torch is imported by the functions that need it: suites imp
 _M32 = 0xFFFFFFFF
 
 # Stream ids: one per kind of draw, so that e.g. commands and pushes never share numbers.
-COMMAND, PUSH, FRICTION, MASS, STRENGTH, TASK, SUITE = 1, 2, 3, 4, 5, 6, 7
+COMMAND, PUSH, FRICTION, MASS, STRENGTH, TASK, SUITE, INIT_POSE = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def _mul32(x, c: int):

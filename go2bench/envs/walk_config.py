@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from go2bench.core.config import from_dict, load_yaml, to_dict
+from go2bench.core.config import OMIT_AT_DEFAULT, from_dict, load_yaml, to_dict
 
 ObsMode = Literal["noleak", "full"]
 
@@ -80,7 +80,7 @@ class ObsScales:
 
 @dataclass(frozen=True)
 class Randomization:
-    """Dynamics randomisation, all off by default; drawn per env and episode from the env's seed.
+    """Dynamics and initial-pose randomisation, all off by default; drawn per env and episode from the env's seed.
 
     Draws are counter-based (``envs.streams``): an env's values in an episode do not depend on
     which other envs reset with it. For hidden parameters held over a trial, use a task family
@@ -92,6 +92,9 @@ class Randomization:
     motor_strength_range: tuple[float, float] | None = None  # multiplies the PD gains
     push_interval_s: float | None = None  # a random horizontal push every interval
     push_max_velocity: float = 1.0  # m/s added to the base's horizontal velocity
+    # rad: each reset puts every joint at default + u * this, u uniform in [-1, 1), clipped to the joint limits, so
+    # evaluation seeds vary a deterministic agent's trials (off: every reset is the exact default pose)
+    init_joint_noise: float | None = field(default=None, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         for name in ("friction_range", "added_mass_range", "motor_strength_range"):
@@ -109,12 +112,17 @@ class Randomization:
             raise ValueError("randomization.push_max_velocity must be >= 0")
         if self.push_interval_s is not None and not (math.isfinite(self.push_interval_s) and self.push_interval_s > 0):
             raise ValueError("randomization.push_interval_s must be positive")
+        if self.init_joint_noise is not None:
+            _finite("randomization.init_joint_noise", self.init_joint_noise)
+            if self.init_joint_noise < 0:
+                raise ValueError(f"randomization.init_joint_noise must be >= 0 radians, got {self.init_joint_noise}")
 
     @property
     def any_enabled(self) -> bool:
         return any(
             v is not None
-            for v in (self.friction_range, self.added_mass_range, self.motor_strength_range, self.push_interval_s)
+            for v in (self.friction_range, self.added_mass_range, self.motor_strength_range, self.push_interval_s,
+                      self.init_joint_noise)
         )
 
 

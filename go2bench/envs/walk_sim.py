@@ -132,7 +132,7 @@ class WalkSimulation:
 
         joints = [self.robot.get_joint(name) for name in rd.joint_names]  # by name, never URDF order
         self.dofs_idx = [j.dofs_idx_local[0] for j in joints]
-        qs_idx = [j.qs_idx_local[0] for j in joints]
+        self.qs_idx = qs_idx = [j.qs_idx_local[0] for j in joints]
         self.robot.set_dofs_kp([rd.kp] * len(self.dofs_idx), self.dofs_idx)
         self.robot.set_dofs_kv([rd.kd] * len(self.dofs_idx), self.dofs_idx)
         self.robot.set_dofs_force_range(
@@ -251,12 +251,12 @@ class WalkSimulation:
         mask = self.all_envs if mask is None else mask.to(device=self.device, dtype=torch.bool)
         if not bool(mask.any()):
             return self.observe()
-        self.robot.set_qpos(self.init_qpos, envs_idx=mask, zero_velocity=True)
+        self.episode_in_trial = self.episode_in_trial + mask.long()  # first: it keys this episode's draws
+        self.robot.set_qpos(sim_support.initial_qpos(self), envs_idx=mask, zero_velocity=True)
         self.episode_step = self.episode_step.masked_fill(mask, 0)
         self.actions = self.actions.masked_fill(mask[:, None], 0.0)
         self.last_actions = self.last_actions.masked_fill(mask[:, None], 0.0)
         self.prev_last_actions = self.prev_last_actions.masked_fill(mask[:, None], 0.0)
-        self.episode_in_trial = self.episode_in_trial + mask.long()
         self._resample_commands(mask, 0)
         sim_support.randomize_dynamics(self, mask)
         if self.tasks is not None:
