@@ -184,6 +184,7 @@ range | EVAL --config w.yaml | {} | w.yaml=<randomization: {friction_range: [-1,
 range | TEACH --<total-steps 0;checkpoint-every 0;target-kl -1;target-kl nan;max-minutes nan;log-every inf;seed -1> | {}
 range | COLLECT --<num-histories 0;steps-per-history 0;max-perf 2;seed -1> | {}
 range | COLLECT --<p 0;p nan;f 1> | noise-power, noise-floor, schedule.p, schedule.f
+range | COLLECT --<segments 0;segments 3;segments 2> | segments
 range | <EVAL --random-score 5 --expert-score 5;ROLLOUT --seed -1> | score, seed
 yaml | <EVAL --config;TRAIN0 --dataset_config_paths;TRAIN --model;data check --config;collect --config> FX/bomb.yaml | bomb.yaml
 yaml | <TRAIN --model_override n_layers=BOMB;PIPE --set eval.agents=BOMB;PIPE --set "train.lr=!!python/object/apply:os.system ['touch MK']"> | n_layers, eval.agents, train.lr
@@ -198,6 +199,7 @@ resume | <EVAL --backend gpu;COLLECT --backend gpu> | backend
 resume | <TEACH --device cuda;TEACH --resume --total-steps 64 --target-kl 0.05> | device, target_kl | | scene teach
 num_envs | <EVAL --num-envs 1000000;ROLLOUT --num-envs 10000000;TEACH --num-envs 10000000> | num_envs, num-envs
 num_envs | <COLLECT --num-histories 10000000;PIPE --set eval.num_envs=1000000> | num_histories, num-histories, num_envs
+num_envs | COLLECT --steps-per-history 10000000 --max-episode-steps 10 --segments 1000000 | num_envs
 results | LB | r.json | r.json+<agent: 5;seeds: '0,1';mean_return: '0.9';normalized_score: .nan;per_seed: [];returns: [1.0];config.episodes: 0;format: ~>
 results | LB | r.json | r.json=<[1, 2];agent: x;>
 results | LB | r.json | r.json+<agent: 'a|b';agent: "a\\nb";env: Go2|Walk> | safe md

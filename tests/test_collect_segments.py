@@ -109,6 +109,10 @@ def test_a_join_cut_short_is_redone_by_a_resume(aligned, tmp_path, monkeypatch):
     assert (tmp_path / "data" / "trajectories_env_0000.json").exists()
     assert not (tmp_path / "data" / "trajectories_env_0001.json").exists()
     assert len(list((tmp_path / "data" / "_segments").glob("*.json"))) == 2  # history 1's segments, complete
+    from go2bench.histories.check import dataset_report
+
+    problems, warnings = dataset_report(tmp_path / "data")  # `go2bench data check` says what to do
+    assert any("_segments: 2 segment files" in w and "--resume" in w for w in warnings), warnings
     monkeypatch.undo()
     summary = collect(tmp_path / "data", cfg, resume=True, progress=False, plot=False)
     assert summary["status"] == "complete" and summary["rows_written"] == 0  # nothing stepped again: only joined

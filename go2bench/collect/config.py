@@ -85,10 +85,12 @@ class CollectConfig:
         if self.segments > 1:
             rows, rest = divmod(self.steps_per_history, self.segments)
             if rest or rows < self.max_episode_steps:
+                most = self.steps_per_history // self.max_episode_steps
                 raise ConfigError(f"collect.segments {self.segments}: steps_per_history ({self.steps_per_history:,}) "
                                   f"must split into that many equal segments of at least max_episode_steps "
-                                  f"({self.max_episode_steps}) rows each; use a divisor of steps_per_history "
-                                  f"up to {self.steps_per_history // self.max_episode_steps}")
+                                  f"({self.max_episode_steps}) rows each; " + (
+                                      f"use a divisor of steps_per_history up to {most}" if most > 1 else
+                                      "these histories are too short to segment: use segments 1"))
 
     @property
     def env_id(self) -> str:

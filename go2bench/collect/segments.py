@@ -31,13 +31,11 @@ import h5py
 from go2bench.collect.noise import history_seed
 from go2bench.collect.shard import ShardSpec, history_record
 from go2bench.core.provenance import write_json_atomic
-from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_json
+from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, SEGMENTS_DIR, history_h5, history_json
 from go2bench.histories.reader import group_table
 from go2bench.histories.writer import HistoryWriter
 
 __all__ = ["SEGMENTS_DIR", "EnvPlan", "env_plan", "join_history"]
-
-SEGMENTS_DIR = "_segments"  # in the dataset folder, while segments are being collected
 
 
 @dataclass(frozen=True)

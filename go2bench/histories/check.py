@@ -16,7 +16,7 @@ from go2bench.core.config import ConfigError
 from go2bench.histories.dataset_config import load_dataset_config
 import h5py
 
-from go2bench.histories.names import DEMONSTRATOR_KEY, HISTORY_H5_FILES, history_paths, metadata_path
+from go2bench.histories.names import DEMONSTRATOR_KEY, HISTORY_H5_FILES, SEGMENTS_DIR, history_paths, metadata_path
 from go2bench.histories.reader import has_demonstrator, scan_history
 
 __all__ = ["check_dataset", "dataset_report", "check_config", "DataProblems"]
@@ -110,6 +110,10 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
     if h5s and isinstance(expected, int) and expected != len(h5s):
         all_warnings.append(f"{meta_path}: field num_histories = {expected}, but the folder has {len(h5s)} "
                             f"{HISTORY_H5_FILES} files (collection unfinished?)")
+    segments = sorted((d / SEGMENTS_DIR).glob("*.h5")) if (d / SEGMENTS_DIR).is_dir() else []
+    if segments:
+        all_warnings.append(f"{d / SEGMENTS_DIR}: {len(segments)} segment files of histories not joined yet (collection "
+                            "unfinished; resume it with `go2bench collect --resume`)")
     for h5 in h5s:
         env_json = h5.with_suffix(".json")
         env_meta = _load_json(env_json, problems)

@@ -25,6 +25,7 @@ __all__ = [
     "DEMONSTRATOR_KEY",
     "OPTIONAL_KEYS",
     "TMP_PREFIX",
+    "SEGMENTS_DIR",
     "HISTORY_H5_FILES",
     "HISTORY_JSON_FILES",
     "format_group",
@@ -42,6 +43,7 @@ DATASET_KEYS = ("proprio_observation", "action", "reward", "step_num")  # requir
 DEMONSTRATOR_KEY = "demonstrator_action"
 OPTIONAL_KEYS = (DEMONSTRATOR_KEY,)  # in every group of a history or in none
 TMP_PREFIX = "_incomplete_"  # a group being written; see HistoryWriter
+SEGMENTS_DIR = "_segments"  # in a dataset folder while segmented histories are collected (go2bench.collect.segments)
 
 _HISTORY_PREFIX = "trajectories_env_"
 HISTORY_H5_FILES = f"{_HISTORY_PREFIX}XXXX.h5"  # how messages name the history files

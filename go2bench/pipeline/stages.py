@@ -149,6 +149,10 @@ def collect_stage(cfg: PipelineConfig, out: Path, items: list[Dataset] | None = 
             log(f"collect {d.name}: complete, skipped")
         else:
             todo.append(d)
+            if d.collect.segments == 1 and d.collect.steps_per_history >= 100_000:  # the seed preset's layout
+                log(f"collect {d.name}: {d.collect.steps_per_history:,} steps per history, one after another (about "
+                    "an hour per robot for 1M); --set collect.segments=100 steps each history as 100 segments at "
+                    "once (docs/data.md)")
     # on the GPU, one process per dataset even on one GPU: their scene builds (CPU work) overlap
     if cfg.backend == "gpu" and (cfg.gpus > 1 or len(items) > 1) or not genesis_here(cfg.backend):
         procs = []
