@@ -84,6 +84,26 @@ def test_family_one_theta_per_history_recorded(family_dataset):
     assert len({json.dumps(meta["tasks"][str(i)]["task"]) for i in range(3)}) == 3
 
 
+def test_segmented_family_histories_hold_their_theta_in_every_segment(family_dataset, tmp_path):
+    """--segments 2: both segments of history i run its theta (the collector checks every env's theta against the
+    plan), the joined record carries it, and the second segment starts from a reset at row 200."""
+    out, cfg = family_dataset
+    seg = tmp_path / "vel"
+    r = CliRunner().invoke(main, [
+        "collect", "--env", "Go2Walk-v0", "--family", "velocity", "--teacher", cfg.teacher, "--num-histories", "3",
+        "--steps-per-history", "400", "--max-episode-steps", "50", "--group-size", "64", "--chunk-steps", "32",
+        "--seed", "5", "--segments", "2", "--out", str(seg), "--no-progress-bar"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((seg / "vel.json").read_text())
+    assert meta["status"] == "complete" and meta["collection"]["segments"] == 2
+    for i in range(3):
+        a = json.loads((out / f"trajectories_env_{i:04d}.json").read_text())
+        b = json.loads((seg / f"trajectories_env_{i:04d}.json").read_text())
+        assert (b["task"], b["task_id"], b["history_key"]) == (a["task"], a["task_id"], a["history_key"])
+        d = _read(seg / f"trajectories_env_{i:04d}.h5")
+        assert d["step_num"][200] == 0 and len(d["step_num"]) >= 400
+
+
 def test_family_rows_hold_the_agents_observation(family_dataset):
     out, _ = family_dataset
     meta = json.loads((out / "vel.json").read_text())
