@@ -24,7 +24,9 @@ in the data is only centred (divisor 1), so changing it at evaluation stays a sm
 Memory: building the index reads only the ``step_num`` arrays (4 bytes a step, one history at
 a time); what stays resident is one (history, start) pair per sample (12 bytes) and one
 (start, length) pair per kept episode.  HDF5 files are opened lazily, per process (DataLoader
-workers re-open them after the fork), and only the slices of a window are read.
+workers re-open them after the fork), and only the rows of a window are read, as raw bytes where the
+datasets are contiguous (:mod:`go2bench.histories.row_reader`: a sparse window's several row ranges
+cost about as much as one).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ import torch
 
 from go2bench.core.provenance import write_json_atomic
 from go2bench.histories.dataset_config import DatasetSpec
-from go2bench.histories.names import DEMONSTRATOR_KEY, metadata_path
+from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, metadata_path
 from go2bench.histories.reader import group_table, has_demonstrator, history_files, read_metadata
+from go2bench.histories.row_reader import RowReader
 from go2bench.histories.stats import CONSTANT_STD, STD_RULE, compute_stats, normaliser_std
 
 __all__ = [
@@ -160,9 +163,6 @@ class HistoryStream:
 
     path: str
     group_idx: int
-    group_names: list[str]
-    group_row_start: np.ndarray  # (G,) first file row of each HDF5 group
-    group_rows: np.ndarray  # (G,) rows (steps) of each group
     seg_file_start: np.ndarray  # (K,) first file row of each kept episode
     seg_stream_start: np.ndarray  # (K+1,) first stream position of each kept episode, then the length
     has_demonstrator: bool = False  # every group holds demonstrator_action
@@ -177,14 +177,10 @@ class HistoryStream:
             table = group_table(f, path)
             step_num = np.concatenate([f[name]["step_num"][()] for name, _ in table])
             demo = has_demonstrator(f)
-        rows = np.array([n for _, n in table], np.int64)
         seg = episode_segments(step_num, episode_sparsity)
         return cls(
             path=str(path),
             group_idx=group_idx,
-            group_names=[name for name, _ in table],
-            group_row_start=np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64),
-            group_rows=rows,
             seg_file_start=seg[:, 0].copy(),
             seg_stream_start=np.concatenate([[0], np.cumsum(seg[:, 1])]).astype(np.int64),
             has_demonstrator=demo,
@@ -206,21 +202,6 @@ class HistoryStream:
             pos += take
             k += 1
         return out
-
-    def read(self, f: h5py.File, key: str, ranges: list[tuple[int, int]]) -> np.ndarray:
-        """Rows of dataset ``key`` for the file row ranges, across HDF5 group boundaries."""
-        parts = []
-        for r0, r1 in ranges:
-            g = int(np.searchsorted(self.group_row_start, r0, side="right")) - 1
-            while r0 < r1:
-                g_end = self.group_row_start[g] + self.group_rows[g]
-                take_end = min(r1, g_end)
-                lo = r0 - self.group_row_start[g]
-                hi = take_end - self.group_row_start[g]
-                parts.append(f[self.group_names[g]][key][lo:hi])  # T+1 obs rows: the last is never read
-                r0 = take_end
-                g += 1
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 # --------------------------------------------------------------------------------------- dataset
@@ -318,8 +299,9 @@ class MultiTaskWindows(torch.utils.data.Dataset):
             gi: tuple(np.asarray(self.groups[g][k], np.float32) for k in ("obs_mean", "obs_std", "act_mean", "act_std"))
             for gi, g in enumerate(self.group_names)
         }
-        self._files: dict[str, h5py.File] = {}
+        self._files: dict[str, RowReader] = {}
         self._pid = None
+        self.direct_reads = True  # False: every read through h5py (the comparison path of tests and benchmarks)
 
     def __len__(self) -> int:
         return int(self.sample_start.shape[0])
@@ -329,13 +311,13 @@ class MultiTaskWindows(torch.utils.data.Dataset):
         return {g: int((gidx == i).sum()) for i, g in enumerate(self.group_names)}
 
     # ------------------------------------------------------------------ lazy file handles
-    def _file(self, path: str) -> h5py.File:
+    def _file(self, path: str) -> RowReader:
         if self._pid != os.getpid():  # fresh process (DataLoader worker): never reuse inherited handles
             self._files = {}
             self._pid = os.getpid()
         f = self._files.get(path)
         if f is None:
-            f = self._files[path] = h5py.File(path, "r")
+            f = self._files[path] = RowReader(path, self.direct_reads)
         return f
 
     def close(self) -> None:
@@ -362,18 +344,11 @@ class MultiTaskWindows(torch.utils.data.Dataset):
         L = int(self.sample_len[i])
         f = self._file(h.path)
         lo = s - 1 if s > 0 else s
-        ranges = h.file_ranges(lo, s + L)
-        act = h.read(f, "action", ranges)
-        rew = h.read(f, "reward", ranges)
-        out_ranges = h.file_ranges(s, s + L)
-        out = {
-            "proprio_observation": h.read(f, "proprio_observation", out_ranges),
-            "step_num": h.read(f, "step_num", out_ranges),
-            "action": act[s - lo:],
-            "reward": rew[s - lo:],
-        }
-        if h.has_demonstrator:
-            out[DEMONSTRATOR_KEY] = h.read(f, DEMONSTRATOR_KEY, out_ranges)
+        ranges = h.file_ranges(lo, s + L)  # every key from the row before (its action and reward), one read
+        keys = list(DATASET_KEYS) + [DEMONSTRATOR_KEY] * h.has_demonstrator
+        full = f.read(keys, ranges)
+        out = {k: v[s - lo:] for k, v in full.items()}
+        act, rew = full["action"], full["reward"]
         prev_act = np.zeros_like(out["action"])
         prev_rew = np.zeros_like(out["reward"])
         if s > 0:
