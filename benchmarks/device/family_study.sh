@@ -9,8 +9,9 @@
 # teacher as a reference row. The table goes to results/${STUDY_OUT:-family_study}/<robot>_<family>/ (another
 # STUDY_OUT keeps an earlier study's table of the same robot and family). TRAIN_SEEDS=0,1,2 trains every variant
 # once per seed and writes the pooled multi-seed table (one training per variant cannot rank variants 0.2-0.3 apart).
-# The 1M-step seed layout (10 histories x 1M steps) cannot be collected within one 10-minute call: collect it
-# over several calls (carry its folder) and pass it as ALT_DATASET=LABEL=FOLDER.
+# Long histories fit one call as segments (collect.segments, docs/data.md): e.g. ALT_SETS="h160k:family_collect.
+# num_histories=32 family_collect.steps_per_history=160000 family_collect.segments=32" (32 thetas, each history
+# stepped as 32 segments of 5,000 steps at once); a dataset collected elsewhere: ALT_DATASET=LABEL=FOLDER.
 #   run(kind="nvidia-h200", carry=[".devpack/p1", ".gl", ".whl", ".devpack/cache"], timeout_s=600,
 #       command="ENV_ID=Go2Walk-v0 FAMILY=velocity bash benchmarks/device/family_study.sh")
 # Brings back study.tar.xz (the table, results JSON, train summaries and configs), study_logs.tar.xz (the logs)
