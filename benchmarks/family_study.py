@@ -133,7 +133,8 @@ def plan(args, info: dict[str, Any], work: Path) -> list[dict[str, Any]]:
     """Every variant to run: name, TrainConfig, dataset, what it tests."""
     from go2bench.pipeline import pipeline_config
 
-    preset = pipeline_config(args.preset)
+    # the preset for this dataset's robot and family only: teachers of other robots or families are not needed
+    preset = pipeline_config(args.preset, [f"family.families=[{info['family']}]", f"family.envs=[{info['env_id']}]"])
     base = preset.family_train
     info["reward_scale"] = float(info["reward_scale"] or preset.reward_scale)  # the collection's, else the pipeline's
     extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}

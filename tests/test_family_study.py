@@ -176,6 +176,34 @@ def test_plan_writes_each_variants_settings_and_the_collections_reward_scale(tmp
     assert len({c.name for c in t.values()}) == len(t)
 
 
+def test_plan_needs_only_the_studied_robots_and_familys_teachers(tmp_path, monkeypatch):
+    """A study of Go2 `velocity` runs where another robot's or family's teachers are absent (a device call's trimmed
+    carry once stopped a study there); its own robot's missing teacher is still a one-line error."""
+    from types import SimpleNamespace
+
+    import go2bench.pipeline.config as pc
+    from go2bench.core.config import ConfigError
+    from go2bench.histories.names import metadata_path
+
+    d = write_synthetic_dataset(tmp_path, "go2_velocity", n_histories=1, steps=100, env_id="Go2Walk-v0")
+    meta = json.loads(metadata_path(d).read_text())
+    metadata_path(d).write_text(json.dumps({**meta, "family": "velocity", "collection": {"max_episode_steps": 500}}))
+    args = study.parse_args(["--dataset", str(d), "--budget-s", "1", "--max-steps", "4", "--variants", "baseline"])
+    real = pc.task_spec
+
+    def zoo_without(*missing):
+        def spec(env_id):
+            return SimpleNamespace(zoo_dir=tmp_path / "empty") if env_id in missing else real(env_id)
+        return spec
+
+    monkeypatch.setattr(pc, "task_spec", zoo_without("MiniCheetahWalk-v0"))
+    (run,) = study.plan(args, study.dataset_info(d, None), tmp_path / "w")
+    assert run["name"] == "baseline"
+    monkeypatch.setattr(pc, "task_spec", zoo_without("Go2Walk-v0"))
+    with pytest.raises(ConfigError, match="Go2Walk-v0 has no shipped privileged teacher of the velocity family"):
+        study.plan(args, study.dataset_info(d, None), tmp_path / "w2")
+
+
 def test_a_work_folder_trained_on_another_dataset_is_an_error_not_reused(tmp_path):
     """Two studies into one --work folder (the device script's fixed folder did this once): the second found
     'baseline/final.pt' and kept the FIRST dataset's model. A run folder trained otherwise is now an error."""
