@@ -392,3 +392,28 @@ def test_docs_show_the_replicate_table_not_the_studies_it_combines():
     assert "benchmarks/results/family_study_replicates/mini_cheetah_velocity/study.json" in shown
     assert "benchmarks/results/family_study/mini_cheetah_velocity/study.json" in shown  # another collection: its own
     assert not [p for p in shown if "family_study_seed" in p or "family_study_datasets" in p]
+
+
+def test_theta_breakdown_splits_trials_by_a_theta_component_as_scipy_does(tmp_path):
+    """benchmarks/family_theta_breakdown.py: IQMs of the per-trial final (last 3 episodes) and episode 1 over the
+    thetas below / at or above a threshold, recomputed here from the file's trials with scipy; the run's training
+    seed read from its committed config; the JSON written."""
+    tb = load_benchmark("family_theta_breakdown")
+    path = GPU_RESULTS / "vintix_Go2Walk-v0.json"
+    res = json.loads(path.read_text())
+    got = tb.breakdown(res, "lin_vel_x", 0.4)
+    theta = {t["id"]: t["theta"]["lin_vel_x"] for t in res["family"]["tasks"]}
+    trials = res["family"]["trials"]
+    hi = np.array([theta[t["task_id"]] >= 0.4 for t in trials])
+    final = np.array([np.mean(t["normalized"][-3:]) for t in trials])
+    first = np.array([t["normalized"][0] for t in trials])
+    assert 0 < hi.sum() < len(hi)
+    assert got["final_all"] == pytest.approx(res["family"]["final"]["iqm"], abs=1e-12)
+    for key, x, m in (("final_below", final, ~hi), ("final_at_or_above", final, hi), ("zero_shot_below", first, ~hi),
+                      ("zero_shot_at_or_above", first, hi)):
+        assert got[key] == pytest.approx(trim_mean(x[m], 0.25), abs=1e-12), key
+    assert tb._training_seed(path, res) == 0
+    out = tmp_path / "b.json"
+    assert tb.main(["--runs", str(path), str(path), "--reference", str(path), "--at", "0.4", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["training_seed"] for r in data["runs"]] == [0, 0] and data["reference"]["final_all"] == got["final_all"]
