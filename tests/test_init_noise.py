@@ -164,3 +164,29 @@ def test_the_collector_refuses_a_noisy_simulation_before_writing(noisy, tmp_path
     with pytest.raises(ValueError, match="no randomisation or initial joint noise") as e:
         collect(tmp_path / "ds", cfg, sim=noisy.sim, progress=False, plot=False)
     assert "\n" not in str(e.value) and not (tmp_path / "ds").exists()
+
+
+@pytest.mark.slow
+def test_eval_flag_makes_seeds_vary_a_deterministic_agents_trials(tmp_path):
+    """`go2bench eval --init-joint-noise`: without it the deterministic teacher's trial is the same on every seed
+    (the defect it fixes); with it the seeds' returns differ, and the results record the noise."""
+    import json
+
+    from click.testing import CliRunner
+
+    from go2bench.cli import main
+
+    base = ["eval", "--agent", "teacher", "--env", "Go2Walk-v0", "--num-envs", "2", "--episodes", "1",
+            "--max-episode-steps", "30", "--seeds", "0,1", "--no-progress", "--out"]
+    runs = {}
+    for name, extra in (("plain", []), ("noisy", ["--init-joint-noise", "0.1"])):
+        r = CliRunner().invoke(main, base + [str(tmp_path / f"{name}.json")] + extra)
+        assert r.exit_code == 0, r.output
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    plain, noisy = ([s["returns"] for s in runs[k]["per_seed"]] for k in ("plain", "noisy"))
+    assert plain[0] == plain[1]
+    assert noisy[0] != noisy[1] and noisy[0] != plain[0]
+    assert runs["noisy"]["config"]["walk_config"]["randomization"]["init_joint_noise"] == 0.1
+    assert "init_joint_noise" not in runs["plain"]["config"]["walk_config"]["randomization"]
+    r = CliRunner().invoke(main, base[:-1] + ["--init-joint-noise", "-1"])
+    assert r.exit_code != 0 and "--init-joint-noise" in r.output

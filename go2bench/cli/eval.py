@@ -18,7 +18,7 @@ FAMILY_ONLY = ("split", "trials", "references", "reference_cache", "no_measure_r
                "bootstrap_reps")
 DEFAULT_TASK_ONLY = ("num_envs", "video", "random_score", "expert_score")
 NOT_WITH_ROBOTS_SPLIT = ("split", "trials", "references", "reference_cache", "no_measure_references",
-                         "reference_episodes", "walk_config")
+                         "reference_episodes", "walk_config", "init_joint_noise")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -80,6 +80,10 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--config", "walk_config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A WalkConfig YAML for the evaluation distribution (commands, randomization); default: the "
                    "task's (fixed 0.5 m/s command, no randomisation).")
+@click.option("--init-joint-noise", type=click.FloatRange(min=0), default=None,
+              help="Radians: every reset puts each joint at its default + u x this (u uniform in [-1, 1), drawn per "
+                   "seed, env, trial and episode), so that evaluation seeds vary a deterministic agent's trials. "
+                   "Default: none (every shipped reference and result is without it). Adds to --config.")
 @click.option("--video", type=click.Path(dir_okay=False), default=None,
               help="Record env 0 of the first seed to this .mp4 or .gif (at most --video-frames frames).")
 @click.option("--video-frames", type=click.IntRange(min=1), default=500, show_default=True)
@@ -108,7 +112,8 @@ def _fmt(x, spec=".3f") -> str:
               help="Write the results as JSON here; with several --agent a folder: one JSON per agent (named from "
                    "the agent spec) and index.json.")
 def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, warmup_steps, num_envs,
-                 seeds, backend, device, obs_mode, max_episode_steps, walk_config, video, video_frames, random_score,
+                 seeds, backend, device, obs_mode, max_episode_steps, walk_config, init_joint_noise, video, video_frames,
+                 random_score,
                  expert_score, references, reference_cache, no_measure_references, reference_episodes, bootstrap_reps,
                  sequential, no_progress, trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.
@@ -140,10 +145,14 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     given = dict(split=split, trials=trials, references=references, reference_cache=reference_cache,
                  no_measure_references=no_measure_references, reference_episodes=reference_episodes,
                  bootstrap_reps=bootstrap_reps, num_envs=num_envs, walk_config=walk_config, video=video,
-                 random_score=random_score, expert_score=expert_score, sequential=sequential or None)
+                 random_score=random_score, expert_score=expert_score, sequential=sequential or None,
+                 init_joint_noise=init_joint_noise)
     if held_out is not None and robots_split is None:
         raise click.UsageError("--held-out goes only with --robots-split")
     t0 = time.perf_counter()
+    if init_joint_noise is not None and robots_split is None:
+        with one_line_errors():
+            walk_config = _with_init_joint_noise(walk_config, init_joint_noise)
     common = dict(backend=backend, obs_mode=obs_mode, max_episode_steps=max_episode_steps, device=device,
                   trust_checkpoint=trust_checkpoint, progress=not no_progress, warmup_steps=warmup_steps)
     if robots_split is not None:
@@ -202,6 +211,16 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
             on_result=sink, side_by_side=not sequential, **common)
     if video:
         click.echo(f"wrote {video}")
+
+
+def _with_init_joint_noise(walk_config, noise: float):
+    """The --config's WalkConfig (or the task's) with ``randomization.init_joint_noise`` set."""
+    from dataclasses import replace
+
+    from go2bench.envs.walk_config import make_walk_config
+
+    cfg = make_walk_config(walk_config)
+    return replace(cfg, randomization=replace(cfg.randomization, init_joint_noise=float(noise)))
 
 
 class _Sink:
