@@ -177,6 +177,7 @@ checkpoint | TEACH --resume --total-steps 64 | | | scene safe teach
 range | TRAIN --<grad_clip -1;grad_clip nan;min_lr_ratio -50;min_lr_ratio 2;lr nan;lr -1;lr inf;beta1 1;beta2 nan;weight_decay -1> | {}
 range | TRAIN --<max_minutes nan;context_len 1;batch_size 0;seed 4294967296;model_override n_layers=0;model_override dropout=.nan> | {}
 range | EVAL --<episodes -1;num-envs 0;max-episode-steps 0;random-score nan;expert-score inf;seeds -1> | {}
+range | EVAL --<init-joint-noise -1;init-joint-noise nan;init-joint-noise inf> | init-joint-noise, init_joint_noise
 range | TRAIN --<compile maybe;target nope> | compile, target
 range | EVAL --config w.yaml | {} | w.yaml=<dt: 0;dt: .nan;substeps: 0;episode_length_s: .inf;tracking_sigma: -1>
 range | EVAL --config w.yaml | {} | w.yaml=<commands: {lin_vel_x: [1.0, 0.0]};commands: {lin_vel_x: [.nan, .nan]};rewards: {tracking_lin_vel: .nan}>
