@@ -128,7 +128,7 @@ def hooks(wrap, sim, raw, C):
     patch(C, "uniform_noise", "chunk")
     patch(NoiseSchedule, "eps", "chunk")
     patch(C, "_loop", "loop")
-    patch(C, "_finish_dataset", "writer")
+    patch(C, "finish_dataset" if hasattr(C, "finish_dataset") else "_finish_dataset", "writer")  # older collectors: _
     open_writers = C._open_writers
 
     def wrapped_open(*a, **k):

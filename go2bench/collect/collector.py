@@ -20,6 +20,10 @@ groups, replays the episode that was in progress from its start (nothing is writ
 replay passes the last stored row) and continues: the result equals an uninterrupted run.
 A history whose per-env JSON exists is complete and is skipped.
 
+With ``cfg.segments`` S > 1 each history is stepped by S envs at once, each from its own row of the history
+(:mod:`go2bench.collect.segments`), and joined when its segments are complete.  The dataset's metadata and the
+resume identity checks are :mod:`go2bench.collect.dataset_meta`'s.
+
 Each row also stores the teacher's clean action as ``demonstrator_action`` (datasets collected
 before it existed are resumed without it).  In a task family (``cfg.family``,
 :mod:`go2bench.collect.family`) every history holds one theta for its whole length, the
@@ -29,10 +33,8 @@ the agent's observation: the first ``obs_dim`` columns (the theta block is last)
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,8 @@ import numpy as np
 import torch
 
 from go2bench.collect import family as F
-from go2bench.collect.config import IDENTITY_FIELDS, CollectConfig, parse_env_ids
+from go2bench.collect.config import CollectConfig, parse_env_ids
+from go2bench.collect.dataset_meta import check_resume_identity, dataset_meta, finish_dataset, observation_layout_record
 from go2bench.collect.noise import history_seed, uniform_noise
 from go2bench.collect.chunk_loop import step_chunk
 from go2bench.collect.segments import EnvPlan, env_plan, join_history
@@ -49,91 +52,13 @@ from go2bench.collect.shard import ShardSpec, record_meta
 from go2bench.collect.sink import ThreadWriters
 from go2bench.collect.writer_procs import (SLOT_DEPTH, ProcessWriters, shard_columns, shared_memory_shortfall,
                                           slot_layout, writer_process_count)
-from go2bench.core.provenance import read_json_object, remove_stale_temp_files, versions, write_json_atomic
+from go2bench.core.provenance import write_json_atomic
 from go2bench.envs.registry import task_spec
 from go2bench.envs.robots import RobotDescription, get_robot
-from go2bench.envs.spaces import observation_dim, observation_layout
-from go2bench.histories.names import (DATASET_FORMAT, DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_index,
-                                      history_json, metadata_path)
-from go2bench.histories.stats import pooled_stats
+from go2bench.envs.spaces import observation_dim
+from go2bench.histories.names import DATASET_KEYS, DEMONSTRATOR_KEY, history_h5, history_json, metadata_path
 
 __all__ = ["collect"]
-
-
-def _observation_layout(robot: RobotDescription, obs_mode: str, family: str | None = None) -> list[dict[str, Any]]:
-    """The env's observation blocks with their offsets, recorded so that readers need not know the env."""
-    out, i = [], 0
-    for name, size in observation_layout(robot, obs_mode, family):
-        out.append({"name": name, "start": i, "size": size})
-        i += size
-    return out
-
-
-def _dataset_meta(cfg: CollectConfig, robot: RobotDescription, teacher_info: dict, task_name: str,
-                  group_name: str, reward_scale: float, obs_dim: int, bounds) -> dict[str, Any]:
-    return {
-        "format": DATASET_FORMAT,
-        "task_name": task_name,
-        "group_name": group_name,
-        "env_id": cfg.env_id,
-        "robot": robot.name,
-        "observation_shape": {"proprio": [obs_dim]},
-        "action_dim": robot.num_joints,
-        "action_type": "continuous",
-        "reward_scale": reward_scale,
-        "obs_mode": cfg.obs_mode,
-        "observation_layout": _observation_layout(robot, cfg.obs_mode),
-        "action_bounds": {"low": [float(x) for x in bounds[0]], "high": [float(x) for x in bounds[1]]},
-        "dataset_keys": [*DATASET_KEYS, DEMONSTRATOR_KEY],
-        "noise": {"p": cfg.p, "f": cfg.f, "max_perf": cfg.max_perf, "steps_per_history": cfg.steps_per_history},
-        "num_histories": cfg.num_histories,
-        "steps_per_history": cfg.steps_per_history,
-        "group_size": cfg.group_size,
-        "seed": cfg.seed,
-        "teacher": teacher_info,
-        "collection": {k: v for k, v in asdict(cfg).items() if k not in ("teacher", "writer_processes")},
-        "go2bench_version": versions()["go2bench"],
-        "versions": versions(),
-        "status": "incomplete",
-        "family": cfg.family,
-    }
-
-
-def _check_resume_identity(out: Path, meta_path: Path, meta: dict, resuming: bool) -> dict | None:
-    """A resumed dataset must be the one on disk, even if its folder was renamed since; returns its metadata."""
-    remove_stale_temp_files(out)
-    if meta_path.exists():
-        old = _read_meta(meta_path)
-        _check_same_dataset(meta_path, old, meta)
-        return old
-    others = [p for p in out.glob("*.json") if history_index(p) is None] if out.is_dir() else []
-    if resuming and not others:
-        raise ValueError(f"{out}: history files but no dataset metadata ({meta_path.name}); cannot check what they "
-                         "hold. Restore it or run `go2bench data fix` first")
-    for old_path in others:  # the folder was renamed: its metadata still carries the old name
-        old = _read_meta(old_path)
-        _check_same_dataset(old_path, old, meta)
-        old_path.replace(meta_path)
-        return old
-    return None
-
-
-def _read_meta(path: Path) -> dict:
-    return read_json_object(path, "dataset metadata (restore it or run `go2bench data fix`)")
-
-
-def _check_same_dataset(meta_path: Path, old: dict, new: dict) -> None:
-    defaults = asdict(CollectConfig())
-    for key in IDENTITY_FIELDS:
-        a, b = old.get("collection", {}).get(key, defaults[key]), new["collection"][key]
-        if a != b:
-            raise ValueError(
-                f"{meta_path}: cannot resume: collection.{key} is {a!r} on disk but {b!r} was requested; "
-                "use the same settings or a new --out"
-            )
-    a, b = old.get("teacher", {}).get("sha256"), new["teacher"]["sha256"]
-    if a != b:
-        raise ValueError(f"{meta_path}: cannot resume: the teacher differs (sha256 {a} on disk, {b} requested)")
 
 
 def collect(
@@ -197,13 +122,13 @@ def collect(
         raise ValueError(f"the teacher expects {teacher.obs_dim}-dim observations; collect.obs_mode {cfg.obs_mode!r}"
                          + (f" with the {cfg.family} theta block" if cfg.family else "") + f" gives {teacher_dim}")
     # Identity and writability are settled before the scene is built (a build takes minutes on a GPU).
-    meta = _dataset_meta(cfg, robot, F.teacher_record(teacher, cfg), task.task_name, group_name, reward_scale,
+    meta = dataset_meta(cfg, robot, F.teacher_record(teacher, cfg), task.task_name, group_name, reward_scale,
                          obs_dim, robot.action_bounds())
     if cfg.family is not None:
         meta["task_layout"] = F.layout_record(cfg, robot)
-        meta["teacher_observation_layout"] = _observation_layout(robot, cfg.obs_mode, cfg.family)
+        meta["teacher_observation_layout"] = observation_layout_record(robot, cfg.obs_mode, cfg.family)
         meta["tasks"] = F.planned_tasks(cfg, robot)
-    old = _check_resume_identity(out, meta_path, meta, resume and bool(existing))
+    old = check_resume_identity(out, meta_path, meta, resume and bool(existing))
     if old is not None and DEMONSTRATOR_KEY not in (old.get("dataset_keys") or ()):
         meta["dataset_keys"] = list(DATASET_KEYS)  # collected before demonstrator_action: keep its layout
         meta["format"] = old.get("format", meta["format"])
@@ -211,7 +136,7 @@ def collect(
 
     if sim is None and resume and _finished(out, ids).all():
         # nothing left to collect: no scene build (minutes on a GPU) to find that out
-        summary = _finish_dataset(out, meta)
+        summary = finish_dataset(out, meta)
         summary.update({"rows_written": 0, "env_steps_simulated": 0, "wall_s": 0.0, "steps_per_s": None,
                         "histories_this_run": ids, "resumed_histories": 0, "rebuilt_histories": []})
         return summary
@@ -384,7 +309,7 @@ def _loop(out, name, cfg, sim, teacher, ids, plan, spec, meta, plot, progress, p
             bar.close()
     written = pool.written
     wall = time.perf_counter() - t0
-    summary = _finish_dataset(out, meta)
+    summary = finish_dataset(out, meta)
     if plot and summary["complete_histories"]:
         from go2bench.collect.plot import plot_dataset
 
@@ -423,27 +348,3 @@ def _history_tasks(sim, ids, meta: dict) -> dict[int, dict[str, Any]]:
             raise RuntimeError(f"history {i}: the simulation holds task {rec} instead of the planned {plan}")
         out[i] = rec
     return out
-
-
-def _finish_dataset(out: Path, meta: dict) -> dict[str, Any]:
-    """Pool the per-history statistics into the dataset JSON; mark it complete when all are."""
-    records = []
-    for i in range(meta["num_histories"]):
-        p = history_json(out, i)
-        if p.exists():
-            records.append(json.loads(p.read_text()))
-    meta = dict(meta)
-    if records:
-        meta.update(pooled_stats(records))
-        meta["histories"] = {
-            str(r["history_index"]): {
-                "total_transitions": r["total_transitions"], "num_episodes": r["num_episodes"],
-                "first_return": r["episode_returns"][0], "last_return": r["episode_returns"][-1],
-                **({"task_id": r.get("task_id")} if "task_id" in r else {}),
-            }
-            for r in records
-        }
-    meta["status"] = "complete" if len(records) == meta["num_histories"] else "incomplete"
-    write_json_atomic(metadata_path(out), meta)
-    return {"dataset": str(out), "status": meta["status"], "complete_histories": len(records),
-            "num_histories": meta["num_histories"], "total_transitions": meta.get("total_transitions", 0)}
