@@ -83,6 +83,22 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
     return d
 
 
+def write_original_layout_history(path, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                                  step_num: np.ndarray, groups: list[tuple[int, int]], extra_obs: np.ndarray) -> Path:
+    """A history file in the original collector's layout: groups ``"a-(b-1)"`` for each ``(a, b)`` of ``groups``,
+    whose ``proprio_observation`` holds one row more (T+1: ``extra_obs[k]`` for group k) than the other datasets."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for k, (a, b) in enumerate(groups):
+            g = f.create_group(f"{a}-{b - 1}")
+            g["proprio_observation"] = np.concatenate([obs[a:b], extra_obs[k:k + 1]]).astype(np.float32)
+            g["action"], g["reward"], g["step_num"] = action[a:b], reward[a:b], step_num[a:b]
+    return path
+
+
 def write_privileged_teacher(dest, env_id: str, family: str, theta_weight: float = 0.05, seed: int = 0) -> Path:
     """A stand-in privileged teacher of ``family`` built from ``env_id``'s shipped (blind) teacher.
 

@@ -108,18 +108,15 @@ def test_windows_with_episode_sparsity_cross_group_boundaries(tmp_path):
 
 
 def test_original_t_plus_one_layout(tmp_path):
-    d = tmp_path / "orig"
-    d.mkdir()
+    from go2bench.testing import write_original_layout_history
+
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(20, 4)).astype(np.float32)
     act = rng.normal(size=(20, 2)).astype(np.float32)
     step_num = np.array(list(range(12)) + list(range(8)), np.int32)
-    with h5py.File(d / "trajectories_env_0000.h5", "w") as f:
-        for a, b in [(0, 10), (10, 20)]:
-            g = f.create_group(f"{a}-{b - 1}")
-            extra = rng.normal(size=(1, 4)).astype(np.float32) * 1000  # T+1-th observation row
-            g["proprio_observation"] = np.concatenate([obs[a:b], extra])
-            g["action"], g["reward"], g["step_num"] = act[a:b], np.ones(b - a, np.float32), step_num[a:b]
+    extra = rng.normal(size=(2, 4)).astype(np.float32) * 1000  # each group's T+1-th observation row
+    write_original_layout_history(tmp_path / "orig" / "trajectories_env_0000.h5", obs, act, np.ones(20, np.float32),
+                                  step_num, [(0, 10), (10, 20)], extra)
     cfg = _cfg(tmp_path, {"o": {"path": "orig", "group": "orig"}})  # no metadata JSON, no env_id
     ds = MultiTaskWindows(load_dataset_configs([cfg], tmp_path), context_len=15, trajectory_sparsity=5)
     assert ds.sample_start.tolist() == [0, 5]

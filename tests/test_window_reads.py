@@ -8,7 +8,6 @@ the previous action/reward of row t is the stream's row t - 1 (zeros at the stre
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -148,17 +147,15 @@ def test_short_reads_are_completed(root, monkeypatch):
 
 def test_t_plus_one_observation_rows_are_skipped(tmp_path):
     """The original collector's extra observation row at the end of each group is never read."""
-    d = tmp_path / "orig"
-    d.mkdir()
+    from go2bench.testing import write_original_layout_history
+
     rng = np.random.default_rng(3)
     obs = rng.normal(size=(30, 4)).astype(np.float32)
     act = rng.normal(size=(30, 2)).astype(np.float32)
     step_num = np.concatenate([np.arange(n) for n in (4, 9, 3, 8, 6)]).astype(np.int32)
-    with h5py.File(d / "trajectories_env_0000.h5", "w") as f:
-        for a, b in [(0, 7), (7, 19), (19, 30)]:
-            g = f.create_group(f"{a}-{b - 1}")
-            g["proprio_observation"] = np.concatenate([obs[a:b], np.full((1, 4), 1e6, np.float32)])
-            g["action"], g["reward"], g["step_num"] = act[a:b], np.arange(a, b, dtype=np.float32), step_num[a:b]
+    write_original_layout_history(tmp_path / "orig" / "trajectories_env_0000.h5", obs, act,
+                                  np.arange(30, dtype=np.float32), step_num, [(0, 7), (7, 19), (19, 30)],
+                                  np.full((3, 4), 1e6, np.float32))
     ds = _windows_plain(tmp_path, k=2)
     kept = np.concatenate([np.arange(0, 4), np.arange(13, 16), np.arange(24, 30)])  # episodes 0, 2, 4
     assert ds.sample_start.tolist() == [0, 1, 2, 3] and len(kept) == 13
