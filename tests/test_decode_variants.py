@@ -5,9 +5,9 @@ one it replaced; and ``benchmarks/eval_throughput.py``'s variant rows next to th
 
 Tolerances (max abs action difference, tiny random model, actions spread with std 0.22; a context one token
 longer changes them by 0.10-0.14): float32 matmul 1-2e-7 measured (1e-6 allowed), float16 cache 1.2-1.5e-4
-(5e-4), bfloat16 cache 0.9-1.3e-3 (4e-3).  The shipped checkpoint over 2,548 steps at context 2048, actions
-spread with std ~0.6 (the slow test, 1 env: bfloat16 1.1e-4, float16 + matmul 2.2e-5; `eval_throughput.py` on the
-CPU, 4 envs: float32 matmul 8.3e-7, float16 1.4e-5, bfloat16 1.6e-4)."""
+(5e-4), bfloat16 cache 0.9-1.3e-3 (4e-3).  The shipped checkpoint over 2,248 steps at context 2048, actions
+spread with std ~0.6 (the slow test, 1 env: float16 + matmul 2.2e-5; bfloat16 measured 1.1e-4 once;
+`eval_throughput.py` on the CPU, 4 envs: float32 matmul 8.3e-7, float16 1.4e-5, bfloat16 1.6e-4)."""
 
 from __future__ import annotations
 
@@ -174,11 +174,10 @@ def test_shipped_checkpoint_accuracy_of_the_narrow_caches_over_a_wrapped_window(
     start = torch.zeros(T, N, dtype=torch.bool)
     start[0], start[T // 3] = True, True
     outs = {}
-    for kv, attention in (("float32", "sdpa"), ("bfloat16", "sdpa"), ("float16", "matmul")):
+    for kv, attention in (("float32", "sdpa"), ("float16", "matmul")):  # bfloat16: the small model's test above
         pol = VintixPolicy.load(CHECKPOINT, kv_dtype=kv, attention=attention)
         pol.reset(N, "go2_walking")
         outs[kv] = torch.stack([pol.act(obs[t], rew[t], start[t]) for t in range(T)])
     spread = float(outs["float32"].std())
     assert spread > 0.05
-    assert float((outs["bfloat16"] - outs["float32"]).abs().max()) <= 1e-3  # measured 1.1e-4
     assert float((outs["float16"] - outs["float32"]).abs().max()) <= 1e-4  # measured 2.2e-5
