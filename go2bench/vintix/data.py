@@ -336,7 +336,7 @@ class MultiTaskWindows(torch.utils.data.Dataset):
         return state
 
     # ------------------------------------------------------------------ reading
-    def raw_window(self, i: int, pad_prev: bool = True) -> dict[str, np.ndarray]:
+    def raw_window(self, i: int) -> dict[str, np.ndarray]:
         """Raw rows of sample ``i`` (and the row before it, for the previous action/reward);
         ``demonstrator_action`` too when the history has it.  ``sample_len[i]`` rows (no padding)."""
         h = self.histories[int(self.sample_history[i])]
