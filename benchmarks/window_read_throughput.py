@@ -151,7 +151,10 @@ def main(argv=None) -> None:
         print(f"| {r['path']} | {r['episode_sparsity']} | {r['windows_per_s']:,.0f} | {r['ms_per_window']:.3f} "
               f"| {r['over_sparsity_%d' % ref]:.2f} | {r['speedup_over_baseline']:.2f} |")
     out = Path(args.out)
-    doc = {"benchmark": "window_read_throughput", "date": time.strftime("%Y-%m-%d %H:%M"), "config": vars(args),
+    root = Path(__file__).resolve().parent.parent
+    where = out.resolve().relative_to(root) if root in out.resolve().parents else out  # no machine's paths in results
+    doc = {"benchmark": "window_read_throughput", "date": time.strftime("%Y-%m-%d %H:%M"),
+           "config": {**vars(args), "out": str(where)},
            "dataset": str(d) if args.dataset else "synthetic", "dataset_write_s": write_s, "baseline": baseline,
            "hardware": hardware(), "versions": versions(), "rows": rows}
     write_json_atomic(out, doc)
