@@ -38,7 +38,6 @@ T0 = time.time()  # the process's start, as a caller's cap counts it (before tor
 
 import argparse  # noqa: E402
 import inspect  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402

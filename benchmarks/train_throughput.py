@@ -190,8 +190,8 @@ def main() -> None:
                   + (f"  peak {r['peak_mem_gb']:.2f} GB  MFU {r['mfu']:.1%}" if r.get("mfu") is not None else ""),
                   flush=True)
     print()
-    print(f"| model | positions | params | tokens/s | ms/step | flash usable | MFU |")
-    print(f"|---|---|---:|---:|---:|---|---:|")
+    print("| model | positions | params | tokens/s | ms/step | flash usable | MFU |")
+    print("|---|---|---:|---:|---:|---|---:|")
     for r in rows:
         mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a"
         print(f"| {r['model']} | {r['pos_encoding']} | {r['params']:,} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} "
