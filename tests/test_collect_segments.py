@@ -132,3 +132,21 @@ def test_segments_that_do_not_split_the_history_are_refused_in_one_line(fields, 
     with pytest.raises((ConfigError, ValueError), match=words) as err:
         CollectConfig(**fields)
     assert "\n" not in str(err.value)
+
+
+def test_unjoined_segments_are_not_continued_without_resume(aligned, tmp_path, monkeypatch):
+    import go2bench.collect.collector as collector
+
+    _, cfg, _ = aligned
+    one = dataclasses.replace(cfg, num_histories=1)
+
+    def no_join(spec, plan, i, task):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(collector, "join_history", no_join)
+    with pytest.raises(OSError):
+        collect(tmp_path / "d", one, progress=False, plot=False)
+    assert not list((tmp_path / "d").glob("trajectories_env_*.h5"))  # only the segments are on disk
+    with pytest.raises(FileExistsError, match=r"already holds _segments/trajectories_env_0000\.h5; pass --resume"):
+        collect(tmp_path / "d", one, progress=False, plot=False)
+

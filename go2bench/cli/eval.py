@@ -112,8 +112,8 @@ def _fmt(x, spec=".3f") -> str:
               help="Write the results as JSON here; with several --agent a folder: one JSON per agent (named from "
                    "the agent spec) and index.json.")
 def eval_command(agent_specs, env_id, family, robots_split, held_out, split, trials, episodes, warmup_steps, num_envs,
-                 seeds, backend, device, obs_mode, max_episode_steps, walk_config, init_joint_noise, video, video_frames,
-                 random_score,
+                 seeds, backend, device, obs_mode, max_episode_steps, walk_config, init_joint_noise, video,
+                 video_frames, random_score,
                  expert_score, references, reference_cache, no_measure_references, reference_episodes, bootstrap_reps,
                  sequential, no_progress, trust_checkpoint, out) -> None:
     """In-context evaluation: each of N envs runs K consecutive episodes per seed; normalised score with 95% CI.

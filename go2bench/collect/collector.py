@@ -105,12 +105,12 @@ def collect(
     group_name = group_name or task.task_name
     ids = env_ids if isinstance(env_ids, list) else parse_env_ids(env_ids, cfg.num_histories)
     meta_path = metadata_path(out)
-    h5_paths = {i: history_h5(out, i) for i in ids}
-    existing = [p for p in h5_paths.values() if p.exists()]
+    plan = env_plan(out, ids, cfg.steps_per_history, cfg.segments)
+    existing = [p for p in (history_h5(out, i) for i in ids) if p.exists()]
+    existing += [p for p in (history_h5(plan.write_dir, f) for f in plan.files) if plan.segments > 1 and p.exists()]
     if existing and not resume:
-        raise FileExistsError(
-            f"{out} already holds {existing[0].name}; pass --resume to continue it, or choose another --out"
-        )
+        raise FileExistsError(f"{out} already holds {existing[0].relative_to(out)}; pass --resume to continue it, "
+                              "or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
     # the simulation's torch device: Genesis' GPU backend is the current CUDA device
@@ -140,12 +140,12 @@ def collect(
         summary.update({"rows_written": 0, "env_steps_simulated": 0, "wall_s": 0.0, "steps_per_s": None,
                         "histories_this_run": ids, "resumed_histories": 0, "rebuilt_histories": []})
         return summary
-    plan = env_plan(out, ids, cfg.steps_per_history, cfg.segments)
     specs = F.history_task_specs(cfg, robot, list(plan.parents)) if cfg.family is not None else None
     own_sim = sim is None
     if own_sim:
-        sim = make_walk_sim(env_id, len(plan.files), backend, obs_mode=cfg.obs_mode, max_episode_steps=cfg.max_episode_steps,
-                            family=cfg.family, tasks=specs, privileged=cfg.family is not None)
+        sim = make_walk_sim(env_id, len(plan.files), backend, obs_mode=cfg.obs_mode,
+                            max_episode_steps=cfg.max_episode_steps, family=cfg.family, tasks=specs,
+                            privileged=cfg.family is not None)
     else:
         _use_given_sim(sim, cfg, robot, len(plan.files), specs)
     try:

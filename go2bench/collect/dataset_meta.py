@@ -24,7 +24,8 @@ __all__ = ["observation_layout_record", "dataset_meta", "check_resume_identity",
            "finish_dataset"]
 
 
-def observation_layout_record(robot: RobotDescription, obs_mode: str, family: str | None = None) -> list[dict[str, Any]]:
+def observation_layout_record(robot: RobotDescription, obs_mode: str, family: str | None = None
+                              ) -> list[dict[str, Any]]:
     """The env's observation blocks with their offsets, recorded so that readers need not know the env."""
     out, i = [], 0
     for name, size in observation_layout(robot, obs_mode, family):

@@ -112,8 +112,8 @@ def dataset_report(dataset_dir) -> tuple[list[str], list[str]]:
                             f"{HISTORY_H5_FILES} files (collection unfinished?)")
     segments = sorted((d / SEGMENTS_DIR).glob("*.h5")) if (d / SEGMENTS_DIR).is_dir() else []
     if segments:
-        all_warnings.append(f"{d / SEGMENTS_DIR}: {len(segments)} segment files of histories not joined yet (collection "
-                            "unfinished; resume it with `go2bench collect --resume`)")
+        all_warnings.append(f"{d / SEGMENTS_DIR}: {len(segments)} segment files of histories not joined yet "
+                            "(collection unfinished; resume it with `go2bench collect --resume`)")
     for h5 in h5s:
         env_json = h5.with_suffix(".json")
         env_meta = _load_json(env_json, problems)
