@@ -149,7 +149,8 @@ def collect(
     else:
         _use_given_sim(sim, cfg, robot, len(plan.files), specs)
     try:
-        _check_deterministic(sim)
+        if own_sim:  # a caller's simulation was checked before anything was written
+            _check_deterministic(sim)
         dev = sim.device
         from go2bench.envs.genesis_runtime import torch_threads_beside_simulation
 

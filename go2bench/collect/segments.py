@@ -53,12 +53,11 @@ class EnvPlan:
 
     def cut(self) -> list[bool]:
         """Per env: whether it stops at its last row instead of at the end of the episode in progress."""
-        return [f % self.segments != self.segments - 1 for f in self.files] if self.segments > 1 else [False] * len(
-            self.files)
+        return [f % self.segments != self.segments - 1 for f in self.files]  # one segment: never (f % 1 == 0)
 
     def segment_files(self, i: int) -> list[int]:
         """The segment files of history ``i``, in order."""
-        return [i * self.segments + j for j in range(self.segments)]
+        return segment_files(i, self.segments)
 
 
 def env_plan(out: Path, ids: list[int], steps_per_history: int, segments: int) -> EnvPlan:
@@ -66,9 +65,14 @@ def env_plan(out: Path, ids: list[int], steps_per_history: int, segments: int) -
     if segments == 1:
         return EnvPlan(tuple(ids), tuple(ids), (0,) * len(ids), steps_per_history, 1, Path(out))
     rows = steps_per_history // segments
-    files = tuple(i * segments + j for i in ids for j in range(segments))
+    files = tuple(f for i in ids for f in segment_files(i, segments))
     return EnvPlan(files, tuple(f // segments for f in files), tuple(f % segments * rows for f in files), rows,
                    segments, Path(out) / SEGMENTS_DIR)
+
+
+def segment_files(i: int, segments: int) -> list[int]:
+    """The file indices of history ``i``'s segments, in order (segment j of history i is file i S + j)."""
+    return [i * segments + j for j in range(segments)]
 
 
 def join_history(spec: ShardSpec, plan: EnvPlan, i: int, task: dict[str, Any]) -> None:

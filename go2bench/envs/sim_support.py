@@ -71,7 +71,7 @@ def roll_pitch(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def randomize_dynamics(sim, mask: torch.Tensor) -> None:
     """``WalkConfig.randomization`` for the envs in ``mask``, drawn per env (``sim._uniform``)."""
     rand = sim.config.randomization
-    if rand.friction_range is None and rand.added_mass_range is None and rand.motor_strength_range is None:
+    if not rand.dynamics_enabled:
         return
     envs_idx = mask.nonzero().flatten()
     if rand.friction_range is not None:  # on the ground and the robot alike: the contact takes the maximum

@@ -118,12 +118,13 @@ class Randomization:
                 raise ValueError(f"randomization.init_joint_noise must be >= 0 radians, got {self.init_joint_noise}")
 
     @property
+    def dynamics_enabled(self) -> bool:
+        """Whether a reset draws friction, added mass or motor strength."""
+        return any(v is not None for v in (self.friction_range, self.added_mass_range, self.motor_strength_range))
+
+    @property
     def any_enabled(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.friction_range, self.added_mass_range, self.motor_strength_range, self.push_interval_s,
-                      self.init_joint_noise)
-        )
+        return self.dynamics_enabled or self.push_interval_s is not None or self.init_joint_noise is not None
 
 
 @dataclass(frozen=True)
