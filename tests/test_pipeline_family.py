@@ -175,3 +175,26 @@ def test_results_of_a_several_agent_process_move_to_the_job_paths(tmp_path):
     _collect_staged(group)
     assert [json.loads(j["path"].read_text()) for j in done] == [{"n": 0}, {"n": 1}]
     assert not any(j["path"].exists() for j in group[2:]) and not staging.exists()
+
+
+def test_gpu_collection_of_a_family_first_run_writes_each_dataset_config_it_starts(tmp_path, monkeypatch):
+    """`--stages family` on a new run folder: the family folder does not exist yet when the one-process-per-
+    dataset collection writes each dataset's config (the seventh session's first device call stopped there)."""
+    import yaml
+
+    from go2bench.pipeline import stages
+    from go2bench.pipeline.family import FAMILY_DIR
+
+    started = []
+    monkeypatch.setattr(stages, "start_process", lambda cmd, *a, **k: started.append(cmd) or None)
+    monkeypatch.setattr(stages, "wait_all", lambda procs: None)
+    cfg = pipeline_config("gpu")
+    items = family_datasets(cfg, "velocity")
+    root = tmp_path / "run" / FAMILY_DIR
+    assert not root.exists()
+    stages.collect_stage(cfg, root, items)
+    assert len(started) == len(items) == 2
+    for cmd, d in zip(started, items):
+        written = yaml.safe_load(open(cmd[cmd.index("--config") + 1]))  # read back by another reader
+        assert list(written) == [d.name] and written[d.name]["path"] == d.path
+        assert written[d.name]["collect"]["env"] == d.collect.env and written[d.name]["collect"]["family"] == "velocity"

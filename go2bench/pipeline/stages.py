@@ -133,6 +133,7 @@ def write_dataset_config(cfg: PipelineConfig, path: Path, only: Dataset | None =
                  "episode_sparsity": 1, "collect": to_dict(d.collect)}
         for d in (datasets(cfg) if items is None else items) if only is None or d == only
     }
+    path.parent.mkdir(parents=True, exist_ok=True)  # e.g. family/ of a run whose first stage is `family`
     path.write_text(yaml.safe_dump(entries, sort_keys=False))
     return path
 
