@@ -24,7 +24,7 @@
 # and the caches. A process still running 40 s before the end is killed (its card written before the
 # evaluation is still exported). Afterwards, here: unpack family_teachers_zoo.tar.xz and copy zoo/* into go2bench/zoo/.
 # Environment: RESERVE_S (see above), TEACH_ARGS (more `go2bench teach` options, e.g. "--task-eval-train 32"),
-# ENVS, FAMILIES and KINDS (space-separated subsets, default all); DEFAULT_ENVS: env ids whose default-task
+# ENVS, FAMILIES and KINDS (space-separated subsets, default all), or TEACHERS (env:family:kind items); DEFAULT_ENVS: env ids whose default-task
 # teacher is trained in the same call, side by side (exported to zoo/<EnvId>/, 256 evaluation episodes).
 set -u
 T0=$(date +%s)
@@ -45,24 +45,31 @@ NGPU=$(gpu_count)
 i=0
 echo "setup took $(( $(date +%s) - T0 )) s; learning stops by $((STOP_AT - T0)) s, hard end at $((HARD_END - T0)) s"
 
-for env in ${ENVS:-Go2Walk-v0 MiniCheetahWalk-v0}; do
-  for fam in ${FAMILIES:-velocity dynamics}; do
-    for kind in ${KINDS:-privileged blind}; do
-      name=${env}_${fam}_${kind}
-      flag=""
-      [ "$kind" = privileged ] && flag="--privileged"
-      gpu=$((i % NGPU)); i=$((i + 1))
-      (
-        CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
-          --env "$env" --family "$fam" $flag --tasks train --resample-tasks episode \
-          --num-envs "$NUM_ENVS" --total-steps 2000000000 --device "$DEVICE" --backend "$BACKEND" --out "$RUNS/fam_$name" \
-          --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 \
-          --task-eval-episodes "${TASK_EVAL_EPISODES:-8}" --log-every 30 --quiet --no-progress-bar ${TEACH_ARGS:-}
-        echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
-        python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('$RUNS/fam_$name', zoo_root='$LOGS/zoo'))"
-      ) > "$LOGS/teach_$name.log" 2>&1 &
+# TEACHERS="env:family:kind ..." names the teachers one by one (e.g. blind ones for some robots and a privileged
+# retrain for another in one call); otherwise every combination of ENVS x FAMILIES x KINDS
+if [ -z "${TEACHERS:-}" ]; then
+  for env in ${ENVS:-Go2Walk-v0 MiniCheetahWalk-v0}; do
+    for fam in ${FAMILIES:-velocity dynamics}; do
+      for kind in ${KINDS:-privileged blind}; do TEACHERS="${TEACHERS:-} $env:$fam:$kind"; done
     done
   done
+fi
+for teacher in $TEACHERS; do
+  IFS=: read -r env fam kind <<< "$teacher"
+  case "$kind" in privileged|blind) ;; *) echo "TEACHERS: '$teacher' is not env:family:privileged|blind"; exit 2;; esac
+  name=${env}_${fam}_${kind}
+  flag=""
+  [ "$kind" = privileged ] && flag="--privileged"
+  gpu=$((i % NGPU)); i=$((i + 1))
+  (
+    CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=2 timeout -k 5 $((HARD_END - $(date +%s))) python3 -m go2bench.cli teach \
+      --env "$env" --family "$fam" $flag --tasks train --resample-tasks episode \
+      --num-envs "$NUM_ENVS" --total-steps 2000000000 --device "$DEVICE" --backend "$BACKEND" --out "$RUNS/fam_$name" \
+      --max-minutes "$MIN" --stop-at "$STOP_AT" --checkpoint-every 2000000000 \
+      --task-eval-episodes "${TASK_EVAL_EPISODES:-8}" --log-every 30 --quiet --no-progress-bar ${TEACH_ARGS:-}
+    echo "teach exit code $? at $(( $(date +%s) - T0 )) s"
+    python3 -c "from go2bench.agents.teacher import export_teacher; print('exported', export_teacher('$RUNS/fam_$name', zoo_root='$LOGS/zoo'))"
+  ) > "$LOGS/teach_$name.log" 2>&1 &
 done
 for env in ${DEFAULT_ENVS:-}; do
   gpu=$((i % NGPU)); i=$((i + 1))
