@@ -8,6 +8,10 @@ agents ``vintix`` and ``vintix-episodic`` load these when evaluated in that fami
 The card's ``results`` are read from the results files (never typed): per-episode IQM with 95% intervals,
 zero-shot / final / AUC, and the same numbers of every other agent in the same run.
 
+A model trained on several robots' histories (its card names several groups, e.g. the family stage on A1, Go1
+and ANYmal C) has no single zoo place: give ``--out DIR`` and its results on any of its robots; the checkpoint and
+the filled card go to DIR (``--out`` also works for a one-robot model kept outside the zoo).
+
     python benchmarks/ship_family_vintix.py --checkpoint /tmp/out/mc_velocity_baseline.pt \\
         --card /tmp/out/mc_velocity_baseline_card.json --results RUN/results/all/vintix_....json \\
         --compare RUN/results/all/teacher-blind.json --compare RUN/results/all/vintix-episodic_....json \\
@@ -36,7 +40,8 @@ def summary(results: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a family-protocol results file (no family.per_episode)")
     pe = fam["per_episode"]
     cell = {k: {"iqm": fam[k]["iqm"], "ci95_thetas": fam[k]["ci95_thetas"]} for k in ("zero_shot", "final", "auc")}
-    return {"agent": results.get("agent_spec") or results.get("agent"), "results_file": str(path), **cell,
+    return {"agent": results.get("agent_spec") or results.get("agent"), "env": results.get("env"),
+            "results_file": str(path), **cell,
             "iqm_by_episode": [round(x, 4) for x in pe["iqm"]],
             "ci95_thetas_by_episode": [[round(a, 4), round(b, 4)] for a, b in
                                        zip(pe["ci95_thetas_low"], pe["ci95_thetas_high"])]}
@@ -62,6 +67,7 @@ def main(argv=None) -> Path:
     p.add_argument("--source", required=True, help="where the run's files are committed (recorded in the card)")
     p.add_argument("--note", action="append", default=[], help="a limitation to state in the card (repeat)")
     p.add_argument("--zoo", default=str(ZOO))
+    p.add_argument("--out", help="write vintix.pt and model_card.json here instead of the zoo (several robots)")
     args = p.parse_args(argv)
     ckpt, card = Path(args.checkpoint), json.loads(Path(args.card).read_text())
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
@@ -69,29 +75,35 @@ def main(argv=None) -> Path:
         raise ValueError(f"{args.card}: its sha256 is not that of {ckpt} ({sha}); give the card export wrote with it")
     meta = torch.load(ckpt, map_location="cpu", weights_only=True)
     context = (meta.get("train_config") or {}).get("context", "history")
-    (group, env_id), = card["groups"].items()
+    envs = list(card["groups"].values())
+    if len(envs) != 1 and not args.out:
+        raise ValueError(f"{args.card}: a model of {len(envs)} robots ({', '.join(envs)}) has no single zoo place; "
+                         "give --out DIR")
     runs = [(Path(r), json.loads(Path(r).read_text())) for r in args.results]
     family = runs[0][1]["family"]["name"]
     for path, res in runs:
-        if res["family"]["name"] != family or res.get("env", env_id) != env_id:
-            raise ValueError(f"{path}: results of another family/env than {family}/{env_id}")
+        if res["family"]["name"] != family or res.get("env") not in envs:
+            raise ValueError(f"{path}: results of another family/env than {family}/{' or '.join(envs)}")
         exported_from = (meta.get("exported_from") or {}).get("sha256")  # the training's final.pt it was made from
         if res.get("checkpoint_sha256") not in (sha, exported_from):
             raise ValueError(f"{path}: results of another checkpoint (sha256 {res.get('checkpoint_sha256')}, "
                              f"not {sha} nor the file it was exported from)")
     kind = "vintix" if context == "history" else "vintix-episodic"
-    out = Path(args.zoo) / env_id / family / kind
+    env_id = envs[0] if len(envs) == 1 else envs
+    out = Path(args.out) if args.out else Path(args.zoo) / envs[0] / family / kind
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ckpt, out / "vintix.pt")
     card.update({
-        "env_id": env_id, "family": family, "agent": f"{kind} (default checkpoint in the {family} family of {env_id})",
+        "env_id": env_id, "family": family,
+        "agent": (f"{kind} (default checkpoint in the {family} family of {envs[0]})" if not args.out else
+                  f"{kind} of the {family} family, trained on {', '.join(envs)}"),
         "evaluation": [evaluation(res) for _, res in runs],
         "results": [summary(res, path) for path, res in runs],
         "compared_in_the_same_run": [summary(json.loads(Path(c).read_text()), Path(c)) for c in args.compare],
         "trained_in": card.get("source"), "source": args.source, "notes": args.note,
     })
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"{out}: {kind} of {env_id}/{family}, group {group}; final IQM "
+    print(f"{out}: {kind} of {'/'.join(envs)} ({family}); final IQM "
           + ", ".join(f"{r['final']['iqm']:.2f}" for r in card["results"]))
     return out
 
