@@ -239,7 +239,8 @@ def test_unusable_references_stop_the_evaluation_before_it_runs(sim):
             raise AssertionError("the agent ran")
 
     bad = {**REFS, TEST[1].id: {"random": 2.0, "privileged": 2.0}}
-    with pytest.raises(ValueError, match=f"{TEST[1].id}: the privileged teacher's reference return 2.0 does not "):
+    with pytest.raises(ValueError, match=f"{TEST[1].id}: the privileged teacher's reference return 2.0 does not "
+                                         r".*privileged teacher fails on it \(retrain it: docs/teachers.md\)"):
         run(Never(), sim, references=bad)
     with pytest.raises(ValueError, match="no reference returns for 2 task"):
         run(Never(), sim, references={}, compute_references=False)

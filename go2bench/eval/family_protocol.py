@@ -200,7 +200,8 @@ def evaluate_family_side_by_side(
     for task_id, lo, hi in zip(task_ids, *refs.arrays(task_ids)):  # usable references, checked before running
         if not hi > lo:
             raise ValueError(f"{task_id}: the privileged teacher's reference return {hi} does not exceed the random "
-                             f"agent's {lo} ({refs.sources[task_id]}); no scale to normalise this theta with")
+                             f"agent's {lo} ({refs.sources[task_id]}); no scale to normalise this theta with: the "
+                             f"{env_id} {fam.name} privileged teacher fails on it (retrain it: docs/teachers.md)")
 
     own_sim = sim is None
     if sim is None:
