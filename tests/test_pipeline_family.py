@@ -45,7 +45,9 @@ def test_family_overrides_reach_their_sections():
     ("family.families=[speed]", r"family.families: unknown \['speed'\]; known: "
      + ", ".join(sorted(FAMILIES))),  # every registered family, named
     ("family.envs=[Foo-v0]", r"family.envs: unknown \['Foo-v0'\]"),
-    ("family.envs=[A1Walk-v0]", r"A1Walk-v0 has no shipped privileged teacher of the velocity family"),
+    ("family.envs=[A1Walk-v0]", r"A1Walk-v0 has no shipped blind teacher of the velocity family .*; set family.envs "
+     r"to robots that have one, or leave teacher-blind out of family.agents$"),
+    ("family.families=[faults]", r"Go2Walk-v0 has no shipped privileged teacher of the faults family .*have one$"),
     ("family.agents=[teacher]", r"family.agents: unknown \['teacher'\]"),
     ("family.trial=3", r"unknown key; family keys: families, envs, agents, split, trials"),
     ("family.split=val", r"family.split: 'val' is not one of \['train', 'test'\]"),

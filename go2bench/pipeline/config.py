@@ -277,7 +277,8 @@ def check_zoo(config: PipelineConfig) -> None:
                 folder = task_spec(env_id).zoo_dir / family / kind
                 if not (folder / "model_card.json").is_file():
                     raise ConfigError(f"family: {env_id} has no shipped {kind} teacher of the {family} family "
-                                      f"({folder}); set family.envs to robots that have one")
+                                      f"({folder}); set family.envs to robots that have one"
+                                      + (", or leave teacher-blind out of family.agents" if kind == "blind" else ""))
 
 
 def check_fits(config: PipelineConfig) -> None:
