@@ -245,15 +245,17 @@ def _family_studies() -> str:
 
 def _recipes_pooled() -> str:
     """Each study recipe over every completed GPU training of it (RECIPES_POOLED), its runs pooled (go2bench.eval.pooled:
-    the interval resamples runs, thetas and evaluation seeds)."""
+    the interval resamples runs, thetas and evaluation seeds), and its final minus the baseline's (recipe_difference)."""
     import numpy as np
 
     from go2bench.eval.leaderboard import load_result
-    from go2bench.eval.pooled import metric_matrices, pool_runs, pooled_aggregate, trial_scores
+    from go2bench.eval.pooled import metric_matrices, pool_runs, pooled_aggregate, recipe_difference, trial_scores
 
-    lines = ["| recipe | runs | final by run | zero-shot | final | rise |", "|---|---:|---|---:|---:|---:|"]
-    for what, paths in RECIPES_POOLED.items():
-        runs = [load_result(path) for path in paths]
+    lines = ["| recipe | runs | final by run | zero-shot | final | rise | final - baseline |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    loaded = {what: [load_result(path) for path in paths] for what, paths in RECIPES_POOLED.items()}
+    base = next(iter(loaded))
+    for what, runs in loaded.items():
         if len(runs) > 1:  # pool_runs also checks that the runs share one protocol
             p = pool_runs(runs, runs[0]["agent"])
         else:  # one run: the same statistics (its interval is then the evaluator's ci95_thetas)
@@ -262,8 +264,10 @@ def _recipes_pooled() -> str:
             p["finals_by_run"] = [p["final"]["iqm"]]
         cells = [f"{p[k]['iqm']:.2f} [{p[k]['ci95_pooled'][0]:.2f}, {p[k]['ci95_pooled'][1]:.2f}]"
                  for k in ("zero_shot", "final")]
+        d = None if what == base else recipe_difference(runs, loaded[base], "final", names=(what, base))
+        diff = "0" if d is None else f"{d['value']:+.2f} [{d['ci95_pooled'][0]:.2f}, {d['ci95_pooled'][1]:.2f}]"
         lines.append(f"| {what} | {len(runs)} | {' '.join(f'{x:.2f}' for x in p['finals_by_run'])} | "
-                     + " | ".join(cells) + f" | {p['rise']['iqm']:+.2f} |")
+                     + " | ".join(cells) + f" | {p['rise']['iqm']:+.2f} | {diff} |")
     return "\n".join(lines)
 
 

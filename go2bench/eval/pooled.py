@@ -15,7 +15,8 @@ evaluation seeds with replacement, as ``ci95_thetas`` does within a theta. With 
 evaluator's ``ci95_thetas`` (same draws). With three runs the run draw has only 10 distinct outcomes and the
 percentile bootstrap shrinks the between-run spread by (n-1)/n: the interval is a lower bound on the
 uncertainty, so the per-run finals are reported beside it. :func:`paired_difference` compares two agents run
-by run with the same draws.
+by run with the same draws; :func:`recipe_difference` two recipes whose runs are independent trainings (any run
+counts): each recipe's runs drawn on their own, the thetas and evaluation seeds shared.
 
 :func:`pool_runs` applies this to family results files (format ``go2bench.eval/2``) of one agent, env, family,
 split and protocol, and refuses, in one line naming the files and the field, runs that are not of one protocol.
@@ -31,7 +32,7 @@ from go2bench.eval.family_results import metric_scores
 from go2bench.eval.iqm import BOOTSTRAP_REPS, iqm, percentile_interval
 
 __all__ = ["METRICS", "POOLED_CI_TEXT", "PoolError", "trial_scores", "metric_matrices", "pooled_aggregate",
-           "paired_difference", "protocol_fields", "pool_runs"]
+           "paired_difference", "protocol_fields", "pool_runs", "recipe_difference"]
 
 METRICS = ("zero_shot", "final", "auc", "rise")
 POOLED_CI_TEXT = ("95% percentile bootstrap of the pooled IQM (ci95_pooled): per replicate the training runs with "
@@ -66,12 +67,14 @@ def metric_matrices(N: Any) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------- statistics
-def _draws(rng: np.random.Generator, reps: int, S: int, E: int, J: int):
+def _draws(rng: np.random.Generator, reps: int, runs: Sequence[int], E: int, J: int):
+    """Run draws A (one per group of ``runs[g]`` runs, in that order), theta draws B, eval-seed draws C.
+
+    B and C are shared by every group (rows of C are by drawn-run slot, as many as the largest group needs)."""
     # eval seeds per cell, then thetas: the draw order of iqm.bootstrap_distribution (so one run gives ci95_thetas)
-    C = rng.integers(0, E, size=(reps, S * E, J))
+    C = rng.integers(0, E, size=(reps, max(runs) * E, J))
     B = rng.integers(0, J, size=(reps, 1, J))
-    A = rng.integers(0, S, size=(reps, S))
-    return A, B, C
+    return [rng.integers(0, S, size=(reps, S)) for S in runs], B, C
 
 
 def _resampled(X: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -84,8 +87,8 @@ def _resampled(X: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np
 def pooled_aggregate(X: Any, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, Any]:
     """IQM of X (training runs, eval seeds, thetas) pooled over everything, with its crossed bootstrap interval."""
     X = np.asarray(X, dtype=np.float64)
-    draws = _draws(np.random.default_rng(seed), reps, *X.shape)
-    return {"iqm": iqm(X), "ci95_pooled": list(percentile_interval(_resampled(X, *draws))), "mean": float(X.mean()),
+    (A,), B, C = _draws(np.random.default_rng(seed), reps, X.shape[:1], *X.shape[1:])
+    return {"iqm": iqm(X), "ci95_pooled": list(percentile_interval(_resampled(X, A, B, C))), "mean": float(X.mean()),
             "training_seeds": X.shape[0]}
 
 
@@ -96,7 +99,7 @@ def paired_difference(x: Any, y: Any, reps: int = BOOTSTRAP_REPS, seed: int = 0,
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape[1:] != y.shape[1:] or (x.shape[0] != (1 if unseeded else y.shape[0])):
         raise ValueError(f"paired difference of shapes {x.shape} and {y.shape}")
-    A, B, C = _draws(np.random.default_rng(seed), reps, *y.shape)
+    (A,), B, C = _draws(np.random.default_rng(seed), reps, y.shape[:1], *y.shape[1:])
     xa = np.zeros((reps, 1), dtype=A.dtype) if unseeded else A
     d = _resampled(x, xa, B, C) - _resampled(y, A, B, C)
     return {"value": iqm(x) - iqm(y), "ci95_pooled": list(percentile_interval(d))}
@@ -140,28 +143,37 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_poolable(runs: Sequence[dict[str, Any]], name: str) -> None:
-    if len(runs) < 2:
-        raise PoolError(f"pool {name}: one results file ({_source(runs[0], 0) if runs else 'none'}); pooling needs "
-                        "two or more training runs")
+def _check_protocol(ref: dict[str, Any], r: dict[str, Any], what: str, rule: str, skip: tuple[str, ...] = ()) -> None:
+    """Refuse ``r`` (``what``: "<context>: <r's source> differs from <ref's source>") unless its protocol is ref's."""
+    first = protocol_fields(ref)
+    for field, value in protocol_fields(r).items():
+        if field not in skip and value != first[field]:
+            shown = "" if field.startswith(("family.tasks", "config.walk", "family.ref")) else \
+                f" ({_short(first[field])} vs {_short(value)})"
+            raise PoolError(f"{what} in {field}{shown}: {rule}")
+
+
+def _check_poolable(runs: Sequence[dict[str, Any]], name: str, single: bool = False) -> None:
+    if len(runs) < (1 if single else 2):
+        raise PoolError(f"pool {name}: no results files" if single else f"pool {name}: one results file "
+                        f"({_source(runs[0], 0) if runs else 'none'}); pooling needs two or more training runs")
     for i, r in enumerate(runs):
         if "family" not in r:
             raise PoolError(f"pool {name}: {_source(r, i)} is not a task-family result; only family results pool")
-    first = protocol_fields(runs[0])
     seen: dict[Any, str] = {}
     for i, r in enumerate(runs):
-        mine = protocol_fields(r)
-        for field, value in mine.items():
-            if value != first[field]:
-                shown = "" if field.startswith(("family.tasks", "config.walk", "family.ref")) else \
-                    f" ({_short(first[field])} vs {_short(value)})"
-                raise PoolError(f"pool {name}: {_source(r, i)} differs from {_source(runs[0], 0)} in {field}{shown}: "
-                                "only runs of one agent on one env, family, split and protocol pool")
+        _check_protocol(runs[0], r, f"pool {name}: {_source(r, i)} differs from {_source(runs[0], 0)}",
+                        "only runs of one agent on one env, family, split and protocol pool")
         model = r.get("checkpoint_sha256") or r.get("agent_spec") or r["agent"]
         if model in seen:
             raise PoolError(f"pool {name}: {_source(r, i)} and {seen[model]} evaluate the same model "
                             f"({_short(model)}); pool different training runs, each once")
         seen[model] = _source(r, i)
+
+
+def _trials(runs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The normalised scores of family results, stacked: runs, eval seeds, thetas, episodes."""
+    return np.stack([np.asarray(trial_scores(r)["normalized"]) for r in runs])
 
 
 def pool_runs(runs: Sequence[dict[str, Any]], name: str = "pool", reps: int = BOOTSTRAP_REPS, seed: int = 0
@@ -173,7 +185,7 @@ def pool_runs(runs: Sequence[dict[str, Any]], name: str = "pool", reps: int = BO
     final IQM) and ``per_episode`` (pooled IQM and interval per episode index). A :class:`PoolError` names the
     files and the field when the runs are not of one agent and protocol."""
     _check_poolable(runs, name)
-    N = np.stack([np.asarray(trial_scores(r)["normalized"]) for r in runs])  # runs, eval seeds, thetas, episodes
+    N = _trials(runs)
     m = metric_matrices(N)
     per_k = [pooled_aggregate(N[..., k], reps, seed) for k in range(N.shape[-1])]
     first = runs[0]
@@ -192,3 +204,30 @@ def pool_runs(runs: Sequence[dict[str, Any]], name: str = "pool", reps: int = BO
                         "ci95_pooled_high": [p["ci95_pooled"][1] for p in per_k], "mean": [p["mean"] for p in per_k]},
         "bootstrap": {"reps": int(reps), "seed": int(seed), "ci95_pooled": POOLED_CI_TEXT},
     }
+
+
+def recipe_difference(runs_a: Sequence[dict[str, Any]], runs_b: Sequence[dict[str, Any]], metric: str = "final",
+                      reps: int = BOOTSTRAP_REPS, seed: int = 0, names: tuple[str, str] = ("a", "b")
+                      ) -> dict[str, Any]:
+    """Pooled IQM of recipe A's runs minus recipe B's on ``metric``, two recipes whose runs are independent trainings.
+
+    Family results dicts of one protocol (agents may differ), any run counts, one run included. Per replicate each
+    recipe's runs are drawn with replacement on their own (runs are not paired across recipes), while ONE theta
+    resample and the evaluation-seed draws are shared by both: every run of either recipe saw the same thetas and
+    seeds, so a theta's difficulty cancels from the difference. The run draws go to the recipes in an order fixed
+    by their scores, not by the argument order, so swapping A and B negates every replicate. Returns ``value``
+    (the difference of the pooled IQMs), ``ci95_pooled`` (95% percentile interval) and ``runs`` (A's, B's count)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r}: use one of {', '.join(METRICS)}")
+    for runs, name in zip((runs_a, runs_b), names):
+        _check_poolable(runs, name, single=True)
+    _check_protocol(runs_a[0], runs_b[0], f"compare {names[0]} - {names[1]}: {_source(runs_b[0], 0)} differs from "
+                    f"{_source(runs_a[0], 0)}", "only recipes on one env, family, split and protocol compare",
+                    skip=("agent",))
+    xy = [metric_matrices(_trials(runs))[metric] for runs in (runs_a, runs_b)]
+    order = sorted((0, 1), key=lambda g: (xy[g].shape[0], xy[g].tobytes()))
+    drawn, B, C = _draws(np.random.default_rng(seed), reps, [xy[g].shape[0] for g in order], *xy[0].shape[1:])
+    A = dict(zip(order, drawn))
+    d = _resampled(xy[0], A[0], B, C) - _resampled(xy[1], A[1], B, C)
+    return {"metric": metric, "value": iqm(xy[0]) - iqm(xy[1]), "ci95_pooled": list(percentile_interval(d)),
+            "runs": [len(runs_a), len(runs_b)], "bootstrap": {"reps": int(reps), "seed": int(seed)}}
