@@ -65,10 +65,10 @@ def test_the_child_result_and_its_one_line_failure(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "a" / "family" / TRACK_FILE).read_text()) == {}
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"  # restored after starting the child
 
-    # a robot without shipped velocity teachers: the child fails in its collection, the parent says so in one line
-    track = FamilyTrack(apply_overrides(PRESETS["cpu"], ["family.envs=[AnymalCWalk-v0]"]), tmp_path / "b", [1])
+    # a family without shipped teachers: the child fails in its collection, the parent says so in one line
+    track = FamilyTrack(apply_overrides(PRESETS["cpu"], ["family.families=[faults]"]), tmp_path / "b", [1])
     with pytest.raises(RuntimeError) as err:
         track.join()
     msg = str(err.value)
-    assert "\n" not in msg and "failed (exit 1)" in msg and "no shipped privileged velocity teacher" in msg
+    assert "\n" not in msg and "failed (exit 1)" in msg and "no shipped privileged faults teacher" in msg
     assert "track.log" in msg and (tmp_path / "b" / "family" / "track.log").is_file()
