@@ -200,3 +200,33 @@ def test_gpu_collection_of_a_family_first_run_writes_each_dataset_config_it_star
         written = yaml.safe_load(open(cmd[cmd.index("--config") + 1]))  # read back by another reader
         assert list(written) == [d.name] and written[d.name]["path"] == d.path
         assert written[d.name]["collect"]["env"] == d.collect.env and written[d.name]["collect"]["family"] == "velocity"
+
+
+def test_a_failed_evaluation_still_ranks_the_results_that_were_written(tmp_path, monkeypatch):
+    """One (family, env) evaluation fails (the seventh session: a teacher below random on a theta): the stage
+    still writes the family leaderboard of the results the others wrote, then fails in one line saying so."""
+    import shutil
+
+    import numpy as np
+
+    from go2bench.pipeline import family as fam_mod
+    from test_pooled_leaderboard import family_file
+
+    cfg = pipeline_config("cpu")
+    monkeypatch.setattr(fam_mod, "collect_stage", lambda *a, **k: [])
+    monkeypatch.setattr(fam_mod, "train_families", lambda *a, **k: None)
+
+    def half_done(cfg, out, jobs):
+        written = family_file(tmp_path / "synthetic", "vintix:runs/a/final.pt", np.full((2, 2, 3), 0.25))
+        jobs[0]["path"].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(written, jobs[0]["path"])
+        raise RuntimeError("pipeline stage failed: family eval velocity Go2Walk-v0 (exit 1)")
+
+    monkeypatch.setattr(fam_mod, "_eval", half_done)
+    with pytest.raises(RuntimeError) as e:
+        fam_mod.family_stage(cfg, tmp_path / "run")
+    jobs = family_jobs(cfg, tmp_path / "run")
+    assert str(e.value).startswith("pipeline stage failed: family eval velocity Go2Walk-v0 (exit 1) (the family "
+                                   f"leaderboard holds the other 1 of {len(jobs)} results")
+    csv = (tmp_path / "run" / "family" / "leaderboard" / "leaderboard_families.csv").read_text()
+    assert "vintix:runs/a/final.pt" in csv and "0.25" in csv  # the written result, ranked

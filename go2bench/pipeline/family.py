@@ -188,17 +188,24 @@ def family_stage(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     seconds["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     jobs = family_jobs(cfg, out)
-    _eval(cfg, out, jobs)
+    failed = None
+    try:
+        _eval(cfg, out, jobs)
+    except RuntimeError as e:  # e.g. one (family, env) whose teacher cannot normalise a theta: rank the others
+        failed = e
     seconds["eval"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     from go2bench.eval.leaderboard import make_leaderboard
     from go2bench.histories.names import history_paths
 
     dirs = [root / "data" / d.path for d in items]
-    made = make_leaderboard([j["path"] for j in jobs], root / "leaderboard",
-                            datasets=[d for d in dirs if history_paths(d, ".json")])
+    done = [j["path"] for j in jobs if Path(j["path"]).is_file()]
+    made = make_leaderboard(done, root / "leaderboard", datasets=[d for d in dirs if history_paths(d, ".json")])
     print(made["markdown"])
     seconds["leaderboard"] = time.perf_counter() - t0
+    if failed is not None:
+        raise RuntimeError(f"{failed} (the family leaderboard holds the other {len(done)} of {len(jobs)} results: "
+                           f"{root / 'leaderboard'})") from failed
     rows = [{k: v for k, v in r.items() if k != "splits"} | {"splits": {
         s: {k: v for k, v in c.items() if k != "per_episode"} for s, c in r["splits"].items()}}
         for r in made["family_rows"]]
