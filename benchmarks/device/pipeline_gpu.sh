@@ -10,6 +10,9 @@
 # training config/metrics/summary, dataset JSONs and plots), pipeline_logs.tar.xz, pipeline_model.tar.xz (the
 # run's Vintix exported weights-only, with a model card skeleton), pipeline_family_models.tar.xz (the family
 # stage's models, exported; the family results and leaderboard are in pipeline_results) and the kernel caches.
+# SECONDS caps the pipeline only: the export and ship after it take up to a minute more (four family models
+# compressed: about 45 s), so give the call's timeout_s at least SECONDS + 60 (a 555-s cap in a 600-s call lost its
+# models in the seventh session).
 # CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/pipeline_gpu.sh 1 1200  (tiny sizes; the
 # family stage is left out there: perf_and_family.sh's dry run covers it).
 set -u
