@@ -33,13 +33,16 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
                             act_dim: int | None = None, episode_len=100, group_size: int = 10_000,
                             env_id: str | None = None, task_name: str | None = None, seed: int = 0,
                             weight: np.ndarray | None = None, obs_scale: float = 1.0,
-                            demonstrator: bool = False) -> Path:
+                            demonstrator: bool = False, family: str | None = None, family_split: str = "train",
+                            suite: str | None = None) -> Path:
     """Write a dataset folder in the collector's layout; actions = ``obs @ weight`` (+ small noise).
 
     ``episode_len`` is an int or a list of episode lengths cycled through.  Rewards are
     ``-|a|^2 / act_dim``.  ``obs_dim``/``act_dim`` default to those of ``env_id``'s robot.
     ``demonstrator``: also write ``demonstrator_action`` = ``obs @ weight`` (the noise-free action).
     The metadata's ``robot`` is ``env_id``'s robot when it is given, else ``name``.
+    ``family``: the metadata says what a ``--family`` collection's says of its family, its suite (default: the
+    family's current one) and the theta split ``family_split`` (``family``, ``task_layout``, ``collection.split``).
     Returns the dataset folder.
     """
     if obs_dim is None or act_dim is None:
@@ -79,6 +82,12 @@ def write_synthetic_dataset(root, name: str, *, n_histories: int = 2, steps: int
     if demonstrator:
         meta["dataset_keys"] = ["proprio_observation", "action", "reward", "step_num", "demonstrator_action"]
     meta["total_transitions"] = n_histories * steps  # as the collector records it
+    if family is not None:
+        from go2bench.envs.suites import CURRENT_SUITE
+
+        suite = suite or CURRENT_SUITE[family]
+        meta.update(family=family, task_layout={"family": family, "suite": suite, "split": family_split},
+                    collection={"family": family, "split": family_split})
     write_json_atomic(metadata_path(d), meta)
     return d
 

@@ -75,8 +75,8 @@ def test_unknown_robot_is_refused_with_one_line():
             "Error: unknown robot 'spot' to hold out; robots-v0 holds out one of: go2, mini_cheetah, a1, go1, anymal_c"]
     r = runner.invoke(main, ["eval", "--robots-split", "robots-v0"])
     assert r.exit_code == 2 and "--robots-split needs --held-out ROBOT" in r.output
-    r = runner.invoke(main, ["eval", "--robots-split", "robots-v0", "--held-out", "go2", "--family", "velocity"])
-    assert r.exit_code == 2 and "--family do not go with --robots-split" in r.output
+    r = runner.invoke(main, ["eval", "--robots-split", "robots-v0", "--held-out", "go2", "--trials", "2"])
+    assert r.exit_code == 2 and "--trials do not go with --robots-split (without --family)" in r.output
 
 
 # ------------------------------------------------------------------------------ the training set of a fold

@@ -20,6 +20,10 @@
 # trained, rs_models.tar.xz (the folds' weights-only checkpoints and model card skeletons, `go2bench export`;
 # split into parts above 15 MB: cat rs_models.tar.xz.part-* | tar -xJ), and with SAVE_CACHES=1 the caches.
 # CPU dry run (docs/device.md): DEVICE_DRY=1 bash benchmarks/device/robots_split.sh
+# FAMILY=velocity (or dynamics): the same phases on a task family, in $RUNS/robots_split_<family>: each robot's
+# family histories (train thetas) by its shipped privileged teacher (the gpu pipeline's family_collect section with
+# the sizes above), pooled per fold as robots-v0_heldout_<robot>_<family>, and evaluated with `--family <family>`
+# (the held-out robot's test thetas; TRIALS: the first N of them; EVAL_ENVS is not used).
 set -u
 T0=${T0:-$(date +%s)}  # a caller running other tracks beside this one passes its T0 and BUDGET_S
 TOP=1; [ -n "${DEVICE_READY:-}" ] && TOP=0
@@ -31,7 +35,8 @@ left() { echo $((T0 + BUDGET - $(date +%s))); }
 at() { echo "$(( $(date +%s) - T0 )) s"; }
 read -r -a GPUS <<< "${ROBOT_GPUS:-$(seq -s ' ' 0 $(( $(gpu_count) - 1 )))}"
 NG=${#GPUS[@]}
-RUN=$RUNS/robots_split
+FAMILY=${FAMILY:-}; SUF=${FAMILY:+_$FAMILY}  # a family's folds: their pooled datasets end in _<family>
+RUN=$RUNS/robots_split$SUF
 ROBOTS=(go2 mini_cheetah a1 go1 anymal_c)
 mkdir -p "$RUN/folds" "$RUN/logs" "$RUN/export"
 
@@ -83,19 +88,22 @@ PY
 
 echo "== collect at $(at)"
 # the run's dataset configs (one per robot, and the five together) as the gpu pipeline writes them
-python3 - "$RUN" "$HIST" "$STEPS" "$EP" "$GROUP" <<'PY' || stop collect "could not write the dataset configs"
+python3 - "$RUN" "$HIST" "$STEPS" "$EP" "$GROUP" "$FAMILY" <<'PY' || stop collect "could not write the dataset configs"
 import sys
 from pathlib import Path
 from go2bench.pipeline.config import PRESETS, apply_overrides
+from go2bench.pipeline.family import family_datasets
 from go2bench.pipeline.stages import datasets, write_dataset_config
-run, hist, steps, ep, group = Path(sys.argv[1]), *sys.argv[2:]
-cfg = apply_overrides(PRESETS["gpu"], ["envs=[Go2Walk-v0, MiniCheetahWalk-v0, A1Walk-v0, Go1Walk-v0, AnymalCWalk-v0]",
-                                       f"collect.num_histories={hist}", f"collect.steps_per_history={steps}",
-                                       f"collect.max_episode_steps={ep}", f"collect.group_size={group}",
-                                       "family.families=[]"])
-write_dataset_config(cfg, run / "dataset_config.yaml")
-for d in datasets(cfg):
-    write_dataset_config(cfg, run / f"dataset_config_{d.name}.yaml", only=d)
+run, hist, steps, ep, group, family = Path(sys.argv[1]), *sys.argv[2:]
+envs = "[Go2Walk-v0, MiniCheetahWalk-v0, A1Walk-v0, Go1Walk-v0, AnymalCWalk-v0]"
+sizes = [f"{s}.{k}={v}" for s in ("collect", "family_collect") for k, v in (
+    ("num_histories", hist), ("steps_per_history", steps), ("max_episode_steps", ep), ("group_size", group))]
+cfg = apply_overrides(PRESETS["gpu"], [f"envs={envs}", f"family.envs={envs}", *sizes,
+                                       f"family.families=[{family}]"])
+items = family_datasets(cfg, family) if family else datasets(cfg)  # a family's: train thetas, privileged teachers
+write_dataset_config(cfg, run / "dataset_config.yaml", items=items)
+for d in items:
+    write_dataset_config(cfg, run / f"dataset_config_{d.name}.yaml", only=d, items=items)
 PY
 collect_queue() {  # collect_queue GPU CONFIG...: this GPU's collections, one at a time; stops at the first failure
   local gpu=$1 c name rc; shift
@@ -127,7 +135,7 @@ missing=(); for c in "${configs[@]}"; do n=$(basename "$c" .yaml); n=${n#dataset
 
 echo "== pool at $(at)"
 for r in "${ROBOTS[@]}"; do
-  [ -f "$RUN/data/robots-v0/robots-v0_heldout_$r.yaml" ] && continue
+  [ -f "$RUN/data/robots-v0/robots-v0_heldout_$r$SUF.yaml" ] && continue
   python3 -m go2bench.cli data robot-split --held-out "$r" --config "$RUN/dataset_config.yaml" --data-dir "$RUN/data" \
     > "$RUN/logs/pool_$r.log" 2>&1 || stop pool "fold $r: $(tail -n 1 "$RUN/logs/pool_$r.log")"
 done
@@ -141,7 +149,7 @@ if [ ${#todo[@]} -gt 0 ]; then
     resume=(); [ -f "$RUN/folds/heldout_$r/latest.json" ] && resume=(--resume)
     (
       CUDA_VISIBLE_DEVICES=${GPUS[$((i % NG))]} timeout -k 5 $(( $(left) - RESERVE )) python3 -m go2bench.cli train \
-        --data_dir "$RUN/data" --dataset_config_paths "$RUN/data/robots-v0/robots-v0_heldout_$r.yaml" \
+        --data_dir "$RUN/data" --dataset_config_paths "$RUN/data/robots-v0/robots-v0_heldout_$r$SUF.yaml" \
         --name "heldout_$r" --out_dir "$RUN/folds" --model "${MODEL:-seed}" --context_len "${CONTEXT:-2048}" \
         --batch_size 8 --trajectory_sparsity "${SPARSITY:-128}" --epochs 1 --save_every 1 --max_steps "$TRAIN_STEPS" \
         --max_minutes "$TRAIN_MIN" --lr 3e-4 --num_workers "${WORKERS:-2}" --device "$DEVICE" --no_progress_bar \
@@ -159,7 +167,8 @@ for r in "${ROBOTS[@]}"; do
 done
 
 echo "== eval at $(at)"
-eval_args=(${EPISODES:+--episodes $EPISODES} ${EVAL_ENVS:+--num-envs $EVAL_ENVS} ${SEEDS:+--seeds $SEEDS}
+if [ -n "$FAMILY" ]; then per_env=(--family "$FAMILY" ${TRIALS:+--trials $TRIALS}); else per_env=(${EVAL_ENVS:+--num-envs $EVAL_ENVS}); fi
+eval_args=("${per_env[@]}" ${EPISODES:+--episodes $EPISODES} ${SEEDS:+--seeds $SEEDS}
            ${WARMUP:+--warmup-steps $WARMUP}
            ${EVAL_EP_STEPS:+--max-episode-steps $EVAL_EP_STEPS})
 eval_queue() {  # eval_queue GPU ROBOT...: this GPU's evaluations, one at a time

@@ -54,7 +54,8 @@ def _fmt(x, spec=".3f") -> str:
 @click.option("--robots-split", type=click.Choice(sorted(ROBOT_SPLIT_SPECS)), default=None,
               help="Evaluate on the held-out robot of a leave-one-robot-out split (go2bench/suites/<split>.yaml) from "
                    "a cold start, with the split's episodes, envs, seeds and episode length unless given; normalised "
-                   "per episode, IQM with bootstrap CIs. Needs --held-out.")
+                   "per episode, IQM with bootstrap CIs. Needs --held-out. With --family: the family protocol on "
+                   "the held-out robot's env, a Vintix trained on the fold's family training set.")
 @click.option("--held-out", default=None, help="With --robots-split: the held-out robot (e.g. go2) or its env id.")
 @click.option("--split", type=click.Choice(["train", "test"]), default=None,
               help="With --family: the suite split whose thetas are evaluated [default: test].")
@@ -124,6 +125,8 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
 
     With --robots-split S --held-out R: the same statistics for a cold start on robot R's default task, normalised by
     R's shipped teacher and random returns; a Vintix checkpoint must have been trained on the other robots only.
+    With --family F as well: the family protocol on R's env (its thetas, per-theta references of R), a Vintix trained on
+    the other robots' F histories (`go2bench data robot-split` on their F datasets).
 
     Several --agent: evaluated in one process, side by side in one scene per observation mode (with --family
     privileged if any agent reads theta) of agents x envs (x trials with --family), each on its own envs, written
@@ -149,28 +152,23 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
                  init_joint_noise=init_joint_noise)
     if held_out is not None and robots_split is None:
         raise click.UsageError("--held-out goes only with --robots-split")
+    if robots_split is not None and held_out is None:
+        raise click.UsageError(f"--robots-split needs --held-out ROBOT (one of "
+                               f"{', '.join(ROBOT_SPLIT_SPECS[robots_split].robots)})")
     t0 = time.perf_counter()
-    if init_joint_noise is not None and robots_split is None:
+    if init_joint_noise is not None and (robots_split is None or family):
         with one_line_errors():
             walk_config = _with_init_joint_noise(walk_config, init_joint_noise)
     common = dict(backend=backend, obs_mode=obs_mode, max_episode_steps=max_episode_steps, device=device,
                   trust_checkpoint=trust_checkpoint, progress=not no_progress, warmup_steps=warmup_steps)
-    if robots_split is not None:
-        if held_out is None:
-            raise click.UsageError(f"--robots-split needs --held-out ROBOT (one of "
-                                   f"{', '.join(ROBOT_SPLIT_SPECS[robots_split].robots)})")
+    if robots_split is not None and not family:
         used = [f"--{k.replace('_', '-')}" for k in NOT_WITH_ROBOTS_SPLIT if given[k] is not None]
-        used += ["--family"] if family else []
         if used:
-            raise click.UsageError(f"{', '.join(used)} do not go with --robots-split")
-        from go2bench.envs.robot_split import load_robot_split
+            raise click.UsageError(f"{', '.join(used)} do not go with --robots-split (without --family)")
         from go2bench.eval.multi_agent import evaluate_robot_split_agents
 
         with one_line_errors():
-            fold = load_robot_split(robots_split).fold(held_out)
-            if env_id is not None and env_id != fold.env_id:
-                raise ValueError(f"--env {env_id} is not the env of the held-out robot {fold.held_out} "
-                                 f"({fold.env_id}); leave --env out")
+            fold = _fold(robots_split, held_out, None, env_id)
             check_torch_device(device)
             sink = _Sink(out, specs, "robots-split", fold.env_id, t0, _show_robot_split)
             evaluate_robot_split_agents(
@@ -183,7 +181,6 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
     if used:
         raise click.UsageError(f"{', '.join(used)} {'do not go' if family else 'go only'} with --family")
     episodes = episodes or 10
-    env_id = env_id or "Go2Walk-v0"
     if family:
         from go2bench.eval.family_protocol import DEFAULT_FAMILY_SEEDS
         from go2bench.eval.family_reference import DEFAULT_CACHE
@@ -191,15 +188,18 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
 
         split = split or "test"
         with one_line_errors():
+            fold = None if robots_split is None else _fold(robots_split, held_out, family, env_id)
+            env_id = fold.env_id if fold is not None else env_id or "Go2Walk-v0"
             check_torch_device(device)
-            sink = _Sink(out, specs, "family", env_id, t0, _show_family)
+            sink = _Sink(out, specs, "family", env_id, t0, _show_family if fold is None else _show_family_fold)
             evaluate_family_agents(
                 specs, env_id, family, split, trials=trials, episodes=episodes,
                 seeds=seeds or list(DEFAULT_FAMILY_SEEDS), config=walk_config, references=references,
                 reference_cache=reference_cache or DEFAULT_CACHE, compute_references=not no_measure_references,
                 reference_episodes=reference_episodes or 3, bootstrap_reps=bootstrap_reps or 2000, on_result=sink,
-                side_by_side=not sequential, **common)
+                side_by_side=not sequential, fold=fold, **common)
         return
+    env_id = env_id or "Go2Walk-v0"
     from go2bench.eval.multi_agent import evaluate_in_context_agents
 
     with one_line_errors():
@@ -211,6 +211,17 @@ def eval_command(agent_specs, env_id, family, robots_split, held_out, split, tri
             on_result=sink, side_by_side=not sequential, **common)
     if video:
         click.echo(f"wrote {video}")
+
+
+def _fold(robots_split: str, held_out: str, family: str | None, env_id: str | None):
+    """The fold holding out ``held_out`` (its ``family`` fold with --family); ``--env``, if given, must be its env."""
+    from go2bench.envs.robot_split import load_robot_split
+
+    fold = load_robot_split(robots_split).fold(held_out)
+    if env_id is not None and env_id != fold.env_id:
+        raise ValueError(f"--env {env_id} is not the env of the held-out robot {fold.held_out} ({fold.env_id}); "
+                         "leave --env out")
+    return fold if family is None else fold.for_family(family)
 
 
 def _with_init_joint_noise(walk_config, noise: float):
@@ -283,6 +294,14 @@ def _show_family(spec: str, res: dict) -> None:
         f"AUC {_iqm(fam['auc'], 'ci95_thetas')}  falls {res['fall_rate']:.1%}  "
         f"tracking error x {te['x']:.3f} m/s, y {te['y']:.3f} m/s, yaw {te['yaw']:.3f} rad/s")
     click.echo("IQM by episode: " + " ".join(f"{x:.2f}" for x in fam["per_episode"]["iqm"]))
+
+
+def _show_family_fold(spec: str, res: dict) -> None:
+    _show_family(spec, res)
+    rs, group = res["robot_split"], res["robot_split"]["agent_group"]
+    click.echo(f"{rs['split']} held out {rs['held_out']} ({res['env']}), {rs['family']} fold trained on "
+               f"{', '.join(rs['train_robots'])}" + (f"; agent pinned to group {group['name']!r} (dataset "
+                                                     f"{group['dataset']})" if group else ""))
 
 
 def _show_robot_split(spec: str, res: dict) -> None:

@@ -37,22 +37,31 @@ File format (YAML, no aliases)::
         seeds: [0, 1, 2]
         max_episode_steps: 1000       # the episode length of the teachers' reference returns
 
+Task families on a fold (:meth:`Fold.for_family`): the same leave-one-robot-out split, but the fold trains on
+the training robots' histories of a task family F (one theta per history, train thetas only) and the held-out
+robot is then evaluated with F's family protocol (its test thetas). Such a fold's pooled dataset and task group
+carry the family's name, ``<split>_heldout_<robot>_<F>`` in group ``<split group>_<F>`` (e.g.
+``robots-v0_heldout_go2_velocity`` in ``quadruped_walking_velocity``), so that a default-task fold's checkpoint
+or training set is never taken for a family fold's, nor the other way round; :func:`fold_dataset_name` and
+:func:`fold_group_name` are the one place these names are made.
+
 Data only: no torch, no Genesis.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from go2bench.core.config import ConfigError, from_dict, read_yaml, short_repr
+from go2bench.envs.families import get_family
 from go2bench.envs.registry import MAX_EPISODE_STEPS, TASKS
 from go2bench.envs.robots import ROBOTS
 from go2bench.envs.suites import SUITES_DIR
 
 __all__ = ["MIN_EPISODES", "RobotSplitSpec", "ROBOT_SPLIT_SPECS", "CURRENT_ROBOT_SPLIT", "Fold", "RobotSplit",
-           "env_for_robot", "fold_dataset_name", "load_robot_split", "generate_robot_split", "write_robot_split"]
+           "env_for_robot", "fold_dataset_name", "fold_group_name", "load_robot_split", "generate_robot_split", "write_robot_split"]
 
 MIN_EPISODES = 10  # K of the protocol: enough episodes for an in-context curve to rise
 
@@ -85,9 +94,15 @@ def env_for_robot(robot: str) -> str:
     return hits[0]
 
 
-def fold_dataset_name(split: str, held_out: str) -> str:
-    """The pooled training dataset of a fold (a folder name and a dataset-config key)."""
-    return f"{split}_heldout_{held_out}"
+def fold_dataset_name(split: str, held_out: str, family: str | None = None) -> str:
+    """The pooled training dataset of a fold (a folder name and a dataset-config key); a family fold's ends in
+    ``_<family>``."""
+    return f"{split}_heldout_{held_out}" + (f"_{family}" if family else "")
+
+
+def fold_group_name(group: str, family: str | None = None) -> str:
+    """The Vintix task group of a fold of a split whose group is ``group``; a family fold's ends in ``_<family>``."""
+    return group + (f"_{family}" if family else "")
 
 
 @dataclass(frozen=True)
@@ -104,10 +119,22 @@ class Fold:
     num_envs: int
     seeds: tuple[int, ...]
     max_episode_steps: int
+    family: str | None = None  # a task family's fold (for_family): trains on F's histories, evaluated on F's thetas
 
     @property
     def train_env_ids(self) -> tuple[str, ...]:
         return tuple(env_for_robot(r) for r in self.train)
+
+    def for_family(self, family: str) -> Fold:
+        """This fold for task family ``family``: its pooled dataset and group named after the family (module
+        docstring). ``episodes``..``max_episode_steps`` stay the default task's: the family protocol has its own."""
+        name = get_family(family).name
+        if self.family not in (None, name):
+            raise ConfigError(f"the fold holding out {self.held_out} is already the {self.family} family's")
+        if self.family == name:
+            return self
+        return replace(self, family=name, dataset=fold_dataset_name(self.split, self.held_out, name),
+                       group=fold_group_name(self.group, name))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from go2bench.core.provenance import versions, write_json_atomic
 from go2bench.eval.family_results import METRICS
 from go2bench.eval.iqm import BOOTSTRAP_REPS
-from go2bench.eval.leaderboard import LeaderboardError, _pyplot, agent_label, markdown_cell
+from go2bench.eval.leaderboard import LeaderboardError, _pyplot, agent_label, held_out_label, markdown_cell
 from go2bench.eval.pooled import POOLED_CI_TEXT, pool_runs
 
 __all__ = ["ROLES", "CI_KEY", "agent_role", "family_rows", "family_markdown", "write_family_csv",
@@ -65,11 +65,13 @@ def is_family_result(res: dict[str, Any]) -> bool:
 
 def pools_by_agent(results: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """``--pool-by agent``: the family results of one agent name (its checkpoint path left out), env, family and
-    split, where there are two or more, as one pool named after the agent."""
+    split, where there are two or more, as one pool named after the agent (held-out robot evaluations of
+    leave-one-robot-out folds apart, their name labelled so)."""
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for res in results:
         if is_family_result(res):
-            groups.setdefault((res["agent"], res["env"], res["family"]["name"], res["family"]["split"]), []).append(res)
+            key = (res["agent"] + held_out_label(res), res["env"], res["family"]["name"], res["family"]["split"])
+            groups.setdefault(key, []).append(res)
     return [(key[0], runs) for key, runs in groups.items() if len(runs) > 1]
 
 

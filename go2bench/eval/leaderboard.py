@@ -75,13 +75,20 @@ def load_result(path: str | Path) -> dict[str, Any]:
 
 def agent_label(res: dict[str, Any]) -> str:
     """``name``, or ``name:`` and the checkpoint's last path parts, so that two models of one agent
-    (the shipped ``zoo/vintix/vintix.pt`` and a run's ``runs/vintix/final.pt``) stay apart."""
+    (the shipped ``zoo/vintix/vintix.pt`` and a run's ``runs/vintix/final.pt``) stay apart; an evaluation of
+    a leave-one-robot-out fold's held-out robot (a ``robot_split`` block) says so, e.g. ``[held-out robot, robots-v0]``."""
     name = res["agent"]
     spec = res.get("agent_spec") or res["config"].get("agent") or name
     if spec.startswith(name + ":"):
         parts = Path(spec[len(name) + 1:]).parts
-        return f"{name}:{'/'.join(parts[-3:])}"
-    return name
+        name = f"{name}:{'/'.join(parts[-3:])}"
+    return name + held_out_label(res)
+
+
+def held_out_label(res: dict[str, Any]) -> str:
+    """`` [held-out robot, <split>]`` for an evaluation of a fold's held-out robot, else empty."""
+    split = (res.get("robot_split") or {}).get("split")
+    return f" [held-out robot, {split}]" if split else ""
 
 
 def markdown_cell(value: Any) -> str:

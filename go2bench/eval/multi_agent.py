@@ -27,9 +27,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Hashable, Sequence
 
+from go2bench.envs.robot_split import Fold
 from go2bench.eval.family_protocol import (DEFAULT_FAMILY_SEEDS, evaluate_family_side_by_side, family_scene_kind,
                                            make_family_agent, make_family_sim)
 from go2bench.eval.iqm import BOOTSTRAP_REPS
+from go2bench.eval.robot_split_protocol import prepare_agent
+from go2bench.eval.robot_split_results import add_family_fold_record
 
 __all__ = ["evaluate_agents", "evaluate_side_by_side", "evaluate_in_context_agents", "evaluate_family_agents",
            "evaluate_robot_split_agents"]
@@ -185,17 +188,29 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
                            seeds: Sequence[int] = DEFAULT_FAMILY_SEEDS, backend: str = "cpu",
                            obs_mode: str | None = None, config: Any = None, max_episode_steps: int | None = None,
                            device: str = "cpu", trust_checkpoint: bool = False, on_result: OnResult | None = None,
-                           side_by_side: bool = True, **protocol: Any) -> list[dict]:
+                           side_by_side: bool = True, fold: Fold | None = None, **protocol: Any) -> list[dict]:
     """:func:`~go2bench.eval.family_protocol.evaluate_family` for every agent spec. ``side_by_side`` (default):
     the agents of one observation mode run at once in one scene of A x trials envs, privileged if any of them
     reads theta (the others read the observation without it)
     (:func:`~go2bench.eval.family_protocol.evaluate_family_side_by_side`); else one after the other, one scene
     per kind. ``protocol``: the protocol's other arguments (episodes, references, reference_cache,
-    compute_references, reference_episodes, progress, bootstrap_reps)."""
+    compute_references, reference_episodes, progress, bootstrap_reps).
+
+    ``fold``: a leave-one-robot-out fold of ``family`` (:meth:`~go2bench.envs.robot_split.Fold.for_family`) whose
+    held-out robot's env is ``env_id``: every agent is checked to be a cold start and pinned to the fold's group
+    as it is made, before any scene is built (:func:`~go2bench.eval.robot_split_protocol.prepare_agent`), and each
+    result gets the fold's ``robot_split`` record (:func:`~go2bench.eval.robot_split_results.add_family_fold_record`)."""
     seeds = list(seeds)
+    groups: dict[str, Any] = {}  # spec -> its Vintix group record on the fold
+    if fold is not None and (fold.family != family or fold.env_id != env_id):
+        raise ValueError(f"the fold holding out {fold.held_out} ({fold.env_id}, {fold.family}) is not the "
+                         f"evaluated {env_id} {family}")
 
     def make(spec):
-        return make_family_agent(spec, env_id, family, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
+        agent = make_family_agent(spec, env_id, family, device=device, seed=seeds[0], trust_checkpoint=trust_checkpoint)
+        if fold is not None:
+            groups[spec] = prepare_agent(agent, fold)
+        return agent
 
     def kind(agent):  # side by side: one scene per observation mode, privileged if any of its agents reads theta
         k = family_scene_kind(agent, env_id, family, obs_mode)
@@ -210,8 +225,13 @@ def evaluate_family_agents(specs: Sequence[str], env_id: str = "Go2Walk-v0", fam
                                privileged, copies=len(agents))
 
     def evaluate(agents, agent_specs, sim):
-        return evaluate_family_side_by_side(agents, env_id, family, split, trials=trials, seeds=seeds, config=config,
-                                            sim=sim, agent_specs=agent_specs, device=device, **protocol)
+        results = evaluate_family_side_by_side(agents, env_id, family, split, trials=trials, seeds=seeds,
+                                               config=config, sim=sim, agent_specs=agent_specs, device=device,
+                                               **protocol)
+        if fold is not None:
+            for spec, res in zip(agent_specs, results):
+                add_family_fold_record(res, fold, groups[spec])
+        return results
 
     return _evaluate(side_by_side, specs, make, kind, build, evaluate, on_result)
 

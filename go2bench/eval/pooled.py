@@ -126,6 +126,8 @@ PROTOCOL: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("obs_mode", lambda r: r["obs_mode"]),
     ("config.walk_config", lambda r: r["config"].get("walk_config")),
     ("family.references.returns", lambda r: r["family"]["references"]["returns"]),
+    ("robot_split (a held-out robot's fold)", lambda r: [(r.get("robot_split") or {}).get(k) for k in
+                                                         ("split", "held_out", "dataset")]),
 )
 
 

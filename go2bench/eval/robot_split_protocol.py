@@ -18,10 +18,11 @@ __all__ = ["prepare_agent", "is_split_protocol", "evaluate_robot_split", "evalua
 
 
 def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
-    """Check that ``agent`` never saw the held-out robot and pin a Vintix agent to the split's group.
+    """Check that ``agent`` never saw the held-out robot and pin a Vintix agent to the fold's group.
 
     Returns the group's record (name, dataset, histories) for the results, or None for agents
-    without task groups. ValueError (one line) for a checkpoint that saw the robot or lacks the group.
+    without task groups. ValueError (one line) for a checkpoint that saw the robot or lacks the group
+    (a family fold's, :meth:`~go2bench.envs.robot_split.Fold.for_family`, is trained on that family's histories).
     """
     groups = getattr(getattr(agent, "policy", None), "groups", None)
     if not isinstance(groups, dict):
@@ -34,9 +35,13 @@ def prepare_agent(agent, fold: Fold) -> dict[str, Any] | None:
                          "dataset config (go2bench data robot-split)")
     info = groups.get(fold.group)
     if info is None:
-        raise ValueError(f"the checkpoint has no group {fold.group!r} (it has {sorted(groups)}); train it on the "
-                         f"dataset config of `go2bench data robot-split --split {fold.split} --held-out "
-                         f"{fold.held_out}`")
+        todo = (f"not trained on this {fold.family} fold's training set: pool the training robots' {fold.family} "
+                f"histories with `go2bench data robot-split --split {fold.split} --held-out {fold.held_out} --config "
+                f"<their {fold.family} dataset config, e.g. a pipeline run's family/dataset_config_{fold.family}.yaml>` "
+                "and train on the dataset config it writes" if fold.family else
+                f"train it on the dataset config of `go2bench data robot-split --split {fold.split} --held-out "
+                f"{fold.held_out}`")
+        raise ValueError(f"the checkpoint has no group {fold.group!r} (it has {sorted(groups)}); {todo}")
     if info.get("dataset") != fold.dataset:
         raise ValueError(f"the checkpoint's group {fold.group!r} was trained on dataset {info.get('dataset')!r}, not "
                          f"on {fold.dataset!r}, the training set of the fold holding out {fold.held_out}")

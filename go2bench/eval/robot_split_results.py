@@ -17,6 +17,11 @@
 
 The results are a ``go2bench.eval/1`` file (the leaderboard reads it) with ``config.robots_split``,
 ``config.held_out`` and the ``robot_split`` block checked by :func:`validate_robot_split_block`.
+
+A task family's fold (``go2bench eval --family F --robots-split S --held-out R``) is scored by the family protocol
+on R's env (:mod:`go2bench.eval.family_results`, per-theta references of R): its results are a normal
+``go2bench.eval/2`` file whose ``robot_split`` block is only the record of the fold (:func:`add_family_fold_record`:
+split, held_out, env, train_robots, group, dataset, family, agent_group); the scores are the ``family`` block's.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from go2bench.envs.robot_split import Fold
+from go2bench.envs.robot_split import Fold, fold_dataset_name, fold_group_name
 from go2bench.eval.family_results import FINAL_EPISODES, metric_scores
 from go2bench.eval.iqm import BOOTSTRAP_REPS, IQM_TEXT, aggregate
 from go2bench.eval.results import BOOL, INT, INTERVAL, NUMBER, OBJECT, STR, ResultsError, list_of
 
-__all__ = ["TARGET_FINAL", "robot_split_block", "validate_robot_split_block", "normalised_returns"]
+__all__ = ["TARGET_FINAL", "fold_record", "robot_split_block", "add_family_fold_record", "validate_robot_split_block",
+           "normalised_returns"]
 
 TARGET_FINAL = 0.5  # the GPU run's goal: every held-out robot's final normalised IQM at least this
 METRICS = ("zero_shot", "final", "auc", "rise")
@@ -46,6 +52,22 @@ def normalised_returns(results: dict[str, Any]) -> np.ndarray:
                          "teacher's model card has them, or pass --random-score and --expert-score")
     R = np.array([s["returns"] for s in results["per_seed"]], dtype=np.float64)
     return (R - lo) / (hi - lo)
+
+
+def fold_record(fold: Fold, agent_group: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which fold a result is of: the fields every ``robot_split`` block starts with."""
+    return {"split": fold.split, "held_out": fold.held_out, "env": fold.env_id, "train_robots": list(fold.train),
+            "group": fold.group, "dataset": fold.dataset, "agent_group": agent_group}
+
+
+def add_family_fold_record(results: dict[str, Any], fold: Fold, agent_group: dict[str, Any] | None = None
+                           ) -> dict[str, Any]:
+    """Mark family ``results`` as the evaluation of ``fold``'s (a family fold's) held-out robot (module docstring)."""
+    if fold.family is None or results.get("family", {}).get("name") != fold.family or results["env"] != fold.env_id:
+        raise ValueError(f"results of {results['env']} are not of the {fold.family} fold holding out {fold.held_out}")
+    results["config"].update(robots_split=fold.split, held_out=fold.held_out)
+    results["robot_split"] = {**fold_record(fold, agent_group), "family": fold.family}
+    return results
 
 
 def robot_split_block(results: dict[str, Any], fold: Fold, as_split: bool, agent_group: dict[str, Any] | None = None,
@@ -64,8 +86,7 @@ def robot_split_block(results: dict[str, Any], fold: Fold, as_split: bool, agent
     per_k = [stats(runs[:, :, k]) for k in range(K)]
     agg = {name: {"episodes": eps, **stats(x)} for name, (eps, x) in scores.items()}
     return {
-        "split": fold.split, "held_out": fold.held_out, "env": fold.env_id, "train_robots": list(fold.train),
-        "group": fold.group, "dataset": fold.dataset, "agent_group": agent_group,
+        **fold_record(fold, agent_group),
         "protocol": {"episodes": K, "num_envs": int(N.shape[1]), "seeds": list(results["seeds"]),
                      "max_episode_steps": results["max_episode_steps"], "as_split": bool(as_split)},
         "references": {"random": results["random_score"], "expert": results["expert_score"],
@@ -85,8 +106,9 @@ def robot_split_block(results: dict[str, Any], fold: Fold, as_split: bool, agent
 
 
 # ------------------------------------------------------------------------------------- schema
-BLOCK = [("split", STR), ("held_out", STR), ("env", STR), ("train_robots", list_of(STR)), ("group", STR),
-         ("dataset", STR), ("protocol", OBJECT), ("protocol.as_split", BOOL), ("references", OBJECT),
+RECORD = [("split", STR), ("held_out", STR), ("env", STR), ("train_robots", list_of(STR)), ("group", STR),
+          ("dataset", STR)]
+BLOCK = [*RECORD, ("protocol", OBJECT), ("protocol.as_split", BOOL), ("references", OBJECT),
          ("references.random", NUMBER), ("references.expert", NUMBER), ("normalized", list_of(list_of(list_of(NUMBER)))),
          ("per_episode", OBJECT), ("target", OBJECT), ("bootstrap", OBJECT)]
 METRIC = [("episodes", list_of(INT)), ("iqm", NUMBER), ("ci95", INTERVAL), ("ci95_seeds", INTERVAL), ("mean", NUMBER)]
@@ -106,12 +128,24 @@ def _field(obj: Any, dotted: str, kind, source, prefix: str) -> Any:
 def validate_robot_split_block(data: dict[str, Any], source: Any = "results") -> None:
     """The ``robot_split`` block of a results file: its fields, and its scores recomputed from the returns."""
     block = _field(data, "robot_split", OBJECT, source, "")
-    for name, kind in BLOCK:
+    family = "family" in data  # a family fold's results: the block is the fold's record (module docstring)
+    for name, kind in (RECORD + [("family", STR)] if family else BLOCK):
         _field(block, name, kind, source, "robot_split.")
     cfg = data["config"]
     K = cfg["episodes"]
     if block["env"] != data["env"] or cfg.get("held_out") != block["held_out"]:
         raise ResultsError(f"{source}: field 'robot_split.env' must be the evaluated env and held_out config.held_out")
+    if family:
+        fam = block["family"]
+        if fam != data["family"]["name"] or cfg.get("robots_split") != block["split"]:
+            raise ResultsError(f"{source}: field 'robot_split.family' must be family.name and split "
+                               "config.robots_split")
+        if (block["dataset"] != fold_dataset_name(block["split"], block["held_out"], fam)
+                or not block["group"].endswith(fold_group_name("", fam))):
+            raise ResultsError(f"{source}: field 'robot_split.dataset' must be the {fam} fold's training set "
+                               f"{fold_dataset_name(block['split'], block['held_out'], fam)!r} (and its group end "
+                               f"in {fold_group_name('', fam)!r})")
+        return
     for key in PER_EPISODE:
         v = _field(block, f"per_episode.{key}", list_of(NUMBER), source, "robot_split.")
         if len(v) != K:
