@@ -208,6 +208,7 @@ results | LB r.json | r.json | | result
 results | LB --pool <v=r.json;v;v=r.json,nope.json;v=r.json,r.json> | pool | | result
 results | EVAL --agent <'';nosuch;random:ckpt.pt;raises-agent;notcallable-agent;none-agent;noact-agent;importfail-agent> | {}, agent
 results | EVAL --agent random --agent <random;teacher --out r.json;teacher --video v.mp4> | agent, out, video
+results | eval --agent random --family velocity --robots-split robots-v0 --held-out <a1 --num-envs 3;a1 --env Go2Walk-v0;spot> | num-envs, --env, spot
 results | eval --family faults --agent teacher-privileged | faults
 results | EVAL --agent nan-agent | nan-agent | | scene
 collect | COLLECT --<out FX/afile/ds;env-ids 5-2;env-ids 0-99;teacher FX/cfg> | {}, afile, cfg
