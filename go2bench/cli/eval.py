@@ -44,7 +44,7 @@ def _fmt(x, spec=".3f") -> str:
               help="NAME[:checkpoint]: random, teacher[:PATH], teacher-privileged / teacher-blind (the family's "
                    "teachers, with --family), vintix[:PATH], vintix-nocontext[:PATH], or a third-party agent of the "
                    "'go2bench.agents' entry-point group. Repeat it to evaluate several agents in one process: side by "
-                   "side in one scene per kind (with --robots-split one after the other); each agent's results are "
+                   "side in one scene per kind (--sequential: one after the other); each agent's results are "
                    "those of a call with it alone; --out is then a folder.")
 @click.option("--env", "env_id", type=click.Choice(list(TASKS)), default=None,
               help="[default: Go2Walk-v0; with --robots-split the held-out robot's env]")
