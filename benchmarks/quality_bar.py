@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     fam, held = family_rows(FAMILY_RUNS, FAMILY_GPU_POOLED), held_out_rows()
     print(markdown(fam, held))
-    write_json_atomic(args.out, {"source": "folders under benchmarks/results", "bar": BAR, "family": fam, "held_out": held, "versions": versions(),
-                                 "command": "python benchmarks/quality_bar.py"})
+    write_json_atomic(args.out, {"source": "folders under benchmarks/results", "bar": BAR, "family": fam,
+                                 "held_out": held, "versions": versions(), "command": "python benchmarks/quality_bar.py"})
     print(f"wrote {args.out}")
     return 0
 

@@ -61,7 +61,8 @@ from go2bench.envs.robots import ROBOTS
 from go2bench.envs.suites import SUITES_DIR
 
 __all__ = ["MIN_EPISODES", "RobotSplitSpec", "ROBOT_SPLIT_SPECS", "CURRENT_ROBOT_SPLIT", "Fold", "RobotSplit",
-           "env_for_robot", "fold_dataset_name", "fold_group_name", "load_robot_split", "generate_robot_split", "write_robot_split"]
+           "env_for_robot", "fold_dataset_name", "fold_group_name", "load_robot_split", "generate_robot_split",
+           "write_robot_split"]
 
 MIN_EPISODES = 10  # K of the protocol: enough episodes for an in-context curve to rise
 
