@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import types
 
 import numpy as np
@@ -39,6 +40,12 @@ def test_agent_labels_are_file_names():
     spec = "vintix:/" + "a" * 200 + "/final.pt"
     long = agent_label(spec)  # the end of the path and a hash of the whole spec
     assert len(long) <= 80 and long.endswith("_final.pt-" + hashlib.sha256(spec.encode()).hexdigest()[:8])
+    assert long.startswith(spec.split(":")[0] + "_")  # the agent's name kept
+    ckpt = "/work/experiments/benchmarks/results/gpu_family_new_robots/models/dynamics/vintix.pt"  # both too long
+    a, b = agent_label(f"vintix:{ckpt}"), agent_label(f"vintix-nocontext:{ckpt}")
+    assert a.startswith("vintix_") and b.startswith("vintix-nocontext_") and a != b  # (the name was cut off before)
+    assert a.endswith("_models_dynamics_vintix.pt-" + hashlib.sha256(f"vintix:{ckpt}".encode()).hexdigest()[:8])
+    assert max(len(a), len(b)) <= 80 and all(re.fullmatch(r"[A-Za-z0-9._-]+", x) for x in (a, b))
 
 
 @pytest.mark.slow

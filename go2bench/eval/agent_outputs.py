@@ -29,12 +29,24 @@ INDEX_NAME = "index.json"
 MAX_LABEL = 80
 
 
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
+
+
 def agent_label(spec: str) -> str:
-    """A file-name-safe label of an agent spec, e.g. ``vintix:runs/a/final.pt`` -> ``vintix_runs_a_final.pt``."""
-    label = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("._-") or "agent"
-    if len(label) > MAX_LABEL:
-        label = f"{label[-(MAX_LABEL - 9):].lstrip('._-')}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
-    return label
+    """A file-name-safe label of an agent spec, e.g. ``vintix:runs/a/final.pt`` -> ``vintix_runs_a_final.pt``.
+
+    A label over :data:`MAX_LABEL` characters keeps the agent's name, the end of its argument (the checkpoint's
+    file) and a hash of the whole spec, so that two agents of one checkpoint stay told apart by name."""
+    label = _safe(spec) or "agent"
+    if len(label) <= MAX_LABEL:
+        return label
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
+    name, _, arg = spec.partition(":")
+    name = _safe(name)[:MAX_LABEL // 2]
+    keep = MAX_LABEL - len(name) - 10  # "_" + "-" + 8 hex digits
+    tail = _safe(arg)[-keep:].lstrip("._-") if arg else ""
+    return f"{name}_{tail}-{digest}" if name and tail else f"{label[-(MAX_LABEL - 9):].lstrip('._-')}-{digest}"
 
 
 class ResultsFolder:
