@@ -17,6 +17,11 @@ import go2bench  # noqa: F401  (registers the envs)
 # one thread too, like this process (_torch_on_one_thread below): on 2 busy cores, two OpenMP threads made each of
 # the smoke script's 13 small orthogonal initialisations 250 times slower (75 ms instead of 0.3 ms; 19 s -> 7 s).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# torch.compile's C++ build imports distutils; where setuptools' shim stands in for it (a fresh venv with a recent
+# setuptools) the build fails and the compiled-decode tests could only skip. The standard library's distutils
+# (Python 3.11) builds them.
+if sys.version_info < (3, 12):
+    os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 
 _seen = {"module": "", "genesis": False}
 
