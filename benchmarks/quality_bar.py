@@ -65,13 +65,19 @@ def family_rows(folders: list[Path], pooled: dict[tuple[str, str], list[Path]] |
     return rows
 
 
-def held_out_rows(folds: Path = HELD_OUT) -> list[dict[str, Any]]:
-    """The leave-one-robot-out folds: each fold's Vintix on its held-out robot."""
+def held_out_results(folds: Path = HELD_OUT) -> list[dict[str, dict[str, Any]]]:
+    """Per leave-one-robot-out fold (``eval_heldout_<robot>``), its Vintix agents' results on the held-out robot,
+    by agent name."""
     from go2bench.eval.leaderboard import load_result
 
+    return [{r["agent"]: r for r in map(load_result, sorted(fold.glob("vintix*.json")))}
+            for fold in sorted(folds.glob("eval_heldout_*"))]
+
+
+def held_out_rows(folds: Path = HELD_OUT) -> list[dict[str, Any]]:
+    """The leave-one-robot-out folds: each fold's Vintix on its held-out robot."""
     rows = []
-    for fold in sorted(folds.glob("eval_heldout_*")):
-        res = {r["agent"]: r for r in map(load_result, sorted(fold.glob("vintix*.json")))}
+    for res in held_out_results(folds):
         split = res["vintix"]["robot_split"]
         rows.append({"env": res["vintix"]["env"], "final": split["final"]["iqm"], "zero_shot": split["zero_shot"]["iqm"],
                      "final >= 0.5": _check(split["final"]["iqm"], BAR["held_out_final"])})

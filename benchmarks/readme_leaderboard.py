@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))  # quality_bar.py, a sibling script, for its tables
 README = ROOT / "README.md"
 DOCS_RESULTS = ROOT / "docs" / "results.md"
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_pipeline" / "results"
@@ -138,16 +139,16 @@ def _family_gpu_run(folders: list[Path] = FAMILY_GPU) -> str:
                 continue
             fam = res["family"]
             rise = fam["final"]["iqm"] - fam["zero_shot"]["iqm"]
-            rows.append((-fam["final"]["iqm"], _gpu_row(res["env"], folder.name, res["agent"], fam, "ci95_thetas", rise)))
-            if res["agent"] == "vintix" and (res["env"], folder.name) in FAMILY_GPU_POOLED:
-                rows.append((-fam["final"]["iqm"] + 1e-9, _pooled_row(res["env"], folder.name)))
-        lines += [r for _, r in sorted(rows, key=lambda r: (r[1].split(" | ")[0], r[0]))]
+            env, final = res["env"], fam["final"]["iqm"]
+            rows.append((env, -final, _gpu_row(env, folder.name, res["agent"], fam, "ci95_thetas", rise)))
+            if res["agent"] == "vintix" and (env, folder.name) in FAMILY_GPU_POOLED:
+                rows.append((env, -final + 1e-9, _pooled_row(env, folder.name)))
+        lines += [r for *_, r in sorted(rows)]  # by env, then best final first
     return "\n".join(lines)
 
 
 def _quality_bar() -> str:
     """Issue 17's bar per (robot, family) and held-out robot (benchmarks/quality_bar.py, from the results files)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from quality_bar import FAMILY_RUNS, family_rows, held_out_rows, markdown
 
     return markdown(family_rows(FAMILY_RUNS, FAMILY_GPU_POOLED), held_out_rows())
@@ -201,12 +202,11 @@ def _gpu_row(env_id: str, family: str, agent: str, m: dict, interval: str, rise:
 def _robots_split_run() -> str:
     """Leave-one-robot-out (robots-v0) on the GPU: each fold's Vintix and its no-context ablation on the held-out
     robot, normalised by that robot's own teacher and random agent (IQM over envs and seeds)."""
-    from go2bench.eval.leaderboard import load_result
+    from quality_bar import held_out_results
 
     lines = ["| held-out robot | Vintix episode 1 | Vintix final | no-context final | falls | mean episode length |",
              "|---|---:|---:|---:|---:|---:|"]
-    for fold in sorted(ROBOTS_SPLIT.glob("eval_heldout_*")):
-        res = {r["agent"]: r for r in map(load_result, sorted(fold.glob("vintix*.json")))}
+    for res in held_out_results(ROBOTS_SPLIT):
         v, nc = res["vintix"], res["vintix-nocontext"]
         split = v["robot_split"]
         lines.append(f"| {v['env']} | {split['zero_shot']['iqm']:.2f} | {split['final']['iqm']:.2f} | "

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,6 @@ def _shard_spec(cfg: CollectConfig, meta: dict, D: int, A: int, demo: bool) -> S
 
 def _open_writers(plan: EnvPlan, cfg, active_np, keys, base: ShardSpec, specs, dev):
     """The writers of the files still to collect: on a thread, or sharded over writer processes."""
-    from dataclasses import replace
-
     cols = [j for j in range(len(plan.files)) if active_np[j]]
     processes = writer_process_count(cfg.writer_processes, torch.device(dev).type == "cuda", len(cols))
 
@@ -323,8 +322,6 @@ def _loop(out, name, cfg, sim, teacher, ids, plan, spec, meta, plot, progress, p
 
 def _join_complete(out: Path, plan: EnvPlan, ids: list[int], spec: ShardSpec, tasks: dict) -> None:
     """Join every history of ``ids`` whose segments are all complete (and which is not joined yet)."""
-    from dataclasses import replace
-
     todo = [i for i, done in zip(ids, _finished(out, ids)) if not done
             and _finished(plan.write_dir, plan.segment_files(i)).all()]
     for i in todo:
