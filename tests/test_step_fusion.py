@@ -6,7 +6,13 @@ over terms, a fresh tensor per intermediate). Three short rollouts with fixed se
 cover every branch of that math: the "full" observation with widened, resampled commands and
 pushes and falls (same-step autoresets); the velocity family (hidden command, privileged theta,
 next-step autoresets); the dynamics family with latencies 0, 1 and 2. Here the same rollouts must
-reproduce every observation, reward, reward term, flag and final observation to float32 rounding.
+reproduce every observation, reward, reward term and final observation, and every flag exactly.
+
+Tolerance: on the machine that recorded the fixture the rollouts agree to float32 rounding (rtol 1e-6), but
+Genesis compiles its CPU kernels for the host's instruction set (LLVM), so another CPU (one with AVX-512, seen
+2026-12-01) rounds the physics differently and the rollouts drift apart by up to 1.3e-4 within 20 steps. The
+floats are compared at ``FLOAT_TOL`` (1e-3 absolute and relative): a fused term with a wrong coefficient, sign or
+index is off by far more than that.
 
 Regenerate (only with the unfused code checked out): ``PYTHONPATH=. python tests/test_step_fusion.py``.
 """
@@ -24,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 import go2bench  # noqa: F401  (registers the envs)
 from go2bench.envs import step_math
 
+FLOAT_TOL = dict(rtol=1e-3, atol=1e-3)  # see the module docstring: other CPUs round the physics differently
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "step_fusion_rollouts.npz"
 STEPS = 40
 
@@ -90,7 +97,7 @@ def test_fused_step_reproduces_the_recorded_rollouts(case):
         if ref.dtype == np.bool_:
             np.testing.assert_array_equal(got[k], ref, err_msg=k)
         else:
-            np.testing.assert_allclose(got[k], ref, rtol=1e-6, atol=1e-9, err_msg=k)
+            np.testing.assert_allclose(got[k], ref, err_msg=k, **FLOAT_TOL)
     # the rollout exercised what it is meant to: falls, time limits and (full case) resets mid-run
     assert want[f"{case}/truncated"].any()
     if case == "full_obs_pushes_falls":
@@ -133,7 +140,11 @@ def test_the_gpu_code_path_reproduces_the_recorded_rollout(monkeypatch):
         env.close()
     assert not check.offenders, f"ops given two CPU scalar constants (refused on a GPU): {sorted(check.offenders)}"
     for k, v in got.items():
-        np.testing.assert_allclose(v, want[f"{case}/{k}"], rtol=1e-6, atol=1e-9, err_msg=k)
+        ref = want[f"{case}/{k}"]
+        if ref.dtype == np.bool_:
+            np.testing.assert_array_equal(v, ref, err_msg=k)
+        else:
+            np.testing.assert_allclose(v, ref, err_msg=k, **FLOAT_TOL)
 
 
 class _TwoCpuScalars(TorchFunctionMode):
