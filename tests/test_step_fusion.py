@@ -11,8 +11,9 @@ reproduce every observation, reward, reward term and final observation, and ever
 Tolerance: on the machine that recorded the fixture the rollouts agree to float32 rounding (rtol 1e-6), but
 Genesis compiles its CPU kernels for the host's instruction set (LLVM), so another CPU (one with AVX-512, seen
 2026-12-01) rounds the physics differently and the rollouts drift apart by up to 1.3e-4 within 20 steps. The
-floats are compared at ``FLOAT_TOL`` (1e-3 absolute and relative): a fused term with a wrong coefficient, sign or
-index is off by far more than that.
+floats are compared at ``FLOAT_TOL`` (1e-3 relative, 1e-4 absolute). Checked by hand on 2026-12-01: the
+tracking sigma scaled by 1.1 in ``step_math`` fails the full case (reward off by 8.4e-4); a wrong sign or index
+is off by far more.
 
 Regenerate (only with the unfused code checked out): ``PYTHONPATH=. python tests/test_step_fusion.py``.
 """
@@ -30,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 import go2bench  # noqa: F401  (registers the envs)
 from go2bench.envs import step_math
 
-FLOAT_TOL = dict(rtol=1e-3, atol=1e-3)  # see the module docstring: other CPUs round the physics differently
+FLOAT_TOL = dict(rtol=1e-3, atol=1e-4)  # the module docstring says why: other CPUs round the physics differently
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "step_fusion_rollouts.npz"
 STEPS = 40
 
