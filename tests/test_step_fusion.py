@@ -68,6 +68,15 @@ def rollout(env, amplitude: float, seed: int = 3) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
+def assert_as_recorded(key: str, got: np.ndarray, ref: np.ndarray) -> None:
+    """Flags exactly; floats within ``FLOAT_TOL`` (the module docstring says why)."""
+    assert got.shape == ref.shape and got.dtype == ref.dtype, key
+    if ref.dtype == np.bool_:
+        np.testing.assert_array_equal(got, ref, err_msg=key)
+    else:
+        np.testing.assert_allclose(got, ref, err_msg=key, **FLOAT_TOL)
+
+
 def record_all() -> dict[str, np.ndarray]:
     arrays = {}
     for case, (kwargs, amp) in CASES.items():
@@ -93,12 +102,7 @@ def test_fused_step_reproduces_the_recorded_rollouts(case):
     keys = sorted(k.split("/", 1)[1] for k in want.files if k.startswith(case + "/"))
     assert keys == sorted(got), "the info keys of a step changed"
     for k in keys:
-        ref = want[f"{case}/{k}"]
-        assert got[k].shape == ref.shape and got[k].dtype == ref.dtype, k
-        if ref.dtype == np.bool_:
-            np.testing.assert_array_equal(got[k], ref, err_msg=k)
-        else:
-            np.testing.assert_allclose(got[k], ref, err_msg=k, **FLOAT_TOL)
+        assert_as_recorded(k, got[k], want[f"{case}/{k}"])
     # the rollout exercised what it is meant to: falls, time limits and (full case) resets mid-run
     assert want[f"{case}/truncated"].any()
     if case == "full_obs_pushes_falls":
@@ -141,11 +145,7 @@ def test_the_gpu_code_path_reproduces_the_recorded_rollout(monkeypatch):
         env.close()
     assert not check.offenders, f"ops given two CPU scalar constants (refused on a GPU): {sorted(check.offenders)}"
     for k, v in got.items():
-        ref = want[f"{case}/{k}"]
-        if ref.dtype == np.bool_:
-            np.testing.assert_array_equal(v, ref, err_msg=k)
-        else:
-            np.testing.assert_allclose(v, ref, err_msg=k, **FLOAT_TOL)
+        assert_as_recorded(k, v, want[f"{case}/{k}"])
 
 
 class _TwoCpuScalars(TorchFunctionMode):
